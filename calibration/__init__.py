@@ -1,0 +1,1 @@
+"""Camera, hand-eye, IMU and thrust calibration; system identification writes randomization specs."""

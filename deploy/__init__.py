@@ -1,0 +1,1 @@
+"""The on-robot runtime. Imports without torch: the robot computer installs `.[deploy]` only."""

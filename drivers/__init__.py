@@ -1,0 +1,1 @@
+"""One module per hardware family behind one `Robot` interface. Imports without torch."""

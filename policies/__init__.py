@@ -1,0 +1,1 @@
+"""Training, evaluation, export and classical baselines."""

@@ -1,0 +1,1 @@
+"""Classical controllers that run in the same batched envs as learned policies."""
