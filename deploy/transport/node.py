@@ -1,0 +1,245 @@
+"""A ROS 2 node on the wire: DDS participant, publishers and subscriptions with ROS 2 names, types and QoS.
+
+Interoperates with rclpy/rclcpp nodes using rmw_cyclonedds_cpp or rmw_fastrtps_cpp on the same domain.
+Not provided: ROS 2 graph information (``ros2 node list`` will not show this node, ``ros2 topic list``
+does show its topics), services, parameters, and the Iron+ type hash in USER_DATA (ROS 2 nodes still match
+and may log a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from cyclonedds.core import DDSException, InstanceState, Listener, ReadCondition, SampleState, ViewState, WaitSet
+from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
+from cyclonedds.util import duration
+
+from deploy.msgs import message_info
+from deploy.transport.config import resolve_domain_id
+from deploy.transport.errors import TransportError
+from deploy.transport.names import resolve_topic_name, ros_to_dds_topic, validate_namespace
+from deploy.transport.qos import QosProfile, resolve_qos
+
+log = logging.getLogger(__name__)
+M = TypeVar("M")
+_NODE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Publisher(Generic[M]):
+    """Writes messages of one type on one topic. Create with :meth:`Ros2Node.publisher`."""
+
+    def __init__(self, writer: DataWriter, topic: str, msg_type: type[M], qos: QosProfile) -> None:
+        self._writer = writer
+        self.topic, self.msg_type, self.qos = topic, msg_type, qos
+
+    def publish(self, msg: M) -> None:
+        """Send one message (non-blocking for best effort; reliable blocks at most qos.max_blocking_s)."""
+        if type(msg) is not self.msg_type:
+            raise TypeError(
+                f"publisher on {self.topic} sends {self.msg_type.__name__}, got {type(msg).__name__}; "
+                f"build a deploy.msgs.{self.msg_type.__name__}"
+            )
+        self._writer.write(msg)
+
+    @property
+    def matched_count(self) -> int:
+        """Number of matched subscriptions (QoS-compatible readers of this topic and type)."""
+        return len(self._writer.get_matched_subscriptions())
+
+    def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
+        """Block until ``count`` subscriptions match or ``timeout_s`` seconds pass; True if matched."""
+        return _poll(lambda: self.matched_count >= count, timeout_s)
+
+
+class Subscription(Generic[M]):
+    """Receives messages of one type on one topic. Create with :meth:`Ros2Node.subscription`.
+
+    Without a callback, samples queue in the reader (``qos.depth`` of them) until :meth:`take`.
+    With a callback, it runs on a Cyclone DDS thread for each sample; keep it short and thread-safe.
+    :meth:`latest` works in both modes.
+    """
+
+    def __init__(
+        self,
+        participant: DomainParticipant,
+        topic_entity: Topic,
+        topic: str,
+        msg_type: type[M],
+        qos: QosProfile,
+        callback: Callable[[M], Any] | None,
+    ) -> None:
+        self.topic, self.msg_type, self.qos = topic, msg_type, qos
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._latest: M | None = None
+        self._received = 0
+        self._waited = 0
+        listener = Listener(on_data_available=self._on_data) if callback is not None else None
+        self._reader = DataReader(participant, topic_entity, qos=qos.to_cyclone(), listener=listener)
+        self._condition = ReadCondition(self._reader, SampleState.Any | ViewState.Any | InstanceState.Any)
+        self._waitset = WaitSet(participant)
+        self._waitset.attach(self._condition)
+
+    def _on_data(self, reader: DataReader) -> None:
+        for sample in self._valid(reader.take(N=max(self.qos.depth, 16))):
+            self._remember(sample)
+            try:
+                self._callback(sample)  # type: ignore[misc]
+            except Exception:
+                log.exception("callback of subscription on %s raised", self.topic)
+
+    def _valid(self, samples: list[Any]) -> list[M]:
+        # Instance state changes (a writer going away) arrive as InvalidSample objects without data.
+        return [s for s in samples if isinstance(s, self.msg_type)]
+
+    def _remember(self, sample: M) -> None:
+        with self._lock:
+            self._latest = sample
+            self._received += 1
+
+    def take(self, max_samples: int = 64) -> list[M]:
+        """All queued samples (at most ``max_samples``), oldest first; never blocks; [] if none."""
+        samples = self._valid(self._reader.take(N=max_samples))
+        for sample in samples:
+            self._remember(sample)
+        return samples
+
+    def latest(self) -> M | None:
+        """The most recent sample received so far (taking queued ones first), or None if none yet."""
+        if self._callback is None:
+            self.take()
+        with self._lock:
+            return self._latest
+
+    @property
+    def received_count(self) -> int:
+        """Samples taken through this subscription so far."""
+        with self._lock:
+            return self._received
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until a sample is available or ``timeout_s`` seconds pass; True if one is available.
+
+        With a callback: True if the callback ran since the previous ``wait`` returned True."""
+        if self._callback is not None:
+            if _poll(lambda: self.received_count > self._waited, timeout_s):
+                self._waited = self.received_count
+                return True
+            return False
+        return self._waitset.wait(duration(seconds=max(timeout_s, 0.0))) > 0
+
+    @property
+    def matched_count(self) -> int:
+        """Number of matched publishers (QoS-compatible writers of this topic and type)."""
+        return len(self._reader.get_matched_publications())
+
+    def wait_for_publishers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
+        """Block until ``count`` publishers match or ``timeout_s`` seconds pass; True if matched."""
+        return _poll(lambda: self.matched_count >= count, timeout_s)
+
+
+class Ros2Node:
+    """A DDS participant that speaks ROS 2: ``/foo`` is DDS topic ``rt/foo``, types are ROS 2 types.
+
+    name: node name (``[A-Za-z_][A-Za-z0-9_]*``), used in logs; namespace: prefix for relative topic names;
+    domain_id: DDS domain, None -> ``ROS_DOMAIN_ID`` (default 0); config: Cyclone DDS XML (string or
+    ``file://`` URL) for this domain, None -> ``CYCLONEDDS_URI`` or Cyclone's defaults.
+    """
+
+    def __init__(
+        self, name: str, *, namespace: str = "", domain_id: int | None = None, config: str | None = None
+    ) -> None:
+        if not isinstance(name, str) or not _NODE_NAME.match(name):
+            raise TransportError(f"invalid node name {name!r}: expected letters, digits and '_', e.g. 'deploy'")
+        self.name = name
+        self.namespace = validate_namespace(namespace)
+        self.domain_id = resolve_domain_id(domain_id)
+        try:
+            self._domain = Domain(self.domain_id, config) if config is not None else None
+            self._participant = DomainParticipant(self.domain_id)
+        except DDSException as err:
+            raise TransportError(
+                f"could not create a DDS participant on domain {self.domain_id}: {err}. Check the Cyclone DDS "
+                "XML (config argument or CYCLONEDDS_URI) and that the network interface it names exists."
+            ) from err
+        self._topics: dict[str, tuple[Topic, type]] = {}
+        self._endpoints: list[Publisher[Any] | Subscription[Any]] = []
+        self._closed = False
+        log.debug("node %s on domain %d", name, self.domain_id)
+
+    def _topic(self, topic: str, msg_type: type) -> tuple[str, Topic]:
+        if self._closed:
+            raise TransportError(f"node {self.name!r} is closed; create a new Ros2Node")
+        message_info(msg_type)  # raises a clear error for unregistered classes
+        full = resolve_topic_name(topic, self.namespace)
+        if full in self._topics:
+            entity, existing = self._topics[full]
+            if existing is not msg_type:
+                raise TransportError(
+                    f"topic {full} is already used with {existing.__name__} on this node; "
+                    f"got {msg_type.__name__}. One topic carries one message type."
+                )
+            return full, entity
+        entity = Topic(self._participant, ros_to_dds_topic(full), msg_type)
+        self._topics[full] = (entity, msg_type)
+        return full, entity
+
+    def publisher(self, topic: str, msg_type: type[M], qos: str | QosProfile = "default") -> Publisher[M]:
+        """A publisher of ``msg_type`` (a deploy.msgs class) on ROS 2 topic ``topic``."""
+        full, entity = self._topic(topic, msg_type)
+        profile = resolve_qos(qos)
+        pub: Publisher[M] = Publisher(
+            DataWriter(self._participant, entity, qos=profile.to_cyclone()), full, msg_type, profile
+        )
+        self._endpoints.append(pub)
+        return pub
+
+    def subscription(
+        self,
+        topic: str,
+        msg_type: type[M],
+        qos: str | QosProfile = "default",
+        callback: Callable[[M], Any] | None = None,
+    ) -> Subscription[M]:
+        """A subscription to ``msg_type`` on ROS 2 topic ``topic``; see :class:`Subscription`."""
+        full, entity = self._topic(topic, msg_type)
+        sub: Subscription[M] = Subscription(self._participant, entity, full, msg_type, resolve_qos(qos), callback)
+        self._endpoints.append(sub)
+        return sub
+
+    def close(self) -> None:
+        """Delete the participant and everything it owns; the node cannot be used afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        self._endpoints.clear()
+        self._topics.clear()
+        # Deleting the participant deletes its topics, readers, writers and wait sets in Cyclone DDS.
+        self._participant.__del__()
+        if self._domain is not None:
+            self._domain.__del__()
+            self._domain = None
+
+    def __enter__(self) -> Ros2Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _poll(predicate: Callable[[], bool], timeout_s: float, period_s: float = 0.002) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(period_s)

@@ -1,0 +1,102 @@
+"""Real DDS on loopback: a publisher in another process, matching rules, wire names."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.msgs import Bool, Imu, String
+from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def domain_id() -> int:
+    """A random domain per test so concurrent test runs on this machine do not talk to each other."""
+    return random.randint(1, 230)
+
+
+@pytest.fixture
+def node(domain_id: int):
+    with Ros2Node("test_node", domain_id=domain_id, config=LOOPBACK_CONFIG) as n:
+        yield n
+
+
+def test_messages_from_another_process(node: Ros2Node, domain_id: int) -> None:
+    count = 20
+    sub = node.subscription("/test/imu", Imu, "default")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), CYCLONEDDS_URI=LOOPBACK_CONFIG)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.deploy.transport._publisher", str(count)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    got: list[Imu] = []
+    deadline = time.monotonic() + 15.0
+    while len(got) < count and time.monotonic() < deadline:
+        if sub.wait(0.2):
+            got.extend(sub.take())
+    _, err = proc.communicate(timeout=15.0)
+    assert proc.returncode == 0, err
+    assert [m.header.stamp.sec for m in got] == list(range(count))
+    for i, m in enumerate(got):
+        assert m.header.stamp.nanosec == 7
+        assert m.header.frame_id == f"imu{i}"
+        assert (m.angular_velocity.x, m.angular_velocity.y, m.angular_velocity.z) == (i, -i, 0.5 * i)
+        assert m.orientation_covariance == [float(i)] * 9
+    assert sub.latest() == got[-1]
+
+
+def test_best_effort_writer_does_not_match_reliable_reader(node: Ros2Node) -> None:
+    reliable_reader = node.subscription("/qos/a", Bool, "default")
+    best_effort_writer = node.publisher("/qos/a", Bool, "sensor_data")
+    best_effort_reader = node.subscription("/qos/b", Bool, "sensor_data")
+    reliable_writer = node.publisher("/qos/b", Bool, "default")
+    assert reliable_writer.wait_for_subscribers(1, timeout_s=3.0)
+    assert best_effort_reader.matched_count == 1
+    time.sleep(0.2)
+    assert best_effort_writer.matched_count == 0
+    assert reliable_reader.matched_count == 0
+    best_effort_writer.publish(Bool(True))
+    assert not reliable_reader.wait(0.2)
+
+
+def test_dds_topic_and_type_names_on_the_wire(node: Ros2Node) -> None:
+    pub = node.publisher("status", String)
+    assert pub.topic == "/status"
+    writer_topic = pub._writer.topic
+    assert writer_topic.name == "rt/status"
+    assert writer_topic.typename == "std_msgs::msg::dds_::String_"
+
+
+def test_callback_subscription_and_latest(node: Ros2Node) -> None:
+    seen: list[String] = []
+    sub = node.subscription("/cb", String, "default", callback=seen.append)
+    pub = node.publisher("/cb", String, "default")
+    assert pub.wait_for_subscribers(1, 3.0)
+    pub.publish(String("hello"))
+    assert sub.wait(3.0)
+    assert seen == [String("hello")] and sub.latest() == String("hello")
+
+
+def test_errors(node: Ros2Node) -> None:
+    node.publisher("/typed", Bool)
+    with pytest.raises(TransportError, match="already used with Bool"):
+        node.subscription("/typed", String)
+    pub = node.publisher("/typed2", Bool)
+    with pytest.raises(TypeError, match="sends Bool, got String"):
+        pub.publish(String("x"))  # type: ignore[arg-type]
+    with pytest.raises(TransportError, match="invalid node name"):
+        Ros2Node("bad name")
+    node.close()
+    with pytest.raises(TransportError, match="closed"):
+        node.publisher("/x", Bool)
