@@ -1,0 +1,133 @@
+"""Per robot class: the stop, arming and fallback commands.
+
+    quadrotor  STOP: 0 RPM (motors off).  ARMING: all motors at min_rpm (idle spin).
+               FALLBACK: PD/PID hover where the fault happened for hover_s, descend at descent_rate_m_s,
+               motors off at the floor (-> DISARMED). Without a valid fresh state: equal thrust below the
+               weight (sink) for at most blind_timeout_s, then motors off (-> ESTOP).
+    legged     STOP: zero torque (kp = kd = 0).  ARMING: hold the measured pose with the profile's gains.
+               FALLBACK: damping (kp = 0, kd = damping_kd_nm_s_per_rad; Unitree damping mode kp 0, kd 8).
+    arm        STOP: zero torque.  ARMING and FALLBACK: hold the position measured when the state was entered.
+
+Position targets of joint robots always stay inside the joint limits, also when their gains are zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deploy.safety.checks import vector
+from deploy.safety.inputs import StateSample
+from deploy.safety.limits import RobotClass, SafetyProfile
+from deploy.safety.quadrotor_control import HoverDescendController
+
+
+@dataclass(frozen=True)
+class ClassCommand:
+    """values: (A,) command units. done: the fallback finished (motors off -> DISARMED).
+    escalate: the fallback cannot go on (-> ESTOP). kp/kd: (A,) joint gains, None for a quadrotor."""
+
+    values: np.ndarray
+    kp: np.ndarray | None = None
+    kd: np.ndarray | None = None
+    done: bool = False
+    escalate: bool = False
+    reason: str = ""
+
+
+def _finite(value: object, size: int) -> np.ndarray | None:
+    arr = vector(value, size)
+    return arr if arr is not None and np.all(np.isfinite(arr)) else None
+
+
+class QuadrotorBehaviour:
+    def __init__(self, profile: SafetyProfile) -> None:
+        self.profile = profile
+        self.limits = profile.quadrotor
+        self.controller = HoverDescendController(self.limits)
+        self.last_valid_s = 0.0
+
+    def stop_command(self, state: StateSample | None, last_values: np.ndarray) -> ClassCommand:
+        return ClassCommand(np.zeros(4))
+
+    def start_arming(self, state: StateSample | None, last_values: np.ndarray) -> None:
+        pass
+
+    def arming_command(self, state: StateSample | None, last_values: np.ndarray) -> ClassCommand:
+        return ClassCommand(np.full(4, self.limits.body.min_rpm))
+
+    def _measured(self, state: StateSample | None, fresh: bool) -> tuple[np.ndarray, ...] | None:
+        if state is None or not fresh:
+            return None
+        parts = (
+            _finite(state.position_m, 3),
+            _finite(state.velocity_m_s, 3),
+            _finite(state.quat_wxyz, 4),
+            _finite(state.body_rates_rad_s, 3),
+        )
+        if any(p is None for p in parts) or not float(parts[2] @ parts[2]) > 1e-12:
+            return None
+        return parts
+
+    def start_fallback(self, now: float, state: StateSample | None, fresh: bool, last_values: np.ndarray) -> None:
+        measured = self._measured(state, fresh)
+        self.controller.start(now, None if measured is None else measured[0])
+        self.last_valid_s = now
+
+    def fallback_command(
+        self, now: float, state: StateSample | None, fresh: bool, last_values: np.ndarray
+    ) -> ClassCommand:
+        measured = self._measured(state, fresh)
+        if measured is None:
+            blind_s = now - self.last_valid_s
+            if blind_s > self.limits.fallback.blind_timeout_s:
+                return ClassCommand(np.zeros(4), escalate=True, reason=f"no valid state for {blind_s:.2f} s")
+            return ClassCommand(self.controller.blind_rpm(), reason="no valid state: sinking at equal thrust")
+        self.last_valid_s = now
+        if self.controller.landed(measured[0]):
+            return ClassCommand(np.zeros(4), done=True, reason=f"landed at z = {measured[0][2]:.3f} m, motors off")
+        if self.controller.phase is not None and now > self.controller.touchdown_deadline_s():
+            return ClassCommand(np.zeros(4), done=True, reason="landing timeout, motors off")
+        return ClassCommand(self.controller.command(now, *measured))
+
+
+class JointBehaviour:
+    """Arm (hold) and legged (damping) robots: position targets with PD gains per joint."""
+
+    def __init__(self, profile: SafetyProfile) -> None:
+        self.profile = profile
+        joints = profile.joints
+        self.low, self.high = profile.command_low(), profile.command_high()
+        self.kp = np.asarray(joints.kp_nm_per_rad, dtype=float)
+        self.kd = np.asarray(joints.kd_nm_s_per_rad, dtype=float)
+        self.zero = np.zeros(len(joints.names))
+        self.hold = (self.low + self.high) / 2.0
+
+    def _measured_or(self, state: StateSample | None, fallback_values: np.ndarray) -> np.ndarray:
+        q = _finite(None if state is None else state.joint_pos_rad, len(self.low))
+        return np.clip(fallback_values if q is None else q, self.low, self.high)
+
+    def stop_command(self, state: StateSample | None, last_values: np.ndarray) -> ClassCommand:
+        return ClassCommand(self._measured_or(state, last_values), self.zero, self.zero)
+
+    def start_arming(self, state: StateSample | None, last_values: np.ndarray) -> None:
+        self.hold = self._measured_or(state, last_values)
+
+    def arming_command(self, state: StateSample | None, last_values: np.ndarray) -> ClassCommand:
+        return ClassCommand(self.hold.copy(), self.kp, self.kd)
+
+    def start_fallback(self, now: float, state: StateSample | None, fresh: bool, last_values: np.ndarray) -> None:
+        self.hold = self._measured_or(state if fresh else None, last_values)
+
+    def fallback_command(
+        self, now: float, state: StateSample | None, fresh: bool, last_values: np.ndarray
+    ) -> ClassCommand:
+        if self.profile.robot_class is RobotClass.LEGGED:
+            kd = np.full_like(self.kd, self.profile.legged.damping_kd_nm_s_per_rad)
+            return ClassCommand(np.clip(last_values, self.low, self.high), self.zero, kd, reason="damping")
+        return ClassCommand(self.hold.copy(), self.kp, self.kd, reason="hold position")
+
+
+def behaviour_for(profile: SafetyProfile) -> QuadrotorBehaviour | JointBehaviour:
+    return QuadrotorBehaviour(profile) if profile.robot_class is RobotClass.QUADROTOR else JointBehaviour(profile)
