@@ -11,12 +11,15 @@ import sys
 import time
 
 from deploy.msgs import Imu, Time, Vector3
-from deploy.transport import Ros2Node
+from deploy.transport import QosProfile, Ros2Node
+
+#: Deep enough that the subscriber keeps every message even when it takes them late.
+QOS = QosProfile(depth=100, reliability="reliable")
 
 
 def main(count: int) -> int:
     with Ros2Node("test_publisher") as node:
-        pub = node.publisher("/test/imu", Imu, "default")
+        pub = node.publisher("/test/imu", Imu, QOS)
         if not pub.wait_for_subscribers(1, timeout_s=10.0):
             print("no subscriber", file=sys.stderr)
             return 2

@@ -13,6 +13,7 @@ import pytest
 
 from deploy.msgs import Bool, Imu, String
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportError
+from tests.deploy.transport._publisher import QOS
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,7 +32,7 @@ def node(domain_id: int):
 
 def test_messages_from_another_process(node: Ros2Node, domain_id: int) -> None:
     count = 20
-    sub = node.subscription("/test/imu", Imu, "default")
+    sub = node.subscription("/test/imu", Imu, QOS)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.deploy.transport._publisher", str(count)],

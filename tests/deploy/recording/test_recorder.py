@@ -1,0 +1,175 @@
+"""The flight recorder: three independent readers agree with what was written; the golden log still reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+from rosbags.highlevel import AnyReader
+
+from deploy.msgs import (
+    Float32MultiArray,
+    JointState,
+    LoopTiming,
+    MotorCommand,
+    MultiArrayDimension,
+    MultiArrayLayout,
+    SafetyTransition,
+    String,
+    make_header,
+    message_info,
+)
+from deploy.recording import FlightRecorder, RecorderError, read_log
+from deploy.transport import TransportConfig
+from tests.deploy.recording.golden import GOLDEN_PATH, golden_messages, write_messages
+from tests.deploy.transport.rosbags_bridge import from_rosbags
+
+TOPICS = TransportConfig().resolved()
+_KIND_TOPIC = {"observation": "observation", "action": "action", "timing": "timing"}
+
+
+def expected(kind: str, payload: Any, stamp: int) -> tuple[str, Any]:
+    """(topic, message as it reads back) for one item of golden_messages()."""
+    if kind in ("observation", "action"):
+        layout = MultiArrayLayout([MultiArrayDimension(kind, len(payload), len(payload))], 0)
+        msg: Any = Float32MultiArray(layout, list(payload))
+        topic = TOPICS[kind].name
+    elif kind == "timing":
+        msg, topic = LoopTiming(make_header(stamp), *payload), TOPICS["timing"].name
+    elif kind == "safety_transition":
+        msg, topic = SafetyTransition(make_header(stamp), *payload), TOPICS["safety_transition"].name
+    elif kind == "command":
+        key = "motor_command" if isinstance(payload, MotorCommand) else "joint_command"
+        msg, topic = payload, TOPICS[key].name
+    else:
+        key = {t.msg_type: k for k, t in TOPICS.items() if k in ("pose", "twist", "imu", "joint_states", "battery")}
+        msg, topic = payload, TOPICS[key[type(payload)]].name
+    return topic, type(msg).deserialize(msg.serialize())  # float32 fields read back rounded
+
+
+EXPECTED = [(*expected(k, p, t), t) for k, p, t in golden_messages()]
+
+
+def check_all_readers(path: Path) -> None:
+    # 1. our reader
+    contents = read_log(path)
+    assert contents.complete and contents.truncated_at is None
+    assert [(m.topic, m.msg, m.log_time_ns) for m in contents.messages] == EXPECTED
+    assert contents.metadata["sim2real"]["robot"] == "golden"
+    # 2. rosbags (types from the schemas in the file)
+    with AnyReader([path]) as reader:
+        got = [
+            (c.topic, from_rosbags(reader.deserialize(raw, c.msgtype), c.msgtype), t) for c, t, raw in reader.messages()
+        ]
+        qos = {c.topic: c.ext.offered_qos_profiles[0] for c in reader.connections}
+    assert sorted(got, key=_order) == sorted(EXPECTED, key=_order)
+    assert qos[TOPICS["imu"].name].depth == 5 and qos[TOPICS["imu"].name].reliability.name == "BEST_EFFORT"
+    assert qos[TOPICS["motor_command"].name].reliability.name == "RELIABLE"
+    # 3. mcap-ros2-support
+    got = [(c.topic, from_rosbags(msg, s.name), m.log_time) for s, c, m, msg in decoded_mcap(path)]
+    assert sorted(got, key=_order) == sorted(EXPECTED, key=_order)
+
+
+def decoded_mcap(path: Path) -> list[tuple[Any, Any, Any, Any]]:
+    """(schema, channel, message, decoded) through mcap's seeking reader and mcap-ros2-support's decoder."""
+    with open(path, "rb") as f:
+        return list(make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages())
+
+
+def _order(item: tuple[str, Any, int]) -> tuple[int, str, bytes]:
+    return item[2], item[0], item[1].serialize()
+
+
+def test_golden_file_reads_with_three_readers() -> None:
+    assert GOLDEN_PATH.stat().st_size < 50_000
+    check_all_readers(GOLDEN_PATH)
+
+
+def test_fresh_log_reads_with_three_readers(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    with FlightRecorder(path, min_free_bytes=0, metadata={"sim2real": {"robot": "golden"}}) as rec:
+        write_messages(rec, golden_messages())
+    check_all_readers(path)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4", "none"])
+def test_compressions_and_schema_text(tmp_path: Path, compression: str) -> None:
+    path = tmp_path / f"{compression}.mcap"
+    with FlightRecorder(path, min_free_bytes=0, compression=compression) as rec:
+        rec.write_command(JointState(make_header(5), ["j1"], [0.5], [], []), 5)
+        rec.write("/custom/text", String("free text"), 6)
+    contents = read_log(path)
+    assert [m.msg for m in contents.messages] == [
+        JointState(make_header(5), ["j1"], [0.5], [], []),
+        String("free text"),
+    ]
+    assert contents.messages[0].topic == "/sim2real/command/joints"
+    schemas = {s.name: s.data.decode() for s, _, _, _ in decoded_mcap(path)}
+    assert schemas["sensor_msgs/msg/JointState"] == message_info(JointState).full_definition
+
+
+def test_preflight_refuses_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    path.write_bytes(b"old run")
+    with pytest.raises(RecorderError, match="already exists"):
+        FlightRecorder(path, min_free_bytes=0)
+    assert path.read_bytes() == b"old run"
+
+
+def test_preflight_refuses_unwritable_directory(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(RecorderError, match="cannot create the log directory"):
+        FlightRecorder(not_a_dir / "logs" / "run.mcap", min_free_bytes=0)
+
+
+def test_preflight_refuses_full_disk(tmp_path: Path) -> None:
+    with pytest.raises(RecorderError, match=r"MB free .* needs at least"):
+        FlightRecorder(tmp_path / "run.mcap", min_free_bytes=10**18)
+    assert not (tmp_path / "run.mcap").exists()
+
+
+def test_write_error_at_open_is_reported(tmp_path: Path) -> None:
+    """/dev/full fails every write with ENOSPC: the recorder must fail at open, before arming."""
+    link = tmp_path / "full.mcap"
+    link.symlink_to("/dev/full")
+    with pytest.raises(RecorderError, match="No space left on device"):
+        FlightRecorder(link, min_free_bytes=0, overwrite=True)
+
+
+def test_preflight_refuses_bad_names(tmp_path: Path) -> None:
+    with pytest.raises(RecorderError, match=r"must end in '\.mcap'"):
+        FlightRecorder(tmp_path / "run.bag", min_free_bytes=0)
+    (tmp_path / "dir.mcap").mkdir()
+    with pytest.raises(RecorderError, match="is a directory"):
+        FlightRecorder(tmp_path / "dir.mcap", min_free_bytes=0)
+
+
+def test_failure_during_run_surfaces_in_write(tmp_path: Path) -> None:
+    rec = FlightRecorder(tmp_path / "run.mcap", min_free_bytes=0, flush_interval_s=0.01)
+    os.close(rec._file.fileno())  # the disk goes away under the recorder
+    rec.write_observation([1.0], 1)
+    with pytest.raises(RecorderError, match="failed"):
+        rec.flush()
+    assert not rec.healthy
+    with pytest.raises(RecorderError, match="failed"):
+        rec.write_observation([2.0], 2)
+    with pytest.raises(RecorderError):
+        rec.close()
+
+
+def test_type_errors(tmp_path: Path) -> None:
+    with FlightRecorder(tmp_path / "run.mcap", min_free_bytes=0) as rec:
+        with pytest.raises(TypeError, match="not a command message"):
+            rec.write_command(String("x"), 0)
+        with pytest.raises(TypeError, match="not a robot state message"):
+            rec.write_state(String("x"), 0)
+        rec.write("/t", String("x"), 0)
+        with pytest.raises(RecorderError, match="One topic, one type"):
+            rec.write("/t", MotorCommand(), 0)
+    with pytest.raises(RecorderError, match="closed"):
+        rec.write("/t", String("x"), 0)
