@@ -51,6 +51,19 @@ def vector(value: object, size: int | None = None) -> np.ndarray | None:
     return arr
 
 
+def unit_quaternion(value: object) -> np.ndarray | None:
+    """``value`` as a unit (w, x, y, z) quaternion, or None if missing, non-finite or of zero norm.
+    Scaled by its largest element first, so huge finite entries do not overflow."""
+    q = vector(value, 4)
+    if q is None or not np.all(np.isfinite(q)):
+        return None
+    peak = float(np.max(np.abs(q)))
+    if not peak > 0.0:
+        return None
+    q = q / peak
+    return q / math.sqrt(float(q @ q))
+
+
 def describe_shape(value: object) -> str:
     return "None" if value is None else str(np.shape(value)) if np.ndim(value) else repr(value)
 

@@ -11,19 +11,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deploy.safety.checks import Severity, Verdict, ok, vector
+from deploy.safety.checks import Severity, Verdict, ok, unit_quaternion, vector
 from deploy.safety.inputs import SafetyInputs, StateSample
 
 
 def tilt_rad(quat_wxyz: object) -> float | None:
     """Angle between body z and world z, radians in [0, pi]; None for a missing or zero-norm quaternion."""
-    q = vector(quat_wxyz, 4)
-    if q is None or not np.all(np.isfinite(q)):
+    q = unit_quaternion(quat_wxyz)
+    if q is None:
         return None
-    norm2 = float(q @ q)
-    if not norm2 > 1e-12:
-        return None
-    _w, x, y, _z = q / math.sqrt(norm2)
+    _w, x, y, _z = q
     cos_tilt = 1.0 - 2.0 * (x * x + y * y)  # R[2, 2] of the body-to-world rotation
     return math.acos(min(1.0, max(-1.0, cos_tilt)))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.safety.checks import vector
+from deploy.safety.checks import unit_quaternion, vector
 from deploy.safety.inputs import StateSample
 from deploy.safety.limits import RobotClass, SafetyProfile
 from deploy.safety.quadrotor_control import HoverDescendController
@@ -36,9 +36,13 @@ class ClassCommand:
     reason: str = ""
 
 
+#: a measured value beyond this magnitude is treated as garbage (no robot here is 1000 km away or spins that fast)
+PLAUSIBLE_MAGNITUDE = 1e6
+
+
 def _finite(value: object, size: int) -> np.ndarray | None:
     arr = vector(value, size)
-    return arr if arr is not None and np.all(np.isfinite(arr)) else None
+    return arr if arr is not None and np.all(np.abs(arr) < PLAUSIBLE_MAGNITUDE) else None
 
 
 class QuadrotorBehaviour:
@@ -63,10 +67,10 @@ class QuadrotorBehaviour:
         parts = (
             _finite(state.position_m, 3),
             _finite(state.velocity_m_s, 3),
-            _finite(state.quat_wxyz, 4),
+            unit_quaternion(state.quat_wxyz),
             _finite(state.body_rates_rad_s, 3),
         )
-        if any(p is None for p in parts) or not float(parts[2] @ parts[2]) > 1e-12:
+        if any(p is None for p in parts):
             return None
         return parts
 

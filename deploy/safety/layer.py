@@ -220,9 +220,10 @@ class SafetyLayer:
 
     def _log_issues(self) -> None:
         issues = frozenset(v.check for v in self.last_verdicts if v.severity > Severity.OK)
+        level = logging.INFO if self.state in (SafetyState.DISARMED, SafetyState.ESTOP) else logging.WARNING
         for v in self.last_verdicts:
             if v.check in issues - self._issues:
-                logger.warning("safety check %s: %s (%s)", v.check, v.reason, v.severity.name)
+                logger.log(level, "safety check %s: %s (%s)", v.check, v.reason, v.severity.name)
         self._issues = issues
 
     def _step(self, verdict: Verdict, t: float) -> None:
@@ -233,7 +234,10 @@ class SafetyLayer:
         elif state is SafetyState.ARMING:
             if sev is Severity.FALLBACK:
                 self.machine.go(SafetyState.DISARMED, t, f"arming aborted: {verdict.reason}", verdict.check)
-            elif t - self.machine.entered_s >= self.profile.common.arming_duration_s:
+            elif (
+                t - self.machine.entered_s >= self.profile.common.arming_duration_s
+                and self.last_command.mode is CommandMode.ARMING  # the idle/hold command went out first
+            ):
                 self.machine.go(SafetyState.ACTIVE, t, "arming window clean", "arming")
         elif state is SafetyState.ACTIVE and sev is Severity.FALLBACK:
             self.machine.go(SafetyState.FALLBACK, t, verdict.reason, verdict.check)
