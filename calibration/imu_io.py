@@ -104,19 +104,22 @@ def _pick_topic(available: dict[str, str], topic: str | None, source: Path) -> s
 
 def _read_mcap(path: Path, topic: str | None) -> ImuLog:
     from mcap.reader import make_reader
-    from mcap_ros2.reader import read_ros2_messages
+    from mcap_ros2.decoder import DecoderFactory
 
     with path.open("rb") as f:
-        summary = make_reader(f).get_summary()
-    if summary is None:
-        raise CalibrationFileError(f"{path}: MCAP file has no summary; re-record or re-index it (mcap recover)")
-    schemas = summary.schemas
-    available = {ch.topic: schemas[ch.schema_id].name for ch in summary.channels.values() if ch.schema_id in schemas}
-    topic = _pick_topic(available, topic, path)
-    rows = [
-        (_stamp(m.ros_msg, m.log_time_ns), *_vec(m.ros_msg.angular_velocity), *_vec(m.ros_msg.linear_acceleration))
-        for m in read_ros2_messages(str(path), topics=[topic])
-    ]
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        summary = reader.get_summary()
+        if summary is None:
+            raise CalibrationFileError(f"{path}: MCAP file has no summary; re-record or re-index it (mcap recover)")
+        schemas = summary.schemas
+        available = {
+            ch.topic: schemas[ch.schema_id].name for ch in summary.channels.values() if ch.schema_id in schemas
+        }
+        topic = _pick_topic(available, topic, path)
+        rows = [
+            (_stamp(msg, m.log_time), *_vec(msg.angular_velocity), *_vec(msg.linear_acceleration))
+            for _, _, m, msg in reader.iter_decoded_messages(topics=[topic])
+        ]
     return _from_rows(rows, topic, path)
 
 

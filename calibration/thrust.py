@@ -96,7 +96,7 @@ def steady_state_points(data: StandData, settle_fraction: float = 0.6) -> tuple[
     return StandData(**{c: np.asarray(v) for c, v in pts.items()}), segs
 
 
-def fit_steps(data: StandData, segs: list[slice], steady: StandData, min_step_fraction: float = 0.1) -> list[StepFit]:
+def fit_steps(data: StandData, segs: list[slice], steady: StandData, min_step_fraction: float = 0.04) -> list[StepFit]:
     """First-order time constant of every command step larger than ``min_step_fraction`` of the rpm range."""
     fits = []
     span = float(np.ptp(steady.rpm)) if len(steady.rpm) else 0.0
