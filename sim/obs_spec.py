@@ -93,6 +93,15 @@ class ObsSpec:
         """Per-column noise std in physical units (before scaling), length ``dim``."""
         return [t.noise_std for t in self.terms for _ in range(t.size)]
 
+    def _check_names(self, values: Mapping[str, Any]) -> None:
+        missing = [n for n in self.names if n not in values]
+        extra = [n for n in values if n not in self._offsets]
+        if missing or extra:
+            raise ObsSpecError(
+                f"observation values do not match the spec: missing {missing}, unexpected {extra}; "
+                f"the spec declares {list(self.names)}"
+            )
+
     def assemble(self, values: Mapping[str, Any], concat: Any = None) -> Any:
         """Concatenate term values in declared order and apply the scales.
 
@@ -101,13 +110,7 @@ class ObsSpec:
         concat: the concatenation function (``numpy.concatenate`` or ``torch.cat``); inferred when None.
         Returns (..., dim).
         """
-        missing = [n for n in self.names if n not in values]
-        extra = [n for n in values if n not in self._offsets]
-        if missing or extra:
-            raise ObsSpecError(
-                f"observation values do not match the spec: missing {missing}, unexpected {extra}; "
-                f"the spec declares {list(self.names)}"
-            )
+        self._check_names(values)
         blocks = []
         for t in self.terms:
             v = values[t.name]
@@ -119,6 +122,22 @@ class ObsSpec:
         if concat is None:
             concat = _infer_concat(blocks[0])
         return concat(blocks, -1)
+
+    def columns(self, values: Mapping[str, Any]) -> list[Any]:
+        """The scaled columns of the observation vector, in order, from component-major values.
+
+        values: name -> sequence of ``size`` arrays (e.g. a (size, N) tensor, or a tuple of (N,) tensors).
+        ``stack(columns, -1)`` equals :meth:`assemble` of the transposed values; batched simulators use this
+        form because it compiles into one vectorised pass.
+        """
+        self._check_names(values)
+        cols = []
+        for t in self.terms:
+            v = values[t.name]
+            if len(v) != t.size:
+                raise ObsSpecError(f"observation term {t.name!r}: expected {t.size} components, got {len(v)}")
+            cols.extend(c * t.scale if t.scale != 1.0 else c for c in v)
+        return cols
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "terms": [asdict(t) for t in self.terms]}
@@ -178,4 +197,3 @@ def _infer_concat(example: Any) -> Any:
     import numpy as np
 
     return lambda blocks, dim: np.concatenate(blocks, axis=dim)
-

@@ -75,7 +75,9 @@ class ParamDistribution:
             raise RandomizationSpecError(f"{where} needs integer bounds, got low={self.low}, high={self.high}")
         if self.distribution == "normal":
             if self.mean is None or self.std is None or not self.std >= 0 or not math.isfinite(self.mean):
-                raise RandomizationSpecError(f"{where} needs finite 'mean' and 'std' >= 0, got mean={self.mean}, std={self.std}")
+                raise RandomizationSpecError(
+                    f"{where} needs finite 'mean' and 'std' >= 0, got mean={self.mean}, std={self.std}"
+                )
         if self.distribution == "constant" and (self.mean is None or not math.isfinite(self.mean)):
             raise RandomizationSpecError(f"{where} needs a finite 'mean'")
         if self.when == "interval" and not (self.interval_s and self.interval_s > 0):
@@ -92,7 +94,9 @@ class ParamDistribution:
         return lo, hi
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, "") and not (k == "per_component" and v is False)}
+        return {
+            k: v for k, v in asdict(self).items() if v not in (None, "") and not (k == "per_component" and v is False)
+        }
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,9 @@ class RandomizationSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "randomization spec") -> RandomizationSpec:
         if not isinstance(data, Mapping) or not isinstance(data.get("terms", {}), Mapping):
-            raise RandomizationSpecError(f"{source}: expected a mapping with a 'terms' mapping, got {type(data).__name__}")
+            raise RandomizationSpecError(
+                f"{source}: expected a mapping with a 'terms' mapping, got {type(data).__name__}"
+            )
         terms = {}
         allowed = set(ParamDistribution.__dataclass_fields__)
         for param, raw in (data.get("terms") or {}).items():
@@ -148,7 +154,9 @@ class RandomizationSpec:
                 raise RandomizationSpecError(f"{source}: term {param!r} must be a mapping, got {raw!r}")
             unknown = set(raw) - allowed
             if unknown:
-                raise RandomizationSpecError(f"{source}: term {param!r} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+                raise RandomizationSpecError(
+                    f"{source}: term {param!r} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+                )
             try:
                 terms[param] = ParamDistribution(**raw)
             except (RandomizationSpecError, TypeError) as exc:

@@ -1,0 +1,1 @@
+"""Batched quadrotor simulation in torch: dynamics, action interfaces, tasks."""

@@ -1,0 +1,420 @@
+"""The batched quadrotor env: hover and trajectory tracking, with domain randomization, noise and latency.
+
+One control step = two compiled kernels plus an eager reset of the envs that finished:
+``advance`` (delayed action, physics substeps, rewards, terminations) and ``observe`` (noisy, delayed policy
+observations and the privileged critic state). Everything is structure-of-arrays: per-env parameters live in
+one (P, N) table whose rows are named in ``param_rows``; the state is (17, N) (see ``dynamics.STATE_ROWS``).
+Observation groups: "policy" (what the robot measures), "critic" (true state and rotor speeds) and
+"privileged" (randomized parameters and disturbances, refreshed only when they are re-drawn).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tensordict import TensorDict
+from torch import Tensor
+
+from sim.env import BatchedEnv
+from sim.quadrotor import terms
+from sim.quadrotor.actions import action_spec, ctbr_rate_loop
+from sim.quadrotor.config import QuadrotorTaskCfg
+from sim.quadrotor.dynamics import STATE_DIM, STATE_ROWS, Body, PhysParams, physics_step, rotation_rows, step_coeffs
+from sim.quadrotor.params import GRAVITY
+from sim.rng import make_noise_table, table_normal
+from sim.sampling import apply_operation, components, transform_uniform
+
+TRAJ_ROWS = 18  # per axis (x, y, z) and component (2): amplitude m, angular frequency rad/s, phase rad
+LATENCY_PARAMS = ("action_latency", "obs_latency")
+
+
+def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
+    """Every parameter a randomization spec may name for this task, with its nominal value."""
+    p = cfg.params
+    values = {
+        "mass": [p.mass],
+        "inertia": list(p.inertia),
+        "kf": [p.kf],
+        "km": [p.km],
+        "motor_tau_up": [p.motor_tau_up],
+        "motor_tau_down": [p.motor_tau_down],
+        "drag": list(p.drag),
+        "max_rpm": [p.max_rpm],
+        "action_latency": [0.0],
+        "obs_latency": [0.0],
+        "obs_noise_scale": [1.0],
+        "disturbance_force": [0.0, 0.0, 0.0],
+        "disturbance_torque": [0.0, 0.0, 0.0],
+    }
+    for term in cfg.policy_obs_spec().terms:
+        values[f"obs_noise.{term.name}"] = [term.noise_std]
+    return values
+
+
+class QuadrotorEnv(BatchedEnv):
+    """Batched quadrotor task (``cfg.task`` = "hover" or "track"). All tensors live on ``device``."""
+
+    def __init__(
+        self,
+        cfg: QuadrotorTaskCfg,
+        num_envs: int,
+        device: str | torch.device = "cpu",
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+        compile: bool | None = None,
+    ):
+        if cfg.task not in ("hover", "track"):
+            raise ValueError(f"unknown quadrotor task {cfg.task!r}; expected 'hover' or 'track'")
+        super().__init__(num_envs, 4, cfg.max_episode_length, device, cfg)
+        self.generator = generator if generator is not None else torch.Generator(self.device).manual_seed(seed)
+        if self.generator.device != self.device:
+            raise ValueError(
+                f"generator is on {self.generator.device}, env on {self.device}: pass one for the env's device"
+            )
+        self.action_spec = action_spec(cfg.action_interface, cfg.params, cfg.max_body_rate_rad_s)
+        self.obs_spec = cfg.policy_obs_spec()
+        self.critic_spec = cfg.critic_obs_spec()
+        self.privileged_spec = cfg.privileged_obs_spec()
+        nominal = nominal_values(cfg)
+        cfg.randomization.check_params(frozenset(nominal))
+
+        rows, start = {}, 0
+        for name, value in nominal.items():
+            rows[name] = slice(start, start + len(value))
+            start += len(value)
+        self.param_rows = rows
+        self.nominal = {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in nominal.items()}
+        n, dev = self.num_envs, self.device
+        self.params = torch.cat([self.nominal[k] for k in nominal])[:, None].repeat(1, n).contiguous()
+
+        max_latency = max(
+            [int(cfg.randomization.terms[k].bounds()[1]) for k in LATENCY_PARAMS if k in cfg.randomization], default=0
+        )
+        self.latency_slots = max_latency + 1
+        # Structure of arrays throughout: every state row, action and sensor component is its own (N,) tensor, so a
+        # compiled step has a single iteration space and fuses into one loop.
+        self.body = Body(*torch.zeros(STATE_DIM, n, device=dev))
+        self.traj = torch.zeros(TRAJ_ROWS, n, device=dev)
+        self.last_action = tuple(torch.zeros(4, n, device=dev))
+        self.episode_return = torch.zeros(n, device=dev)
+        self.counter = torch.zeros((), dtype=torch.long, device=dev)
+        # Delay lines: slot k holds what was produced k control steps ago (slot 0 = newest), D (N,) tensors each.
+        self.action_slots = [tuple(torch.zeros(4, n, device=dev)) for _ in range(self.latency_slots)]
+        self.sensor_terms = tuple(t for t in self.obs_spec.terms if t.name != "last_action")
+        self.sensor_dim = sum(t.size for t in self.sensor_terms)
+        self.obs_slots = [tuple(torch.zeros(self.sensor_dim, n, device=dev)) for _ in range(self.latency_slots)]
+        self.noise_table = make_noise_table(self.sensor_dim, self.generator)  # (K, D)
+        self.privileged = torch.zeros(n, self.privileged_spec.dim, device=dev)
+        groups: dict[int, list[str]] = {}
+        for name, d in sorted(cfg.randomization.terms.items()):
+            if d.when == "interval":
+                groups.setdefault(max(1, round(d.interval_s * cfg.control_hz)), []).append(name)
+        self._interval_groups = tuple(groups.items())  # (period in control steps, parameter names)
+        use_compile = compile if compile is not None else (self.device.type == "cuda" or num_envs >= 4096)
+        self._advance = torch.compile(self._advance_impl, dynamic=False) if use_compile else self._advance_impl
+        self._observe = torch.compile(self._observe_impl, dynamic=False) if use_compile else self._observe_impl
+        all_ids = torch.arange(n, device=dev)
+        self._sample_params(all_ids, ("startup",))
+        self.reset()
+
+    # ------------------------------------------------------------------ public API
+    def reset(self) -> tuple[TensorDict, dict]:
+        """Reset every env; returns (observations, extras)."""
+        self._reset_idx(torch.arange(self.num_envs, device=self.device))
+        return self._compute_obs(), {}
+
+    def step(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
+        actions = self.check_actions(actions)
+        out = self._advance(
+            self.body, self.params, self.traj, actions, self.action_slots[:-1], self.last_action,
+            self.episode_length_buf, self.episode_return,
+        )  # fmt: skip
+        body, self.last_action, self.episode_length_buf, self.episode_return, reward, terminated, timeout, due = out
+        self.body = Body(*body)
+        self.action_slots = [self.last_action, *self.action_slots[:-1]]
+        done = terminated | timeout
+        extras: dict = {"time_outs": timeout}
+        done_ids = done.nonzero().squeeze(-1)
+        if done_ids.numel() > 0:
+            extras["log"] = {
+                "/episode/return": self.episode_return[done_ids].mean(),
+                "/episode/length_s": self.episode_length_buf[done_ids].float().mean() * self.cfg.control_dt,
+                "/episode/crash_rate": terminated[done_ids].float().mean(),
+            }
+            self._reset_idx(done_ids)
+        self._resample_intervals(due)
+        obs = self._compute_obs()
+        self.counter += 1
+        return obs, reward, done, extras
+
+    # ------------------------------------------------------------------ parameters
+    def param(self, name: str) -> Tensor:
+        """(N, C) current per-env values of parameter ``name``."""
+        return self.params[self.param_rows[name]].T
+
+    def set_param(self, name: str, values: Tensor | float, env_ids: Tensor | None = None) -> None:
+        """Overwrite parameter ``name`` for ``env_ids`` (all envs when None); values broadcast to (n, C)."""
+        rows = self.param_rows[name]
+        ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids
+        target = self.params[rows][:, ids]
+        self.params[rows, ids] = torch.as_tensor(values, dtype=torch.float32, device=self.device).T.expand_as(target)
+        self._refresh_privileged(ids)
+
+    def phys_params(self, params: Tensor | None = None) -> PhysParams:
+        """Per-env physical parameters as (N,) tensors."""
+        p, r = self.params if params is None else params, self.param_rows
+        jx, jy, jz = p[r["inertia"]].unbind(0)
+        dx, dy, dz = p[r["drag"]].unbind(0)
+        return PhysParams(
+            p[r["mass"]][0], jx, jy, jz, p[r["kf"]][0], p[r["km"]][0], p[r["motor_tau_up"]][0],
+            p[r["motor_tau_down"]][0], dx, dy, dz, p[r["max_rpm"]][0], torch.full_like(jx, self.cfg.params.arm_length),
+        )  # fmt: skip
+
+    def _draw(self, names: list[str], ids: Tensor) -> None:
+        """Draw ``names`` (sorted) for envs ``ids`` with one call on the env's generator."""
+        if not names or ids.numel() == 0:
+            return
+        dists = [self.cfg.randomization.terms[k] for k in names]
+        widths = [components(d, self.nominal[k].numel()) for k, d in zip(names, dists)]
+        u = torch.rand(ids.numel(), sum(widths), generator=self.generator, device=self.device)
+        for name, dist, block in zip(names, dists, u.split(widths, dim=1)):
+            self.params[self.param_rows[name], ids] = apply_operation(
+                dist, self.nominal[name], transform_uniform(dist, block)
+            ).T
+
+    def _sample_params(self, ids: Tensor, when: tuple[str, ...]) -> None:
+        self._draw(sorted(k for k, d in self.cfg.randomization.terms.items() if d.when in when), ids)
+
+    def _resample_intervals(self, due: tuple[Tensor, ...]) -> None:
+        """Re-draw interval parameters; due[i] marks the envs whose i-th interval group is due (from advance)."""
+        for (_, names), mask in zip(self._interval_groups, due):
+            ids = mask.nonzero().squeeze(-1)
+            if ids.numel():
+                self._draw(names, ids)
+                self._refresh_privileged(ids)
+
+    def _refresh_privileged(self, ids: Tensor) -> None:
+        p, r, nom = self.params[:, ids], self.param_rows, self.nominal
+        weight = self.cfg.params.mass * GRAVITY
+        values = {
+            "param_ratios": torch.cat(
+                [p[r[k]] / nom[k][:, None] for k in ("mass", "inertia", "kf", "km", "motor_tau_up", "motor_tau_down")]
+            ).T,
+            "latency": torch.cat([p[r[k]] for k in LATENCY_PARAMS]).T,
+            "disturbance": torch.cat([p[r["disturbance_force"]] / weight, p[r["disturbance_torque"]] * 1e4]).T,
+        }
+        self.privileged[ids] = self.privileged_spec.assemble(values)
+
+    # ------------------------------------------------------------------ resets
+    def _reset_idx(self, ids: Tensor) -> None:
+        cfg, g, dev, n = self.cfg, self.generator, self.device, ids.numel()
+        self._sample_params(ids, ("reset", "interval"))
+        self._refresh_privileged(ids)
+        u = torch.rand(16, n, generator=g, device=dev)
+        init = cfg.init
+        pos = (2 * u[0:3] - 1) * init.position_m
+        vel = (2 * u[3:6] - 1) * init.velocity_m_s
+        ang = (2 * u[6:9] - 1) * init.angular_velocity_rad_s
+        # Attitude: axis uniform on the sphere (normalised Gaussian via inverse CDF), angle uniform in [0, tilt].
+        axis = torch.erfinv((2 * u[9:12] - 1).clamp(-0.999999, 0.999999))
+        axis = axis / axis.norm(dim=0, keepdim=True).clamp_min(1e-6)
+        half = 0.5 * u[12] * init.tilt_rad
+        quat = torch.cat([torch.cos(half)[None], axis * torch.sin(half)[None]])
+        self._sample_trajectories(ids, u[13])
+        ref_pos, ref_vel = reference(self.traj[:, ids], torch.zeros(n, device=dev), cfg.termination.reference_height_m)
+        mass = self.params[self.param_rows["mass"], ids][0]
+        kf = self.params[self.param_rows["kf"], ids][0]
+        hover = torch.sqrt(mass * GRAVITY / (4 * kf))
+        for row, value in zip(
+            self.body, torch.cat([ref_pos + pos, ref_vel + vel, quat, ang, hover[None].expand(4, n)])
+        ):
+            row[ids] = value
+        for row in (*self.last_action, *(r for slot in self.action_slots for r in slot)):
+            row[ids] = 0.0
+        self.episode_length_buf[ids] = 0
+        self.episode_return[ids] = 0.0
+
+    def _sample_trajectories(self, ids: Tensor, u_kind: Tensor) -> None:
+        """Track task: figure-eight or random smooth reference per env; hover: fixed point (zero amplitudes)."""
+        n, tc = ids.numel(), self.cfg.trajectory
+        if self.cfg.task != "track":
+            return  # stays zero: the reference is the hover point
+        u = torch.rand(TRAJ_ROWS + 2, n, generator=self.generator, device=self.device)
+        lo, hi = tc.random_amplitude_m
+        amp = lo + (hi - lo) * u[0:6]
+        plo, phi = tc.random_period_s
+        omega = 2 * math.pi / (plo + (phi - plo) * u[6:12])
+        phase = 2 * math.pi * u[12:18]
+        traj = torch.stack([amp, omega, phase], 1).reshape(TRAJ_ROWS, n)  # rows (axis, component, field)
+        a = tc.figure_eight_amplitude_m[0] + (tc.figure_eight_amplitude_m[1] - tc.figure_eight_amplitude_m[0]) * u[18]
+        w = (
+            2
+            * math.pi
+            / (tc.figure_eight_period_s[0] + (tc.figure_eight_period_s[1] - tc.figure_eight_period_s[0]) * u[19])
+        )
+        z = torch.zeros_like(a)
+        # Lemniscate of Gerono: x = a sin(wt), y = a/2 sin(2wt), z = 0.
+        eight = torch.stack([a, w, z, z, w, z, a / 2, 2 * w, z, z, w, z, z, w, z, z, w, z])
+        self.traj[:, ids] = torch.where((u_kind < tc.figure_eight_fraction)[None], eight, traj)
+
+    # ------------------------------------------------------------------ compiled kernels
+    def _advance_impl(self, b, params, traj, raw_actions, older_actions, last_action, episode_len, episode_return):
+        cfg, r, spec = self.cfg, self.param_rows, self.action_spec
+        actions = clean_action(raw_actions).T  # (4, N)
+        applied = delay_select([tuple(actions), *older_actions], params[r["action_latency"]][0])
+        phys = self.phys_params(params)
+        coeffs = step_coeffs(phys, cfg.physics_dt)
+        force = tuple(params[r["disturbance_force"]].unbind(0))
+        torque = tuple(params[r["disturbance_torque"]].unbind(0))
+        if cfg.action_interface == "rpm":
+            cmd = [
+                (spec.offset[i] + spec.scale[i] * applied[i]).clamp(min=spec.low[i]).minimum(phys.max_rpm)
+                for i in range(4)
+            ]
+        for _ in range(cfg.physics_substeps):
+            if cfg.action_interface == "ctbr":
+                thrust = spec.offset[0] + spec.scale[0] * applied[0]
+                rates = tuple(spec.scale[i] * applied[i] for i in (1, 2, 3))
+                cmd = [
+                    c.minimum(phys.max_rpm)
+                    for c in ctbr_rate_loop(thrust, rates, (b.wx, b.wy, b.wz), cfg.params, cfg.rate_gains)
+                ]
+            b = physics_step(b, tuple(cmd), phys, coeffs, force, torque, cfg.physics_dt)
+        episode_len = episode_len + 1
+        ref_pos, ref_vel = self._reference(traj, episode_len)
+        pos, vel = torch.stack([b.px, b.py, b.pz]), torch.stack([b.vx, b.vy, b.vz])
+        ang = torch.stack([b.wx, b.wy, b.wz])
+        rot_zz = 1.0 - 2.0 * (b.qx * b.qx + b.qy * b.qy)
+        w = cfg.reward
+        reward = (
+            w.alive
+            - w.position * terms.position_error_l2(pos, ref_pos)
+            - w.velocity * terms.lin_vel_l2(vel - ref_vel)
+            - w.angular_velocity * terms.ang_vel_l2(ang)
+            - w.tilt * terms.tilt_cos(rot_zz)
+            - w.action * terms.action_l2(actions)
+            - w.action_rate * terms.action_rate_l2(actions, torch.stack(last_action))
+        )
+        t = cfg.termination
+        limits = (t.position_m, t.speed_m_s, t.angular_velocity_rad_s, t.floor_m)
+        terminated = terms.failure_any(pos - ref_pos, vel, ang, b.pz, limits)
+        timeout = (episode_len >= self.max_episode_length) & ~terminated
+        reward = torch.where(terminated, -w.termination, torch.nan_to_num(reward, nan=0.0)) * cfg.control_dt
+        due = tuple((episode_len % steps == 0) & ~(terminated | timeout) for steps, _ in self._interval_groups)
+        return (
+            tuple(b),
+            tuple(actions.unbind(0)),
+            episode_len,
+            episode_return + reward,
+            reward,
+            terminated,
+            timeout,
+            due,
+        )
+
+    def _compute_obs(self) -> TensorDict:
+        both, sensed = self._observe(
+            self.body, self.params, self.traj, self.obs_slots[:-1], self.last_action, self.episode_length_buf,
+            self.noise_table, self.counter,
+        )  # fmt: skip
+        self.obs_slots = [sensed, *self.obs_slots[:-1]]
+        policy, critic = (x.T for x in both.split([self.obs_spec.dim, self.critic_spec.dim]))
+        groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
+        self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        return self._obs
+
+    def _observe_impl(self, b, params, traj, older_slots, last_action, episode_len, noise_table, counter):
+        cfg, r = self.cfg, self.param_rows
+        n = b.px.shape[0]
+        ref_pos, ref_vel = self._reference(traj, episode_len)
+        true = {
+            "position_error": (b.px - ref_pos[0], b.py - ref_pos[1], b.pz - ref_pos[2]),
+            "rotation_matrix": rotation_rows(b.qw, b.qx, b.qy, b.qz),
+            "linear_velocity": (b.vx, b.vy, b.vz),
+            "angular_velocity": (b.wx, b.wy, b.wz),
+        }
+        if cfg.task == "track":
+            true["reference_velocity"] = tuple(ref_vel.unbind(0))
+        noise = table_normal(noise_table, counter, n)  # (N, D)
+        scale = params[r["obs_noise_scale"]][0]
+        sensed, j = [], 0
+        for t in self.sensor_terms:
+            std = params[r[f"obs_noise.{t.name}"]][0] * scale
+            sensed.extend(v + noise[:, j + k] * std for k, v in enumerate(true[t.name]))
+            j += t.size
+        delay = torch.minimum(params[r["obs_latency"]][0], episode_len.float())
+        delayed = delay_select([tuple(sensed), *older_slots], delay)
+        values, j = {}, 0
+        for t in self.sensor_terms:
+            values[t.name], j = delayed[j : j + t.size], j + t.size
+        values["last_action"] = last_action
+        columns = self.obs_spec.columns(values)
+        critic_values = {
+            "true_position_error": true["position_error"],
+            "true_rotation_matrix": true["rotation_matrix"],
+            "true_linear_velocity": true["linear_velocity"],
+            "true_angular_velocity": true["angular_velocity"],
+            "rotor_speed": tuple(x / cfg.params.max_rpm for x in (b.r1, b.r2, b.r3, b.r4)),
+        }
+        # One (policy + critic, N) buffer written in one vectorised pass; the groups are (N, D) transposed views of
+        # it (a strided write of (N, D) costs several times more, and matmul reads transposed inputs natively).
+        both = torch.stack(columns + self.critic_spec.columns(critic_values))
+        return both, tuple(sensed)
+
+    def _reference(self, traj: Tensor, episode_len: Tensor) -> tuple[Tensor, Tensor]:
+        """(3, N) reference position and velocity; the hover reference is a constant (no trigonometry)."""
+        if self.cfg.task == "hover":
+            n = traj.shape[1]
+            centre = torch.tensor([0.0, 0.0, self.cfg.termination.reference_height_m], device=traj.device)
+            return centre[:, None].expand(3, n), torch.zeros(3, n, device=traj.device)
+        return reference(traj, episode_len.float() * self.cfg.control_dt, self.cfg.termination.reference_height_m)
+
+    # ------------------------------------------------------------------ views
+    def state_rows(self, name: str) -> Tensor:
+        """(N, k) copy of a named state block (see dynamics.STATE_ROWS)."""
+        lo, hi = STATE_ROWS[name]
+        return torch.stack(self.body[lo:hi], -1)
+
+    def set_state_rows(self, name: str, values: Tensor, env_ids: Tensor | None = None) -> None:
+        """Overwrite a named state block: values (n, k) for ``env_ids`` (all envs when None)."""
+        lo, hi = STATE_ROWS[name]
+        ids = slice(None) if env_ids is None else env_ids
+        for k, row in enumerate(self.body[lo:hi]):
+            row[ids] = values[..., k]
+
+    def reference_now(self) -> tuple[Tensor, Tensor]:
+        """Current reference position and velocity, (N, 3) each."""
+        t = self.episode_length_buf.float() * self.cfg.control_dt
+        pos, vel = reference(self.traj, t, self.cfg.termination.reference_height_m)
+        return pos.T, vel.T
+
+
+def clean_action(a: Tensor) -> Tensor:
+    """Non-finite actions become 0 (the hover command), the rest is clipped to [-1, 1]."""
+    return torch.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1.0, 1.0)
+
+
+def delay_select(slots: list[Tensor], delay: Tensor) -> Tensor:
+    """Per-env pick from a delay line: slots[k] holds the D (N,) components of k steps ago; delay (N,) whole
+    steps (float or int). Returns D (N,) tensors."""
+    out = list(slots[-1])
+    for k in range(len(slots) - 2, -1, -1):
+        pick = delay == k
+        out = [torch.where(pick, new, old) for new, old in zip(slots[k], out)]
+    return out
+
+
+def reference(traj: Tensor, t: Tensor, height: float) -> tuple[Tensor, Tensor]:
+    """Reference position and velocity (3, n) at times t (n,) s from trajectory rows (18, n).
+
+    Centre (0, 0, height) + two sinusoids per axis, shifted so that the reference starts at the centre.
+    """
+    tr = traj.view(3, 2, 3, -1)  # axis, component, (amp, omega, phase), n
+    amp, omega, phase = tr[:, :, 0], tr[:, :, 1], tr[:, :, 2]
+    arg = omega * t + phase
+    pos = (amp * (torch.sin(arg) - torch.sin(phase))).sum(1)
+    vel = (amp * omega * torch.cos(arg)).sum(1)
+    centre = torch.zeros_like(pos)
+    centre[2] = height
+    return pos + centre, vel

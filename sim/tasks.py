@@ -1,0 +1,54 @@
+"""The task registry: name -> config factory and env class. Tests parametrize over it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    make_cfg: Callable[[], Any]  # returns the task's typed config
+    make_env: Callable[..., Any]  # (cfg, num_envs, device, generator, seed) -> env
+    description: str
+
+
+def _quadrotor(task: str) -> TaskEntry:
+    from sim.quadrotor.config import QuadrotorTaskCfg
+    from sim.quadrotor.env import QuadrotorEnv
+
+    descriptions = {
+        "hover": "stabilize and hold a point from random, possibly tumbling, initial states",
+        "track": "follow a moving reference: figure-eight and random smooth trajectories",
+    }
+    return TaskEntry(lambda: QuadrotorTaskCfg(task=task), QuadrotorEnv, descriptions[task])
+
+
+TASKS: dict[str, Callable[[], TaskEntry]] = {
+    "quadrotor-hover": lambda: _quadrotor("hover"),
+    "quadrotor-track": lambda: _quadrotor("track"),
+}
+
+
+def task_entry(name: str) -> TaskEntry:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; registered tasks: {sorted(TASKS)}")
+    return TASKS[name]()
+
+
+def make_env(
+    name: str,
+    num_envs: int,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    cfg: Any = None,
+    **env_kwargs: Any,
+):
+    """Build the env of task ``name`` (with its default config unless ``cfg`` is given)."""
+    entry = task_entry(name)
+    return entry.make_env(
+        cfg if cfg is not None else entry.make_cfg(), num_envs, device=device, seed=seed, **env_kwargs
+    )

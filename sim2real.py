@@ -1,0 +1,52 @@
+"""sim2real: the one command-line entry point, a thin dispatcher into the packages.
+
+Each sub-command lives in a module exposing ``add_arguments(parser)`` and ``run(args) -> int``; it is
+imported only when used, so ``sim2real deploy`` on the robot computer never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "policies.demo",
+        "the main job on the default CPU: fly the quadrotor baseline, write log, plots and report",
+    ),
+    "eval": ("policies.evaluate_cli", "evaluate a policy (or the PID baseline) across the randomization distribution"),
+}
+
+
+def _module_of(module: str):
+    return importlib.import_module(module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Build only the chosen command's parser fully: importing every command would import torch everywhere.
+    if argv and argv[0] in COMMANDS:
+        name = argv[0]
+        module = _module_of(COMMANDS[name][0])
+        parser = argparse.ArgumentParser(prog=f"sim2real {name}", description=COMMANDS[name][1])
+        parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[1:])
+    else:
+        parser = argparse.ArgumentParser(prog="sim2real", description=__doc__.splitlines()[0])
+        parser.add_argument(
+            "command", choices=sorted(COMMANDS), help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items())
+        )
+        parser.parse_args(argv[:1])
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
