@@ -17,7 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "policies.demo",
         "the main job on the default CPU: fly the quadrotor baseline, write log, plots and report",
     ),
-    "eval": ("policies.evaluate_cli", "evaluate a policy (or the PID baseline) across the randomization distribution"),
+    "calibrate": (
+        "calibration.cli",
+        "calibrate camera intrinsics, hand-eye, IMU noise/biases, thrust curves -> ROS/Kalibr YAML, robot profile, randomization spec",
+    ),
 }
 
 

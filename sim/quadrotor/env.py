@@ -112,8 +112,13 @@ class QuadrotorEnv(BatchedEnv):
                 groups.setdefault(max(1, round(d.interval_s * cfg.control_hz)), []).append(name)
         self._interval_groups = tuple(groups.items())  # (period in control steps, parameter names)
         use_compile = compile if compile is not None else (self.device.type == "cuda" or num_envs >= 4096)
+        if use_compile:
+            # Compiled code is cached per code object; every env instance (size, config) adds an entry, and past
+            # the default limit of 8 dynamo silently falls back to eager. Tests and sweeps build many envs.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self._advance = torch.compile(self._advance_impl, dynamic=False) if use_compile else self._advance_impl
         self._observe = torch.compile(self._observe_impl, dynamic=False) if use_compile else self._observe_impl
+        self._transpose = torch.compile(_transpose, dynamic=False) if use_compile else _transpose
         all_ids = torch.arange(n, device=dev)
         self._sample_params(all_ids, ("startup",))
         self.reset()
@@ -125,7 +130,9 @@ class QuadrotorEnv(BatchedEnv):
         return self._compute_obs(), {}
 
     def step(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
-        actions = self.check_actions(actions)
+        # Component-major copy of the actions (a separate compiled transpose: reading (N, 4) with stride 4 inside
+        # the step would turn its loops scalar).
+        actions = self._transpose(self.check_actions(actions))
         out = self._advance(
             self.body, self.params, self.traj, actions, self.action_slots[:-1], self.last_action,
             self.episode_length_buf, self.episode_return,
@@ -261,7 +268,7 @@ class QuadrotorEnv(BatchedEnv):
     # ------------------------------------------------------------------ compiled kernels
     def _advance_impl(self, b, params, traj, raw_actions, older_actions, last_action, episode_len, episode_return):
         cfg, r, spec = self.cfg, self.param_rows, self.action_spec
-        actions = clean_action(raw_actions).T  # (4, N)
+        actions = clean_action(raw_actions)  # (4, N)
         applied = delay_select([tuple(actions), *older_actions], params[r["action_latency"]][0])
         phys = self.phys_params(params)
         coeffs = step_coeffs(phys, cfg.physics_dt)
@@ -388,6 +395,10 @@ class QuadrotorEnv(BatchedEnv):
         t = self.episode_length_buf.float() * self.cfg.control_dt
         pos, vel = reference(self.traj, t, self.cfg.termination.reference_height_m)
         return pos.T, vel.T
+
+
+def _transpose(x: Tensor) -> Tensor:
+    return x.T.contiguous()
 
 
 def clean_action(a: Tensor) -> Tensor:

@@ -2,6 +2,8 @@
 
 Named ``<quantity>_<kernel>``. Vectors are component-major, (3, N), like the simulator's state, so a whole
 step compiles into one vectorised loop; rotation matrices are (9, N) row-major body -> world; actions (A, N).
+Sums over the small leading axis are written as element-wise sums of its rows (``_sum_rows``): a reduction
+would split the compiled step into several loops and force its intermediates through memory.
 """
 
 from __future__ import annotations
@@ -10,19 +12,35 @@ import torch
 from torch import Tensor
 
 
+def _sum_rows(x: Tensor) -> Tensor:
+    rows = x.unbind(0)
+    out = rows[0]
+    for r in rows[1:]:
+        out = out + r
+    return out
+
+
+def _any_rows(x: Tensor) -> Tensor:
+    rows = x.unbind(0)
+    out = rows[0]
+    for r in rows[1:]:
+        out = out | r
+    return out
+
+
 def position_error_l2(pos: Tensor, target: Tensor) -> Tensor:
     """Squared distance to the target. pos, target: (3, N) m -> (N,) m^2."""
-    return (pos - target).square().sum(0)
+    return _sum_rows((pos - target).square())
 
 
 def lin_vel_l2(vel: Tensor) -> Tensor:
     """Squared speed. vel: (3, N) m/s -> (N,)."""
-    return vel.square().sum(0)
+    return _sum_rows(vel.square())
 
 
 def ang_vel_l2(ang_vel: Tensor) -> Tensor:
     """Squared body rate. (3, N) rad/s -> (N,)."""
-    return ang_vel.square().sum(0)
+    return _sum_rows(ang_vel.square())
 
 
 def tilt_cos(rot_zz: Tensor) -> Tensor:
@@ -32,12 +50,12 @@ def tilt_cos(rot_zz: Tensor) -> Tensor:
 
 def action_l2(action: Tensor) -> Tensor:
     """Squared normalized action (0 = the hover command). (A, N) -> (N,)."""
-    return action.square().sum(0)
+    return _sum_rows(action.square())
 
 
 def action_rate_l2(action: Tensor, previous: Tensor) -> Tensor:
     """Squared change of the normalized action between control steps. (A, N) -> (N,)."""
-    return (action - previous).square().sum(0)
+    return _sum_rows((action - previous).square())
 
 
 def failure_any(
@@ -48,9 +66,9 @@ def failure_any(
     pos_err, vel, ang_vel: (3, N); height: (N,) m. Non-finite states are failures. Returns (N,) bool.
     """
     pos_lim, speed_lim, rate_lim, floor = limits
-    bad = (pos_err.abs() > pos_lim).any(0)
-    bad |= vel.square().sum(0) > speed_lim * speed_lim
-    bad |= ang_vel.square().sum(0) > rate_lim * rate_lim
-    bad |= height < floor
-    finite = torch.isfinite(pos_err).all(0) & torch.isfinite(vel).all(0) & torch.isfinite(ang_vel).all(0)
+    bad = _any_rows(pos_err.abs() > pos_lim)
+    bad = bad | (_sum_rows(vel.square()) > speed_lim * speed_lim)
+    bad = bad | (_sum_rows(ang_vel.square()) > rate_lim * rate_lim)
+    bad = bad | (height < floor)
+    finite = torch.isfinite(_sum_rows(pos_err) + _sum_rows(vel) + _sum_rows(ang_vel))
     return bad | ~finite

@@ -1,0 +1,120 @@
+"""Simulator throughput: one JSON line per (task, what, device, num_envs).
+
+"env_step" is the full env step (dynamics + observations + rewards + resets + randomization) driven by random
+actions (so failures and resets happen at an early-training rate); "dynamics" is the compiled physics of one
+control step alone. Compilation and warm-up are excluded and reported as compile_s.
+
+    python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sim.quadrotor.dynamics import physics_step, step_coeffs
+from sim.tasks import make_env
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_env(task: str, num_envs: int, device: torch.device, steps: int, substeps: int | None) -> list[dict]:
+    t0 = time.perf_counter()
+    from sim.tasks import task_entry
+
+    cfg = task_entry(task).make_cfg()
+    if substeps:
+        cfg.physics_substeps = substeps
+    env = make_env(task, num_envs, device=device, seed=0, cfg=cfg, compile=True)
+    g = torch.Generator(device).manual_seed(0)
+    pool = [2 * torch.rand(num_envs, 4, generator=g, device=device) - 1 for _ in range(8)]
+    for k in range(5):
+        env.step(pool[k % 8])
+    _sync(device)
+    compile_s = time.perf_counter() - t0
+
+    resets = 0
+    _sync(device)
+    t0 = time.perf_counter()
+    for k in range(steps):
+        _, _, done, _ = env.step(pool[k % 8])
+        resets += int(done.sum())
+    _sync(device)
+    env_s = time.perf_counter() - t0
+
+    p = env.phys_params()
+    zero = torch.zeros(num_envs, device=device)
+    dt = cfg.physics_dt
+
+    def physics(body, params):
+        coeffs = step_coeffs(params, dt)
+        cmd = (body.r1, body.r2, body.r3, body.r4)
+        for _ in range(cfg.physics_substeps):
+            body = physics_step(body, cmd, params, coeffs, (zero, zero, zero), (zero, zero, zero), dt)
+        return tuple(body)
+
+    compiled = torch.compile(physics, dynamic=False)
+    body = env.body
+    for _ in range(3):
+        compiled(body, p)
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        out = compiled(body, p)
+    _sync(device)
+    dyn_s = time.perf_counter() - t0
+    del out
+    common = {
+        "task": task,
+        "device": str(device),
+        "num_envs": num_envs,
+        "control_hz": cfg.control_hz,
+        "physics_hz": cfg.control_hz * cfg.physics_substeps,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+    }
+    return [
+        {
+            **common,
+            "what": "env_step",
+            "actions": "uniform random",
+            "env_steps_per_s": num_envs * steps / env_s,
+            "resets_per_step": resets / steps,
+            "compile_s": round(compile_s, 1),
+        },
+        {**common, "what": "dynamics", "env_steps_per_s": num_envs * steps / dyn_s},
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--num-envs", type=int, nargs="+", default=[1024, 16384, 65536])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--tasks", nargs="+", default=["quadrotor-hover"])
+    ap.add_argument("--device", nargs="+", default=None, help="default: cpu, plus cuda when available")
+    ap.add_argument("--substeps", type=int, default=None, help="override physics substeps per control step")
+    args = ap.parse_args()
+    devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    for device in devices:
+        for task in args.tasks:
+            for n in args.num_envs:
+                for line in bench_env(task, n, torch.device(device), args.steps, args.substeps):
+                    print(
+                        json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in line.items()}), flush=True
+                    )
+
+
+if __name__ == "__main__":
+    main()
