@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.csv_io import read_csv_columns
 from calibration.errors import CalibrationFileError
 
 log = logging.getLogger(__name__)
@@ -146,17 +147,10 @@ def _from_rows(rows: list, topic: str, source: Path) -> ImuLog:
 
 
 def _read_csv(path: Path) -> ImuLog:
-    with path.open() as f:
-        header = [h.strip().lower() for h in f.readline().strip().split(",")]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        raise CalibrationFileError(
-            f"{path}: CSV header lacks columns {missing}; expected {', '.join(CSV_COLUMNS)} (SI units)"
-        )
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    cols = [header.index(c) for c in CSV_COLUMNS]
-    data = data[:, cols]
-    return ImuLog(data[:, 0], data[:, 1:4], data[:, 4:7], topic=path.stem)
+    col = read_csv_columns(path, CSV_COLUMNS, what="IMU log")
+    gyro = np.stack([col[f"gyro_{a}"] for a in "xyz"], axis=1)
+    accel = np.stack([col[f"accel_{a}"] for a in "xyz"], axis=1)
+    return ImuLog(col["time"], gyro, accel, topic=path.stem)
 
 
 def read_imu_log(path: str | Path, topic: str | None = None, reader: str = "auto") -> ImuLog:

@@ -21,7 +21,8 @@ import numpy as np
 import yaml
 from scipy.optimize import least_squares
 
-from calibration.errors import CalibrationFileError, NotEnoughViewsError
+from calibration.csv_io import read_csv_columns
+from calibration.errors import NotEnoughViewsError
 from sim.randomization import ParamDistribution, RandomizationSpec
 
 log = logging.getLogger(__name__)
@@ -43,20 +44,7 @@ class StandData:
 
 
 def read_stand_csv(path: str | Path) -> StandData:
-    path = Path(path)
-    if not path.is_file():
-        raise CalibrationFileError(
-            f"thrust-stand file {str(path)!r} does not exist; expected a CSV with columns {COLUMNS}"
-        )
-    with path.open() as f:
-        header = [h.strip().lower() for h in f.readline().strip().split(",")]
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise CalibrationFileError(
-            f"{path}: CSV header lacks {missing}; expected columns {', '.join(COLUMNS)} [, time] in SI units"
-        )
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    col = {name: data[:, header.index(name)] for name in header if name in (*COLUMNS, "time")}
+    col = read_csv_columns(Path(path), COLUMNS, optional=("time",), what="thrust-stand")
     return StandData(**{k: col[k] for k in COLUMNS}, time=col.get("time"))
 
 
