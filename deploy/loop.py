@@ -1,0 +1,114 @@
+"""A fixed-rate control loop scheduled against absolute deadlines, with per-cycle timing.
+
+Cycle k starts at ``t0 + k * period`` whatever the previous cycle cost (the pitfall it avoids: ``sleep(dt)``
+after the compute makes the real period dt + compute time). A cycle that overruns its period is a deadline
+miss; when the loop falls behind by whole periods it skips them (counted as misses) instead of bursting.
+The clock and the sleep are injectable so the scheduling logic is tested deterministically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LoopStats:
+    """Timing of a loop run; all durations in seconds."""
+
+    period_s: float
+    starts: list[float] = field(default_factory=list)  # actual cycle start times (clock)
+    jitter: list[float] = field(default_factory=list)  # start - scheduled deadline, >= 0
+    compute: list[float] = field(default_factory=list)  # duration of the step callback
+    inference: list[float] = field(default_factory=list)  # what the step reported as inference time
+    deadline_misses: int = 0  # cycles whose compute ran past the next deadline, plus skipped cycles
+    skipped_cycles: int = 0
+
+    @property
+    def cycles(self) -> int:
+        return len(self.starts)
+
+    def summary(self) -> dict[str, float]:
+        """Percentiles in microseconds, counts as numbers: what a log or a benchmark prints."""
+
+        def pct(values: list[float], q: float) -> float:
+            return float(np.percentile(values, q) * 1e6) if values else float("nan")
+
+        periods = np.diff(self.starts) if len(self.starts) > 1 else np.array([])
+        return {
+            "cycles": self.cycles,
+            "rate_hz": 1.0 / self.period_s,
+            "mean_period_us": float(periods.mean() * 1e6) if periods.size else float("nan"),
+            "jitter_p50_us": pct(self.jitter, 50),
+            "jitter_p99_us": pct(self.jitter, 99),
+            "jitter_max_us": pct(self.jitter, 100),
+            "compute_p50_us": pct(self.compute, 50),
+            "compute_p99_us": pct(self.compute, 99),
+            "inference_p50_us": pct(self.inference, 50),
+            "inference_p99_us": pct(self.inference, 99),
+            "inference_max_us": pct(self.inference, 100),
+            "deadline_misses": self.deadline_misses,
+            "skipped_cycles": self.skipped_cycles,
+        }
+
+
+def sleep_until(deadline: float, clock: Callable[[], float] = time.monotonic, spin_s: float = 2e-4) -> None:
+    """Sleep until ``deadline`` (clock seconds): OS sleep for most of it, then spin the last ``spin_s``."""
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return
+        if remaining > spin_s:
+            time.sleep(remaining - spin_s)
+
+
+class FixedRateLoop:
+    """Calls ``step(now) -> inference_s | None | False`` at ``rate_hz``; ``False`` stops the loop."""
+
+    def __init__(
+        self,
+        rate_hz: float,
+        clock: Callable[[], float] = time.monotonic,
+        wait_until: Callable[[float], None] | None = None,
+    ):
+        if not rate_hz > 0:
+            raise ValueError(f"loop rate must be a positive number of Hz, got {rate_hz!r}")
+        self.period = 1.0 / rate_hz
+        self.clock = clock
+        self.wait_until = wait_until or (lambda deadline: sleep_until(deadline, clock))
+
+    def run(
+        self, step: Callable[[float], float | bool | None], cycles: int | None = None, duration_s: float | None = None
+    ) -> LoopStats:
+        if cycles is None and duration_s is None:
+            raise ValueError("give cycles or duration_s: a loop without an end is run by the caller, cycle by cycle")
+        total = cycles if cycles is not None else max(1, round(duration_s / self.period))
+        stats = LoopStats(self.period)
+        t0 = self.clock()
+        k = 0
+        while k < total:
+            deadline = t0 + k * self.period
+            self.wait_until(deadline)
+            start = self.clock()
+            result = step(start)
+            end = self.clock()
+            stats.starts.append(start)
+            stats.jitter.append(max(0.0, start - deadline))
+            stats.compute.append(end - start)
+            if isinstance(result, float):
+                stats.inference.append(result)
+            if result is False:
+                break
+            next_deadline = deadline + self.period
+            if end > next_deadline:
+                # The overrun is a miss, and so is every deadline already in the past: skip to the first
+                # deadline still ahead instead of running late cycles back to back.
+                behind = int((end - next_deadline) // self.period) + 1
+                stats.deadline_misses += 1 + behind
+                stats.skipped_cycles += behind
+                k += behind
+            k += 1
+        return stats
