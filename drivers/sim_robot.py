@@ -1,0 +1,146 @@
+"""The simulated quadrotor dressed as hardware, for software-in-the-loop.
+
+A separate process runs one quadrotor of the batched simulator in real time, with its own randomized
+parameters, sensor noise and actuator latency, publishes its state on the ROS 2 topics a real robot's driver
+would (``pose``, ``twist`` of the transport table, header stamps on CLOCK_MONOTONIC in nanoseconds, shared by
+processes on one machine) and applies the ``motor_command`` it receives. Like the firmware, it stops the
+motors when commands stop for ``command_timeout_s``. The simulator has no ground, so this wrapper adds one:
+the vehicle rests on z = 0 instead of falling through.
+
+    python -m drivers.sim_robot --seconds 30 [--seed 0] [--rate 100] [--start-height 0]
+
+This is the only place where the deploy side imports the simulator (and torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+
+from deploy.loop import FixedRateLoop
+from deploy.msgs import (
+    MotorCommand,
+    Point,
+    Pose,
+    PoseStamped,
+    Quaternion,
+    String,
+    Twist,
+    TwistStamped,
+    Vector3,
+    make_header,
+)
+from deploy.transport import Ros2Node, TransportConfig
+from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
+from sim.quadrotor.env import QuadrotorEnv
+
+log = logging.getLogger("sim2real.sim_robot")
+
+
+class SimulatedQuadrotor:
+    """One simulated quadrotor behind the robot's wire protocol. Call :meth:`step` once per control period."""
+
+    def __init__(
+        self,
+        node: Ros2Node,
+        transport: TransportConfig,
+        cfg: QuadrotorTaskCfg | None = None,
+        seed: int = 0,
+        start_height_m: float = 0.0,
+        command_timeout_s: float = 0.5,
+    ):
+        cfg = cfg or QuadrotorTaskCfg()
+        cfg.episode_s = 1e6  # a robot has no episodes
+        cfg.init = InitCfg(0.0, 0.0, 0.0, 0.0)
+        cfg.termination.floor_m = -math.inf  # the ground is handled here
+        cfg.termination.position_m = 1e3
+        self.cfg = cfg
+        self.env = QuadrotorEnv(cfg, 1, seed=seed, compile=False)
+        self.env.set_state_rows("position", torch.tensor([[0.0, 0.0, start_height_m]]))
+        rpm = 0.0 if start_height_m <= 0 else self.env.state_rows("rotor_rpm")[0, 0].item()
+        self.env.set_state_rows("rotor_rpm", torch.full((1, 4), rpm))
+        self.spec = self.env.action_spec
+        self.command_timeout_s = command_timeout_s
+        self._idle = np.full(4, self.spec.low[0], dtype=np.float32)
+        self._command, self._command_time = self._idle, -math.inf
+        pose, twist, motors = transport.topic("pose"), transport.topic("twist"), transport.topic("motor_command")
+        self.pose_pub = node.publisher(pose.name, pose.msg_type, pose.qos)
+        self.twist_pub = node.publisher(twist.name, twist.msg_type, twist.qos)
+        status = transport.topic("status")
+        self.status_pub = node.publisher(status.name, status.msg_type, status.qos)
+        self.command_sub = node.subscription(motors.name, motors.msg_type, motors.qos, callback=self._on_command)
+        self._noise = torch.Generator().manual_seed(seed + 1)
+        self.steps = 0
+
+    def _on_command(self, msg: MotorCommand) -> None:
+        rpm = np.asarray(msg.rpm, dtype=np.float32)
+        if rpm.shape != (4,) or not np.isfinite(rpm).all():
+            log.warning("ignoring a motor command with %s values (expected 4 finite RPMs)", rpm.shape)
+            return
+        self._command, self._command_time = rpm, time.monotonic()
+
+    def step(self, now: float | None = None) -> None:
+        """Advance the simulation by one control period and publish the new state."""
+        now = time.monotonic() if now is None else now
+        fresh = now - self._command_time <= self.command_timeout_s
+        rpm = self._command if fresh else self._idle
+        action = self.spec.to_normalized(torch.as_tensor(rpm, dtype=torch.float32))[None]
+        self.env.step(action)
+        self._ground()
+        self.steps += 1
+        self._publish(time.monotonic_ns())
+
+    def _ground(self) -> None:
+        pos = self.env.state_rows("position")
+        if pos[0, 2] < 0.0:  # resting on the ground: no penetration, friction stops it
+            self.env.set_state_rows("position", torch.tensor([[pos[0, 0], pos[0, 1], 0.0]]))
+            self.env.set_state_rows("velocity", torch.zeros(1, 3))
+            self.env.set_state_rows("angular_velocity", torch.zeros(1, 3))
+
+    def _publish(self, stamp_ns: int) -> None:
+        spec = self.env.obs_spec
+
+        def noisy(name: str, term: str) -> list[float]:
+            value = self.env.state_rows(name)[0]
+            std = spec.term(term).noise_std
+            return (value + std * torch.randn(3, generator=self._noise)).tolist()
+
+        q = self.env.state_rows("quaternion")[0].tolist()  # w, x, y, z
+        header = make_header(stamp_ns, "world")
+        self.pose_pub.publish(
+            PoseStamped(header, Pose(Point(*noisy("position", "position_error")), Quaternion(q[1], q[2], q[3], q[0])))
+        )
+        twist = Twist(
+            Vector3(*noisy("velocity", "linear_velocity")), Vector3(*noisy("angular_velocity", "angular_velocity"))
+        )
+        self.twist_pub.publish(TwistStamped(header, twist))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m drivers.sim_robot", description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rate", type=float, default=100.0, help="control rate, Hz (the simulator's control step)")
+    ap.add_argument("--start-height", type=float, default=0.0, help="m; 0 = resting on the ground, motors off")
+    ap.add_argument("--namespace", default=None, help="ROS 2 namespace of the topics (default: the transport table's)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    transport = TransportConfig.from_mapping({"namespace": args.namespace} if args.namespace else None)
+    cfg = QuadrotorTaskCfg(control_hz=args.rate)
+    with Ros2Node("sim_robot", namespace=transport.namespace) as node:
+        robot = SimulatedQuadrotor(node, transport, cfg, seed=args.seed, start_height_m=args.start_height)
+        robot.status_pub.publish(String("sim_robot ready"))
+        log.info("simulated quadrotor on domain %d, %g Hz, for %g s", node.domain_id, args.rate, args.seconds)
+        stats = FixedRateLoop(args.rate).run(robot.step, duration_s=args.seconds)
+        log.info("done: %s", stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
