@@ -3,7 +3,7 @@
 A separate process runs one quadrotor of the batched simulator in real time, with its own randomized
 parameters, sensor noise and actuator latency, publishes its state on the ROS 2 topics a real robot's driver
 would (``pose``, ``twist`` of the transport table, header stamps on CLOCK_MONOTONIC in nanoseconds, shared by
-processes on one machine) and applies the ``motor_command`` it receives. Like the firmware, it stops the
+processes on one machine), a draining ``battery`` at 10 Hz, and applies the ``motor_command`` it receives. Like the firmware, it stops the
 motors when commands stop for ``command_timeout_s``. The simulator has no ground, so this wrapper adds one:
 the vehicle rests on z = 0 instead of falling through.
 
@@ -24,6 +24,7 @@ import torch
 
 from deploy.loop import FixedRateLoop
 from deploy.msgs import (
+    BatteryState,
     MotorCommand,
     Point,
     Pose,
@@ -53,6 +54,8 @@ class SimulatedQuadrotor:
         seed: int = 0,
         start_height_m: float = 0.0,
         command_timeout_s: float = 0.5,
+        battery_start: float = 0.95,
+        battery_drain_per_s: float = 1.0 / 420.0,  # a Crazyflie flies about 7 minutes
     ):
         cfg = cfg or QuadrotorTaskCfg()
         cfg.episode_s = 1e6  # a robot has no episodes
@@ -71,6 +74,10 @@ class SimulatedQuadrotor:
         pose, twist, motors = transport.topic("pose"), transport.topic("twist"), transport.topic("motor_command")
         self.pose_pub = node.publisher(pose.name, pose.msg_type, pose.qos)
         self.twist_pub = node.publisher(twist.name, twist.msg_type, twist.qos)
+        battery = transport.topic("battery")
+        self.battery_pub = node.publisher(battery.name, BatteryState, battery.qos)
+        self.battery_fraction = battery_start
+        self.battery_drain_per_s = battery_drain_per_s
         status = transport.topic("status")
         self.status_pub = node.publisher(status.name, status.msg_type, status.qos)
         self.command_sub = node.subscription(motors.name, motors.msg_type, motors.qos, callback=self._on_command)
@@ -93,6 +100,7 @@ class SimulatedQuadrotor:
         self.env.step(action)
         self._ground()
         self.steps += 1
+        self.battery_fraction = max(0.0, self.battery_fraction - self.battery_drain_per_s * self.cfg.control_dt)
         self._publish(time.monotonic_ns())
 
     def _ground(self) -> None:
@@ -119,6 +127,11 @@ class SimulatedQuadrotor:
             Vector3(*noisy("velocity", "linear_velocity")), Vector3(*noisy("angular_velocity", "angular_velocity"))
         )
         self.twist_pub.publish(TwistStamped(header, twist))
+        if self.steps % 10 == 1:  # 10 Hz at 100 Hz control
+            battery = BatteryState(
+                header, voltage=3.0 + 1.2 * self.battery_fraction, percentage=self.battery_fraction, present=True
+            )
+            self.battery_pub.publish(battery)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,117 @@
+"""Software-in-the-loop: the deploy runtime flies the simulated quadrotor (another process) over real DDS.
+
+The stand-in policy is the classical baseline wrapped as a physical-command policy (the exported ONNX policy
+plugs into the same place); the runtime itself is torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deploy.recording import read_log
+from deploy.recording.recorder import FlightRecorder
+from deploy.runtime import FlightPlan, QuadrotorRuntime
+from deploy.safety import SafetyLayer, SafetyState, crazyflie_profile
+from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
+from policies.baselines.pid import QuadrotorPID
+from sim.quadrotor.actions import action_spec
+from sim.quadrotor.config import QuadrotorTaskCfg
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class PIDPolicy:
+    """The batched PID as a single-robot policy: observation (D,) -> per-motor RPM (4,)."""
+
+    def __init__(self):
+        cfg = QuadrotorTaskCfg()
+        self.obs_spec, self.action_spec, self.control_hz = (
+            cfg.policy_obs_spec(),
+            action_spec("rpm", cfg.params),
+            cfg.control_hz,
+        )
+        self.pid = QuadrotorPID(self.obs_spec, self.action_spec, cfg.params, cfg.control_dt, 1)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        a = self.pid.act(torch.as_tensor(obs, dtype=torch.float32)[None])[0]
+        return self.action_spec.to_physical(a).numpy()
+
+
+@pytest.fixture
+def sim_robot():
+    domain = random.randint(1, 230)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivers.sim_robot", "--seconds", "40", "--seed", "7"], cwd=ROOT, env=env
+    )
+    yield domain, proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_runtime_takes_off_hovers_lands_and_logs(sim_robot, tmp_path):
+    domain, _ = sim_robot
+    transport = TransportConfig.from_mapping(None)
+    plan = FlightPlan(height_m=1.0, climb_rate_m_s=0.5, hover_s=4.0, descent_rate_m_s=0.5)
+    with (
+        Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node,
+        FlightRecorder(tmp_path / "run.mcap") as rec,
+    ):
+        runtime = QuadrotorRuntime(PIDPolicy(), node, transport, SafetyLayer(crazyflie_profile()), rec, plan)
+        assert runtime.pose_sub.wait_for_publishers(1, timeout_s=30.0)
+        stats = runtime.fly(timeout_s=20.0)
+    states = [(t.from_state, t.to_state) for t in runtime.safety.transitions]
+    assert states == [
+        (SafetyState.DISARMED, SafetyState.ARMING),
+        (SafetyState.ARMING, SafetyState.ACTIVE),
+        (SafetyState.ACTIVE, SafetyState.DISARMED),
+    ]
+    t, err = np.array(runtime.errors).T
+    hovering = (t > plan.climb_s + 1.0) & (t < plan.climb_s + plan.hover_s)
+    rms = np.sqrt(np.mean(err[hovering] ** 2))
+    assert hovering.sum() > 200 and rms < 0.1, f"hover RMS {rms:.3f} m over {hovering.sum()} cycles"
+    assert err.max() < 0.5
+    assert stats.summary()["deadline_misses"] <= 0.05 * stats.cycles
+    log = read_log(tmp_path / "run.mcap")
+    assert log.complete
+    transitions = [m.msg.to_state for m in log.messages if m.topic.endswith("safety/transition")]
+    assert transitions == ["ARMING", "ACTIVE", "DISARMED"]
+    assert sum(m.topic.endswith("command/motors") for m in log.messages) >= stats.cycles
+
+
+def test_runtime_falls_back_when_the_robot_goes_silent(sim_robot):
+    domain, proc = sim_robot
+    transport = TransportConfig.from_mapping(None)
+    profile = crazyflie_profile()
+    with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:
+        runtime = QuadrotorRuntime(PIDPolicy(), node, transport, SafetyLayer(profile), None, FlightPlan(hover_s=30.0))
+        assert runtime.pose_sub.wait_for_publishers(1, timeout_s=30.0)
+        killed_at = None
+        deadline = time.monotonic() + 20.0
+        armed = False
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            runtime.cycle(now)
+            if not armed:
+                armed = runtime.read_state() is not None and runtime.safety.arm(now)
+            if killed_at is None and runtime.plan_start_s is not None and now - runtime.plan_start_s > 2.0:
+                proc.kill()
+                killed_at = time.monotonic()
+            if runtime.safety.state is SafetyState.FALLBACK:
+                break
+            time.sleep(0.01)
+    assert killed_at is not None, "never reached the flight phase"
+    fallback = [t for t in runtime.safety.transitions if t.to_state is SafetyState.FALLBACK]
+    assert fallback, [str(t) for t in runtime.safety.transitions]
+    # The last state was published just before the kill: stale after max_state_age_s, then within one period.
+    assert fallback[0].time_s - killed_at <= profile.common.max_state_age_s + 2 * profile.common.control_period_s + 0.02
+    assert "stale" in fallback[0].reason or fallback[0].check == "state_watchdog"
