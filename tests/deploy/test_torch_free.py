@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 CODE = """
 import sys
 sys.modules["torch"] = None  # any 'import torch' now raises ImportError
 import numpy as np
 import deploy.loop, deploy.observation, deploy.safety, deploy.transport, deploy.recording, deploy.msgs, drivers.robot
+import deploy.runtime, deploy.profile
+profile = deploy.profile.load_deploy_profile("launch/sim_quadrotor.yaml")
 from deploy.loop import FixedRateLoop
 from deploy.observation import Context, ObservationBuilder
 from drivers.robot import RobotState
@@ -24,7 +27,8 @@ print(obs.tolist(), stats.cycles, "torch" in sys.modules and sys.modules["torch"
 
 
 def test_runtime_imports_and_runs_without_torch():
-    out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, cwd=root)
     assert out.returncode == 0, out.stderr
     assert (
         out.stdout.strip()

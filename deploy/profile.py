@@ -1,0 +1,152 @@
+"""Deploy profiles (``launch/*.yaml``): which robot, at what rate, over which topics, behind which limits, and
+the check that a policy fits the robot before anything is armed. Torch-free.
+
+    name: sim_quadrotor
+    robot_class: quadrotor
+    control_hz: 100
+    robot: robots/crazyflie2.yaml          # the robot profile (relative to this file)
+    action: {interface: rpm, names: [m1, m2, m3, m4]}
+    transport: {namespace: /sim2real}      # see docs/transport.md
+    safety: {preset: crazyflie}            # see docs/safety.md
+    plan: {height_m: 1.0, climb_rate_m_s: 0.5, hover_s: 10.0, descent_rate_m_s: 0.3}
+    recording: {directory: runs/deploy}
+    sil: {seed: 0, start_height_m: 0.0}    # software-in-the-loop robot (drivers/sim_robot.py)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.observation import ObservationBuilder
+from deploy.runtime import FlightPlan, Policy
+from deploy.safety import SafetyProfile, profile_from_dict
+from deploy.transport import TransportConfig
+from sim.quadrotor.params import QuadrotorParams
+
+KEYS = {"name", "robot_class", "control_hz", "robot", "action", "transport", "safety", "plan", "recording", "sil"}
+
+
+class DeployProfileError(ValueError):
+    """A deploy profile is malformed, or a policy does not fit the robot it describes."""
+
+
+@dataclass
+class DeployProfile:
+    name: str
+    control_hz: float
+    robot: QuadrotorParams
+    action_interface: str
+    action_names: tuple[str, ...]
+    transport: TransportConfig
+    safety: SafetyProfile
+    plan: FlightPlan = field(default_factory=FlightPlan)
+    recording_dir: Path = Path("runs/deploy")
+    sil: dict[str, Any] = field(default_factory=dict)
+    robot_class: str = "quadrotor"
+
+    @property
+    def robot_hash(self) -> str:
+        """Content hash of the robot profile (what the exported policy was trained for)."""
+        return hashlib.sha256(json.dumps(self.robot.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_deploy_profile(path: str | Path) -> DeployProfile:
+    path = Path(path)
+    if not path.is_file():
+        raise DeployProfileError(
+            f"deploy profile {str(path)!r} does not exist; see launch/sim_quadrotor.yaml for an example"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DeployProfileError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise DeployProfileError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        raise DeployProfileError(f"{path}: unknown keys {unknown}; a deploy profile has {sorted(KEYS)}")
+    for key in ("control_hz", "robot", "action"):
+        if key not in data:
+            raise DeployProfileError(f"{path}: missing {key!r}")
+    if data.get("robot_class", "quadrotor") != "quadrotor":
+        raise DeployProfileError(
+            f"{path}: robot_class {data['robot_class']!r}: this runtime flies quadrotors (robot_class: quadrotor)"
+        )
+    rate = data["control_hz"]
+    if not isinstance(rate, int | float) or rate <= 0:
+        raise DeployProfileError(f"{path}: control_hz must be a positive number of Hz, found {rate!r}")
+    robot = data["robot"]
+    robot_params = (
+        QuadrotorParams.from_yaml(path.parent / robot)
+        if isinstance(robot, str)
+        else QuadrotorParams.from_dict(robot, source=f"{path}: robot")
+    )
+    action = data["action"]
+    if not isinstance(action, Mapping) or "interface" not in action or "names" not in action:
+        raise DeployProfileError(f"{path}: action needs 'interface' and 'names' (motor order), found {action!r}")
+    safety = dict(data.get("safety") or {"preset": "crazyflie"})
+    safety.setdefault("common", {})
+    safety["common"] = {**safety["common"], "control_period_s": 1.0 / float(rate)}
+    plan = data.get("plan") or {}
+    try:
+        flight_plan = FlightPlan(**plan)
+    except TypeError as exc:
+        raise DeployProfileError(
+            f"{path}: plan: {exc}; keys are height_m, climb_rate_m_s, hover_s, descent_rate_m_s"
+        ) from exc
+    return DeployProfile(
+        name=str(data.get("name", path.stem)),
+        control_hz=float(rate),
+        robot=robot_params,
+        action_interface=str(action["interface"]),
+        action_names=tuple(action["names"]),
+        transport=TransportConfig.from_mapping(data.get("transport")),
+        safety=profile_from_dict(safety),
+        plan=flight_plan,
+        recording_dir=Path((data.get("recording") or {}).get("directory", "runs/deploy")),
+        sil=dict(data.get("sil") or {}),
+    )
+
+
+def check_policy(profile: DeployProfile, policy: Policy, policy_robot_hash: str | None = None) -> None:
+    """Refuse, before arming, a policy that does not fit the robot: names the field, expected and found."""
+    spec = policy.action_spec
+
+    def mismatch(what: str, expected: Any, found: Any, hint: str) -> DeployProfileError:
+        return DeployProfileError(
+            f"policy does not fit profile {profile.name!r}: {what}: expected {expected!r}, found {found!r}. {hint}"
+        )
+
+    if spec.interface != profile.action_interface:
+        raise mismatch(
+            "action interface", profile.action_interface, spec.interface, "Export a policy trained with this interface."
+        )
+    if tuple(spec.names) != profile.action_names:
+        raise mismatch(
+            "action order (motor/joint names)",
+            profile.action_names,
+            tuple(spec.names),
+            "Reorder the profile or retrain.",
+        )
+    if abs(float(policy.control_hz) - profile.control_hz) > 1e-9:
+        raise mismatch(
+            "control rate (Hz)",
+            profile.control_hz,
+            float(policy.control_hz),
+            "Run the loop at the rate the policy was trained at.",
+        )
+    if policy_robot_hash is not None and policy_robot_hash != profile.robot_hash:
+        raise mismatch(
+            "robot profile hash",
+            profile.robot_hash,
+            policy_robot_hash,
+            "The policy was trained for other robot parameters.",
+        )
+    ObservationBuilder(policy.obs_spec)  # raises when a term cannot be built from the robot's state
