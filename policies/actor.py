@@ -1,0 +1,147 @@
+"""The deterministic actor of a checkpoint, as plain weights and as a small torch module.
+
+Export (ONNX, C) and evaluation read the actor from the checkpoint's state dict, not from a rebuilt rsl_rl model:
+``obs -> (obs - mean) / (std + eps) -> [Linear, activation]* -> Linear`` gives the Gaussian's mean, the
+deterministic action in normalized units; :meth:`TorchActor.physical` applies the action spec's scaling.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sim.action_spec import ActionSpec
+from sim.obs_spec import ObsSpec
+
+ACTIVATIONS = ("tanh", "elu")
+NORMALIZER_EPS = 1e-2  # rsl_rl EmpiricalNormalization's default eps (not stored in its state dict)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or run directory is not what export/evaluation expects."""
+
+
+@dataclass
+class ActorWeights:
+    """float32 arrays: mean, denom (D,) with obs_n = (obs - mean) / denom; layers [(W (out, in), b (out,))]."""
+
+    mean: np.ndarray
+    denom: np.ndarray
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    activation: str
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.layers[-1][0].shape[0])
+
+    @property
+    def num_params(self) -> int:
+        return 2 * self.obs_dim + sum(w.size + b.size for w, b in self.layers)
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    weights: ActorWeights
+    infos: dict[str, Any]  # see policies.train.checkpoint_infos
+
+    @property
+    def obs_spec(self) -> ObsSpec:
+        return ObsSpec.from_json(self.infos["obs_spec"])
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        return ActionSpec.from_json(self.infos["action_spec"])
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A ``model_<it>.pt`` file, or the latest one in a run directory."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = sorted(path.glob("model_*.pt"), key=lambda p: int(re.sub(r"\D", "", p.stem) or -1))
+        if found:
+            return found[-1]
+        raise CheckpointError(f"run directory {str(path)!r} has no model_<iteration>.pt checkpoint; train first")
+    raise CheckpointError(f"{str(path)!r} is neither a checkpoint file nor a run directory")
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    path = resolve_checkpoint(path)
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    infos = data.get("infos") or {}
+    from policies.train import CHECKPOINT_FORMAT
+
+    if infos.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: expected a sim2real checkpoint (infos.format = {CHECKPOINT_FORMAT!r}), "
+            f"found {infos.get('format')!r}; checkpoints written by `sim2real train` carry the metadata export needs"
+        )
+    state = data["actor_state_dict"]
+    activation = infos["actor"]["activation"]
+    return Checkpoint(path, weights_from_state_dict(state, activation, infos["actor"]["obs_normalization"]), infos)
+
+
+def weights_from_state_dict(state: dict[str, torch.Tensor], activation: str, obs_normalization: bool) -> ActorWeights:
+    """Weights of an rsl_rl ``MLPModel`` state dict (keys ``mlp.<i>.weight``, ``obs_normalizer._mean``...)."""
+    if activation not in ACTIVATIONS:
+        raise CheckpointError(f"actor activation must be one of {ACTIVATIONS} for export, found {activation!r}")
+    index = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"mlp\.(\d+)\.weight", k))})
+    if not index:
+        raise CheckpointError(f"actor state dict has no mlp.<i>.weight entries; keys: {sorted(state)}")
+    layers = [
+        (state[f"mlp.{i}.weight"].float().numpy().copy(), state[f"mlp.{i}.bias"].float().numpy().copy()) for i in index
+    ]
+    d = layers[0][0].shape[1]
+    if obs_normalization:
+        mean = state["obs_normalizer._mean"].float().reshape(-1)
+        denom = state["obs_normalizer._std"].float().reshape(-1) + NORMALIZER_EPS  # float32, as rsl_rl computes it
+    else:
+        mean, denom = torch.zeros(d), torch.ones(d)
+    return ActorWeights(mean.numpy().copy(), denom.numpy().copy(), layers, activation)
+
+
+class TorchActor(nn.Module):
+    """obs (N, D) -> deterministic normalized action (N, A) (unclipped Gaussian mean)."""
+
+    def __init__(self, w: ActorWeights, action_spec: ActionSpec | None = None):
+        super().__init__()
+        self.register_buffer("mean", torch.from_numpy(w.mean))
+        self.register_buffer("denom", torch.from_numpy(w.denom))
+        self.linears = nn.ModuleList()
+        for weight, bias in w.layers:
+            lin = nn.Linear(weight.shape[1], weight.shape[0])
+            lin.weight.data.copy_(torch.from_numpy(weight))
+            lin.bias.data.copy_(torch.from_numpy(bias))
+            self.linears.append(lin)
+        self.act = nn.Tanh() if w.activation == "tanh" else nn.ELU()
+        self.action_spec = action_spec
+
+    @torch.no_grad()
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = (obs - self.mean) / self.denom
+        for lin in self.linears[:-1]:
+            x = self.act(lin(x))
+        return self.linears[-1](x)
+
+    @torch.no_grad()
+    def normalized(self, obs: torch.Tensor) -> torch.Tensor:
+        """The action the env receives: the mean clipped to [-1, 1]."""
+        return self(obs).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def physical(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.action_spec is None:
+            raise CheckpointError("this actor has no action spec: construct it with one to get physical commands")
+        return self.action_spec.to_physical(self(obs))

@@ -1,0 +1,191 @@
+"""``sim2real eval RUN_OR_ONNX``: fly a trained policy across the randomization, beside the PID baseline.
+
+A run directory (or checkpoint) is evaluated from its checkpoint and, when ``policy.onnx`` sits beside it, also
+through the exported file: the two columns of the report should agree (the ONNX model outputs physical commands,
+mapped back with ``ActionSpec.to_normalized`` because the env takes normalized actions). Every controller
+flies the same envs: same seed, so the same parameters, initial states, noise and disturbances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sim.action_spec import ActionSpec
+from sim.obs_spec import ObsSpec
+
+log = logging.getLogger("sim2real.eval")
+
+
+@dataclass
+class Controller:
+    name: str
+    act: Callable[[torch.Tensor], torch.Tensor]  # policy observation (N, D) -> normalized actions (N, A)
+    reset: Callable[[torch.Tensor], None] | None = None
+
+
+@dataclass
+class PolicySource:
+    """What a trained policy needs from the env, read from a checkpoint or an exported file."""
+
+    task: str
+    obs_spec: ObsSpec
+    action_spec: ActionSpec
+    profile: dict[str, Any]
+    controllers: list[Controller]
+
+
+def checkpoint_controller(path: Path) -> tuple[Controller, dict[str, Any]]:
+    from policies.actor import TorchActor, load_checkpoint
+
+    ck = load_checkpoint(path)
+    actor = TorchActor(ck.weights, ck.action_spec)
+    return Controller(f"policy ({ck.path.name})", actor.normalized), ck.infos
+
+
+def onnx_controller(path: Path) -> tuple[Controller, Any]:
+    from policies.onnx_policy import load_policy
+
+    policy = load_policy(path)
+    spec = policy.action_spec
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        command = policy(obs.detach().cpu().numpy())
+        return torch.from_numpy(np.asarray(spec.to_normalized(command), dtype=np.float32)).to(obs.device)
+
+    return Controller(f"policy ({path.name})", act), policy
+
+
+def load_source(path: str | Path, with_onnx: bool = True) -> PolicySource:
+    """A run directory, checkpoint (.pt) or exported policy (.onnx)."""
+    import json
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        ctrl, policy = onnx_controller(path)
+        return PolicySource(policy.task, policy.obs_spec, policy.action_spec, policy.profile, [ctrl])
+    ctrl, infos = checkpoint_controller(path)
+    source = PolicySource(
+        infos["task"],
+        ObsSpec.from_json(infos["obs_spec"]),
+        ActionSpec.from_json(infos["action_spec"]),
+        json.loads(json.dumps(infos["profile"])),
+        [ctrl],
+    )
+    onnx_path = (path if path.is_dir() else path.parent) / "policy.onnx"
+    if with_onnx and onnx_path.is_file():
+        source.controllers.append(onnx_controller(onnx_path)[0])
+    return source
+
+
+def evaluate(
+    source: PolicySource,
+    episodes: int = 256,
+    seconds: float = 10.0,
+    seed: int = 0,
+    randomization: Any = None,
+    pid: bool = True,
+    progress: bool = False,
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], Any]:
+    """Metrics per controller (``policies.rollout``), the rollouts, and the env config used."""
+    from policies.baselines.pid import QuadrotorPID
+    from policies.rollout import rollout
+    from sim.quadrotor.params import QuadrotorParams
+    from sim.tasks import make_env, task_entry
+
+    if episodes <= 0 or seconds <= 0:
+        raise ValueError(f"episodes and seconds must be positive, got {episodes} and {seconds}")
+    cfg = task_entry(source.task).make_cfg()
+    cfg.action_interface = source.action_spec.interface
+    cfg.params = QuadrotorParams.from_dict(source.profile)
+    cfg.episode_s = seconds
+    if randomization is not None:
+        cfg.randomization = randomization
+    controllers = list(source.controllers)
+    if pid:
+        controllers.append(Controller("PID", lambda obs: obs))  # replaced below, once the env exists
+    metrics, rollouts = {}, {}
+    for ctrl in controllers:
+        env = make_env(source.task, episodes, seed=seed, cfg=cfg)
+        env.obs_spec.check_same_layout(source.obs_spec)
+        if env.action_spec != source.action_spec:
+            raise ValueError(
+                f"the policy's action spec {source.action_spec} differs from the env's {env.action_spec}: "
+                "evaluate it with the profile and interface it was trained for"
+            )
+        if ctrl.name == "PID":
+            baseline = QuadrotorPID(env.obs_spec, env.action_spec, cfg.params, cfg.control_dt, episodes)
+            ctrl = Controller("PID", baseline.act, baseline.reset)
+        t0 = time.perf_counter()
+        r = rollout(env, ctrl.act, cfg.max_episode_length, on_reset=ctrl.reset, progress=progress)
+        metrics[ctrl.name] = r.metrics()
+        rollouts[ctrl.name] = r
+        log.info(
+            "%s: success %.1f %%, crash %.1f %%, RMSE %.1f cm (%.1f s)",
+            ctrl.name,
+            100 * metrics[ctrl.name]["success_rate"],
+            100 * metrics[ctrl.name]["crash_rate"],
+            100 * metrics[ctrl.name]["position_rmse_m"],
+            time.perf_counter() - t0,
+        )
+    return metrics, rollouts, cfg
+
+
+def write_eval_report(out: Path, source_path: Path, metrics, rollouts, cfg, seed: int) -> Path:
+    from policies.report import plot_errors, plot_trajectories, write_report
+    from policies.runinfo import write_run_info
+
+    out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for k, (name, r) in enumerate(rollouts.items()):
+        title = f"{cfg.task} / {name}"
+        plots.append(plot_trajectories(r, out / f"trajectories_{k}.png", title))
+        plots.append(plot_errors(r, out / f"errors_{k}.png", title))
+    details = {
+        "policy": str(source_path),
+        "task": cfg.task,
+        "action interface": cfg.action_interface,
+        "episodes": str(next(iter(metrics.values()))["envs"]),
+        "episode": f"{cfg.episode_s:g} s at {cfg.control_hz:g} Hz control",
+        "randomization": f"{cfg.randomization.name} (digest {cfg.randomization.digest()})",
+        "seed": str(seed),
+        "deterministic": "policy mean action; same envs (seed) for every controller",
+    }
+    write_run_info(out, cfg, {"evaluated": str(source_path), "metrics": metrics})
+    return write_report(out, f"sim2real eval: {cfg.task}", metrics, details, plots)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("policy", type=Path, help="run directory, checkpoint (.pt) or exported policy (.onnx)")
+    p.add_argument("--task", default=None, help="task (default: the one the policy was trained on)")
+    p.add_argument("--episodes", type=int, default=256, help="episodes flown in parallel (default 256)")
+    p.add_argument("--seconds", type=float, default=10.0, help="episode length, s (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--randomization", type=Path, default=None, help="RandomizationSpec YAML (default: the task's)")
+    p.add_argument("--no-pid", action="store_true", help="skip the PID baseline column")
+    p.add_argument("--out", type=Path, default=None, help="report directory (default: POLICY_DIR/eval)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.randomization import RandomizationSpec
+
+    source = load_source(args.policy)
+    if args.task is not None and args.task != source.task:
+        raise SystemExit(f"the policy was trained on {source.task!r}, not {args.task!r}; pass --task {source.task}")
+    spec = RandomizationSpec.from_yaml(args.randomization) if args.randomization else None
+    metrics, rollouts, cfg = evaluate(
+        source, args.episodes, args.seconds, args.seed, spec, pid=not args.no_pid, progress=True
+    )
+    base = args.policy if args.policy.is_dir() else args.policy.parent
+    report = write_eval_report(args.out or base / "eval", args.policy, metrics, rollouts, cfg, args.seed)
+    log.info("wrote %s", report)
+    print(report)
+    return 0

@@ -1,0 +1,149 @@
+"""``sim2real export RUN_DIR_OR_CHECKPOINT``: ``policy.onnx`` (+ ``policy.h``) next to the checkpoint.
+
+The ONNX graph is written node by node (no tracing): ``obs -> (obs - mean) / denom -> MLP -> action`` (the
+Gaussian mean, normalized units) ``-> clip(-1, 1) * scale + offset -> clip(low, high) -> command`` (physical
+units, e.g. RPM). Opset pinned to :data:`OPSET`. Metadata: see :mod:`policies.onnx_policy`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.actor import ActorWeights, Checkpoint, load_checkpoint
+from policies.onnx_policy import (
+    ACTION_OUTPUT_NAME,
+    FORMAT_VERSION,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PREFIX,
+    profile_hash,
+)
+from sim.action_spec import ActionSpec
+
+log = logging.getLogger("sim2real.export")
+
+OPSET = 17
+IR_VERSION = 8  # what onnxruntime >= 1.17 reads for opset 17
+
+
+def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
+    """The ONNX model (``onnx.ModelProto``) of actor + normalizer + scaling, checked."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if spec.dim != w.action_dim:
+        raise ValueError(f"the actor outputs {w.action_dim} actions, the action spec declares {spec.dim}")
+    f32 = np.float32
+    inits, nodes = [], []
+
+    def const(name: str, value: Any) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=f32), name))
+        return name
+
+    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    x = node("Sub", [INPUT_NAME, const("obs_mean", w.mean)], "obs_centred")
+    x = node("Div", [x, const("obs_denom", w.denom)], "obs_normalized")
+    for i, (weight, bias) in enumerate(w.layers):
+        x = node("MatMul", [x, const(f"w{i}", weight.T.copy())], f"matmul{i}")
+        last = i == len(w.layers) - 1
+        x = node("Add", [x, const(f"b{i}", bias)], ACTION_OUTPUT_NAME if last else f"linear{i}")
+        if not last:
+            x = node("Tanh", [x], f"hidden{i}") if w.activation == "tanh" else node("Elu", [x], f"hidden{i}", alpha=1.0)
+    a = node("Clip", [x, const("minus_one", -1.0), const("one", 1.0)], "action_clipped")
+    a = node("Mul", [a, const("action_scale", spec.scale)], "action_scaled")
+    a = node("Add", [const("action_offset", spec.offset), a], "command_unclipped")
+    a = node("Max", [a, const("command_low", spec.low)], "command_above_low")
+    node("Min", [a, const("command_high", spec.high)], OUTPUT_NAME)
+
+    graph = helper.make_graph(
+        nodes,
+        "sim2real_policy",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", w.obs_dim])],
+        [
+            helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", w.action_dim]),
+            helper.make_tensor_value_info(ACTION_OUTPUT_NAME, TensorProto.FLOAT, ["batch", w.action_dim]),
+        ],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sim2real", ir_version=IR_VERSION
+    )
+    helper.set_model_props(model, {PREFIX + k: v for k, v in metadata.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def metadata_of(ck: Checkpoint) -> dict[str, str]:
+    """The ``sim2real.*`` metadata_props (prefix added by :func:`build_onnx`)."""
+    infos = ck.infos
+    profile = infos["profile"]
+    return {
+        "format_version": FORMAT_VERSION,
+        "task": infos["task"],
+        "obs_spec": infos["obs_spec"],
+        "action_spec": infos["action_spec"],
+        "control_hz": repr(float(infos["control_hz"])),
+        "profile": json.dumps(profile, sort_keys=True, separators=(",", ":")),
+        "profile_hash": profile_hash(profile),
+        "randomization_digest": infos["randomization_digest"],
+        "randomization": json.dumps(infos["randomization"], sort_keys=True, separators=(",", ":")),
+        "git_commit": infos["git_commit"],
+        "checkpoint": ck.path.name,
+        "iteration": str(infos["iteration"]),
+        "seed": str(infos["seed"]),
+        "output": "physical command, units in action_spec",
+    }
+
+
+def export(checkpoint: str | Path, out_dir: Path | None = None, header: bool = True) -> dict[str, Path]:
+    """Write ``policy.onnx`` (and ``policy.h``) for a checkpoint or run directory; returns the paths."""
+    import onnx
+
+    ck = load_checkpoint(checkpoint)
+    out_dir = Path(out_dir) if out_dir is not None else ck.path.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = build_onnx(ck.weights, ck.action_spec, metadata_of(ck))
+    paths = {"onnx": out_dir / "policy.onnx"}
+    onnx.save(model, str(paths["onnx"]))
+    if header:
+        from policies.c_export import write_header
+
+        paths["header"] = write_header(ck.weights, ck.action_spec, ck.obs_spec, out_dir / "policy.h", metadata_of(ck))
+    return paths
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="run directory (latest model_<it>.pt) or a checkpoint file")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: beside the checkpoint)")
+    p.add_argument("--no-header", action="store_true", help="skip policy.h (plain C for microcontrollers)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from policies.onnx_policy import load_policy
+
+    paths = export(args.checkpoint, args.out, header=not args.no_header)
+    policy = load_policy(paths["onnx"])  # read back through the robot's loader: refuse to hand out a bad file
+    log.info(
+        "exported %s: task %s, %d obs -> %d %s commands at %g Hz, profile %s, randomization %s, commit %s",
+        paths["onnx"],
+        policy.task,
+        policy.obs_spec.dim,
+        policy.action_spec.dim,
+        policy.action_spec.interface,
+        policy.control_hz,
+        policy.profile_hash,
+        policy.randomization_digest,
+        policy.git_commit,
+    )
+    for p in paths.values():
+        print(p)
+    return 0

@@ -1,0 +1,307 @@
+"""``sim2real train TASK``: rsl_rl PPO with the asymmetric actor-critic on a batched task.
+
+The actor sees the ``policy`` group (what the robot measures); the critic also sees ``critic`` (true state) and
+``privileged`` (randomized parameters, disturbances) -- ``sim.env.OBS_GROUPS``. rsl_rl's ``OnPolicyRunner``
+builds the algorithm and writes checkpoints in its own format; the iteration loop is ours so that it can stop on
+wall-clock time and report progress through a rich bar (rsl_rl's logger prints a page per iteration).
+
+Run directory ``runs/<task>/<timestamp>/``: ``run.json`` (resolved config, git commit, command),
+``randomization.yaml``, ``model_<it>.pt`` checkpoints (with the metadata export needs, see
+:func:`checkpoint_infos`), TensorBoard event files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from policies.train_cfg import TRAIN_CFGS, TrainCfg, train_cfg
+
+log = logging.getLogger("sim2real.train")
+
+CHECKPOINT_FORMAT = "sim2real-checkpoint/1"
+
+
+@dataclass
+class IterationStats:
+    iteration: int
+    wall_s: float  # since the start of training (env built)
+    steps_per_s: float  # env steps (num_envs * steps per env) per second of this iteration
+    mean_reward: float  # per control step, over the iteration's rollout
+    episode_return: float  # mean over episodes that ended in this iteration (nan when none)
+    episode_length_s: float
+    crash_rate: float  # fraction of the episodes that ended in this iteration that were failures
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path | None
+    iterations: int
+    wall_s: float
+    checkpoints: list[Path] = field(default_factory=list)
+    history: list[IterationStats] = field(default_factory=list)
+    runner: Any = None  # the rsl_rl OnPolicyRunner (actor: runner.alg.get_policy())
+
+
+def checkpoint_infos(cfg: TrainCfg, env: Any, iteration: int, wall_s: float, commit: str) -> dict[str, Any]:
+    """What export and evaluation need besides the weights, stored in the checkpoint's ``infos``."""
+    from policies.runinfo import to_jsonable
+
+    actor = cfg.actor
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "task": cfg.task,
+        "iteration": iteration,
+        "wall_s": wall_s,
+        "seed": cfg.seed,
+        "git_commit": commit,
+        "obs_spec": env.obs_spec.to_json(),
+        "action_spec": env.action_spec.to_json(),
+        "control_hz": float(env.cfg.control_hz),
+        "profile": env.cfg.params.to_dict(),
+        "randomization": env.cfg.randomization.to_dict(),
+        "randomization_digest": env.cfg.randomization.digest(),
+        "env_cfg": to_jsonable(env.cfg),
+        "actor": {
+            "hidden_dims": list(actor.hidden_dims),
+            "activation": actor.activation,
+            "obs_normalization": actor.obs_normalization,
+            "obs_groups": list(cfg.obs_groups["actor"]),
+        },
+    }
+
+
+def make_run_dir(root: Path, task: str) -> Path:
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = root / task / stamp
+    k = 1
+    while run_dir.exists():
+        run_dir = root / task / f"{stamp}_{k}"
+        k += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> TrainResult:
+    """Train ``cfg`` and return the result; with ``run_dir`` write checkpoints, run info and TensorBoard logs.
+
+    Deterministic for a given (seed, device, config): the env draws from its own generator seeded with
+    ``cfg.seed``; rsl_rl draws network initialisation, action noise and minibatch order from torch's global
+    generator, which is seeded here (rsl_rl offers no generator argument).
+    """
+    from rsl_rl.runners import OnPolicyRunner
+
+    from policies.runinfo import git_commit, write_run_info
+    from sim.tasks import make_env
+
+    if cfg.num_envs <= 0 or cfg.max_iterations <= 0:
+        raise ValueError(f"num_envs and max_iterations must be positive, got {cfg.num_envs}, {cfg.max_iterations}")
+    if cfg.max_seconds is not None and cfg.max_seconds <= 0:
+        raise ValueError(f"max_seconds must be positive (or None), got {cfg.max_seconds}")
+    torch.manual_seed(cfg.seed)
+    t_start = time.perf_counter()
+    env = make_env(cfg.task, cfg.num_envs, device=cfg.device, seed=cfg.seed, cfg=cfg.env, compile=cfg.compile_env)
+    with contextlib.redirect_stdout(io.StringIO()) as captured:  # rsl_rl prints the models
+        runner = OnPolicyRunner(env, cfg.rsl_rl_dict(), log_dir=None, device=cfg.device)
+    log.debug("rsl_rl: %s", captured.getvalue().strip())
+    alg = runner.alg
+    commit = git_commit()
+    writer = None
+    if run_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        write_run_info(
+            run_dir,
+            cfg,
+            {"task": cfg.task, "rsl_rl": cfg.rsl_rl_dict(), "randomization_digest": cfg.env.randomization.digest()},
+        )
+        cfg.env.randomization.to_yaml(run_dir / "randomization.yaml")
+        writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10)
+
+    result = TrainResult(run_dir, 0, 0.0, runner=runner)
+    steps_per_iteration = cfg.num_envs * cfg.ppo.num_steps_per_env
+    obs = env.get_observations().to(cfg.device)
+    alg.train_mode()
+
+    def save(it: int) -> None:
+        if run_dir is None:
+            return
+        path = run_dir / f"model_{it}.pt"
+        runner.current_learning_iteration = it
+        runner.save(str(path), infos=checkpoint_infos(cfg, env, it, time.perf_counter() - t_start, commit))
+        result.checkpoints.append(path)
+
+    bar = _progress_bar(progress)
+    with bar:
+        task = bar.add_task(cfg.task, total=cfg.max_iterations, sps=0.0, rew=math.nan, ep=math.nan, crash=math.nan)
+        it = 0
+        for it in range(cfg.max_iterations):
+            t0 = time.perf_counter()
+            reward_sum = torch.zeros((), device=cfg.device)
+            episodes: list[dict[str, torch.Tensor]] = []
+            with torch.inference_mode():
+                for _ in range(cfg.ppo.num_steps_per_env):
+                    actions = alg.act(obs)
+                    obs, rewards, dones, extras = env.step(actions.to(env.device))
+                    obs, rewards, dones = obs.to(cfg.device), rewards.to(cfg.device), dones.to(cfg.device)
+                    alg.process_env_step(obs, rewards, dones, extras)
+                    reward_sum += rewards.mean()
+                    if "log" in extras:
+                        episodes.append({k: v.float() for k, v in extras["log"].items()})
+                alg.compute_returns(obs)
+            t1 = time.perf_counter()
+            losses = alg.update()
+            t2 = time.perf_counter()
+            stats = IterationStats(
+                iteration=it,
+                wall_s=t2 - t_start,
+                steps_per_s=steps_per_iteration / (t2 - t0),
+                mean_reward=reward_sum.item() / cfg.ppo.num_steps_per_env,
+                episode_return=_mean(episodes, "/episode/return"),
+                episode_length_s=_mean(episodes, "/episode/length_s"),
+                crash_rate=_mean(episodes, "/episode/crash_rate"),
+            )
+            result.history.append(stats)
+            if writer is not None:
+                _write_scalars(writer, stats, losses, alg, t1 - t0, t2 - t1)
+            bar.update(
+                task,
+                advance=1,
+                sps=stats.steps_per_s,
+                rew=stats.mean_reward,
+                ep=stats.episode_length_s,
+                crash=stats.crash_rate,
+            )
+            if it % cfg.save_interval == 0 and it > 0:
+                save(it)
+            if cfg.max_seconds is not None and time.perf_counter() - t_start >= cfg.max_seconds:
+                log.info("stopping after iteration %d: wall-clock limit %.0f s reached", it, cfg.max_seconds)
+                break
+    if not result.checkpoints or result.checkpoints[-1].name != f"model_{it}.pt":
+        save(it)
+    if writer is not None:
+        writer.close()
+    result.iterations = it + 1
+    result.wall_s = time.perf_counter() - t_start
+    return result
+
+
+def _mean(episodes: list[dict[str, torch.Tensor]], key: str) -> float:
+    values = [e[key] for e in episodes if key in e]
+    return torch.stack(values).mean().item() if values else math.nan
+
+
+def _write_scalars(writer: Any, s: IterationStats, losses: dict[str, float], alg: Any, t_collect, t_learn) -> None:
+    it = s.iteration
+    for key, value in losses.items():
+        writer.add_scalar(f"Loss/{key}", value, it)
+    writer.add_scalar("Loss/learning_rate", alg.learning_rate, it)
+    writer.add_scalar("Policy/mean_std", alg.get_policy().output_std.mean().item(), it)
+    writer.add_scalar("Perf/steps_per_s", s.steps_per_s, it)
+    writer.add_scalar("Perf/collection_time", t_collect, it)
+    writer.add_scalar("Perf/learning_time", t_learn, it)
+    writer.add_scalar("Train/mean_reward", s.mean_reward, it)
+    for name, value in (
+        ("episode_return", s.episode_return),
+        ("episode_length_s", s.episode_length_s),
+        ("crash_rate", s.crash_rate),
+    ):
+        if not math.isnan(value):
+            writer.add_scalar(f"Episode/{name}", value, it)
+            writer.add_scalar(f"Episode/{name}_vs_wall_s", value, int(s.wall_s))
+
+
+def _progress_bar(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("it"),
+        TextColumn("{task.fields[sps]:,.0f} steps/s"),
+        TextColumn("reward/step {task.fields[rew]:.3f}"),
+        TextColumn("episode {task.fields[ep]:.2f} s"),
+        TextColumn("crash {task.fields[crash]:.1%}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", choices=sorted(TRAIN_CFGS), help="task to train")
+    p.add_argument("--seed", type=int, default=None, help="seed of the env and of rsl_rl (default: config, 0)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: config, cpu)")
+    p.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: config, 4096)")
+    p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: config)")
+    p.add_argument("--max-seconds", type=float, default=None, help="wall-clock limit for training, s")
+    p.add_argument("--interface", choices=["rpm", "ctbr"], default=None, help="action interface (default rpm)")
+    p.add_argument("--randomization", type=Path, default=None, help="RandomizationSpec YAML (default: the task's)")
+    p.add_argument("--save-interval", type=int, default=None, help="iterations between checkpoints")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run directories (default runs/)")
+    p.add_argument("--run-dir", type=Path, default=None, help="exact run directory (default RUNS/TASK/TIMESTAMP)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
+    """The task's config with the command-line overrides applied."""
+    from sim.randomization import RandomizationSpec
+
+    cfg = train_cfg(args.task)
+    for attr, name in (
+        ("seed", "seed"),
+        ("device", "device"),
+        ("num_envs", "num_envs"),
+        ("iterations", "max_iterations"),
+        ("max_seconds", "max_seconds"),
+        ("save_interval", "save_interval"),
+    ):
+        value = getattr(args, attr, None)
+        if value is not None:
+            setattr(cfg, name, value)
+    if getattr(args, "interface", None):
+        cfg.env.action_interface = args.interface
+    if getattr(args, "randomization", None) is not None:
+        cfg.env.randomization = RandomizationSpec.from_yaml(args.randomization)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = cfg_from_args(args)
+    run_dir = args.run_dir if args.run_dir is not None else make_run_dir(args.runs, cfg.task)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info(
+        "training %s (%s actions): %d envs, up to %d iterations%s, seed %d, device %s -> %s",
+        cfg.task,
+        cfg.env.action_interface,
+        cfg.num_envs,
+        cfg.max_iterations,
+        f" or {cfg.max_seconds:g} s" if cfg.max_seconds else "",
+        cfg.seed,
+        cfg.device,
+        run_dir,
+    )
+    result = train(cfg, run_dir, progress=not args.no_progress)
+    last = result.history[-1]
+    log.info(
+        "done: %d iterations in %.1f s (%.0f steps/s last), episode %.2f s, crash %.1f %%; checkpoint %s",
+        result.iterations,
+        result.wall_s,
+        last.steps_per_s,
+        last.episode_length_s,
+        100 * last.crash_rate,
+        result.checkpoints[-1],
+    )
+    print(run_dir)
+    return 0

@@ -1,0 +1,111 @@
+"""Typed training configs: one per task, built from the env config, two model configs and the PPO settings.
+
+``TrainCfg.rsl_rl_dict()`` turns a config into the dict rsl_rl v5's ``OnPolicyRunner`` expects (``obs_groups``,
+``actor`` / ``critic`` model configs with ``class_name``, ``algorithm``). Every field says its unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.env import OBS_GROUPS
+from sim.quadrotor.config import QuadrotorTaskCfg
+
+
+@dataclass
+class ModelCfg:
+    """An MLP (rsl_rl ``MLPModel``) with empirical observation normalization."""
+
+    hidden_dims: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"  # "tanh" | "elu": the C export supports these two
+    obs_normalization: bool = True
+
+    def to_rsl_rl(self, distribution: dict[str, Any] | None = None) -> dict[str, Any]:
+        cfg: dict[str, Any] = {
+            "class_name": "MLPModel",
+            "hidden_dims": list(self.hidden_dims),
+            "activation": self.activation,
+            "obs_normalization": self.obs_normalization,
+        }
+        if distribution is not None:
+            cfg["distribution_cfg"] = distribution
+        return cfg
+
+
+@dataclass
+class PPOCfg:
+    """rsl_rl PPO settings (FACTS.md: the legged_gym / rsl_rl defaults, entropy lowered for a 4-D action)."""
+
+    num_steps_per_env: int = 24  # control steps per env per iteration
+    num_learning_epochs: int = 5
+    num_mini_batches: int = 4
+    clip_param: float = 0.2
+    gamma: float = 0.99  # per control step (100 Hz: horizon ~1 s)
+    lam: float = 0.95
+    value_loss_coef: float = 1.0
+    entropy_coef: float = 0.005
+    learning_rate: float = 1e-3  # initial; adapted to desired_kl
+    max_grad_norm: float = 1.0
+    schedule: str = "adaptive"
+    desired_kl: float = 0.01
+    init_noise_std: float = 0.5  # in normalized action units
+    std_type: str = "log"
+
+    def algorithm(self) -> dict[str, Any]:
+        skip = {"num_steps_per_env", "init_noise_std", "std_type"}
+        return {"class_name": "PPO", **{k: v for k, v in vars(self).items() if k not in skip}}
+
+
+@dataclass
+class TrainCfg:
+    """Everything a training run needs; the resolved instance is written to ``run.json``."""
+
+    task: str
+    env: Any  # the task's typed env config (QuadrotorTaskCfg for the quadrotor tasks)
+    seed: int = 0
+    device: str = "cpu"
+    num_envs: int = 4096
+    max_iterations: int = 1500
+    max_seconds: float | None = None  # wall clock; stops after the iteration that crosses it
+    save_interval: int = 50  # iterations between checkpoints (the last iteration is always saved)
+    actor: ModelCfg = field(default_factory=ModelCfg)
+    critic: ModelCfg = field(default_factory=lambda: ModelCfg(hidden_dims=(128, 128), activation="elu"))
+    ppo: PPOCfg = field(default_factory=PPOCfg)
+    obs_groups: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in OBS_GROUPS.items()})
+    compile_env: bool | None = None  # None: the env decides (compiled from 4096 envs)
+
+    def rsl_rl_dict(self) -> dict[str, Any]:
+        """The training config in rsl_rl v5's format (the runner mutates it: pass a fresh copy)."""
+        p = self.ppo
+        distribution = {"class_name": "GaussianDistribution", "init_std": p.init_noise_std, "std_type": p.std_type}
+        return {
+            "num_steps_per_env": p.num_steps_per_env,
+            "save_interval": self.save_interval,
+            "obs_groups": {k: list(v) for k, v in self.obs_groups.items()},
+            "actor": self.actor.to_rsl_rl(distribution),
+            "critic": self.critic.to_rsl_rl(),
+            "algorithm": p.algorithm(),
+            "check_for_nan": True,
+        }
+
+
+def quadrotor_hover() -> TrainCfg:
+    return TrainCfg(task="quadrotor-hover", env=QuadrotorTaskCfg(task="hover"))
+
+
+def quadrotor_track() -> TrainCfg:
+    return TrainCfg(task="quadrotor-track", env=QuadrotorTaskCfg(task="track"), max_iterations=3000)
+
+
+TRAIN_CFGS: dict[str, Callable[[], TrainCfg]] = {
+    "quadrotor-hover": quadrotor_hover,
+    "quadrotor-track": quadrotor_track,
+}
+
+
+def train_cfg(task: str) -> TrainCfg:
+    if task not in TRAIN_CFGS:
+        raise KeyError(f"no training config for task {task!r}; configured tasks: {sorted(TRAIN_CFGS)}")
+    return TRAIN_CFGS[task]()

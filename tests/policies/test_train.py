@@ -1,0 +1,127 @@
+"""Training: determinism under a seed, the asymmetric actor-critic, the run directory and the CLI overrides."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from policies import train as train_mod
+from policies.train import CHECKPOINT_FORMAT, cfg_from_args, train
+from sim.quadrotor.config import default_randomization
+from sim.randomization import RandomizationSpec
+from tests.policies.conftest import small_cfg
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def actor_params(result) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in result.runner.alg.get_policy().state_dict().items()}
+
+
+def test_same_seed_gives_identical_actor_and_different_seeds_differ():
+    a = actor_params(train(small_cfg(seed=7, iterations=2), None, progress=False))
+    b = actor_params(train(small_cfg(seed=7, iterations=2), None, progress=False))
+    c = actor_params(train(small_cfg(seed=8, iterations=2), None, progress=False))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs between two runs with the same seed"
+    assert any(not torch.equal(a[k], c[k]) for k in a if k.startswith("mlp."))
+    # the normalizer learned from data (two updates of 64 envs x 24 steps)
+    assert a["obs_normalizer.count"].item() == 2 * 64 * 24
+    assert not torch.allclose(a["obs_normalizer._std"], torch.ones_like(a["obs_normalizer._std"]))
+
+
+def test_training_changes_the_actor_and_reports_per_iteration_stats():
+    one = train(small_cfg(seed=3, iterations=1), None, progress=False)
+    three = train(small_cfg(seed=3, iterations=3), None, progress=False)
+    w1 = one.runner.alg.get_policy().mlp[0].weight
+    w3 = three.runner.alg.get_policy().mlp[0].weight
+    assert not torch.equal(w1, w3)
+    assert [h.iteration for h in three.history] == [0, 1, 2]
+    for h in three.history:
+        assert h.steps_per_s > 0 and h.wall_s > 0
+        assert 0.0 <= h.crash_rate <= 1.0 or h.crash_rate != h.crash_rate  # nan when no episode ended
+    assert three.history[-1].wall_s >= three.history[0].wall_s
+
+
+def test_actor_sees_policy_group_only_and_critic_sees_privileged_groups():
+    result = train(small_cfg(iterations=1), None, progress=False)
+    env, alg = result.runner.env, result.runner.alg
+    assert alg.actor.obs_groups == ["policy"]
+    assert alg.critic.obs_groups == ["policy", "critic", "privileged"]
+    assert alg.actor.obs_dim == env.obs_spec.dim == 22
+    assert alg.critic.obs_dim == env.obs_spec.dim + env.critic_spec.dim + env.privileged_spec.dim
+
+
+def test_max_seconds_stops_training_early():
+    cfg = small_cfg(iterations=50)
+    cfg.max_seconds = 1e-3
+    result = train(cfg, None, progress=False)
+    assert result.iterations == 1
+
+
+def test_bad_config_values_are_refused_with_a_message():
+    cfg = small_cfg()
+    cfg.num_envs = 0
+    with pytest.raises(ValueError, match="num_envs"):
+        train(cfg, None, progress=False)
+
+
+def run_cli(argv: list[str], monkeypatch) -> int:
+    import sim2real
+
+    monkeypatch.setitem(sim2real.COMMANDS, "train", ("policies.train", "train"))
+    return sim2real.main(argv)
+
+
+def test_cli_writes_run_directory_with_config_commit_randomization_checkpoints_and_logs(tmp_path, monkeypatch):
+    spec = default_randomization().replace(disturbance_force=None, disturbance_torque=None)
+    spec_path = tmp_path / "spec.yaml"
+    spec.to_yaml(spec_path)
+    run_dir = tmp_path / "run"
+    argv = ["train", "quadrotor-hover", "--seed", "5", "--num-envs", "32", "--iterations", "2", "--interface"]
+    argv += ["ctbr", "--randomization", str(spec_path), "--save-interval", "1", "--run-dir", str(run_dir)]
+    assert run_cli([*argv, "--no-progress"], monkeypatch) == 0
+
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["git_commit"] and info["git_commit"] != "unknown"
+    assert info["config"]["seed"] == 5 and info["config"]["num_envs"] == 32
+    assert info["config"]["env"]["action_interface"] == "ctbr"
+    assert info["rsl_rl"]["obs_groups"] == {"actor": ["policy"], "critic": ["policy", "critic", "privileged"]}
+    saved = RandomizationSpec.from_yaml(run_dir / "randomization.yaml")
+    assert saved.digest() == spec.digest() != default_randomization().digest()
+    assert "disturbance_force" not in saved
+    assert sorted(p.name for p in run_dir.glob("model_*.pt")) == ["model_1.pt"]
+    assert list(run_dir.glob("events.out.tfevents.*"))
+
+    ck = torch.load(run_dir / "model_1.pt", weights_only=False)
+    infos = ck["infos"]
+    assert infos["format"] == CHECKPOINT_FORMAT and infos["iteration"] == 1 and infos["seed"] == 5
+    assert json.loads(infos["action_spec"])["interface"] == "ctbr"
+    assert infos["randomization_digest"] == spec.digest()
+
+
+def test_cli_defaults_and_overrides_resolve_into_the_typed_config():
+    p = argparse.ArgumentParser()
+    train_mod.add_arguments(p)
+    cfg = cfg_from_args(p.parse_args(["quadrotor-track"]))
+    assert (cfg.task, cfg.env.task, cfg.num_envs, cfg.seed, cfg.max_seconds) == (
+        "quadrotor-track",
+        "track",
+        4096,
+        0,
+        None,
+    )
+    cfg = cfg_from_args(
+        p.parse_args(["quadrotor-hover", "--num-envs", "128", "--max-seconds", "30", "--device", "cpu"])
+    )
+    assert (cfg.num_envs, cfg.max_seconds, cfg.device) == (128, 30.0, "cpu")
+    rsl = cfg.rsl_rl_dict()
+    assert rsl["algorithm"]["class_name"] == "PPO" and rsl["num_steps_per_env"] == 24
+    assert rsl["actor"]["obs_normalization"] and rsl["critic"]["obs_normalization"]
+    assert rsl["actor"]["distribution_cfg"]["class_name"] == "GaussianDistribution"
+    with pytest.raises(SystemExit):
+        p.parse_args(["quadrotor-fly"])
