@@ -15,8 +15,6 @@ the check that a policy fits the robot before anything is armed. Torch-free.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +52,7 @@ class DeployProfile:
     @property
     def robot_hash(self) -> str:
         """Content hash of the robot profile (what the exported policy was trained for)."""
-        return hashlib.sha256(json.dumps(self.robot.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return self.robot.digest()
 
 
 def load_deploy_profile(path: str | Path) -> DeployProfile:

@@ -15,6 +15,8 @@ and learning-to-fly (0.15 s, used here for the slower fall).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -78,6 +80,12 @@ class QuadrotorParams:
     def max_thrust(self) -> float:
         """Total thrust at max_rpm (N)."""
         return 4.0 * self.kf * self.max_rpm**2
+
+    def digest(self) -> str:
+        """Content hash of the profile: sha256 of its canonical JSON (sorted keys, no spaces), 16 hex digits.
+        The exported policy carries it (``profile_hash``); the runtime compares it with the robot's."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
