@@ -1,10 +1,12 @@
 """Simulator throughput: one JSON line per (task, what, device, num_envs).
 
 "env_step" is the full env step (dynamics + observations + rewards + resets + randomization) driven by random
-actions (so failures and resets happen at an early-training rate); "dynamics" is the compiled physics of one
-control step alone. Compilation and warm-up are excluded and reported as compile_s.
+actions (so failures and resets happen at an early-training rate), on the env's default backend ("native": the
+C++ CPU kernel where the config is supported; "compiled": torch.compile) or on the torch path (--backend torch);
+"dynamics" is the compiled torch physics of one control step alone. Compilation and warm-up are excluded and
+reported as compile_s.
 
-    python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--device cpu]
+    python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--device cpu] [--backend auto]
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_env(task: str, num_envs: int, device: torch.device, steps: int, substeps: int | None) -> list[dict]:
+def bench_env(
+    task: str, num_envs: int, device: torch.device, steps: int, substeps: int | None, backend: str = "auto"
+) -> list[dict]:
     t0 = time.perf_counter()
     from sim.tasks import task_entry
 
     cfg = task_entry(task).make_cfg()
     if substeps:
         cfg.physics_substeps = substeps
-    env = make_env(task, num_envs, device=device, seed=0, cfg=cfg, compile=True)
+    native = {"auto": None, "torch": False, "native": True}[backend]
+    env = make_env(task, num_envs, device=device, seed=0, cfg=cfg, compile=True, native=native)
     g = torch.Generator(device).manual_seed(0)
     pool = [2 * torch.rand(num_envs, 4, generator=g, device=device) - 1 for _ in range(8)]
     for k in range(5):
@@ -89,6 +94,7 @@ def bench_env(task: str, num_envs: int, device: torch.device, steps: int, subste
         {
             **common,
             "what": "env_step",
+            "backend": env.backend,
             "actions": "uniform random",
             "env_steps_per_s": num_envs * steps / env_s,
             "resets_per_step": resets / steps,
@@ -105,12 +111,13 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["quadrotor-hover"])
     ap.add_argument("--device", nargs="+", default=None, help="default: cpu, plus cuda when available")
     ap.add_argument("--substeps", type=int, default=None, help="override physics substeps per control step")
+    ap.add_argument("--backend", choices=["auto", "torch", "native"], default="auto", help="env step implementation")
     args = ap.parse_args()
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     for device in devices:
         for task in args.tasks:
             for n in args.num_envs:
-                for line in bench_env(task, n, torch.device(device), args.steps, args.substeps):
+                for line in bench_env(task, n, torch.device(device), args.steps, args.substeps, args.backend):
                     print(
                         json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in line.items()}), flush=True
                     )

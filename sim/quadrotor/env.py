@@ -21,6 +21,7 @@ from sim.quadrotor import terms
 from sim.quadrotor.actions import action_spec, ctbr_rate_loop
 from sim.quadrotor.config import QuadrotorTaskCfg
 from sim.quadrotor.dynamics import STATE_DIM, STATE_ROWS, Body, PhysParams, physics_step, rotation_rows, step_coeffs
+from sim.quadrotor.native import NativeStep, load_kernel, padded_empty
 from sim.quadrotor.params import GRAVITY
 from sim.rng import make_noise_table, table_normal
 from sim.sampling import apply_operation, components, transform_uniform
@@ -53,7 +54,13 @@ def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
 
 
 class QuadrotorEnv(BatchedEnv):
-    """Batched quadrotor task (``cfg.task`` = "hover" or "track"). All tensors live on ``device``."""
+    """Batched quadrotor task (``cfg.task`` = "hover" or "track"). All tensors live on ``device``.
+
+    compile: torch.compile the torch step (default: on CUDA and from 4096 envs); False is the eager reference.
+    native: run the step with the one-pass C++ CPU kernel (:mod:`sim.quadrotor.native`). Default: on CPU when the
+    config is supported (hover, rpm actions) and ``compile`` is not False; True requires a supported config.
+    If the kernel cannot be built, a warning is logged and the torch step runs.
+    """
 
     def __init__(
         self,
@@ -63,6 +70,7 @@ class QuadrotorEnv(BatchedEnv):
         generator: torch.Generator | None = None,
         seed: int = 0,
         compile: bool | None = None,
+        native: bool | None = None,
     ):
         if cfg.task not in ("hover", "track"):
             raise ValueError(f"unknown quadrotor task {cfg.task!r}; expected 'hover' or 'track'")
@@ -111,17 +119,59 @@ class QuadrotorEnv(BatchedEnv):
             if d.when == "interval":
                 groups.setdefault(max(1, round(d.interval_s * cfg.control_hz)), []).append(name)
         self._interval_groups = tuple(groups.items())  # (period in control steps, parameter names)
+        observed = ("obs_latency", "obs_noise_scale", "obs_noise.")
+        self._interval_observed = any(k.startswith(observed) for _, names in self._interval_groups for k in names)
+        self._native = self._make_native(native, compile)
         use_compile = compile if compile is not None else (self.device.type == "cuda" or num_envs >= 4096)
-        if use_compile:
+        self._compiled = bool(use_compile) and self._native is None
+        if self._compiled:
             # Compiled code is cached per code object; every env instance (size, config) adds an entry, and past
             # the default limit of 8 dynamo silently falls back to eager. Tests and sweeps build many envs.
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        self._advance = torch.compile(self._advance_impl, dynamic=False) if use_compile else self._advance_impl
-        self._observe = torch.compile(self._observe_impl, dynamic=False) if use_compile else self._observe_impl
-        self._transpose = torch.compile(_transpose, dynamic=False) if use_compile else _transpose
+        self._advance = torch.compile(self._advance_impl, dynamic=False) if self._compiled else self._advance_impl
+        self._observe = torch.compile(self._observe_impl, dynamic=False) if self._compiled else self._observe_impl
+        self._transpose = torch.compile(_transpose, dynamic=False) if self._compiled else _transpose
+        self._draw_rows: dict[tuple[str, ...], Tensor] = {}
+        self._privileged = self._privileged_columns()
         all_ids = torch.arange(n, device=dev)
         self._sample_params(all_ids, ("startup",))
         self.reset()
+
+    def _make_native(self, native: bool | None, compile: bool | None) -> NativeStep | None:
+        """Set up the C++ step (state, action and observation delay lines in kernel-owned buffers) if requested."""
+        if native is False or (native is None and compile is False):
+            return None
+        reason = NativeStep.supports(self)
+        if reason is not None:
+            if native:
+                raise ValueError(f"native=True, but the native kernel does not support {reason}; pass native=None")
+            return None
+        lib = load_kernel()
+        if lib is None:
+            return None
+        n = self.num_envs
+        state = padded_empty(STATE_DIM, n).zero_()
+        self.body = Body(*state)  # views: resets and set_state_rows write the kernel's state in place
+        act = [padded_empty(4, n).zero_() for _ in range(max(self.latency_slots, 2))]
+        obs = [padded_empty(self.sensor_dim, n).zero_() for _ in range(self.latency_slots)]
+        params = padded_empty(self.params.shape[0], n)
+        params.copy_(self.params)
+        self.params = params
+        kernel = NativeStep(lib, self, state, act, obs)
+        self._native_views(kernel)
+        return kernel
+
+    def _native_views(self, kernel: NativeStep) -> None:
+        self.action_slots = kernel.act_views[: self.latency_slots]
+        self.last_action = kernel.act_views[0]
+        self.obs_slots = list(kernel.obs_views)
+
+    @property
+    def backend(self) -> str:
+        """ "native" (C++ CPU kernel), "compiled" (torch.compile) or "eager" (the torch reference)."""
+        if self._native is not None:
+            return "native"
+        return "compiled" if self._compiled else "eager"
 
     # ------------------------------------------------------------------ public API
     def reset(self) -> tuple[TensorDict, dict]:
@@ -130,6 +180,8 @@ class QuadrotorEnv(BatchedEnv):
         return self._compute_obs(), {}
 
     def step(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
+        if self._native is not None:
+            return self._step_native(actions)
         # Component-major copy of the actions (a separate compiled transpose: reading (N, 4) with stride 4 inside
         # the step would turn its loops scalar).
         actions = self._transpose(self.check_actions(actions))
@@ -154,6 +206,39 @@ class QuadrotorEnv(BatchedEnv):
         obs = self._compute_obs()
         self.counter += 1
         return obs, reward, done, extras
+
+    def _step_native(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
+        """The same step as the torch path, computed by the C++ kernel; resets and interval draws stay eager (they
+        use the env's generator), then the observations of the envs they touched are recomputed."""
+        counter = int(self.counter)
+        out, reward, terminated, timeout, done, due = self._native.step(
+            self.check_actions(actions).contiguous(), counter
+        )
+        self._native_views(self._native)
+        extras: dict = {"time_outs": timeout}
+        done_ids = done.nonzero().squeeze(-1)
+        if done_ids.numel() > 0:
+            extras["log"] = {
+                "/episode/return": self.episode_return[done_ids].mean(),
+                "/episode/length_s": self.episode_length_buf[done_ids].float().mean() * self.cfg.control_dt,
+                "/episode/crash_rate": terminated[done_ids].float().mean(),
+            }
+            self._reset_idx(done_ids)
+        self._resample_intervals(due)
+        stale = done_ids
+        if self._interval_observed:
+            stale = torch.cat([done_ids, due.any(0).nonzero().squeeze(-1)])
+        self._native.observe(out, counter, stale)
+        self._native.rotate()
+        self._native_views(self._native)
+        self._obs = self._obs_groups(out)
+        self.counter += 1
+        return self._obs, reward, done, extras
+
+    def _obs_groups(self, both: Tensor) -> TensorDict:
+        policy, critic = (x.T for x in both.split([self.obs_spec.dim, self.critic_spec.dim]))
+        groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
+        return TensorDict(groups, batch_size=[self.num_envs], device=self.device)
 
     # ------------------------------------------------------------------ parameters
     def param(self, name: str) -> Tensor:
@@ -185,10 +270,16 @@ class QuadrotorEnv(BatchedEnv):
         dists = [self.cfg.randomization.terms[k] for k in names]
         widths = [components(d, self.nominal[k].numel()) for k, d in zip(names, dists)]
         u = torch.rand(ids.numel(), sum(widths), generator=self.generator, device=self.device)
-        for name, dist, block in zip(names, dists, u.split(widths, dim=1)):
-            self.params[self.param_rows[name], ids] = apply_operation(
-                dist, self.nominal[name], transform_uniform(dist, block)
-            ).T
+        values = [
+            apply_operation(dist, self.nominal[name], transform_uniform(dist, block)).T
+            for name, dist, block in zip(names, dists, u.split(widths, dim=1))
+        ]
+        # One scatter for every drawn row (one per parameter cost ~10 index_put calls per reset batch).
+        key = tuple(names)
+        if key not in self._draw_rows:
+            rows = [torch.arange(self.param_rows[k].start, self.param_rows[k].stop) for k in names]
+            self._draw_rows[key] = torch.cat(rows).to(self.device)[:, None]
+        self.params[self._draw_rows[key], ids[None, :]] = torch.cat(values)
 
     def _sample_params(self, ids: Tensor, when: tuple[str, ...]) -> None:
         self._draw(sorted(k for k, d in self.cfg.randomization.terms.items() if d.when in when), ids)
@@ -201,17 +292,34 @@ class QuadrotorEnv(BatchedEnv):
                 self._draw(names, ids)
                 self._refresh_privileged(ids)
 
-    def _refresh_privileged(self, ids: Tensor) -> None:
-        p, r, nom = self.params[:, ids], self.param_rows, self.nominal
-        weight = self.cfg.params.mass * GRAVITY
-        values = {
-            "param_ratios": torch.cat(
-                [p[r[k]] / nom[k][:, None] for k in ("mass", "inertia", "kf", "km", "motor_tau_up", "motor_tau_down")]
-            ).T,
-            "latency": torch.cat([p[r[k]] for k in LATENCY_PARAMS]).T,
-            "disturbance": torch.cat([p[r["disturbance_force"]] / weight, p[r["disturbance_torque"]] * 1e4]).T,
+    def _privileged_columns(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Column c of the privileged group is ``params[row[c]] / div[c] * mul[c] (* scale[c])``: parameter ratios
+        to nominal, latencies, disturbance force / weight and torque * 1e4 (see ``privileged_obs_spec``)."""
+        r, nom, weight = self.param_rows, self.nominal, self.cfg.params.mass * GRAVITY
+        ratios = ("mass", "inertia", "kf", "km", "motor_tau_up", "motor_tau_down")
+        blocks = {
+            "param_ratios": [(r[k], nom[k].tolist(), 1.0) for k in ratios],
+            "latency": [(r[k], [1.0], 1.0) for k in LATENCY_PARAMS],
+            "disturbance": [(r["disturbance_force"], [weight] * 3, 1.0), (r["disturbance_torque"], [1.0] * 3, 1e4)],
         }
-        self.privileged[ids] = self.privileged_spec.assemble(values)
+        rows, div, mul, scale = [], [], [], []
+        for term in self.privileged_spec.terms:
+            for sl, divisors, factor in blocks[term.name]:
+                rows += range(sl.start, sl.stop)
+                div += divisors
+                mul += [factor] * len(divisors)
+            scale += [term.scale] * term.size
+        if len(rows) != self.privileged_spec.dim:
+            raise ValueError(f"privileged spec {self.privileged_spec.names} does not match the columns built here")
+        dev = self.device
+        col = torch.tensor(div, dtype=torch.float32, device=dev)[:, None], torch.tensor(mul, device=dev)[:, None]
+        s = None if all(x == 1.0 for x in scale) else torch.tensor(scale, device=dev)[:, None]
+        return torch.tensor(rows, device=dev), *col, s
+
+    def _refresh_privileged(self, ids: Tensor) -> None:
+        rows, div, mul, scale = self._privileged
+        values = self.params[rows[:, None], ids[None, :]] / div * mul
+        self.privileged[ids] = (values if scale is None else values * scale).T
 
     # ------------------------------------------------------------------ resets
     def _reset_idx(self, ids: Tensor) -> None:
@@ -229,16 +337,20 @@ class QuadrotorEnv(BatchedEnv):
         half = 0.5 * u[12] * init.tilt_rad
         quat = torch.cat([torch.cos(half)[None], axis * torch.sin(half)[None]])
         self._sample_trajectories(ids, u[13])
-        ref_pos, ref_vel = reference(self.traj[:, ids], torch.zeros(n, device=dev), cfg.termination.reference_height_m)
+        ref_pos, ref_vel = self._reference(self.traj[:, ids], torch.zeros(n, dtype=torch.long, device=dev))
         mass = self.params[self.param_rows["mass"], ids][0]
         kf = self.params[self.param_rows["kf"], ids][0]
         hover = torch.sqrt(mass * GRAVITY / (4 * kf))
-        for row, value in zip(
-            self.body, torch.cat([ref_pos + pos, ref_vel + vel, quat, ang, hover[None].expand(4, n)])
-        ):
-            row[ids] = value
-        for row in (*self.last_action, *(r for slot in self.action_slots for r in slot)):
-            row[ids] = 0.0
+        state = torch.cat([ref_pos + pos, ref_vel + vel, quat, ang, hover[None].expand(4, n)])
+        if self._native is not None:  # one scatter into the (17, N) state and one per delay-line buffer
+            self._native.state[:, ids] = state
+            for buf in self._native.act_slots:
+                buf[:, ids] = 0.0
+        else:
+            for row, value in zip(self.body, state):
+                row[ids] = value
+            for row in (*self.last_action, *(r for slot in self.action_slots for r in slot)):
+                row[ids] = 0.0
         self.episode_length_buf[ids] = 0
         self.episode_return[ids] = 0.0
 
@@ -321,14 +433,19 @@ class QuadrotorEnv(BatchedEnv):
         )
 
     def _compute_obs(self) -> TensorDict:
+        if self._native is not None:
+            both = padded_empty(self.obs_spec.dim + self.critic_spec.dim, self.num_envs)
+            self._native.observe(both, int(self.counter))
+            self._native.rotate()
+            self._native_views(self._native)
+            self._obs = self._obs_groups(both)
+            return self._obs
         both, sensed = self._observe(
             self.body, self.params, self.traj, self.obs_slots[:-1], self.last_action, self.episode_length_buf,
             self.noise_table, self.counter,
         )  # fmt: skip
         self.obs_slots = [sensed, *self.obs_slots[:-1]]
-        policy, critic = (x.T for x in both.split([self.obs_spec.dim, self.critic_spec.dim]))
-        groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
-        self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        self._obs = self._obs_groups(both)
         return self._obs
 
     def _observe_impl(self, b, params, traj, older_slots, last_action, episode_len, noise_table, counter):

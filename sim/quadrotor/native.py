@@ -1,0 +1,307 @@
+"""The one-pass C++ CPU kernel of the quadrotor step (``native_step.cpp``): build, load, and drive it.
+
+On CPU, torch.compile splits the step into several loop nests with ~100 (N,) intermediates between them, and at
+65536 envs the step is bound by memory traffic; this kernel computes physics substeps, rewards, terminations and
+observations for 8 envs at a time in registers (see docs/ARCHITECTURE.md, "Simulator"). The torch code in
+``env.py`` stays the reference (and the CUDA path); ``tests/sim/quadrotor/test_native.py`` checks they agree.
+
+The shared library is built once per (source, compiler flags, CPU) with the system ``g++`` into
+``$SIM2REAL_CACHE`` or ``~/.cache/sim2real/native`` (about 3 s) and loaded with ctypes (no torch headers, no ninja).
+If it cannot be built, :func:`load_kernel` logs a warning and returns None, and the env runs the torch path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("native_step.cpp")
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fopenmp")
+MAX_SLOTS, MAX_DUE, SENSED = 8, 4, 18
+SENSOR_LAYOUT = (("position_error", 3), ("rotation_matrix", 9), ("linear_velocity", 3), ("angular_velocity", 3))
+CRITIC_LAYOUT = (
+    ("true_position_error", 3),
+    ("true_rotation_matrix", 9),
+    ("true_linear_velocity", 3),
+    ("true_angular_velocity", 3),
+    ("rotor_speed", 4),
+)
+_INT_FIELDS = (
+    "n stride pstride num_threads substeps act_slots obs_slots n_due max_len table_rows counter env_stride step_stride row_mass "
+    "row_jx row_jy row_jz row_kf row_km row_tau_up row_tau_down row_dx row_dy row_dz row_max_rpm row_act_lat "
+    "row_obs_lat row_noise_scale row_fx row_fy row_fz row_tx row_ty row_tz"
+).split()
+_DOUBLE_FIELDS = [
+    *"dt arm gravity control_dt ref_height nominal_max_rpm".split(),
+    ("offset", 4),
+    ("scale", 4),
+    ("low", 4),
+    *"w_alive w_pos w_vel w_ang w_tilt w_act w_rate w_term lim_pos lim_speed lim_rate floor".split(),
+    ("policy_scale", SENSED + 4),
+    ("critic_scale", SENSED),
+]
+_PTR_FIELDS = [
+    "state",
+    "params",
+    "actions",
+    ("act_slot", MAX_SLOTS),
+    "act_new",
+    "act_prev",
+    ("obs_slot", MAX_SLOTS),
+    "obs_new",
+    "ep_len",
+    "ep_return",
+    "reward",
+    "terminated",
+    "timeout",
+    "done",
+    ("due", MAX_DUE),
+    "obs_out",
+    "noise_table",
+]
+
+
+def _fields() -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = [(f, ctypes.c_int64) for f in _INT_FIELDS]
+    out += [("row_std", ctypes.c_int64 * SENSED), ("due_period", ctypes.c_int64 * MAX_DUE)]
+    for f in _DOUBLE_FIELDS:
+        out.append((f[0], ctypes.c_double * f[1]) if isinstance(f, tuple) else (f, ctypes.c_double))
+    for f in _PTR_FIELDS:
+        out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
+    return out
+
+
+class Args(ctypes.Structure):
+    """ctypes mirror of ``struct Args`` in native_step.cpp (every field 8 bytes wide)."""
+
+    _fields_ = _fields()
+
+
+_lock = threading.Lock()
+_kernel: ctypes.CDLL | None = None
+_tried = False
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SIM2REAL_CACHE")
+    return Path(root) / "native" if root else Path.home() / ".cache" / "sim2real" / "native"
+
+
+def _cpu_tag() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") or line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _build(out: Path) -> None:
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set CXX or install g++)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        tmp_lib = Path(tmp) / out.name
+        proc = subprocess.run(
+            [compiler, *FLAGS, str(SOURCE), "-o", str(tmp_lib)], capture_output=True, text=True, timeout=300
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{compiler} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        os.replace(tmp_lib, out)  # atomic: concurrent builders (pytest-xdist, several runs) never see a partial file
+
+
+def load_kernel() -> ctypes.CDLL | None:
+    """The compiled kernel (built on first use and cached), or None with a logged warning if it cannot be built."""
+    global _kernel, _tried
+    with _lock:
+        if _tried:
+            return _kernel
+        _tried = True
+        key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_tag().encode()).hexdigest()[:16]
+        path = cache_dir() / f"quad_step_{key}.so"
+        try:
+            if not path.exists():
+                log.info("building the native quadrotor kernel into %s", path)
+                _build(path)
+            lib = ctypes.CDLL(str(path))
+            if lib.quad_args_size() != ctypes.sizeof(Args):
+                raise RuntimeError(f"struct size mismatch: C++ {lib.quad_args_size()} vs ctypes {ctypes.sizeof(Args)}")
+            lib.quad_step.argtypes = [ctypes.POINTER(Args)]
+            lib.quad_observe.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p, ctypes.c_int64]
+            _kernel = lib
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            log.warning(
+                "the native quadrotor kernel could not be built or loaded (%s); falling back to the torch step, "
+                "which is several times slower on CPU. Install g++ (or set CXX) to get the fast path.",
+                exc,
+            )
+            _kernel = None
+        return _kernel
+
+
+def _ptr(t: Tensor) -> int:
+    return t.data_ptr()
+
+
+def padded_stride(n: int) -> int:
+    """Row stride (elements) for (rows, n) buffers: n rounded up to 16, plus 16. With a stride of n itself, rows of
+    a 65536-env buffer lie 256 KiB apart and all map to the same L1/L2 cache set (measured 6x slower)."""
+    return (n + 15) // 16 * 16 + 16
+
+
+def padded_empty(rows: int, n: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(rows, n) view with row stride :func:`padded_stride` (n)."""
+    return torch.empty(rows, padded_stride(n), dtype=dtype)[:, :n]
+
+
+class NativeStep:
+    """Drives the kernel for one env; buffers are the env's own tensors (state rows are views of ``state``).
+
+    state: (17, N); params: (P, N); act_slots: max(S, 2) (4, N) buffers (slot 0 = the last action, the last one
+    is recycled for the new action); obs_slots: S (18, N) (the last one is recycled for the new sensed values).
+    The env's own buffers (params, episode length and return) are re-read at every call: rsl_rl reassigns
+    ``episode_length_buf``.
+    """
+
+    def __init__(self, lib: ctypes.CDLL, env, state: Tensor, act_slots: list[Tensor], obs_slots: list[Tensor]):
+        cfg, r = env.cfg, env.param_rows
+        self.lib, self.env = lib, env
+        self.state, self.act_slots, self.obs_slots = state, act_slots, obs_slots
+        # Row views of the delay-line buffers, made once and rotated with them (views cost ~1 us each).
+        self.act_views = [tuple(s) for s in act_slots]
+        self.obs_views = [tuple(s) for s in obs_slots]
+        a = Args()
+        a.n, a.substeps, a.max_len = env.num_envs, cfg.physics_substeps, env.max_episode_length
+        a.stride = padded_stride(env.num_envs)
+        for t in (state, *act_slots, *obs_slots):
+            if t.stride() != (a.stride, 1):
+                raise ValueError(f"native buffers need row stride {a.stride} (padded_empty), got {t.stride()}")
+        a.act_slots = a.obs_slots = len(obs_slots)
+        from sim import rng
+
+        a.table_rows, a.env_stride, a.step_stride = env.noise_table.shape[0], rng._ENV_STRIDE, rng._STEP_STRIDE
+        for field, name, k in (
+            ("row_mass", "mass", 0), ("row_jx", "inertia", 0), ("row_jy", "inertia", 1), ("row_jz", "inertia", 2),
+            ("row_kf", "kf", 0), ("row_km", "km", 0), ("row_tau_up", "motor_tau_up", 0),
+            ("row_tau_down", "motor_tau_down", 0), ("row_dx", "drag", 0), ("row_dy", "drag", 1),
+            ("row_dz", "drag", 2), ("row_max_rpm", "max_rpm", 0), ("row_act_lat", "action_latency", 0),
+            ("row_obs_lat", "obs_latency", 0), ("row_noise_scale", "obs_noise_scale", 0),
+            ("row_fx", "disturbance_force", 0), ("row_fy", "disturbance_force", 1),
+            ("row_fz", "disturbance_force", 2), ("row_tx", "disturbance_torque", 0),
+            ("row_ty", "disturbance_torque", 1), ("row_tz", "disturbance_torque", 2),
+        ):  # fmt: skip
+            setattr(a, field, r[name].start + k)
+        j = 0
+        for name, size in SENSOR_LAYOUT:
+            for _ in range(size):
+                a.row_std[j] = r[f"obs_noise.{name}"].start
+                j += 1
+        a.n_due = len(env._interval_groups)
+        for d, (period, _) in enumerate(env._interval_groups):
+            a.due_period[d] = period
+        from sim.quadrotor.params import GRAVITY
+
+        a.dt, a.arm, a.gravity, a.control_dt = cfg.physics_dt, cfg.params.arm_length, GRAVITY, cfg.control_dt
+        a.ref_height, a.nominal_max_rpm = cfg.termination.reference_height_m, cfg.params.max_rpm
+        spec = env.action_spec
+        for m in range(4):
+            a.offset[m], a.scale[m], a.low[m] = spec.offset[m], spec.scale[m], spec.low[m]
+        w, t = cfg.reward, cfg.termination
+        a.w_alive, a.w_pos, a.w_vel, a.w_ang, a.w_tilt = w.alive, w.position, w.velocity, w.angular_velocity, w.tilt
+        a.w_act, a.w_rate, a.w_term = w.action, w.action_rate, w.termination
+        a.lim_pos, a.lim_speed, a.lim_rate, a.floor = t.position_m, t.speed_m_s, t.angular_velocity_rad_s, t.floor_m
+        for j, s in enumerate(env.obs_spec.scales()):
+            a.policy_scale[j] = s
+        for j, s in enumerate(env.critic_spec.scales()[:SENSED]):
+            a.critic_scale[j] = s
+        self.args = a
+
+    @staticmethod
+    def supports(env) -> str | None:
+        """None if the kernel computes this env's step, else the reason it does not."""
+        cfg = env.cfg
+        if env.device.type != "cpu":
+            return f"device {env.device} (the kernel is for CPU)"
+        if cfg.task != "hover" or cfg.action_interface != "rpm":
+            return f"task {cfg.task!r} with {cfg.action_interface!r} actions (the kernel does hover with rpm)"
+        if env.latency_slots > MAX_SLOTS or len(env._interval_groups) > MAX_DUE:
+            return f"more than {MAX_SLOTS - 1} latency steps or {MAX_DUE} interval groups"
+        sensors = tuple((t.name, t.size) for t in env.sensor_terms)
+        if sensors != SENSOR_LAYOUT or env.obs_spec.terms[-1].name != "last_action":
+            return f"policy observation layout {env.obs_spec.names}"
+        if tuple((t.name, t.size) for t in env.critic_spec.terms) != CRITIC_LAYOUT:
+            return f"critic observation layout {env.critic_spec.names}"
+        if env.params.dtype != torch.float32 or env.noise_table.shape[1] != SENSED:
+            return "parameter or noise table layout"
+        return None
+
+    def _common(self, out: Tensor, counter: int) -> None:
+        a, env = self.args, self.env
+        if env.episode_length_buf.dtype != torch.long or not env.episode_length_buf.is_contiguous():
+            env.episode_length_buf = env.episode_length_buf.to(torch.long).contiguous()
+        if env.params.stride(1) != 1:
+            raise ValueError("env.params must keep unit stride along envs (write into it in place)")
+        a.pstride = env.params.stride(0)
+        for name in ("episode_return", "noise_table"):
+            if not getattr(env, name).is_contiguous():
+                raise ValueError(f"env.{name} must stay a contiguous tensor (write into it in place)")
+        a.state, a.params, a.noise_table = _ptr(self.state), _ptr(env.params), _ptr(env.noise_table)
+        a.ep_len, a.ep_return = _ptr(env.episode_length_buf), _ptr(env.episode_return)
+        a.num_threads = torch.get_num_threads()
+        a.counter = counter
+        a.obs_out = _ptr(out)
+        for k, slot in enumerate(self.obs_slots[:-1]):
+            a.obs_slot[k] = _ptr(slot)
+        a.obs_new = _ptr(self.obs_slots[-1])  # the oldest slot is recycled for this step's sensed values
+
+    def step(self, actions: Tensor, counter: int) -> tuple[Tensor, ...]:
+        """Advance one control step. actions: (N, 4) float32 contiguous. Returns (obs (44, N), reward, terminated,
+        timeout, done, due (G, N) bool). Call :meth:`rotate` after any :meth:`observe` of reset envs."""
+        env, a = self.env, self.args
+        n = env.num_envs
+        out = padded_empty(44, n)
+        reward = torch.empty(n)
+        flags = torch.empty(3 + a.n_due, n, dtype=torch.bool)
+        self._common(out, counter)
+        a.actions = _ptr(actions)
+        for k, slot in enumerate(self.act_slots[: a.act_slots - 1]):
+            a.act_slot[k] = _ptr(slot)
+        a.act_prev, a.act_new = _ptr(self.act_slots[0]), _ptr(self.act_slots[-1])
+        a.reward, a.terminated, a.timeout, a.done = _ptr(reward), _ptr(flags[0]), _ptr(flags[1]), _ptr(flags[2])
+        for d in range(a.n_due):
+            a.due[d] = _ptr(flags[3 + d])
+        self.lib.quad_step(ctypes.byref(a))
+        self.act_slots.insert(0, self.act_slots.pop())
+        self.act_views.insert(0, self.act_views.pop())
+        return out, reward, flags[0], flags[1], flags[2], flags[3:]
+
+    def observe(self, out: Tensor, counter: int, ids: Tensor | None = None) -> None:
+        """Write the observations (and this step's sensed values) of every env, or of ``ids`` (int64), into out."""
+        a = self.args
+        self._common(out, counter)
+        a.act_new = _ptr(self.act_slots[0])  # observations carry the newest action
+        if ids is None:
+            self.lib.quad_observe(ctypes.byref(a), None, 0)
+        elif ids.numel():
+            ids = ids.contiguous()
+            self.lib.quad_observe(ctypes.byref(a), _ptr(ids), ids.numel())
+
+    def rotate(self) -> None:
+        """Make this step's sensed values the newest slot of the observation delay line."""
+        self.obs_slots.insert(0, self.obs_slots.pop())
+        self.obs_views.insert(0, self.obs_views.pop())

@@ -1,0 +1,472 @@
+// One-pass CPU kernel of the quadrotor hover step (rpm actions): delayed action, physics substeps, rewards,
+// terminations, interval due-masks, noisy delayed observations and the critic state, for 8 envs at a time in
+// AVX registers (GCC vector extensions). The torch implementation in env.py is the reference; this file must
+// compute the same function (checked in tests/sim/quadrotor/test_native.py). Built and loaded by native.py.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <omp.h>
+
+typedef float vf __attribute__((vector_size(32)));
+typedef int32_t vi __attribute__((vector_size(32)));
+constexpr int W = 8;
+constexpr int MAX_SLOTS = 8;
+constexpr int MAX_DUE = 4;
+constexpr int SENSED = 18;
+constexpr int OBS_ROWS = 44;  // policy 22 + critic 22
+
+// Every field is 8 bytes wide so that the ctypes mirror in native.py has no padding questions.
+struct Args {
+  int64_t n, stride, pstride, num_threads, substeps, act_slots, obs_slots, n_due, max_len, table_rows, counter;
+  int64_t env_stride, step_stride;
+  int64_t row_mass, row_jx, row_jy, row_jz, row_kf, row_km, row_tau_up, row_tau_down, row_dx, row_dy, row_dz,
+      row_max_rpm, row_act_lat, row_obs_lat, row_noise_scale, row_fx, row_fy, row_fz, row_tx, row_ty, row_tz;
+  int64_t row_std[SENSED];
+  int64_t due_period[MAX_DUE];
+  double dt, arm, gravity, control_dt, ref_height, nominal_max_rpm;
+  double offset[4], scale[4], low[4];
+  double w_alive, w_pos, w_vel, w_ang, w_tilt, w_act, w_rate, w_term;
+  double lim_pos, lim_speed, lim_rate, floor;
+  double policy_scale[SENSED + 4];
+  double critic_scale[SENSED];
+  float* state;
+  const float* params;
+  const float* actions;
+  float* act_slot[MAX_SLOTS];  // slot 0 = previous step's action (4, n) ... slot S-1 = oldest
+  float* act_new;              // (4, n), receives this step's clean action; observe reads the last action here
+  float* act_prev;             // (4, n), the previous step's action (for the action-rate penalty)
+  float* obs_slot[MAX_SLOTS];  // slot 0 = previous step's sensed (18, n)
+  float* obs_new;              // (18, n)
+  int64_t* ep_len;
+  float* ep_return;
+  float* reward;
+  uint8_t* terminated;
+  uint8_t* timeout;
+  uint8_t* done;
+  uint8_t* due[MAX_DUE];
+  float* obs_out;  // (44, n)
+  const float* noise_table;
+};
+
+// Lanes of one block: env indices (contiguous or gathered) and how many are valid; lanes past ``cnt`` repeat the
+// last valid index (loaded, never stored).
+struct Lanes {
+  int64_t idx[W];
+  int cnt;
+  bool contig;
+  inline vf load(const float* row) const {
+    vf v;
+    if (contig && cnt == W) {
+      std::memcpy(&v, row + idx[0], sizeof(vf));
+    } else {
+      for (int l = 0; l < W; ++l) v[l] = row[idx[l]];
+    }
+    return v;
+  }
+  inline void store(float* row, vf v) const {
+    if (contig && cnt == W) {
+      std::memcpy(row + idx[0], &v, sizeof(vf));
+    } else {
+      for (int l = 0; l < cnt; ++l) row[idx[l]] = v[l];
+    }
+  }
+  // Streaming store (no read-for-ownership) for outputs that are written once and not read back by the kernel.
+  inline void stream(float* row, vf v) const {
+    if (contig && cnt == W) {
+      _mm256_stream_ps(row + idx[0], (__m256)v);
+    } else {
+      store(row, v);
+    }
+  }
+  inline void store_mask(uint8_t* row, vi m) const {
+    for (int l = 0; l < cnt; ++l) row[idx[l]] = m[l] != 0;
+  }
+};
+
+static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+static inline vf vsqrt(vf a) { return (vf)_mm256_sqrt_ps((__m256)a); }
+static inline vf splat(double x) { return vf{} + (float)x; }
+static inline vi isfinite_mask(vf x) { return (x - x) == 0.0f; }
+
+// exp(x) for x <= 0, Cephes-style range reduction (relative error ~1e-7); -expm1(x) = 1 - exp(x) below.
+static inline vf vexp_neg(vf x) {
+  x = vmax(x, splat(-87.0));
+  vf fx = x * 1.44269504088896341f;
+  vf k = (vf)_mm256_round_ps((__m256)fx, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  vf r = x - k * 0.693359375f + k * 2.12194440e-4f;
+  vf r2 = r * r;
+  vf p = splat(1.9875691500E-4);
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r2 + r + 1.0f;
+  vi e = (__builtin_convertvector(k, vi) + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &e, sizeof(vf));
+  return p * scale;
+}
+
+// -expm1(x) for x <= 0: a short series near 0 (where 1 - exp(x) cancels), 1 - exp(x) elsewhere.
+static inline vf neg_expm1(vf x) {
+  vf series = -x * (1.0f + x * (0.5f + x * (1.0f / 6.0f + x * (1.0f / 24.0f + x * (1.0f / 120.0f)))));
+  return (x > -0.03f) ? series : 1.0f - vexp_neg(x);
+}
+
+struct State {
+  vf px, py, pz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, r1, r2, r3, r4;
+};
+
+static inline State load_state(const Args& a, const Lanes& L) {
+  const float* s = a.state;
+  const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
+  return State{L.load(s), L.load(s + n), L.load(s + 2 * n), L.load(s + 3 * n), L.load(s + 4 * n),
+               L.load(s + 5 * n), L.load(s + 6 * n), L.load(s + 7 * n), L.load(s + 8 * n), L.load(s + 9 * n),
+               L.load(s + 10 * n), L.load(s + 11 * n), L.load(s + 12 * n), L.load(s + 13 * n),
+               L.load(s + 14 * n), L.load(s + 15 * n), L.load(s + 16 * n)};
+}
+
+static inline void store_state(const Args& a, const Lanes& L, const State& b) {
+  float* s = a.state;
+  const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
+  const vf rows[17] = {b.px, b.py, b.pz, b.vx, b.vy, b.vz, b.qw, b.qx, b.qy,
+                       b.qz, b.wx, b.wy, b.wz, b.r1, b.r2, b.r3, b.r4};
+  for (int k = 0; k < 17; ++k) L.store(s + k * n, rows[k]);
+}
+
+static inline void rotation(const State& b, vf R[9]) {
+  vf xx = b.qx * b.qx, yy = b.qy * b.qy, zz = b.qz * b.qz;
+  vf xy = b.qx * b.qy, xz = b.qx * b.qz, yz = b.qy * b.qz;
+  vf wx = b.qw * b.qx, wy = b.qw * b.qy, wz = b.qw * b.qz;
+  R[0] = 1.0f - 2.0f * (yy + zz);
+  R[1] = 2.0f * (xy - wz);
+  R[2] = 2.0f * (xz + wy);
+  R[3] = 2.0f * (xy + wz);
+  R[4] = 1.0f - 2.0f * (xx + zz);
+  R[5] = 2.0f * (yz - wx);
+  R[6] = 2.0f * (xz - wy);
+  R[7] = 2.0f * (yz + wx);
+  R[8] = 1.0f - 2.0f * (xx + yy);
+}
+
+// Rows of the noise table read at this step: env e reads (e * A + counter * B + e // K) mod K, as
+// sim.rng.table_normal. Walking envs in order needs no division: the row advances by A (plus 1 when e // K does).
+struct NoiseRows {
+  int64_t K, A, rem, row;
+  NoiseRows(const Args& a, int64_t env) : K(a.table_rows), A(a.env_stride % a.table_rows) {
+    const int64_t c = (a.counter % K) * (a.step_stride % K) % K;
+    rem = env % K;
+    row = (rem * A % K + c + env / K % K) % K;
+  }
+  inline void next() {
+    row += A;
+    if (++rem == K) rem = 0, ++row;
+    while (row >= K) row -= K;
+  }
+};
+
+static inline const float* noise_row(const Args& a, int64_t env) { return a.noise_table + NoiseRows(a, env).row * SENSED; }
+
+// Noisy sensed values, delay, and the 44 observation rows of the envs in L (state b, after any reset).
+// out[j][l] = src[l][col + j] for j < 8: an 8x8 transpose in registers (element inserts cost ~3x more).
+static inline void transpose8(const float* const src[W], int col, vf out[8]) {
+  __m256 r0 = _mm256_loadu_ps(src[0] + col), r1 = _mm256_loadu_ps(src[1] + col);
+  __m256 r2 = _mm256_loadu_ps(src[2] + col), r3 = _mm256_loadu_ps(src[3] + col);
+  __m256 r4 = _mm256_loadu_ps(src[4] + col), r5 = _mm256_loadu_ps(src[5] + col);
+  __m256 r6 = _mm256_loadu_ps(src[6] + col), r7 = _mm256_loadu_ps(src[7] + col);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  out[0] = (vf)_mm256_permute2f128_ps(u0, u4, 0x20);
+  out[1] = (vf)_mm256_permute2f128_ps(u1, u5, 0x20);
+  out[2] = (vf)_mm256_permute2f128_ps(u2, u6, 0x20);
+  out[3] = (vf)_mm256_permute2f128_ps(u3, u7, 0x20);
+  out[4] = (vf)_mm256_permute2f128_ps(u0, u4, 0x31);
+  out[5] = (vf)_mm256_permute2f128_ps(u1, u5, 0x31);
+  out[6] = (vf)_mm256_permute2f128_ps(u2, u6, 0x31);
+  out[7] = (vf)_mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// rows: the noise table rows of the lanes (nullptr: computed here, with divisions).
+static void observe(const Args& a, const Lanes& L, const State& b, const int64_t* rows = nullptr) {
+  const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
+  const float* P = a.params;
+  vf R[9];
+  rotation(b, R);
+  vf truth[SENSED] = {b.px, b.py, b.pz - (float)a.ref_height, R[0], R[1], R[2], R[3], R[4], R[5], R[6], R[7], R[8],
+                      b.vx, b.vy, b.vz, b.wx, b.wy, b.wz};
+  // Noise rows: (env * A + counter * B + env // K) mod K, as sim.rng.table_normal.
+  vf noise[SENSED];
+  const float* src[W];
+  for (int l = 0; l < W; ++l) src[l] = rows ? a.noise_table + rows[l] * SENSED : noise_row(a, L.idx[l]);
+  transpose8(src, 0, noise);  // columns 0-7 of the 8 lanes' rows
+  transpose8(src, 8, noise + 8);
+  for (int l = 0; l < W; ++l) noise[16][l] = src[l][16], noise[17][l] = src[l][17];
+  vf noise_scale = L.load(P + a.row_noise_scale * a.pstride);
+  vf sensed[SENSED];
+  for (int j = 0; j < SENSED; ++j) {
+    vf std = L.load(P + a.row_std[j] * a.pstride) * noise_scale;
+    sensed[j] = truth[j] + noise[j] * std;
+    L.store(a.obs_new + j * n, sensed[j]);
+  }
+  vf len;
+  for (int l = 0; l < W; ++l) len[l] = (float)a.ep_len[L.idx[l]];
+  vf delay = vmin(L.load(P + a.row_obs_lat * a.pstride), len);
+  const int S = (int)a.obs_slots;  // delay line [sensed, slot 0, ..., slot S-2]
+  for (int j = 0; j < SENSED; ++j) {
+    vf out = S >= 2 ? L.load(a.obs_slot[S - 2] + j * n) : sensed[j];
+    for (int k = S - 2; k >= 0; --k) {
+      vf v = k == 0 ? sensed[j] : L.load(a.obs_slot[k - 1] + j * n);
+      out = (delay == (float)k) ? v : out;
+    }
+    float s = (float)a.policy_scale[j];
+    L.stream(a.obs_out + j * n, s != 1.0f ? out * s : out);
+  }
+  for (int m = 0; m < 4; ++m) {
+    vf last = L.load(a.act_new + m * n);  // the newest action (after a reset: zero)
+    float s = (float)a.policy_scale[SENSED + m];
+    L.stream(a.obs_out + (SENSED + m) * n, s != 1.0f ? last * s : last);
+  }
+  float* critic = a.obs_out + (SENSED + 4) * n;
+  for (int j = 0; j < SENSED; ++j) {
+    float s = (float)a.critic_scale[j];
+    L.stream(critic + j * n, s != 1.0f ? truth[j] * s : truth[j]);
+  }
+  const vf rotors[4] = {b.r1, b.r2, b.r3, b.r4};
+  for (int m = 0; m < 4; ++m) L.stream(critic + (SENSED + m) * n, rotors[m] / (float)a.nominal_max_rpm);
+}
+
+static inline void euler_rate(vf wx, vf wy, vf wz, vf tx, vf ty, vf tz, vf jx, vf jy, vf jz, vf ijx, vf ijy,
+                              vf ijz, vf out[3]) {
+  vf hx = jx * wx, hy = jy * wy, hz = jz * wz;
+  out[0] = (tx - (wy * hz - wz * hy)) * ijx;
+  out[1] = (ty - (wz * hx - wx * hz)) * ijy;
+  out[2] = (tz - (wx * hy - wy * hx)) * ijz;
+}
+
+static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
+  const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
+  const float* P = a.params;
+  auto prm = [&](int64_t row) { return L.load(P + row * a.pstride); };
+  // Clean action (non-finite -> hover command, clip to [-1, 1]) and the delayed one.
+  vf act[4], applied[4];
+  for (int m = 0; m < 4; ++m) {
+    vf x;
+    for (int l = 0; l < W; ++l) x[l] = a.actions[L.idx[l] * 4 + m];
+    x = (x != x) ? splat(0.0) : x;
+    act[m] = vmin(vmax(x, splat(-1.0)), splat(1.0));
+    L.store(a.act_new + m * n, act[m]);
+  }
+  vf lat = prm(a.row_act_lat);
+  const int S = (int)a.act_slots;  // delay line [action, slot 0, ..., slot S-2]
+  for (int m = 0; m < 4; ++m) {
+    vf out = S >= 2 ? L.load(a.act_slot[S - 2] + m * n) : act[m];
+    for (int k = S - 2; k >= 0; --k) {
+      vf v = k == 0 ? act[m] : L.load(a.act_slot[k - 1] + m * n);
+      out = (lat == (float)k) ? v : out;
+    }
+    applied[m] = out;
+  }
+  vf mass = prm(a.row_mass), jx = prm(a.row_jx), jy = prm(a.row_jy), jz = prm(a.row_jz);
+  vf kf = prm(a.row_kf), km = prm(a.row_km), dxc = prm(a.row_dx), dyc = prm(a.row_dy), dzc = prm(a.row_dz);
+  vf max_rpm = prm(a.row_max_rpm);
+  vf fwx = prm(a.row_fx), fwy = prm(a.row_fy), fwz = prm(a.row_fz);
+  vf tbx = prm(a.row_tx), tby = prm(a.row_ty), tbz = prm(a.row_tz);
+  const float dt = (float)a.dt;
+  vf alpha_up = neg_expm1(-dt / prm(a.row_tau_up)), alpha_down = neg_expm1(-dt / prm(a.row_tau_down));
+  vf inv_m = 1.0f / mass, ijx = 1.0f / jx, ijy = 1.0f / jy, ijz = 1.0f / jz;
+  vf cmd[4];
+  for (int m = 0; m < 4; ++m)
+    cmd[m] = vmin(vmax((float)a.offset[m] + (float)a.scale[m] * applied[m], splat(a.low[m])), max_rpm);
+  const vf arm = splat(a.arm) * (float)(1.0 / 1.4142135623730951);
+  const float rpm_to_rad = (float)(2.0 * 3.141592653589793 / 60.0);
+  const float g = (float)a.gravity, h = 0.5f * dt;
+  State b = load_state(a, L);
+  for (int sub = 0; sub < a.substeps; ++sub) {
+    vf r[4] = {b.r1, b.r2, b.r3, b.r4};
+    for (int m = 0; m < 4; ++m) r[m] = r[m] + (cmd[m] - r[m]) * ((cmd[m] > r[m]) ? alpha_up : alpha_down);
+    vf f1 = kf * r[0] * r[0], f2 = kf * r[1] * r[1], f3 = kf * r[2] * r[2], f4 = kf * r[3] * r[3];
+    vf thrust = f1 + f2 + f3 + f4;
+    vf tx = arm * (-f1 - f2 + f3 + f4), ty = arm * (-f1 + f2 + f3 - f4), tz = km * (f1 - f2 + f3 - f4);
+    vf R[9];
+    rotation(b, R);
+    vf vbx = R[0] * b.vx + R[3] * b.vy + R[6] * b.vz;
+    vf vby = R[1] * b.vx + R[4] * b.vy + R[7] * b.vz;
+    vf vbz = R[2] * b.vx + R[5] * b.vy + R[8] * b.vz;
+    vf spin = (r[0] + r[1] + r[2] + r[3]) * rpm_to_rad;
+    vf fbx = -dxc * spin * vbx, fby = -dyc * spin * vby, fbz = thrust - dzc * spin * vbz;
+    vf ax = (R[0] * fbx + R[1] * fby + R[2] * fbz + fwx) * inv_m;
+    vf ay = (R[3] * fbx + R[4] * fby + R[5] * fbz + fwy) * inv_m;
+    vf az = (R[6] * fbx + R[7] * fby + R[8] * fbz + fwz) * inv_m - g;
+    vf vx = b.vx + ax * dt, vy = b.vy + ay * dt, vz = b.vz + az * dt;
+    vf px = b.px + 0.5f * (b.vx + vx) * dt, py = b.py + 0.5f * (b.vy + vy) * dt, pz = b.pz + 0.5f * (b.vz + vz) * dt;
+    tx = tx + tbx;
+    ty = ty + tby;
+    tz = tz + tbz;
+    vf k1[3], k2[3];
+    euler_rate(b.wx, b.wy, b.wz, tx, ty, tz, jx, jy, jz, ijx, ijy, ijz, k1);
+    euler_rate(b.wx + h * k1[0], b.wy + h * k1[1], b.wz + h * k1[2], tx, ty, tz, jx, jy, jz, ijx, ijy, ijz, k2);
+    vf wx = b.wx + dt * k2[0], wy = b.wy + dt * k2[1], wz = b.wz + dt * k2[2];
+    vf mx = 0.5f * (b.wx + wx), my = 0.5f * (b.wy + wy), mz = 0.5f * (b.wz + wz);
+    vf h2 = (0.25f * dt * dt) * (mx * mx + my * my + mz * mz);
+    vf c = 1.0f - h2 * (0.5f - h2 * (1.0f / 24.0f));
+    vf s = (0.5f * dt) * (1.0f - h2 * (1.0f / 6.0f - h2 * (1.0f / 120.0f)));
+    vf ex = s * mx, ey = s * my, ez = s * mz;
+    vf qw = b.qw * c - b.qx * ex - b.qy * ey - b.qz * ez;
+    vf qx = b.qw * ex + b.qx * c + b.qy * ez - b.qz * ey;
+    vf qy = b.qw * ey - b.qx * ez + b.qy * c + b.qz * ex;
+    vf qz = b.qw * ez + b.qx * ey - b.qy * ex + b.qz * c;
+    vf inv_n = 1.0f / vsqrt(qw * qw + qx * qx + qy * qy + qz * qz);
+    b = State{px, py, pz, vx, vy, vz, qw * inv_n, qx * inv_n, qy * inv_n, qz * inv_n, wx, wy, wz, r[0], r[1], r[2], r[3]};
+  }
+  store_state(a, L, b);
+
+  // Rewards and terminations (hover: the reference is the fixed point (0, 0, ref_height), at rest).
+  int64_t len_i[W];
+  for (int l = 0; l < W; ++l) len_i[l] = a.ep_len[L.idx[l]] + 1;
+  vf ex = b.px, ey = b.py, ez = b.pz - (float)a.ref_height;
+  vf pos_l2 = ex * ex + ey * ey + ez * ez;
+  vf vel_l2 = b.vx * b.vx + b.vy * b.vy + b.vz * b.vz;
+  vf ang_l2 = b.wx * b.wx + b.wy * b.wy + b.wz * b.wz;
+  vf rot_zz = 1.0f - 2.0f * (b.qx * b.qx + b.qy * b.qy);
+  vf act_l2 = act[0] * act[0] + act[1] * act[1] + act[2] * act[2] + act[3] * act[3];
+  vf rate_l2 = splat(0.0);
+  for (int m = 0; m < 4; ++m) {
+    vf d = act[m] - L.load(a.act_prev + m * n);
+    rate_l2 = m == 0 ? d * d : rate_l2 + d * d;
+  }
+  vf rew = (float)a.w_alive - (float)a.w_pos * pos_l2 - (float)a.w_vel * vel_l2 - (float)a.w_ang * ang_l2 -
+           (float)a.w_tilt * (1.0f - rot_zz) - (float)a.w_act * act_l2 - (float)a.w_rate * rate_l2;
+  const float pl = (float)a.lim_pos, sl = (float)a.lim_speed, rl = (float)a.lim_rate;
+  vi bad = (ex > pl) | (ex < -pl) | (ey > pl) | (ey < -pl) | (ez > pl) | (ez < -pl);
+  bad = bad | (vel_l2 > sl * sl) | (ang_l2 > rl * rl) | (b.pz < (float)a.floor);
+  bad = bad | ~isfinite_mask((ex + ey + ez) + (b.vx + b.vy + b.vz) + (b.wx + b.wy + b.wz));
+  // nan_to_num(nan=0): NaN -> 0, +-inf -> +-float max.
+  rew = (rew != rew) ? splat(0.0) : rew;
+  rew = vmin(vmax(rew, splat(-3.4028234663852886e38)), splat(3.4028234663852886e38));
+  rew = (bad != 0 ? splat(-a.w_term) : rew) * (float)a.control_dt;
+  L.store(a.reward, rew);
+  vf ret = L.load(a.ep_return) + rew;
+  L.store(a.ep_return, ret);
+  for (int l = 0; l < L.cnt; ++l) {
+    int64_t e = L.idx[l];
+    bool term = bad[l] != 0;
+    bool tout = len_i[l] >= a.max_len && !term;
+    a.ep_len[e] = len_i[l];
+    a.terminated[e] = term;
+    a.timeout[e] = tout;
+    a.done[e] = term || tout;
+    for (int d = 0; d < a.n_due; ++d) a.due[d][e] = (len_i[l] % a.due_period[d] == 0) && !(term || tout);
+  }
+  observe(a, L, b, rows);
+}
+
+// With ~150 rows touched per block, the hardware prefetchers lose track of the streams; prefetch the cache line
+// of every row that env ``i`` will touch (one call per 16 envs, i.e. per cache line of a float row).
+static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
+  if (i >= a.n) return;
+  const int64_t n = a.stride;
+  auto rd = [](const void* p) { __builtin_prefetch(p, 0, 3); };
+  auto wr = [](const void* p) { __builtin_prefetch(p, 1, 3); };
+  for (int k = 0; k < 17; ++k) (advance ? wr : rd)(a.state + k * n + i);
+  const int64_t prow[] = {a.row_mass, a.row_jx, a.row_jy, a.row_jz, a.row_kf, a.row_km, a.row_tau_up,
+                          a.row_tau_down, a.row_dx, a.row_dy, a.row_dz, a.row_max_rpm, a.row_act_lat,
+                          a.row_fx, a.row_fy, a.row_fz, a.row_tx, a.row_ty, a.row_tz};
+  if (advance) {
+    for (int64_t r : prow) rd(a.params + r * a.pstride + i);
+    for (int k = 0; k < 4; ++k) rd(a.actions + 4 * i + 16 * k);
+    for (int s = 0; s + 1 < a.act_slots; ++s)
+      for (int m = 0; m < 4; ++m) rd(a.act_slot[s] + m * n + i);
+    for (int m = 0; m < 4; ++m) wr(a.act_new + m * n + i), rd(a.act_prev + m * n + i);
+    wr(a.ep_len + i);
+    wr(a.ep_len + i + 8);
+    wr(a.ep_return + i);
+    wr(a.reward + i);
+  }
+  rd(a.params + a.row_noise_scale * a.pstride + i);
+  rd(a.params + a.row_obs_lat * a.pstride + i);
+  for (int j = 0; j < SENSED; j += 3) rd(a.params + a.row_std[j] * a.pstride + i);
+  for (int s = 0; s + 1 < a.obs_slots; ++s)
+    for (int j = 0; j < SENSED; ++j) rd(a.obs_slot[s] + j * n + i);
+  for (int j = 0; j < SENSED; ++j) wr(a.obs_new + j * n + i);
+}
+
+static void run_range(const Args& a, int64_t begin, int64_t end, bool advance) {
+  if (begin >= end) return;
+  Lanes L;
+  L.contig = true;
+  constexpr int64_t AHEAD = 64;        // envs (4 cache lines of each row)
+  constexpr int64_t NOISE_AHEAD = 32;  // envs; the noise rows are a scattered gather (both lines prefetched)
+  NoiseRows cur(a, begin), ahead(a, begin);
+  auto prefetch_noise = [&]() {
+    const char* p = (const char*)(a.noise_table + ahead.row * SENSED);
+    __builtin_prefetch(p, 0, 3);
+    __builtin_prefetch(p + SENSED * sizeof(float) - 1, 0, 3);
+    ahead.next();
+  };
+  int64_t fetched = begin;
+  for (int64_t i = begin; i < begin + AHEAD && i < end; i += 16) prefetch_rows(a, i, advance);
+  for (; fetched < begin + NOISE_AHEAD && fetched < end; ++fetched) prefetch_noise();
+  int64_t rows[W];
+  for (int64_t i = begin; i < end; i += W) {
+    L.cnt = (int)(end - i < W ? end - i : W);
+    for (int l = 0; l < W; ++l) L.idx[l] = i + (l < L.cnt ? l : L.cnt - 1);
+    if (i % 16 == 0 && i + AHEAD < end) prefetch_rows(a, i + AHEAD, advance);
+    for (int64_t stop = i + W + NOISE_AHEAD; fetched < stop && fetched < end; ++fetched) prefetch_noise();
+    for (int l = 0; l < W; ++l) {
+      rows[l] = cur.row;
+      if (l + 1 < L.cnt) cur.next();
+    }
+    cur.next();
+    if (advance) {
+      step_block(a, L, rows);
+    } else {
+      observe(a, L, load_state(a, L), rows);
+    }
+  }
+}
+
+// OpenMP, not std::thread: the library links the libgomp that torch has already loaded, so the kernel runs on
+// torch's own worker threads. Separate threads oversubscribed 2 cores while torch's workers spin after each op
+// (measured 75 ms per step instead of ~5).
+static void run_parallel(const Args& a, bool advance) {
+  const int64_t blocks = (a.n + W - 1) / W;
+  const int64_t threads = a.num_threads < 1 ? 1 : (a.num_threads > blocks ? blocks : a.num_threads);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t begin = blocks * t / nt * W, end = blocks * (t + 1) / nt * W;
+    run_range(a, begin, end < a.n ? end : a.n, advance);
+  }
+  _mm_sfence();
+}
+
+extern "C" {
+int64_t quad_args_size() { return sizeof(Args); }
+
+// Advance every env one control step and write its observations.
+void quad_step(const Args* a) { run_parallel(*a, true); }
+
+// Observations only: of every env (ids == nullptr) or of the ``count`` envs in ``ids``.
+void quad_observe(const Args* a, const int64_t* ids, int64_t count) {
+  if (ids == nullptr) {
+    run_parallel(*a, false);
+    return;
+  }
+  Lanes L;
+  L.contig = false;
+  for (int64_t i = 0; i < count; i += W) {
+    L.cnt = (int)(count - i < W ? count - i : W);
+    for (int l = 0; l < W; ++l) L.idx[l] = ids[i + (l < L.cnt ? l : L.cnt - 1)];
+    observe(*a, L, load_state(*a, L));
+  }
+}
+}
