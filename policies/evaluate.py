@@ -139,19 +139,19 @@ def evaluate(
     return metrics, rollouts, cfg
 
 
-def write_eval_report(out: Path, source_path: Path, metrics, rollouts, cfg, seed: int) -> Path:
+def write_eval_report(out: Path, source_path: Path, task: str, metrics, rollouts, cfg, seed: int) -> Path:
     from policies.report import plot_errors, plot_trajectories, write_report
     from policies.runinfo import write_run_info
 
     out.mkdir(parents=True, exist_ok=True)
     plots = []
     for k, (name, r) in enumerate(rollouts.items()):
-        title = f"{cfg.task} / {name}"
+        title = f"{task} / {name}"
         plots.append(plot_trajectories(r, out / f"trajectories_{k}.png", title))
         plots.append(plot_errors(r, out / f"errors_{k}.png", title))
     details = {
         "policy": str(source_path),
-        "task": cfg.task,
+        "task": task,
         "action interface": cfg.action_interface,
         "episodes": str(next(iter(metrics.values()))["envs"]),
         "episode": f"{cfg.episode_s:g} s at {cfg.control_hz:g} Hz control",
@@ -160,7 +160,7 @@ def write_eval_report(out: Path, source_path: Path, metrics, rollouts, cfg, seed
         "deterministic": "policy mean action; same envs (seed) for every controller",
     }
     write_run_info(out, cfg, {"evaluated": str(source_path), "metrics": metrics})
-    return write_report(out, f"sim2real eval: {cfg.task}", metrics, details, plots)
+    return write_report(out, f"sim2real eval: {task}", metrics, details, plots)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         source, args.episodes, args.seconds, args.seed, spec, pid=not args.no_pid, progress=True
     )
     base = args.policy if args.policy.is_dir() else args.policy.parent
-    report = write_eval_report(args.out or base / "eval", args.policy, metrics, rollouts, cfg, args.seed)
+    report = write_eval_report(args.out or base / "eval", args.policy, source.task, metrics, rollouts, cfg, args.seed)
     log.info("wrote %s", report)
     print(report)
     return 0

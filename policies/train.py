@@ -100,6 +100,7 @@ def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> 
     generator, which is seeded here (rsl_rl offers no generator argument).
     """
     from rsl_rl.runners import OnPolicyRunner
+    from rsl_rl.utils import check_nan
 
     from policies.runinfo import git_commit, write_run_info
     from sim.tasks import make_env
@@ -153,6 +154,8 @@ def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> 
                 for _ in range(cfg.ppo.num_steps_per_env):
                     actions = alg.act(obs)
                     obs, rewards, dones, extras = env.step(actions.to(env.device))
+                    if cfg.check_nan:
+                        check_nan(obs, rewards, dones)
                     obs, rewards, dones = obs.to(cfg.device), rewards.to(cfg.device), dones.to(cfg.device)
                     alg.process_env_step(obs, rewards, dones, extras)
                     reward_sum += rewards.mean()
@@ -161,6 +164,11 @@ def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> 
                 alg.compute_returns(obs)
             t1 = time.perf_counter()
             losses = alg.update()
+            if not all(torch.isfinite(p).all() for p in alg.get_policy().parameters()):
+                raise FloatingPointError(
+                    f"the actor's parameters became non-finite at iteration {it} (losses {losses}); "
+                    "lower ppo.learning_rate or check the rewards' scale"
+                )
             t2 = time.perf_counter()
             stats = IterationStats(
                 iteration=it,

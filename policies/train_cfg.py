@@ -75,6 +75,7 @@ class TrainCfg:
     ppo: PPOCfg = field(default_factory=PPOCfg)
     obs_groups: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in OBS_GROUPS.items()})
     compile_env: bool | None = None  # None: the env decides (compiled from 4096 envs)
+    check_nan: bool = True  # stop with an error naming the group when the env returns NaN
 
     def rsl_rl_dict(self) -> dict[str, Any]:
         """The training config in rsl_rl v5's format (the runner mutates it: pass a fresh copy)."""
@@ -87,7 +88,7 @@ class TrainCfg:
             "actor": self.actor.to_rsl_rl(distribution),
             "critic": self.critic.to_rsl_rl(),
             "algorithm": p.algorithm(),
-            "check_for_nan": True,
+            "check_for_nan": self.check_nan,
         }
 
 

@@ -125,3 +125,25 @@ def test_cli_defaults_and_overrides_resolve_into_the_typed_config():
     assert rsl["actor"]["distribution_cfg"]["class_name"] == "GaussianDistribution"
     with pytest.raises(SystemExit):
         p.parse_args(["quadrotor-fly"])
+
+
+def test_nan_from_the_env_stops_training_with_the_group_named(monkeypatch):
+    import sim.tasks
+
+    real_make_env = sim.tasks.make_env
+
+    def make_env(*args, **kwargs):
+        env = real_make_env(*args, **kwargs)
+        step = env.step
+
+        def nan_step(actions):
+            obs, rew, done, extras = step(actions)
+            obs["privileged"][0, 0] = float("nan")
+            return obs, rew, done, extras
+
+        env.step = nan_step
+        return env
+
+    monkeypatch.setattr(sim.tasks, "make_env", make_env)
+    with pytest.raises(ValueError, match=r"'privileged'.*NaN"):
+        train(small_cfg(iterations=1), None, progress=False)
