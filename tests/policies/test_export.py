@@ -175,3 +175,36 @@ def test_c_header_compiles_and_matches_onnxruntime(trained_run):
     text = trained_run.paths["header"].read_text()
     assert "malloc" not in text and "sim2real_policy(const float obs[SIM2REAL_POLICY_OBS_DIM]" in text
     print(f"policy.h: {result.param_bytes} bytes of weights, {result.ns_per_inference / 1000:.2f} us per inference")
+
+
+@pytest.mark.parametrize(
+    ("task", "interface", "activation"),
+    [("quadrotor-track", "rpm", "tanh"), ("quadrotor-hover", "ctbr", "elu")],
+)
+def test_every_task_interface_and_activation_exports_with_parity(tmp_path, task, interface, activation):
+    """Per-element scaling (CTBR: thrust in N, rates in rad/s), the ELU path in ONNX and C, the track layout."""
+    from policies.c_export import c_compiler, run_header
+    from policies.export import export
+    from policies.train import train
+    from tests.policies.conftest import small_cfg
+
+    cfg = small_cfg(task, iterations=2, envs=32)
+    cfg.env.action_interface = interface
+    cfg.actor.activation = activation
+    result = train(cfg, tmp_path / "run", progress=False)
+    paths = export(tmp_path / "run")
+    policy = load_policy(paths["onnx"])
+    env = result.runner.env
+    assert policy.obs_spec == env.obs_spec and policy.action_spec.interface == interface
+    obs = random_observations(env.obs_spec.dim, 256)
+    actor = result.runner.alg.get_policy()
+    actor.eval()
+    with torch.no_grad():
+        ref_action = actor({"policy": torch.from_numpy(obs)})
+        ref_command = env.action_spec.to_physical(ref_action).numpy()
+    command, action = policy.run(obs)
+    assert np.abs(action - ref_action.numpy()).max() <= PARITY_ATOL
+    assert np.all(np.abs(command - ref_command) <= PARITY_ATOL * command_range(policy.action_spec))
+    if c_compiler() is not None:
+        c = run_header(paths["header"], obs, repeats=1)
+        assert np.all(np.abs(c.commands - command) <= C_RTOL * command_range(policy.action_spec))
