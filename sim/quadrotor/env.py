@@ -28,6 +28,7 @@ from sim.sampling import apply_operation, components, transform_uniform
 
 TRAJ_ROWS = 18  # per axis (x, y, z) and component (2): amplitude m, angular frequency rad/s, phase rad
 LATENCY_PARAMS = ("action_latency", "obs_latency")
+RESET_POOL = 8192  # reset draws made at once (see QuadrotorEnv._take_reset_draws)
 
 
 def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
@@ -132,6 +133,11 @@ class QuadrotorEnv(BatchedEnv):
         self._observe = torch.compile(self._observe_impl, dynamic=False) if self._compiled else self._observe_impl
         self._transpose = torch.compile(_transpose, dynamic=False) if self._compiled else _transpose
         self._draw_rows: dict[tuple[str, ...], Tensor] = {}
+        self._reset_names = sorted(k for k, d in cfg.randomization.terms.items() if d.when in ("reset", "interval"))
+        rows = [torch.arange(self.param_rows[k].start, self.param_rows[k].stop) for k in self._reset_names]
+        self._reset_rows = (torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)).to(dev)[:, None]
+        self._pool: dict[str, Tensor] = {}
+        self._pool_size = self._pool_next = 0
         self._privileged = self._privileged_columns()
         all_ids = torch.arange(n, device=dev)
         self._sample_params(all_ids, ("startup",))
@@ -323,25 +329,21 @@ class QuadrotorEnv(BatchedEnv):
 
     # ------------------------------------------------------------------ resets
     def _reset_idx(self, ids: Tensor) -> None:
-        cfg, g, dev, n = self.cfg, self.generator, self.device, ids.numel()
-        self._sample_params(ids, ("reset", "interval"))
+        """Start new episodes for ``ids``: reset-time parameters, initial state around the reference, trajectories,
+        zeroed action delay lines. The random draws come from the pool of :meth:`_take_reset_draws`."""
+        dev, n = self.device, ids.numel()
+        draws = self._take_reset_draws(n)
+        if draws["params"].shape[0]:
+            self.params[self._reset_rows, ids[None, :]] = draws["params"]
         self._refresh_privileged(ids)
-        u = torch.rand(16, n, generator=g, device=dev)
-        init = cfg.init
-        pos = (2 * u[0:3] - 1) * init.position_m
-        vel = (2 * u[3:6] - 1) * init.velocity_m_s
-        ang = (2 * u[6:9] - 1) * init.angular_velocity_rad_s
-        # Attitude: axis uniform on the sphere (normalised Gaussian via inverse CDF), angle uniform in [0, tilt].
-        axis = torch.erfinv((2 * u[9:12] - 1).clamp(-0.999999, 0.999999))
-        axis = axis / axis.norm(dim=0, keepdim=True).clamp_min(1e-6)
-        half = 0.5 * u[12] * init.tilt_rad
-        quat = torch.cat([torch.cos(half)[None], axis * torch.sin(half)[None]])
-        self._sample_trajectories(ids, u[13])
+        if self.cfg.task == "track":
+            self.traj[:, ids] = draws["traj"]
         ref_pos, ref_vel = self._reference(self.traj[:, ids], torch.zeros(n, dtype=torch.long, device=dev))
         mass = self.params[self.param_rows["mass"], ids][0]
         kf = self.params[self.param_rows["kf"], ids][0]
         hover = torch.sqrt(mass * GRAVITY / (4 * kf))
-        state = torch.cat([ref_pos + pos, ref_vel + vel, quat, ang, hover[None].expand(4, n)])
+        offsets = draws["state"]  # position, velocity offsets, quaternion, body rates (13, n)
+        state = torch.cat([ref_pos + offsets[0:3], ref_vel + offsets[3:6], offsets[6:13], hover[None].expand(4, n)])
         if self._native is not None:  # one scatter into the (17, N) state and one per delay-line buffer
             self._native.state[:, ids] = state
             for buf in self._native.act_slots:
@@ -354,11 +356,47 @@ class QuadrotorEnv(BatchedEnv):
         self.episode_length_buf[ids] = 0
         self.episode_return[ids] = 0.0
 
-    def _sample_trajectories(self, ids: Tensor, u_kind: Tensor) -> None:
-        """Track task: figure-eight or random smooth reference per env; hover: fixed point (zero amplitudes)."""
-        n, tc = ids.numel(), self.cfg.trajectory
-        if self.cfg.task != "track":
-            return  # stays zero: the reference is the hover point
+    def _take_reset_draws(self, n: int) -> dict[str, Tensor]:
+        """The next ``n`` reset draws: (rows, n) slices of a pool drawn from the env's generator in batches of
+        ``RESET_POOL`` (or n if larger). Drawing and transforming per reset batch cost ~60 small eager ops per
+        control step; the pool amortises them. Draws stay a pure function of the seed and the order of resets."""
+        if self._pool_next + n > self._pool_size:
+            self._pool = self._draw_reset_pool(max(n, RESET_POOL))
+            self._pool_size, self._pool_next = self._pool["state"].shape[1], 0
+        lo, self._pool_next = self._pool_next, self._pool_next + n
+        return {k: v[:, lo : lo + n] for k, v in self._pool.items()}
+
+    def _draw_reset_pool(self, n: int) -> dict[str, Tensor]:
+        """n reset draws: parameters drawn at reset (and interval ones, re-drawn at reset too; sorted by name, one
+        ``torch.rand``), the initial state offsets (one ``torch.rand``), and track trajectories."""
+        cfg, g, dev = self.cfg, self.generator, self.device
+        names = self._reset_names
+        values = []
+        if names:
+            dists = [cfg.randomization.terms[k] for k in names]
+            widths = [components(d, self.nominal[k].numel()) for k, d in zip(names, dists)]
+            u = torch.rand(n, sum(widths), generator=g, device=dev)
+            for name, dist, block in zip(names, dists, u.split(widths, dim=1)):
+                values.append(apply_operation(dist, self.nominal[name], transform_uniform(dist, block)).T)
+        params = torch.cat(values) if values else torch.zeros(0, n, device=dev)
+        u = torch.rand(16, n, generator=g, device=dev)
+        init = cfg.init
+        pos = (2 * u[0:3] - 1) * init.position_m
+        vel = (2 * u[3:6] - 1) * init.velocity_m_s
+        ang = (2 * u[6:9] - 1) * init.angular_velocity_rad_s
+        # Attitude: axis uniform on the sphere (normalised Gaussian via inverse CDF), angle uniform in [0, tilt].
+        axis = torch.erfinv((2 * u[9:12] - 1).clamp(-0.999999, 0.999999))
+        axis = axis / axis.norm(dim=0, keepdim=True).clamp_min(1e-6)
+        half = 0.5 * u[12] * init.tilt_rad
+        quat = torch.cat([torch.cos(half)[None], axis * torch.sin(half)[None]])
+        pool = {"params": params, "state": torch.cat([pos, vel, quat, ang])}
+        if cfg.task == "track":
+            pool["traj"] = self._sample_trajectories(n, u[13])
+        return pool
+
+    def _sample_trajectories(self, n: int, u_kind: Tensor) -> Tensor:
+        """Track task: figure-eight or random smooth reference per env, (TRAJ_ROWS, n)."""
+        tc = self.cfg.trajectory
         u = torch.rand(TRAJ_ROWS + 2, n, generator=self.generator, device=self.device)
         lo, hi = tc.random_amplitude_m
         amp = lo + (hi - lo) * u[0:6]
@@ -375,7 +413,7 @@ class QuadrotorEnv(BatchedEnv):
         z = torch.zeros_like(a)
         # Lemniscate of Gerono: x = a sin(wt), y = a/2 sin(2wt), z = 0.
         eight = torch.stack([a, w, z, z, w, z, a / 2, 2 * w, z, z, w, z, z, w, z, z, w, z])
-        self.traj[:, ids] = torch.where((u_kind < tc.figure_eight_fraction)[None], eight, traj)
+        return torch.where((u_kind < tc.figure_eight_fraction)[None], eight, traj)
 
     # ------------------------------------------------------------------ compiled kernels
     def _advance_impl(self, b, params, traj, raw_actions, older_actions, last_action, episode_len, episode_return):

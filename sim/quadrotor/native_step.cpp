@@ -196,7 +196,9 @@ static inline void transpose8(const float* const src[W], int col, vf out[8]) {
 }
 
 // rows: the noise table rows of the lanes (nullptr: computed here, with divisions).
-static void observe(const Args& a, const Lanes& L, const State& b, const int64_t* rows = nullptr) {
+// last_act: the lanes' newest action when already in registers (else loaded from act_new).
+static void observe(const Args& a, const Lanes& L, const State& b, const int64_t* rows = nullptr,
+                    const vf* last_act = nullptr) {
   const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
   const float* P = a.params;
   vf R[9];
@@ -215,7 +217,7 @@ static void observe(const Args& a, const Lanes& L, const State& b, const int64_t
   for (int j = 0; j < SENSED; ++j) {
     vf std = L.load(P + a.row_std[j] * a.pstride) * noise_scale;
     sensed[j] = truth[j] + noise[j] * std;
-    L.store(a.obs_new + j * n, sensed[j]);
+    L.stream(a.obs_new + j * n, sensed[j]);  // read back only at the next step
   }
   vf len;
   for (int l = 0; l < W; ++l) len[l] = (float)a.ep_len[L.idx[l]];
@@ -231,7 +233,7 @@ static void observe(const Args& a, const Lanes& L, const State& b, const int64_t
     L.stream(a.obs_out + j * n, s != 1.0f ? out * s : out);
   }
   for (int m = 0; m < 4; ++m) {
-    vf last = L.load(a.act_new + m * n);  // the newest action (after a reset: zero)
+    vf last = last_act ? last_act[m] : L.load(a.act_new + m * n);  // the newest action (after a reset: zero)
     float s = (float)a.policy_scale[SENSED + m];
     L.stream(a.obs_out + (SENSED + m) * n, s != 1.0f ? last * s : last);
   }
@@ -263,7 +265,7 @@ static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
     for (int l = 0; l < W; ++l) x[l] = a.actions[L.idx[l] * 4 + m];
     x = (x != x) ? splat(0.0) : x;
     act[m] = vmin(vmax(x, splat(-1.0)), splat(1.0));
-    L.store(a.act_new + m * n, act[m]);
+    L.stream(a.act_new + m * n, act[m]);
   }
   vf lat = prm(a.row_act_lat);
   const int S = (int)a.act_slots;  // delay line [action, slot 0, ..., slot S-2]
@@ -366,7 +368,7 @@ static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
     a.done[e] = term || tout;
     for (int d = 0; d < a.n_due; ++d) a.due[d][e] = (len_i[l] % a.due_period[d] == 0) && !(term || tout);
   }
-  observe(a, L, b, rows);
+  observe(a, L, b, rows, act);
 }
 
 // With ~150 rows touched per block, the hardware prefetchers lose track of the streams; prefetch the cache line
@@ -385,7 +387,7 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
     for (int k = 0; k < 4; ++k) rd(a.actions + 4 * i + 16 * k);
     for (int s = 0; s + 1 < a.act_slots; ++s)
       for (int m = 0; m < 4; ++m) rd(a.act_slot[s] + m * n + i);
-    for (int m = 0; m < 4; ++m) wr(a.act_new + m * n + i), rd(a.act_prev + m * n + i);
+    for (int m = 0; m < 4; ++m) rd(a.act_prev + m * n + i);  // act_new and obs_new: streaming stores
     wr(a.ep_len + i);
     wr(a.ep_len + i + 8);
     wr(a.ep_return + i);
@@ -396,7 +398,6 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
   for (int j = 0; j < SENSED; j += 3) rd(a.params + a.row_std[j] * a.pstride + i);
   for (int s = 0; s + 1 < a.obs_slots; ++s)
     for (int j = 0; j < SENSED; ++j) rd(a.obs_slot[s] + j * n + i);
-  for (int j = 0; j < SENSED; ++j) wr(a.obs_new + j * n + i);
 }
 
 static void run_range(const Args& a, int64_t begin, int64_t end, bool advance) {

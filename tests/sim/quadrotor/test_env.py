@@ -187,3 +187,21 @@ def test_compiled_step_matches_eager():
         assert torch.equal(de, dc)
     torch.testing.assert_close(oc["policy"], oe["policy"], atol=2e-4, rtol=1e-4)
     torch.testing.assert_close(oc["critic"], oe["critic"], atol=2e-4, rtol=1e-4)
+
+
+def test_reset_draws_come_from_a_pool_without_reuse(monkeypatch):
+    import sim.quadrotor.env as env_module
+
+    monkeypatch.setattr(env_module, "RESET_POOL", 7)  # resets of 4 envs cross the pool's end every other time
+    env = make_env("quadrotor-hover", 4, seed=5, compile=False)
+    ratios, quats = [], []
+    for _ in range(50):
+        env.reset()
+        ratios.append(env.param("mass")[:, 0] / env.cfg.params.mass)
+        quats.append(env.state_rows("quaternion"))
+    r = torch.cat(ratios)
+    assert r.unique().numel() == r.numel()  # every reset got fresh draws
+    assert r.min() >= 0.9 and r.max() <= 1.2 and abs(r.mean().item() - 1.05) < 0.02
+    torch.testing.assert_close(torch.cat(quats).norm(dim=-1), torch.ones(200))
+    # privileged observations follow the re-drawn parameters
+    torch.testing.assert_close(env.get_observations()["privileged"][:, 0], ratios[-1])
