@@ -147,3 +147,13 @@ def test_nan_from_the_env_stops_training_with_the_group_named(monkeypatch):
     monkeypatch.setattr(sim.tasks, "make_env", make_env)
     with pytest.raises(ValueError, match=r"'privileged'.*NaN"):
         train(small_cfg(iterations=1), None, progress=False)
+
+
+def test_cli_default_run_directory_is_runs_task_timestamp(tmp_path, monkeypatch):
+    argv = ["train", "quadrotor-hover", "--num-envs", "16", "--iterations", "1", "--runs", str(tmp_path / "runs")]
+    assert run_cli([*argv, "--no-progress"], monkeypatch) == 0
+    assert run_cli([*argv, "--no-progress"], monkeypatch) == 0  # same second: a distinct directory
+    runs = sorted((tmp_path / "runs" / "quadrotor-hover").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        assert run.name[:4].isdigit() and (run / "model_0.pt").is_file() and (run / "run.json").is_file()
