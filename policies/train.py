@@ -260,6 +260,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run directories (default runs/)")
     p.add_argument("--run-dir", type=Path, default=None, help="exact run directory (default RUNS/TASK/TIMESTAMP)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's; 1 is faster on a busy CPU)"
+    )
 
 
 def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
@@ -287,6 +290,10 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
 
 def run(args: argparse.Namespace) -> int:
     cfg = cfg_from_args(args)
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise SystemExit(f"--threads must be positive, got {args.threads}")
+        torch.set_num_threads(args.threads)
     run_dir = args.run_dir if args.run_dir is not None else make_run_dir(args.runs, cfg.task)
     run_dir.mkdir(parents=True, exist_ok=True)
     log.info(

@@ -151,7 +151,8 @@ def test_nan_from_the_env_stops_training_with_the_group_named(monkeypatch):
 
 def test_cli_default_run_directory_is_runs_task_timestamp(tmp_path, monkeypatch):
     argv = ["train", "quadrotor-hover", "--num-envs", "16", "--iterations", "1", "--runs", str(tmp_path / "runs")]
-    assert run_cli([*argv, "--no-progress"], monkeypatch) == 0
+    assert run_cli([*argv, "--no-progress", "--threads", "1"], monkeypatch) == 0
+    assert torch.get_num_threads() == 1  # (the one_thread fixture restores the previous count)
     assert run_cli([*argv, "--no-progress"], monkeypatch) == 0  # same second: a distinct directory
     runs = sorted((tmp_path / "runs" / "quadrotor-hover").iterdir())
     assert len(runs) == 2
