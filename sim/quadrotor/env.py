@@ -333,6 +333,10 @@ class QuadrotorEnv(BatchedEnv):
         zeroed action delay lines. The random draws come from the pool of :meth:`_take_reset_draws`."""
         dev, n = self.device, ids.numel()
         draws = self._take_reset_draws(n)
+        if self._native is not None:  # hover: the same scatter in one C++ call
+            self._native.reset(ids, self._reset_rows[:, 0], draws["params"], draws["state"])
+            self._refresh_privileged(ids)
+            return
         if draws["params"].shape[0]:
             self.params[self._reset_rows, ids[None, :]] = draws["params"]
         self._refresh_privileged(ids)
@@ -344,15 +348,10 @@ class QuadrotorEnv(BatchedEnv):
         hover = torch.sqrt(mass * GRAVITY / (4 * kf))
         offsets = draws["state"]  # position, velocity offsets, quaternion, body rates (13, n)
         state = torch.cat([ref_pos + offsets[0:3], ref_vel + offsets[3:6], offsets[6:13], hover[None].expand(4, n)])
-        if self._native is not None:  # one scatter into the (17, N) state and one per delay-line buffer
-            self._native.state[:, ids] = state
-            for buf in self._native.act_slots:
-                buf[:, ids] = 0.0
-        else:
-            for row, value in zip(self.body, state):
-                row[ids] = value
-            for row in (*self.last_action, *(r for slot in self.action_slots for r in slot)):
-                row[ids] = 0.0
+        for row, value in zip(self.body, state):
+            row[ids] = value
+        for row in (*self.last_action, *(r for slot in self.action_slots for r in slot)):
+            row[ids] = 0.0
         self.episode_length_buf[ids] = 0
         self.episode_return[ids] = 0.0
 

@@ -90,6 +90,16 @@ class Args(ctypes.Structure):
     _fields_ = _fields()
 
 
+class ResetArgs(ctypes.Structure):
+    """ctypes mirror of ``struct ResetArgs`` in native_step.cpp."""
+
+    _fields_ = [
+        *[(f, ctypes.c_int64) for f in ("count", "nprow", "pv_stride", "sv_stride", "nact")],
+        *[(f, ctypes.c_void_p) for f in ("ids", "prow", "pvals", "svals")],
+        ("act", ctypes.c_void_p * MAX_SLOTS),
+    ]
+
+
 _lock = threading.Lock()
 _kernel: ctypes.CDLL | None = None
 _tried = False
@@ -143,6 +153,7 @@ def load_kernel() -> ctypes.CDLL | None:
                 raise RuntimeError(f"struct size mismatch: C++ {lib.quad_args_size()} vs ctypes {ctypes.sizeof(Args)}")
             lib.quad_step.argtypes = [ctypes.POINTER(Args)]
             lib.quad_observe.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p, ctypes.c_int64]
+            lib.quad_reset.argtypes = [ctypes.POINTER(Args), ctypes.POINTER(ResetArgs)]
             _kernel = lib
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             log.warning(
@@ -300,6 +311,27 @@ class NativeStep:
         elif ids.numel():
             ids = ids.contiguous()
             self.lib.quad_observe(ctypes.byref(a), _ptr(ids), ids.numel())
+
+    def reset(self, ids: Tensor, rows: Tensor, values: Tensor, offsets: Tensor) -> None:
+        """New episodes for ``ids`` (int64): parameter ``rows`` (int64) get ``values`` (len(rows), n), the state the
+        hover reference plus ``offsets`` (13, n: position, velocity, quaternion, body rates) and rotors at hover
+        speed; action delay lines and episode buffers are zeroed. Same result as the torch path of _reset_idx."""
+        n = ids.numel()
+        if n == 0:
+            return
+        for t in (values, offsets):
+            if t.stride(-1) != 1 or t.dtype != torch.float32:
+                raise ValueError("reset values must be float32 with unit stride along envs")
+        ids, rows = ids.contiguous(), rows.contiguous()
+        self._common(torch.empty(0), 0)  # refresh the env's buffer pointers
+        r = ResetArgs()
+        r.count, r.nprow, r.nact = n, rows.numel(), len(self.act_slots)
+        r.pv_stride, r.sv_stride = values.stride(0) if values.dim() == 2 and rows.numel() else 0, offsets.stride(0)
+        r.ids, r.prow, r.svals = _ptr(ids), _ptr(rows), _ptr(offsets)
+        r.pvals = _ptr(values) if rows.numel() else None
+        for k, buf in enumerate(self.act_slots):
+            r.act[k] = _ptr(buf)
+        self.lib.quad_reset(ctypes.byref(self.args), ctypes.byref(r))
 
     def rotate(self) -> None:
         """Make this step's sensed values the newest slot of the observation delay line."""
