@@ -17,6 +17,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "policies.demo",
         "the main job on the default CPU: fly the quadrotor baseline, write log, plots and report",
     ),
+    "train": (
+        "policies.train",
+        "train a policy with rsl_rl PPO (asymmetric actor-critic) into runs/<task>/<timestamp>",
+    ),
+    "export": (
+        "policies.export",
+        "export a run's actor to policy.onnx (normalizer, action scaling, metadata) and policy.h",
+    ),
+    "eval": ("policies.evaluate", "evaluate a run or policy.onnx across the randomization beside the PID baseline"),
+    "deploy": ("deploy.cli", "fly an exported policy on a robot (or the simulated one, --sil) behind the safety layer"),
     "calibrate": (
         "calibration.cli",
         "calibrate camera intrinsics, hand-eye, IMU noise/biases, thrust curves -> ROS/Kalibr YAML, robot profile, randomization spec",

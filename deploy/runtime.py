@@ -181,8 +181,10 @@ class QuadrotorRuntime:
             if self.plan_start_s is not None and now - self.plan_start_s > self.plan.duration_s and end == math.inf:
                 self.safety.disarm(now, "flight plan complete")
                 end = now + 0.2
-            if now > end or self.safety.state in (SafetyState.ESTOP,):
+            if now > end or self.safety.state is SafetyState.ESTOP:
                 return False
+            if self.safety.state is SafetyState.DISARMED and end == math.inf:  # a fallback landed and disarmed
+                end = now + 0.2
             return inference
 
         return loop.run(step, duration_s=self.plan.duration_s + 10.0)
