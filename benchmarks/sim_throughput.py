@@ -6,7 +6,8 @@ C++ CPU kernel where the config is supported; "compiled": torch.compile) or on t
 "dynamics" is the compiled torch physics of one control step alone. Compilation and warm-up are excluded and
 reported as compile_s.
 
-    python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--device cpu] [--backend auto]
+    python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--repeats 5] [--device cpu]
+        [--backend auto|torch|native]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,8 +34,16 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_env(
-    task: str, num_envs: int, device: torch.device, steps: int, substeps: int | None, backend: str = "auto"
+    task: str,
+    num_envs: int,
+    device: torch.device,
+    steps: int,
+    substeps: int | None,
+    backend: str = "auto",
+    repeats: int = 1,
 ) -> list[dict]:
+    """Env-steps/s of the best and the median of ``repeats`` timed runs of ``steps`` steps (on a shared machine the
+    best run is the one least disturbed by other processes; the median shows the spread)."""
     t0 = time.perf_counter()
     from sim.tasks import task_entry
 
@@ -49,14 +59,15 @@ def bench_env(
     _sync(device)
     compile_s = time.perf_counter() - t0
 
-    resets = 0
-    _sync(device)
-    t0 = time.perf_counter()
-    for k in range(steps):
-        _, _, done, _ = env.step(pool[k % 8])
-        resets += int(done.sum())
-    _sync(device)
-    env_s = time.perf_counter() - t0
+    resets, env_times = 0, []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        for k in range(steps):
+            _, _, done, _ = env.step(pool[k % 8])
+            resets += int(done.sum())
+        _sync(device)
+        env_times.append(time.perf_counter() - t0)
 
     p = env.phys_params()
     zero = torch.zeros(num_envs, device=device)
@@ -73,12 +84,14 @@ def bench_env(
     body = env.body
     for _ in range(3):
         compiled(body, p)
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        out = compiled(body, p)
-    _sync(device)
-    dyn_s = time.perf_counter() - t0
+    dyn_times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            out = compiled(body, p)
+        _sync(device)
+        dyn_times.append(time.perf_counter() - t0)
     del out
     common = {
         "task": task,
@@ -96,11 +109,19 @@ def bench_env(
             "what": "env_step",
             "backend": env.backend,
             "actions": "uniform random",
-            "env_steps_per_s": num_envs * steps / env_s,
-            "resets_per_step": resets / steps,
+            "env_steps_per_s": num_envs * steps / min(env_times),
+            "median_env_steps_per_s": num_envs * steps / statistics.median(env_times),
+            "repeats": repeats,
+            "resets_per_step": resets / (steps * repeats),
             "compile_s": round(compile_s, 1),
         },
-        {**common, "what": "dynamics", "env_steps_per_s": num_envs * steps / dyn_s},
+        {
+            **common,
+            "what": "dynamics",
+            "env_steps_per_s": num_envs * steps / min(dyn_times),
+            "median_env_steps_per_s": num_envs * steps / statistics.median(dyn_times),
+            "repeats": repeats,
+        },
     ]
 
 
@@ -111,13 +132,16 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["quadrotor-hover"])
     ap.add_argument("--device", nargs="+", default=None, help="default: cpu, plus cuda when available")
     ap.add_argument("--substeps", type=int, default=None, help="override physics substeps per control step")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs of --steps steps; best and median reported")
     ap.add_argument("--backend", choices=["auto", "torch", "native"], default="auto", help="env step implementation")
     args = ap.parse_args()
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     for device in devices:
         for task in args.tasks:
             for n in args.num_envs:
-                for line in bench_env(task, n, torch.device(device), args.steps, args.substeps, args.backend):
+                for line in bench_env(
+                    task, n, torch.device(device), args.steps, args.substeps, args.backend, args.repeats
+                ):
                     print(
                         json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in line.items()}), flush=True
                     )
