@@ -1,0 +1,173 @@
+"""Deploy runtime latency: ONNX inference, control-loop jitter and deadline misses at 500 Hz and 1 kHz, DDS RTT.
+
+The loop runs the runtime's real per-cycle work: observation from a robot state, onnxruntime inference, the
+safety layer (armed, ACTIVE), a MotorCommand written to DDS and the MCAP recorder; the state is synthesised in
+process (fresh every cycle) so that the measurement is the runtime's, not the simulator's.
+
+    python benchmarks/deploy_latency.py [--policy policy.onnx] [--seconds 60] [--rates 500 1000]
+
+Without --policy a freshly initialised hover actor is exported (inference cost does not depend on training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deploy.loop import FixedRateLoop  # noqa: E402
+from deploy.msgs import MotorCommand, make_header  # noqa: E402
+from deploy.observation import Context, ObservationBuilder  # noqa: E402
+from deploy.recording import FlightRecorder  # noqa: E402
+from deploy.safety import CommonLimits, SafetyLayer, SafetyProfile, StateSample, crazyflie_profile  # noqa: E402
+from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig  # noqa: E402
+from drivers.robot import RobotState  # noqa: E402
+from policies.onnx_policy import load_policy  # noqa: E402
+
+
+def fresh_policy(tmp: Path) -> Path:
+    import torch
+
+    from policies.export import export
+    from policies.train import train
+    from policies.train_cfg import train_cfg
+
+    torch.set_num_threads(1)
+    cfg = train_cfg("quadrotor-hover")
+    cfg.num_envs, cfg.max_iterations, cfg.save_interval = 64, 1, 1
+    train(cfg, tmp / "run", progress=False)
+    return export(tmp / "run")["onnx"]
+
+
+def inference(policy, n: int = 20000) -> dict:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(n, policy.obs_spec.dim)).astype(np.float32)
+    times = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        policy(obs[i])
+        times[i] = time.perf_counter() - t0
+    return {
+        "what": "inference",
+        "calls": n,
+        "p50_us": np.percentile(times, 50) * 1e6,
+        "p99_us": np.percentile(times, 99) * 1e6,
+        "max_us": times.max() * 1e6,
+    }
+
+
+def loop(policy, rate: float, seconds: float, tmp: Path) -> dict:
+    base = crazyflie_profile()
+    profile = SafetyProfile(base.robot_class, CommonLimits(control_period_s=1.0 / rate), quadrotor=base.quadrotor)
+    layer = SafetyLayer(profile)
+    builder = ObservationBuilder(policy.obs_spec)
+    transport = TransportConfig.from_mapping(None)
+    domain = random.randint(1, 230)
+    hover = np.full(4, 14468.0)
+
+    def state(now: float) -> RobotState:
+        return RobotState(
+            now,
+            np.array([0.0, 0.0, 1.0]),
+            np.array([1.0, 0.0, 0.0, 0.0]),
+            np.zeros(3),
+            np.zeros(3),
+            battery_fraction=0.9,
+        )
+
+    with (
+        Ros2Node("bench", domain_id=domain, config=LOOPBACK_CONFIG) as node,
+        FlightRecorder(tmp / f"loop{int(rate)}.mcap") as rec,
+    ):
+        topic = transport.topic("motor_command")
+        pub = node.publisher(topic.name, MotorCommand, topic.qos)
+        now = time.monotonic()
+        s = state(now)
+        layer.on_state(
+            StateSample(s.stamp_s, s.position, s.linear_velocity, s.quaternion, s.angular_velocity, s.battery_fraction),
+            now,
+        )
+        layer.heartbeat(now)
+        assert layer.arm(now), layer.last_verdicts
+        last = np.zeros(4, dtype=np.float32)
+
+        def cycle(now: float) -> float:
+            nonlocal last
+            s = state(now)
+            layer.on_state(
+                StateSample(
+                    s.stamp_s, s.position, s.linear_velocity, s.quaternion, s.angular_velocity, s.battery_fraction
+                ),
+                now,
+            )
+            layer.heartbeat(now)
+            obs = builder.build(s, Context(np.array([0.0, 0.0, 1.0]), np.zeros(3), last))
+            t0 = time.perf_counter()
+            action = policy(obs)
+            dt = time.perf_counter() - t0
+            last = np.clip(policy.action_spec.to_normalized(action), -1, 1).astype(np.float32)
+            cmd = layer.filter(np.clip(action, 0, None) if np.isfinite(action).all() else hover, now, dt)
+            stamp = round(now * 1e9)
+            msg = MotorCommand(make_header(stamp), [float(v) for v in cmd.values])
+            pub.publish(msg)
+            rec.write_command(msg, stamp)
+            return dt
+
+        stats = FixedRateLoop(rate).run(cycle, duration_s=seconds)
+    s = stats.summary()
+    keys = (
+        "cycles",
+        "jitter_p50_us",
+        "jitter_p99_us",
+        "jitter_max_us",
+        "compute_p50_us",
+        "compute_p99_us",
+        "inference_p99_us",
+        "deadline_misses",
+    )
+    return {
+        "what": "control_loop",
+        "rate_hz": rate,
+        "seconds": seconds,
+        **{k: s[k] for k in keys},
+        "final_state": layer.state.name,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--policy", type=Path, default=None)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0])
+    args = ap.parse_args()
+    machine = f"{platform.machine()}, {platform.python_version()}"
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        policy = load_policy(args.policy or fresh_policy(tmp))
+        lines = [inference(policy)] + [loop(policy, r, args.seconds, tmp) for r in args.rates]
+        rtt = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "dds_roundtrip.py")], capture_output=True, text=True, cwd=ROOT
+        )
+        for line in lines:
+            print(
+                json.dumps(
+                    {k: round(v, 1) if isinstance(v, float) else v for k, v in {**line, "machine": machine}.items()}
+                ),
+                flush=True,
+            )
+        print(rtt.stdout.strip() or json.dumps({"what": "dds_roundtrip", "error": rtt.stderr[-300:]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
