@@ -28,7 +28,7 @@ from sim.sampling import apply_operation, components, transform_uniform
 
 TRAJ_ROWS = 18  # per axis (x, y, z) and component (2): amplitude m, angular frequency rad/s, phase rad
 LATENCY_PARAMS = ("action_latency", "obs_latency")
-RESET_POOL = 8192  # reset draws made at once (see QuadrotorEnv._take_reset_draws)
+RESET_POOL = 32768  # reset draws made at once (see QuadrotorEnv._take_reset_draws)
 
 
 def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
@@ -333,9 +333,14 @@ class QuadrotorEnv(BatchedEnv):
         zeroed action delay lines. The random draws come from the pool of :meth:`_take_reset_draws`."""
         dev, n = self.device, ids.numel()
         draws = self._take_reset_draws(n)
-        if self._native is not None:  # hover: the same scatter in one C++ call
-            self._native.reset(ids, self._reset_rows[:, 0], draws["params"], draws["state"])
-            self._refresh_privileged(ids)
+        if self._native is not None:  # hover: the same scatter (and privileged refresh) in one C++ call
+            rows, div, mul, scale = self._privileged
+            if scale is None and self.privileged.is_contiguous():
+                privileged = (self.privileged, rows, div[:, 0].contiguous(), mul[:, 0].contiguous())
+                self._native.reset(ids, self._reset_rows[:, 0], draws["params"], draws["state"], privileged)
+            else:
+                self._native.reset(ids, self._reset_rows[:, 0], draws["params"], draws["state"])
+                self._refresh_privileged(ids)
             return
         if draws["params"].shape[0]:
             self.params[self._reset_rows, ids[None, :]] = draws["params"]
@@ -385,7 +390,10 @@ class QuadrotorEnv(BatchedEnv):
         ang = (2 * u[6:9] - 1) * init.angular_velocity_rad_s
         # Attitude: axis uniform on the sphere (normalised Gaussian via inverse CDF), angle uniform in [0, tilt].
         axis = torch.erfinv((2 * u[9:12] - 1).clamp(-0.999999, 0.999999))
-        axis = axis / axis.norm(dim=0, keepdim=True).clamp_min(1e-6)
+        # |axis| by sum of squares: linalg's norm over the strided axis took 2.7 ms for 32768 columns (0.03 ms here);
+        # the two differ by at most 1 ulp.
+        length = axis.square().sum(0, keepdim=True).sqrt()
+        axis = axis / length.clamp_min(1e-6)
         half = 0.5 * u[12] * init.tilt_rad
         quat = torch.cat([torch.cos(half)[None], axis * torch.sin(half)[None]])
         pool = {"params": params, "state": torch.cat([pos, vel, quat, ang])}

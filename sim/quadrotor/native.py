@@ -97,6 +97,9 @@ class ResetArgs(ctypes.Structure):
         *[(f, ctypes.c_int64) for f in ("count", "nprow", "pv_stride", "sv_stride", "nact")],
         *[(f, ctypes.c_void_p) for f in ("ids", "prow", "pvals", "svals")],
         ("act", ctypes.c_void_p * MAX_SLOTS),
+        ("priv", ctypes.c_void_p),
+        ("npriv", ctypes.c_int64),
+        *[(f, ctypes.c_void_p) for f in ("priv_row", "priv_div", "priv_mul")],
     ]
 
 
@@ -312,10 +315,19 @@ class NativeStep:
             ids = ids.contiguous()
             self.lib.quad_observe(ctypes.byref(a), _ptr(ids), ids.numel())
 
-    def reset(self, ids: Tensor, rows: Tensor, values: Tensor, offsets: Tensor) -> None:
+    def reset(
+        self,
+        ids: Tensor,
+        rows: Tensor,
+        values: Tensor,
+        offsets: Tensor,
+        privileged: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+    ) -> None:
         """New episodes for ``ids`` (int64): parameter ``rows`` (int64) get ``values`` (len(rows), n), the state the
         hover reference plus ``offsets`` (13, n: position, velocity, quaternion, body rates) and rotors at hover
-        speed; action delay lines and episode buffers are zeroed. Same result as the torch path of _reset_idx."""
+        speed; action delay lines and episode buffers are zeroed. Same result as the torch path of _reset_idx.
+        privileged: (out (N, C) contiguous, rows (C,) int64, div (C,), mul (C,) float32): also write
+        ``out[e, c] = params[rows[c], e] / div[c] * mul[c]`` (QuadrotorEnv._refresh_privileged)."""
         n = ids.numel()
         if n == 0:
             return
@@ -331,6 +343,12 @@ class NativeStep:
         r.pvals = _ptr(values) if rows.numel() else None
         for k, buf in enumerate(self.act_slots):
             r.act[k] = _ptr(buf)
+        if privileged is not None:
+            out, prow, div, mul = privileged
+            if not out.is_contiguous() or out.dtype != torch.float32:
+                raise ValueError("the privileged buffer must be a contiguous float32 (N, C) tensor")
+            r.priv, r.npriv = _ptr(out), out.shape[1]
+            r.priv_row, r.priv_div, r.priv_mul = _ptr(prow), _ptr(div), _ptr(mul)
         self.lib.quad_reset(ctypes.byref(self.args), ctypes.byref(r))
 
     def rotate(self) -> None:
