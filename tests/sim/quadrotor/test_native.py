@@ -92,3 +92,18 @@ def test_native_is_refused_for_unsupported_configs_and_skipped_by_default():
         QuadrotorEnv(QuadrotorTaskCfg(task="track"), 8, native=True)
     assert QuadrotorEnv(QuadrotorTaskCfg(task="track"), 8, compile=False).backend == "eager"
     assert QuadrotorEnv(QuadrotorTaskCfg(task="hover"), 8).backend == "native"
+
+
+def test_build_failure_falls_back_to_torch_with_a_warning(monkeypatch, tmp_path, caplog):
+    from sim.quadrotor import native as native_module
+
+    monkeypatch.setattr(native_module, "_kernel", None)
+    monkeypatch.setattr(native_module, "_tried", False)
+    monkeypatch.setenv("SIM2REAL_CACHE", str(tmp_path))  # nothing cached: it must build
+    monkeypatch.setenv("CXX", "no-such-compiler-for-sim2real")
+    with caplog.at_level("WARNING", logger="sim.quadrotor.native"):
+        env = QuadrotorEnv(QuadrotorTaskCfg(task="hover"), 8, seed=0)
+    assert env.backend == "eager"
+    assert "falling back to the torch step" in caplog.text and "no C++ compiler" in caplog.text
+    obs, rew, done, _ = env.step(torch.zeros(8, 4))
+    assert torch.isfinite(obs["policy"]).all() and torch.isfinite(rew).all() and not done.any()
