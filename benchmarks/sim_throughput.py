@@ -41,6 +41,7 @@ def bench_env(
     substeps: int | None,
     backend: str = "auto",
     repeats: int = 1,
+    actions: str = "random",
 ) -> list[dict]:
     """Env-steps/s of the best and the median of ``repeats`` timed runs of ``steps`` steps (on a shared machine the
     best run is the one least disturbed by other processes; the median shows the spread)."""
@@ -53,7 +54,10 @@ def bench_env(
     native = {"auto": None, "torch": False, "native": True}[backend]
     env = make_env(task, num_envs, device=device, seed=0, cfg=cfg, compile=True, native=native)
     g = torch.Generator(device).manual_seed(0)
-    pool = [2 * torch.rand(num_envs, 4, generator=g, device=device) - 1 for _ in range(8)]
+    if actions == "random":  # worst case: failures and resets at an early-training rate
+        pool = [2 * torch.rand(num_envs, 4, generator=g, device=device) - 1 for _ in range(8)]
+    else:  # the hover command: failures only from the random initial states
+        pool = [torch.zeros(num_envs, 4, device=device)] * 8
     for k in range(5):
         env.step(pool[k % 8])
     _sync(device)
@@ -108,7 +112,7 @@ def bench_env(
             **common,
             "what": "env_step",
             "backend": env.backend,
-            "actions": "uniform random",
+            "actions": "uniform random" if actions == "random" else "hover command",
             "env_steps_per_s": num_envs * steps / min(env_times),
             "median_env_steps_per_s": num_envs * steps / statistics.median(env_times),
             "repeats": repeats,
@@ -134,13 +138,14 @@ def main() -> None:
     ap.add_argument("--substeps", type=int, default=None, help="override physics substeps per control step")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of --steps steps; best and median reported")
     ap.add_argument("--backend", choices=["auto", "torch", "native"], default="auto", help="env step implementation")
+    ap.add_argument("--actions", choices=["random", "hover"], default="random", help="random (worst case) or zero actions")
     args = ap.parse_args()
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     for device in devices:
         for task in args.tasks:
             for n in args.num_envs:
                 for line in bench_env(
-                    task, n, torch.device(device), args.steps, args.substeps, args.backend, args.repeats
+                    task, n, torch.device(device), args.steps, args.substeps, args.backend, args.repeats, args.actions
                 ):
                     print(
                         json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in line.items()}), flush=True
