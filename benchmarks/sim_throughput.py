@@ -138,7 +138,9 @@ def main() -> None:
     ap.add_argument("--substeps", type=int, default=None, help="override physics substeps per control step")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of --steps steps; best and median reported")
     ap.add_argument("--backend", choices=["auto", "torch", "native"], default="auto", help="env step implementation")
-    ap.add_argument("--actions", choices=["random", "hover"], default="random", help="random (worst case) or zero actions")
+    ap.add_argument(
+        "--actions", choices=["random", "hover"], default="random", help="random (worst case) or zero actions"
+    )
     args = ap.parse_args()
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     for device in devices:
