@@ -200,6 +200,14 @@ class QuadrotorEnv(BatchedEnv):
         self.action_slots = [self.last_action, *self.action_slots[:-1]]
         done = terminated | timeout
         extras: dict = {"time_outs": timeout}
+        self._end_episodes(done, terminated, extras)
+        self._resample_intervals(due)
+        obs = self._compute_obs()
+        self.counter += 1
+        return obs, reward, done, extras
+
+    def _end_episodes(self, done: Tensor, terminated: Tensor, extras: dict) -> Tensor:
+        """Log the episodes that just ended into ``extras["log"]`` and reset those envs; returns their ids."""
         done_ids = done.nonzero().squeeze(-1)
         if done_ids.numel() > 0:
             extras["log"] = {
@@ -208,10 +216,7 @@ class QuadrotorEnv(BatchedEnv):
                 "/episode/crash_rate": terminated[done_ids].float().mean(),
             }
             self._reset_idx(done_ids)
-        self._resample_intervals(due)
-        obs = self._compute_obs()
-        self.counter += 1
-        return obs, reward, done, extras
+        return done_ids
 
     def _step_native(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
         """The same step as the torch path, computed by the C++ kernel; resets and interval draws stay eager (they
@@ -222,14 +227,7 @@ class QuadrotorEnv(BatchedEnv):
         )
         self._native_views(self._native)
         extras: dict = {"time_outs": timeout}
-        done_ids = done.nonzero().squeeze(-1)
-        if done_ids.numel() > 0:
-            extras["log"] = {
-                "/episode/return": self.episode_return[done_ids].mean(),
-                "/episode/length_s": self.episode_length_buf[done_ids].float().mean() * self.cfg.control_dt,
-                "/episode/crash_rate": terminated[done_ids].float().mean(),
-            }
-            self._reset_idx(done_ids)
+        done_ids = self._end_episodes(done, terminated, extras)
         self._resample_intervals(due)
         stale = done_ids
         if self._interval_observed:
