@@ -8,6 +8,7 @@ The clock and the sleep are injectable so the scheduling logic is tested determi
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,18 @@ class FixedRateLoop:
             raise ValueError("give cycles or duration_s: a loop without an end is run by the caller, cycle by cycle")
         total = cycles if cycles is not None else max(1, round(duration_s / self.period))
         stats = LoopStats(self.period)
+        # The cyclic garbage collector stops the interpreter for milliseconds at unpredictable times: collect
+        # once now, then keep it off while the loop runs (reference counting still frees everything acyclic).
+        gc_was_enabled = gc.isenabled()
+        gc.collect()
+        gc.disable()
+        try:
+            return self._run(step, total, stats)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _run(self, step: Callable[[float], float | bool | None], total: int, stats: LoopStats) -> LoopStats:
         t0 = self.clock()
         k = 0
         while k < total:
