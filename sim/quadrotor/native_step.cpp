@@ -401,7 +401,19 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
     for (int j = 0; j < SENSED; ++j) rd(a.obs_slot[s] + j * n + i);
 }
 
+static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advance);
+
+// Denormal floats (values decaying towards zero: rotor-speed errors, body rates of a vehicle at rest) cost ~100x
+// on x86; flush them to zero (FTZ + DAZ) while the kernel runs, then restore the caller's MXCSR. Measured with
+// zero actions at 65536 envs: the kernel took 3.1 ms per step against 2.5 ms with random actions.
 static void run_range(const Args& a, int64_t begin, int64_t end, bool advance) {
+  const unsigned int csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u);
+  run_range_body(a, begin, end, advance);
+  _mm_setcsr(csr);
+}
+
+static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advance) {
   if (begin >= end) return;
   Lanes L;
   L.contig = true;
@@ -506,6 +518,8 @@ void quad_observe(const Args* a, const int64_t* ids, int64_t count) {
     run_parallel(*a, false);
     return;
   }
+  const unsigned int csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u);  // flush denormals, as run_range
   Lanes L;
   L.contig = false;
   for (int64_t i = 0; i < count; i += W) {
@@ -513,5 +527,6 @@ void quad_observe(const Args* a, const int64_t* ids, int64_t count) {
     for (int l = 0; l < W; ++l) L.idx[l] = ids[i + (l < L.cnt ? l : L.cnt - 1)];
     observe(*a, L, load_state(*a, L));
   }
+  _mm_setcsr(csr);
 }
 }
