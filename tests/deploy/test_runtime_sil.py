@@ -115,3 +115,33 @@ def test_runtime_falls_back_when_the_robot_goes_silent(sim_robot):
     # The last state was published just before the kill: stale after max_state_age_s, then within one period.
     assert fallback[0].time_s - killed_at <= profile.common.max_state_age_s + 2 * profile.common.control_period_s + 0.02
     assert "stale" in fallback[0].reason or fallback[0].check == "state_watchdog"
+
+
+def test_exported_hover_policy_flies_in_sil(sim_robot, tmp_path):
+    """A policy trained with `sim2real train quadrotor-hover` (12 min on this CPU) and exported with
+    `sim2real export`, stored as tests/data/hover_policy.onnx: it still loads (the format is stable), fits the
+    SIL profile, and flies take-off, 10 s of hover and landing with < 0.1 m RMS and no safety transition."""
+    from deploy.profile import check_policy, load_deploy_profile
+    from policies.onnx_policy import load_policy
+
+    domain, _ = sim_robot
+    policy = load_policy(ROOT / "tests" / "data" / "hover_policy.onnx")
+    profile = load_deploy_profile(ROOT / "launch" / "sim_quadrotor.yaml")
+    check_policy(profile, policy, policy.profile_hash)
+    with (
+        Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node,
+        FlightRecorder(tmp_path / "run.mcap") as rec,
+    ):
+        runtime = QuadrotorRuntime(policy, node, profile.transport, SafetyLayer(profile.safety), rec, profile.plan)
+        assert runtime.pose_sub.wait_for_publishers(1, timeout_s=30.0)
+        runtime.fly(timeout_s=20.0)
+    states = [t.to_state for t in runtime.safety.transitions]
+    assert states == [SafetyState.ARMING, SafetyState.ACTIVE, SafetyState.DISARMED], [
+        str(t) for t in runtime.safety.transitions
+    ]
+    t, err = np.array(runtime.errors).T
+    plan = profile.plan
+    hovering = (t > plan.climb_s + 1.0) & (t < plan.climb_s + plan.hover_s)
+    assert hovering.sum() >= 800  # >= 8 s of the 10 s hover at 100 Hz after settling
+    rms = np.sqrt(np.mean(err[hovering] ** 2))
+    assert rms < 0.1, f"hover RMS {rms:.3f} m"
