@@ -13,7 +13,9 @@ import sim2real
 
 def test_demo_writes_report_metrics_and_a_readable_flight_log(tmp_path):
     out = tmp_path / "demo"
-    assert sim2real.main(["demo", "--out", str(out), "--num-envs", "48", "--seconds", "10"]) == 0
+    assert (
+        sim2real.main(["demo", "--out", str(out), "--num-envs", "48", "--seconds", "10", "--sil-policy", "none"]) == 0
+    )
     for name in ("report.md", "errors.png", "trajectories.png", "run.json", "randomization.yaml", "flight.mcap"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())["PID"]
