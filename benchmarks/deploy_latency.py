@@ -67,7 +67,7 @@ def inference(policy, n: int = 20000) -> dict:
     }
 
 
-def loop(policy, rate: float, seconds: float, tmp: Path) -> dict:
+def loop(policy, rate: float, seconds: float, tmp: Path, realtime: int | None = None) -> dict:
     base = crazyflie_profile()
     profile = SafetyProfile(base.robot_class, CommonLimits(control_period_s=1.0 / rate), quadrotor=base.quadrotor)
     layer = SafetyLayer(profile)
@@ -124,7 +124,7 @@ def loop(policy, rate: float, seconds: float, tmp: Path) -> dict:
             rec.write_command(msg, stamp)
             return dt
 
-        stats = FixedRateLoop(rate).run(cycle, duration_s=seconds)
+        stats = FixedRateLoop(rate, realtime_priority=realtime).run(cycle, duration_s=seconds)
     s = stats.summary()
     keys = (
         "cycles",
@@ -139,6 +139,7 @@ def loop(policy, rate: float, seconds: float, tmp: Path) -> dict:
     return {
         "what": "control_loop",
         "rate_hz": rate,
+        "sched_fifo_priority": realtime,
         "seconds": seconds,
         **{k: s[k] for k in keys},
         "final_state": layer.state.name,
@@ -150,12 +151,14 @@ def main() -> None:
     ap.add_argument("--policy", type=Path, default=None)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0])
+    ap.add_argument("--realtime-priority", type=int, default=50, help="SCHED_FIFO priority of the loop; 0 = normal")
     args = ap.parse_args()
     machine = f"{platform.machine()}, {platform.python_version()}"
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         policy = load_policy(args.policy or fresh_policy(tmp))
-        lines = [inference(policy)] + [loop(policy, r, args.seconds, tmp) for r in args.rates]
+        realtime = args.realtime_priority or None
+        lines = [inference(policy)] + [loop(policy, r, args.seconds, tmp, realtime) for r in args.rates]
         rtt = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "dds_roundtrip.py")], capture_output=True, text=True, cwd=ROOT
         )

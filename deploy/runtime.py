@@ -80,8 +80,10 @@ class QuadrotorRuntime:
         safety: SafetyLayer,
         recorder: FlightRecorder | None = None,
         plan: FlightPlan | None = None,
+        realtime_priority: int | None = None,
     ):
         self.policy, self.safety, self.recorder = policy, safety, recorder
+        self.realtime_priority = realtime_priority  # SCHED_FIFO priority of the control loop (deploy.loop)
         self.plan = plan or FlightPlan()
         self.builder = ObservationBuilder(policy.obs_spec)
         pose, twist, cmd = transport.topic("pose"), transport.topic("twist"), transport.topic("motor_command")
@@ -163,7 +165,7 @@ class QuadrotorRuntime:
 
     def fly(self, timeout_s: float = 5.0) -> LoopStats:
         """Wait for a healthy state stream, arm, fly the plan at the policy rate, disarm. Raises if it cannot arm."""
-        loop = FixedRateLoop(self.policy.control_hz)
+        loop = FixedRateLoop(self.policy.control_hz, realtime_priority=self.realtime_priority)
         deadline = time.monotonic() + timeout_s
         while True:
             now = time.monotonic()

@@ -79,3 +79,18 @@ def test_real_time_200hz_keeps_its_period_with_compute_in_the_cycle():
     assert s["compute_p50_us"] == pytest.approx(1000.0, rel=0.1)
     # A busy shared machine wakes us late now and then; the schedule catches up instead of drifting.
     assert stats.deadline_misses <= 0.3 * stats.cycles
+
+
+def test_realtime_priority_applies_while_the_loop_runs_and_is_restored(caplog):
+    import os
+
+    before = os.sched_getscheduler(0)
+    seen = []
+    FixedRateLoop(200.0, realtime_priority=10).run(lambda now: seen.append(os.sched_getscheduler(0)), cycles=5)
+    assert os.sched_getscheduler(0) == before
+    if seen[0] == os.SCHED_FIFO:
+        assert all(s == os.SCHED_FIFO for s in seen)
+    else:  # not permitted here: normal priority, and the operator is told why
+        assert "SCHED_FIFO" in caplog.text
+    with pytest.raises(ValueError, match="realtime_priority must be 1..99"):
+        FixedRateLoop(100.0, realtime_priority=0)
