@@ -92,5 +92,5 @@ def test_realtime_priority_applies_while_the_loop_runs_and_is_restored(caplog):
         assert all(s == os.SCHED_FIFO for s in seen)
     else:  # not permitted here: normal priority, and the operator is told why
         assert "SCHED_FIFO" in caplog.text
-    with pytest.raises(ValueError, match="realtime_priority must be 1..99"):
+    with pytest.raises(ValueError, match=r"realtime_priority must be 1\.\.99"):
         FixedRateLoop(100.0, realtime_priority=0)
