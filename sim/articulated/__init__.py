@@ -1,0 +1,1 @@
+"""Articulated robots (arms, legged robots): profiles, MuJoCo models, engines, tasks."""

@@ -1,0 +1,1 @@
+"""Articulated-robot tasks: arm-reach, legged-walk."""

@@ -1,0 +1,83 @@
+"""Robot profiles: the shipped profiles load, bad values are refused with the field named."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from sim.articulated.profile import ROBOTS_DIR, ArticulatedProfile, ArticulatedProfileError, load_profile
+
+ARTICULATED = ["a1", "franka"]
+
+
+def _raw(name: str) -> dict:
+    return yaml.safe_load((ROBOTS_DIR / f"{name}.yaml").read_text())["articulated"]
+
+
+@pytest.mark.parametrize("name", ARTICULATED)
+def test_shipped_profiles_load(name: str) -> None:
+    p = load_profile(name)
+    assert p.name == name
+    assert p.joints.dim == len(p.joints.default_position_rad) == len(p.joints.kp_nm_per_rad)
+    assert p.description_path().is_file()
+    assert p.substeps * p.control_hz == pytest.approx(p.physics_hz)
+    again = ArticulatedProfile.from_dict(p.to_dict())
+    assert again == p and again.digest() == p.digest()
+
+
+def test_a1_numbers_from_facts() -> None:
+    p = load_profile("a1")
+    assert p.control_hz == 50 and p.physics_hz == 200 and p.action_scale_rad == 0.25
+    assert set(p.joints.kp_nm_per_rad) == {20.0} and set(p.joints.kd_nm_s_per_rad) == {0.5}
+    assert p.actuator.model == "dc_motor" and set(p.actuator.stall_torque_nm) == {33.5}
+    assert set(p.actuator.max_velocity_rad_s) == {21.0}
+
+
+def test_safety_section_builds_a_deploy_profile() -> None:
+    from deploy.safety import RobotClass, profile_from_dict
+
+    for name, cls in (("a1", RobotClass.LEGGED), ("franka", RobotClass.ARM)):
+        p = load_profile(name)
+        safety = profile_from_dict(p.safety_section())
+        assert safety.robot_class is cls
+        assert safety.joints.names == p.joints.names
+        assert safety.common.control_period_s == pytest.approx(0.02)
+    assert profile_from_dict(load_profile("a1").safety_section()).legged.max_base_tilt_rad == pytest.approx(1.309)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda d: d.update(robot_class="humanoid"), "robot_class"),
+        (lambda d: d.update(physics_hz=190), "physics_hz"),
+        (lambda d: d["joints"].update(kp_nm_per_rad=[20.0] * 3), "joints.kp_nm_per_rad"),
+        (lambda d: d["joints"].update(kd_nm_s_per_rad=-1.0), "joints.kd_nm_s_per_rad"),
+        (lambda d: d["joints"].update(default_position_rad=[5.0] * 12), "joints.default_position_rad"),
+        (lambda d: d["actuator"].update(model="hydraulic"), "actuator.model"),
+        (lambda d: d["actuator"].pop("stall_torque_nm"), "actuator.stall_torque_nm"),
+        (lambda d: d["bodies"].update(feet=[]), "bodies.feet"),
+        (lambda d: d["safety"].update(max_base_tilt_rad=75.0), "safety.max_base_tilt_rad"),
+        (lambda d: d.update(action_scale_rad="big"), "action_scale_rad"),
+        (lambda d: d.pop("joints"), "joints"),
+    ],
+)
+def test_bad_values_name_the_field(edit, field: str) -> None:
+    raw = copy.deepcopy(_raw("a1"))
+    edit(raw)
+    with pytest.raises(ArticulatedProfileError, match=f"'{field}"):
+        ArticulatedProfile.from_dict(raw)
+
+
+def test_unknown_keys_and_missing_files(tmp_path) -> None:
+    raw = _raw("a1")
+    with pytest.raises(ArticulatedProfileError, match="unknown field 'stiffness'"):
+        ArticulatedProfile.from_dict({**raw, "stiffness": 20})
+    with pytest.raises(ArticulatedProfileError, match="'gain'"):
+        ArticulatedProfile.from_dict({**raw, "joints": {**raw["joints"], "gain": 1}})
+    with pytest.raises(ArticulatedProfileError, match="not found; profiles in launch/robots"):
+        load_profile("no_such_robot")
+    p = ArticulatedProfile.from_dict({**raw, "description": "missing.urdf"}, source_dir=str(tmp_path))
+    with pytest.raises(ArticulatedProfileError, match="does not exist"):
+        p.description_path()
