@@ -1,0 +1,1 @@
+"""System identification from logged flights: fit simulator parameters, write a randomization spec."""

@@ -1,0 +1,249 @@
+"""Read the messages of a log, whatever wrote it: sim2real's flight recorder (MCAP) or rosbag2 (sqlite3 ``.db3``
+or ``.mcap``, a bag directory or a bare storage file), Humble or Jazzy.
+
+Complete logs are read through ``rosbags`` (the ROS 2 ecosystem's independent reader). When it refuses a file
+(a run killed before closing it, a truncated copy, a corrupt page), the file is read again record by record
+and the readable prefix is kept: MCAP through :func:`deploy.recording.read_log` (CRC-checked chunks), sqlite3
+row by row. What was lost is reported in :attr:`RawLog.problems`, naming the file and the byte offset or row.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deploy.replay.errors import LogReadError
+
+log = logging.getLogger(__name__)
+TYPESTORES = ("humble", "jazzy")
+
+
+Selector = set[str] | Callable[[dict[str, str]], Iterable[str]] | None
+
+
+def _selected(wanted: Selector, log_topics: dict[str, str]) -> set[str] | None:
+    if wanted is None or isinstance(wanted, set):
+        return wanted
+    return set(wanted(log_topics))
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One decoded message: topic, ROS 2 type, log time (ns) and the message object (attribute access)."""
+
+    topic: str
+    ros_type: str
+    log_time_ns: int
+    msg: Any
+
+
+@dataclass
+class RawLog:
+    """Messages of the wanted topics in time order, the topics the log has (name -> type) and what was lost."""
+
+    path: Path
+    messages: list[RawMessage] = field(default_factory=list)
+    topics: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    reader: str = ""
+
+    def of(self, topic: str) -> list[RawMessage]:
+        return [m for m in self.messages if m.topic == topic]
+
+
+def make_typestore(name: str = "humble", extra_msgs: Mapping[str, str] | None = None) -> Any:
+    """A rosbags typestore for ``humble`` or ``jazzy`` that also knows sim2real's own message types and
+    ``extra_msgs`` (type name -> ``.msg`` text)."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from deploy.msgs.registry import _MSG_TEXT
+
+    stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
+    if name not in stores:
+        raise LogReadError(f"unknown typestore {name!r}; expected one of {sorted(stores)}")
+    store = get_typestore(stores[name])
+    extra: dict[str, Any] = {}
+    for ros_type, text in _MSG_TEXT.items():
+        if ros_type.startswith("sim2real_msgs/"):
+            extra.update(get_types_from_msg(text, ros_type))
+    for ros_type, text in (extra_msgs or {}).items():
+        try:
+            extra.update(get_types_from_msg(text, ros_type))
+        except Exception as exc:
+            raise LogReadError(f"the .msg text given for {ros_type} does not parse: {exc}") from exc
+    store.register(extra)
+    return store
+
+
+def read_messages(
+    path: str | Path,
+    topics: Iterable[str] | Callable[[dict[str, str]], Iterable[str]] | None = None,
+    *,
+    typestore: str = "humble",
+    extra_msgs: Mapping[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RawLog:
+    """Decode the messages of ``topics`` (all when None; a callable gets the log's {topic: type} and returns
+    the topics to decode) from the log at ``path``.
+
+    Raises :class:`LogReadError` when nothing can be read (not a log, missing file, unknown storage); a log
+    that is readable up to some point is returned with the problem recorded in ``problems``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LogReadError(f"log {str(path)!r} does not exist; pass a .mcap or .db3 file or a rosbag2 directory")
+    wanted: Selector = topics if topics is None or callable(topics) else set(topics)
+    try:
+        return _read_rosbags(path, wanted, make_typestore(typestore, extra_msgs), typestore, progress)
+    except LogReadError:
+        raise
+    except Exception as exc:  # rosbags raises many types on damaged files; the fallbacks say what was lost
+        first = f"{path}: rosbags could not read the log ({type(exc).__name__}: {exc})"
+        log.info("%s; reading it record by record", first)
+    storage = _storage_file(path)
+    if storage.suffix == ".mcap":
+        out = _read_mcap_tolerant(storage, wanted, make_typestore(typestore, extra_msgs), typestore)
+    elif storage.suffix == ".db3":
+        out = _read_sqlite_tolerant(storage, wanted, make_typestore(typestore, extra_msgs), typestore)
+    else:
+        raise LogReadError(
+            f"{path}: not a log this tool reads (storage {storage.suffix!r}); expected .mcap, .db3 or a rosbag2 directory"
+        )
+    return out
+
+
+def _storage_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    files = sorted([*path.glob("*.mcap"), *path.glob("*.db3")])
+    if not files:
+        raise LogReadError(f"{path}: the directory holds no .mcap or .db3 storage file; is it a rosbag2 directory?")
+    if len(files) > 1:
+        log.warning("%s: %d storage files; reading only the first, %s, record by record", path, len(files), files[0])
+    return files[0]
+
+
+def _read_rosbags(path: Path, wanted: Selector, store: Any, typestore: str, progress) -> RawLog:
+    from rosbags.highlevel import AnyReader
+
+    out = RawLog(path, reader="rosbags")
+    with AnyReader([path], default_typestore=store) as reader:
+        out.topics = {c.topic: c.msgtype for c in reader.connections}
+        wanted = _selected(wanted, out.topics)
+        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        _check_decodable(path, reader, conns)
+        count = 0
+        for conn, stamp, data in reader.messages(connections=conns):
+            try:
+                msg = reader.deserialize(data, conn.msgtype)
+            except Exception as exc:
+                raise LogReadError(
+                    f"{path}: message {count} on topic {conn.topic} ({conn.msgtype}) at log time {stamp} ns "
+                    f"cannot be decoded: {exc}. The type definition in the log may not match the data; "
+                    f"try --typestore {'jazzy' if typestore == 'humble' else 'humble'}"
+                ) from exc
+            out.messages.append(RawMessage(conn.topic, conn.msgtype, int(stamp), msg))
+            count += 1
+            if progress is not None and count % 10000 == 0:
+                progress(10000)
+    return out
+
+
+def _check_decodable(path: Path, reader: Any, conns: list[Any]) -> None:
+    unknown = sorted({f"{c.topic} ({c.msgtype})" for c in conns if c.msgtype not in reader.typestore.fielddefs})
+    if unknown:
+        raise LogReadError(
+            f"{path}: no message definition for topics {unknown}: the bag embeds none and the typestore does not "
+            "know the type. Record with a ROS 2 distribution that stores definitions (Iron or later), or add the "
+            "package's .msg texts under `types:` in the topic map"
+        )
+
+
+def _decoder(store: Any) -> Callable[[str, bytes], Any]:
+    def decode(ros_type: str, data: bytes) -> Any:
+        return store.deserialize_cdr(data, ros_type)
+
+    return decode
+
+
+def _read_mcap_tolerant(path: Path, wanted: Selector, store: Any, typestore: str) -> RawLog:
+    from deploy.recording import LogFormatError, read_log
+
+    try:
+        contents = read_log(path, decode=False)
+    except LogFormatError as exc:
+        raise LogReadError(str(exc)) from exc
+    out = RawLog(path, reader="mcap record by record", metadata=contents.metadata)
+    if contents.problem:
+        out.problems.append(f"{path}: {contents.problem}")
+    for m in contents.messages:
+        out.topics.setdefault(m.topic, m.ros_type)
+    wanted = _selected(wanted, out.topics)
+    decode = _decoder(store)
+    for i, m in enumerate(contents.messages):
+        if wanted is not None and m.topic not in wanted:
+            continue
+        try:
+            msg = decode(m.ros_type, m.data)
+        except Exception as exc:
+            raise LogReadError(
+                f"{path}: message {i} on topic {m.topic} has type {m.ros_type}, which the {typestore} typestore "
+                f"cannot decode ({exc}); add its .msg text under `types:` in the topic map"
+            ) from exc
+        out.messages.append(RawMessage(m.topic, m.ros_type, m.log_time_ns, msg))
+    out.messages.sort(key=lambda r: r.log_time_ns)
+    return out
+
+
+def _read_sqlite_tolerant(path: Path, wanted: Selector, store: Any, typestore: str) -> RawLog:
+    out = RawLog(path, reader="sqlite3 row by row")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        topics = {row[0]: (row[1], row[2]) for row in conn.execute("SELECT id, name, type FROM topics")}
+    except sqlite3.DatabaseError as exc:
+        raise LogReadError(
+            f"{path}: not a readable rosbag2 sqlite3 file ({exc}); its table of topics cannot be read, so no "
+            "message can be attributed to a topic. Is the file truncated before its first page of topics?"
+        ) from exc
+    out.topics = {name: ros_type for name, ros_type in topics.values()}
+    wanted = _selected(wanted, out.topics)
+    decode = _decoder(store)
+    last_id, last_stamp = 0, None
+    while True:
+        try:
+            rows = conn.execute(
+                "SELECT id, topic_id, timestamp, data FROM messages WHERE id > ? ORDER BY id LIMIT 2000", (last_id,)
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            out.problems.append(
+                f"{path}: the messages after row {last_id} (log time {last_stamp} ns) cannot be read: {exc}. "
+                f"The file is truncated or corrupt; {len(out.messages)} messages before that point were kept"
+            )
+            log.warning("%s", out.problems[-1])
+            break
+        if not rows:
+            break
+        for row_id, topic_id, stamp, data in rows:
+            last_id, last_stamp = row_id, stamp
+            name, ros_type = topics.get(topic_id, (None, None))
+            if name is None:
+                out.problems.append(f"{path}: row {row_id} names unknown topic id {topic_id}; skipped")
+                continue
+            if wanted is not None and name not in wanted:
+                continue
+            try:
+                msg = decode(ros_type, bytes(data))
+            except Exception as exc:
+                raise LogReadError(
+                    f"{path}: row {row_id} on topic {name} ({ros_type}) at log time {stamp} ns cannot be decoded: "
+                    f"{exc}. Is the type known to the {typestore} typestore?"
+                ) from exc
+            out.messages.append(RawMessage(name, ros_type, int(stamp), msg))
+    conn.close()
+    out.messages.sort(key=lambda r: r.log_time_ns)
+    return out
