@@ -35,8 +35,10 @@ body1 exerts on body2]: a foot standing on the floor reads (k, 0, 0, -m g share)
 
 Per-env model parameters (:data:`PARAMS`: name -> per-env shape, unit): ``set_params(name, values, env_ids)``
 writes ``values`` (n, *shape) into the engine's own per-env storage; ``get_params(name)`` reads it back (N, *shape)
-as a copy; ``nominal(name)`` is the model's value. Constants MuJoCo derives from these at compile time
-(``body_invweight0``, ``dof_invweight0``, ``body_subtreemass``) keep the nominal model's values in both engines.
+as a copy; ``nominal(name)`` is the model's value. Writing a parameter in :data:`SET_CONST_PARAMS` (mass,
+inertia, centre of mass, armature) also re-derives, per env, the constants MuJoCo computes from them at compile
+time (``mj_setConst``: ``body_subtreemass``, ``body_invweight0``, ``dof_invweight0``, ...). Without it MuJoCo's
+CPU engine mixes new and stale values: a free box whose mass was doubled fell at 2 g (measured).
 
 Errors speak to the user: a wrong shape, an unknown parameter or engine raises ``ValueError`` naming what was
 expected and what was found.
@@ -65,6 +67,7 @@ PARAMS: dict[str, tuple[tuple[str | int, ...], str]] = {
     "actuator_gainprm": (("nu", 10), "actuator gain parameters (position actuator: [kp, 0, ...])"),
     "actuator_biasprm": (("nu", 10), "actuator bias parameters (position actuator: [0, -kp, -kd, ...])"),
 }
+SET_CONST_PARAMS = frozenset({"body_mass", "body_inertia", "body_ipos", "dof_armature"})
 
 
 def param_shape(model: mujoco.MjModel, name: str) -> tuple[int, ...]:
