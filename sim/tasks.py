@@ -27,9 +27,25 @@ def _quadrotor(task: str) -> TaskEntry:
     return TaskEntry(lambda: QuadrotorTaskCfg(task=task), QuadrotorEnv, descriptions[task])
 
 
+def _arm_reach() -> TaskEntry:
+    from sim.articulated.tasks.arm_reach import ArmReachCfg, ArmReachEnv
+
+    return TaskEntry(ArmReachCfg, ArmReachEnv, "arm (Franka Panda): reach random end-effector poses with joint targets")
+
+
+def _legged_walk() -> TaskEntry:
+    from sim.articulated.tasks.legged_walk import LeggedWalkCfg, LeggedWalkEnv
+
+    return TaskEntry(
+        LeggedWalkCfg, LeggedWalkEnv, "quadruped (Unitree A1): track commanded base velocity on flat ground"
+    )
+
+
 TASKS: dict[str, Callable[[], TaskEntry]] = {
     "quadrotor-hover": lambda: _quadrotor("hover"),
     "quadrotor-track": lambda: _quadrotor("track"),
+    "arm-reach": _arm_reach,
+    "legged-walk": _legged_walk,
 }
 
 

@@ -34,7 +34,7 @@ def test_registry_task_contract(name):
     assert set(OBS_GROUPS["critic"]) == set(obs.keys())
     g = torch.Generator().manual_seed(0)
     for _ in range(100):  # 1 s of random actions
-        obs, rew, done, extras = env.step(2 * torch.rand(32, 4, generator=g) - 1)
+        obs, rew, done, extras = env.step(2 * torch.rand(32, env.num_actions, generator=g) - 1)
         assert rew.shape == (32,) and done.dtype == torch.bool and extras["time_outs"].shape == (32,)
         for group in obs.values():
             assert torch.isfinite(group).all()

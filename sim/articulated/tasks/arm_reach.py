@@ -1,0 +1,205 @@
+"""``arm-reach``: an arm (Franka Panda by default) brings its end effector to random poses with joint targets.
+
+Targets: position uniform in a box in front of the robot (base frame = world, metres), orientation = the
+default "pointing down" orientation turned about world z by a uniform yaw and tilted about a random horizontal
+axis. Success: position error < 2 cm and orientation error < 0.1 rad at some step of the episode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from sim.articulated import terms
+from sim.articulated.env import ArticulatedCfg, ArticulatedEnv, uniform, yaw_quaternion
+from sim.articulated.profile import ArticulatedProfile, load_profile
+from sim.articulated.randomization import arm_randomization
+from sim.obs_spec import ObsSpec, ObsTerm
+from sim.randomization import RandomizationSpec
+
+
+@dataclass
+class TargetCfg:
+    """End-effector targets (world frame; the arm's base sits at the origin)."""
+
+    x_m: tuple[float, float] = (0.35, 0.65)
+    y_m: tuple[float, float] = (-0.25, 0.25)
+    z_m: tuple[float, float] = (0.2, 0.6)
+    yaw_rad: tuple[float, float] = (-0.8, 0.8)  # about world z, from the default orientation
+    tilt_rad: float = 0.3  # max tilt about a random horizontal axis
+    resample_s: float = 4.0  # a new target this often within an episode
+
+
+@dataclass
+class ArmRewardCfg:
+    """Weights per control step. Positive = reward."""
+
+    position: float = -1.0  # per m of distance
+    position_coarse: float = 1.0  # 1 - tanh(d / 0.1 m)
+    position_fine: float = 1.0  # 1 - tanh(d / 0.02 m)
+    orientation: float = -0.3  # per rad
+    orientation_fine: float = 0.5  # 1 - tanh(angle / 0.1 rad)
+    action_rate: float = -0.02
+    joint_vel: float = -0.002  # per (rad/s)^2
+    joint_limits: float = -1.0  # per rad beyond the limits
+
+
+@dataclass
+class SuccessCfg:
+    position_m: float = 0.02
+    orientation_rad: float = 0.1
+
+
+@dataclass
+class ArmReachCfg(ArticulatedCfg):
+    params: ArticulatedProfile = field(default_factory=lambda: load_profile("franka"))
+    randomization: RandomizationSpec = field(default_factory=arm_randomization)
+    episode_s: float = 4.0
+    target: TargetCfg = field(default_factory=TargetCfg)
+    reward: ArmRewardCfg = field(default_factory=ArmRewardCfg)
+    success: SuccessCfg = field(default_factory=SuccessCfg)
+    init_joint_pos_rad: float = 0.2  # uniform offset from the default pose at reset, per joint
+    target_orientation: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 0.0)  # w-first: gripper pointing down
+
+
+class ArmReachEnv(ArticulatedEnv):
+    """End-effector pose reaching. Extra state: target position (N, 3) m and orientation (N, 4)."""
+
+    cfg: ArmReachCfg
+
+    def __init__(self, cfg: ArmReachCfg, num_envs: int, device: str | torch.device = "cpu", **kwargs):
+        if cfg.params.robot_class != "arm":
+            raise ValueError(f"arm-reach needs an arm profile, got {cfg.params.name!r} ({cfg.params.robot_class})")
+        n = num_envs
+        self.target_pos = torch.zeros(n, 3, device=device)
+        self.target_quat = torch.zeros(n, 4, device=device)
+        self.target_quat[:, 0] = 1.0
+        self.reached = torch.zeros(n, dtype=torch.bool, device=device)
+        self.min_pos_error = torch.zeros(n, device=device)
+        super().__init__(cfg, num_envs, device, **kwargs)
+
+    def _resolve_names(self) -> None:
+        self.ee_id = self.model.body(self.cfg.params.bodies.end_effector).id
+
+    # ------------------------------------------------------------------ specs
+    def policy_obs_spec(self) -> ObsSpec:
+        """Encoders and the end-effector pose error (Franka's state carries the end-effector pose, O_T_EE)."""
+        j = self.cfg.params.joints.dim
+        return ObsSpec(
+            (
+                ObsTerm("joint_pos", j, 1.0, 0.005, "rad", "joint position minus default pose"),
+                ObsTerm("joint_vel", j, 0.1, 0.05, "rad/s"),
+                ObsTerm("position_error", 3, 5.0, 0.002, "m", "target minus end-effector position, base frame"),
+                ObsTerm("orientation_error", 3, 1.0, 0.01, "rad", "rotation vector end effector -> target, base"),
+                ObsTerm("last_action", j, 1.0, 0.0, "", "previous normalized action"),
+            )
+        )
+
+    def critic_obs_spec(self) -> ObsSpec:
+        j = self.cfg.params.joints.dim
+        return ObsSpec(
+            (
+                ObsTerm("true_joint_pos", j, 1.0, 0.0, "rad"),
+                ObsTerm("true_joint_vel", j, 0.1, 0.0, "rad/s"),
+                ObsTerm("ee_position", 3, 1.0, 0.0, "m"),
+                ObsTerm("ee_orientation", 4),
+                ObsTerm("true_position_error", 3, 5.0, 0.0, "m"),
+                ObsTerm("true_orientation_error", 3, 1.0, 0.0, "rad"),
+            )
+        )
+
+    # ------------------------------------------------------------------ state
+    @property
+    def ee_pos(self) -> Tensor:
+        """(N, 3) m, world."""
+        return self.engine.xpos[:, self.ee_id].float()
+
+    @property
+    def ee_quat(self) -> Tensor:
+        """(N, 4) w-first, world."""
+        return self.engine.xquat[:, self.ee_id].float()
+
+    def errors(self) -> tuple[Tensor, Tensor]:
+        """(N,) position error m, (N,) orientation error rad."""
+        return (
+            terms.position_error_l2(self.ee_pos, self.target_pos),
+            terms.orientation_error_angle(self.ee_quat, self.target_quat),
+        )
+
+    # ------------------------------------------------------------------ hooks
+    def _initial_state(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        n, r, j = ids.numel(), self.cfg.init_joint_pos_rad, self.num_actions
+        qpos = torch.zeros(n, self.engine.nq, device=self.device)
+        q = self.default_pose + uniform(self.generator, n, [-r] * j, [r] * j, self.device)
+        qpos[:, self.qadr] = q.clamp(self.joint_low, self.joint_high)
+        return qpos, torch.zeros(n, self.engine.nv, device=self.device)
+
+    def _reset_task(self, ids: Tensor) -> None:
+        self._sample_targets(ids)
+        self.reached[ids] = False
+        self.min_pos_error[ids] = math.inf
+
+    def _sample_targets(self, ids: Tensor) -> None:
+        t, n, g, dev = self.cfg.target, ids.numel(), self.generator, self.device
+        self.target_pos[ids] = uniform(g, n, [t.x_m[0], t.y_m[0], t.z_m[0]], [t.x_m[1], t.y_m[1], t.z_m[1]], dev)
+        yaw = yaw_quaternion(uniform(g, n, t.yaw_rad[0], t.yaw_rad[1], dev)[:, 0])
+        heading = uniform(g, n, -math.pi, math.pi, dev)[:, 0]
+        axis = torch.stack([torch.cos(heading), torch.sin(heading), torch.zeros_like(heading)], -1)
+        tilt = terms.quat_from_axis_angle(axis, uniform(g, n, 0.0, t.tilt_rad, dev)[:, 0])
+        base = torch.tensor(self.cfg.target_orientation, device=dev).expand(n, 4)
+        self.target_quat[ids] = terms.quat_multiply(tilt, terms.quat_multiply(yaw, base))
+
+    def _after_physics(self) -> None:
+        period = max(1, round(self.cfg.target.resample_s * self.cfg.control_hz))
+        due = ((self.episode_length_buf % period) == 0).nonzero().squeeze(-1)
+        if due.numel():
+            self._sample_targets(due)
+        pos_err, ang_err = self.errors()
+        s = self.cfg.success
+        self.reached |= (pos_err < s.position_m) & (ang_err < s.orientation_rad)
+        self.min_pos_error = torch.minimum(self.min_pos_error, torch.nan_to_num(pos_err, nan=math.inf))
+
+    def _rewards(self) -> dict[str, Tensor]:
+        w = self.cfg.reward
+        pos_err, ang_err = self.errors()
+        return {
+            "position": w.position * pos_err,
+            "position_coarse": w.position_coarse * terms.position_error_tanh(self.ee_pos, self.target_pos, 0.1),
+            "position_fine": w.position_fine * terms.position_error_tanh(self.ee_pos, self.target_pos, 0.02),
+            "orientation": w.orientation * ang_err,
+            "orientation_fine": w.orientation_fine * terms.orientation_error_tanh(self.ee_quat, self.target_quat, 0.1),
+            "action_rate": w.action_rate * terms.action_rate_l2(self.action, self.last_action),
+            "joint_vel": w.joint_vel * terms.joint_vel_l2(self.joint_vel),
+            "joint_limits": w.joint_limits
+            * terms.joint_pos_limit_excess(self.joint_pos, self.joint_low, self.joint_high),
+        }
+
+    def _failed(self) -> Tensor:
+        return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    def _episode_log(self, ids: Tensor, terminated: Tensor) -> dict[str, Tensor]:
+        return {
+            "/metrics/success_rate": self.reached[ids].float().mean(),
+            "/metrics/min_position_error_m": self.min_pos_error[ids].mean(),
+        }
+
+    def _sensor_values(self) -> dict[str, Tensor]:
+        return {
+            "joint_pos": self.joint_pos - self.default_pose,
+            "joint_vel": self.joint_vel,
+            "position_error": self.target_pos - self.ee_pos,
+            "orientation_error": terms.rotation_error_vector(self.ee_quat, self.target_quat),
+        }
+
+    def _critic_values(self) -> dict[str, Tensor]:
+        return {
+            "true_joint_pos": self.joint_pos - self.default_pose,
+            "true_joint_vel": self.joint_vel,
+            "ee_position": self.ee_pos,
+            "ee_orientation": self.ee_quat,
+            "true_position_error": self.target_pos - self.ee_pos,
+            "true_orientation_error": terms.rotation_error_vector(self.ee_quat, self.target_quat),
+        }

@@ -1,0 +1,119 @@
+"""The articulated tasks (arm-reach, legged-walk): contract, physics sanity, randomization reaching the engine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sim.env import OBS_GROUPS
+from sim.randomization import ParamDistribution as D
+from sim.randomization import RandomizationSpec
+from sim.tasks import make_env, task_entry
+
+ARTICULATED = ["arm-reach", "legged-walk"]
+NOMINAL = RandomizationSpec({"obs_noise_scale": D("constant", mean=0.0)}, name="nominal-quiet")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def quiet(name: str, n: int, **cfg_fields):
+    cfg = task_entry(name).make_cfg()
+    cfg.randomization = NOMINAL
+    for key, value in cfg_fields.items():
+        setattr(cfg, key, value)
+    return make_env(name, n, seed=0, cfg=cfg)
+
+
+@pytest.mark.parametrize("name", ARTICULATED)
+def test_contract_shapes_and_one_second_of_random_actions(name: str) -> None:
+    env = make_env(name, 8, seed=1)
+    obs, _ = env.reset()
+    assert set(obs.keys()) == set(OBS_GROUPS["critic"])
+    for group, spec in (("policy", env.obs_spec), ("critic", env.critic_spec), ("privileged", env.privileged_spec)):
+        assert obs[group].shape == (8, spec.dim)
+    assert env.action_spec.dim == env.num_actions == env.profile.joints.dim
+    assert env.action_spec.names == env.profile.joints.names
+    g = torch.Generator().manual_seed(0)
+    for _ in range(round(env.cfg.control_hz)):  # 1 s
+        obs, rew, done, extras = env.step(2 * torch.rand(8, env.num_actions, generator=g) - 1)
+        assert rew.shape == (8,) and done.dtype == torch.bool and extras["time_outs"].shape == (8,)
+        assert all(torch.isfinite(v).all() for v in obs.values()) and torch.isfinite(rew).all()
+    assert torch.isfinite(env.engine.qpos).all()
+
+
+@pytest.mark.parametrize("name", ARTICULATED)
+def test_same_seed_same_rollout(name: str) -> None:
+    def run(seed: int) -> torch.Tensor:
+        env = make_env(name, 4, seed=seed)
+        g = torch.Generator().manual_seed(5)
+        for _ in range(10):
+            obs, *_ = env.step(2 * torch.rand(4, env.num_actions, generator=g) - 1)
+        return obs["policy"].clone()
+
+    a, b, c = run(1), run(1), run(2)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_legged_robot_stands_for_two_seconds_at_its_default_pose() -> None:
+    env = quiet("legged-walk", 4, episode_s=5.0)  # PD at the default pose, zero action, nominal parameters
+    env.cfg.init.joint_pos_rad = env.cfg.init.base_lin_vel_m_s = env.cfg.init.base_ang_vel_rad_s = 0.0
+    env.reset()
+    for _ in range(100):  # 2 s at 50 Hz
+        _, _, done, _ = env.step(torch.zeros(4, 12))
+        assert not done.any()
+    height = env.engine.qpos[:, 2]
+    assert (height > 0.2).all() and (height < 0.35).all(), height
+    assert env.base_lin_vel.norm(dim=-1).max() < 0.05
+    assert env._foot_contacts().all()
+
+
+def test_arm_holds_its_pose_under_gravity_at_zero_action() -> None:
+    env = quiet("arm-reach", 2, init_joint_pos_rad=0.0)
+    env.reset()
+    for _ in range(100):  # 2 s
+        env.step(torch.zeros(2, 7))
+    drift = (env.joint_pos - env.default_pose).abs()
+    assert drift.max() < 0.06, drift  # PD sag under gravity: Kp 600 N m/rad holds ~30 N m with ~0.05 rad
+    assert env.joint_vel.abs().max() < 0.01
+
+
+def test_randomization_reaches_the_engine_per_env() -> None:
+    env = make_env("legged-walk", 6, seed=3)
+    mass = env.engine.get_params("body_mass")
+    base = env.model.body(env.profile.bodies.base).id
+    ratio = env.params["link_mass"][:, base - 1].double() / env.engine.nominal("body_mass")[base]
+    assert ((ratio > 0.9 - 1e-6) & (ratio < 1.1 + 1e-6)).all()
+    expected_base = env.params["link_mass"][:, base - 1].double() + env.params["added_base_mass"][:, 0].double()
+    assert torch.allclose(mass[:, base], expected_base, atol=1e-5)
+    assert mass[:, base].unique().numel() == 6  # every env has its own base mass
+    friction = env.engine.get_params("geom_friction")[:, :, 0]
+    assert torch.allclose(friction, env.params["ground_friction"].double().expand_as(friction), atol=1e-6)
+    assert ((friction[:, 0] >= 0.4) & (friction[:, 0] <= 1.25)).all() and friction[:, 0].unique().numel() == 6
+    ipos = env.engine.get_params("body_ipos")[:, base]
+    assert torch.allclose(ipos - env.engine.nominal("body_ipos")[base], env.params["base_com"].double(), atol=1e-6)
+    armature = env.engine.get_params("dof_armature")[:, env.dadr]
+    assert torch.allclose(armature, env.params["joint_armature"].double(), atol=1e-6)
+    assert torch.equal(env.actuators.kp_scale, env.params["kp_factor"])
+    before = env.engine.get_params("body_mass")[0].clone()
+    env._reset_idx(torch.tensor([0]))  # a reset redraws that env only
+    after = env.engine.get_params("body_mass")
+    assert not torch.equal(after[0], before) and torch.equal(after[1:], mass[1:])
+
+
+def test_push_changes_the_base_velocity() -> None:
+    push = D("constant", mean=0.8, operation="absolute", when="interval", interval_s=0.1, per_component=True)
+    env = quiet("legged-walk", 2)
+    env.cfg.randomization = NOMINAL.replace(push_velocity=push)
+    env.intervals = [(5, "push_velocity")]
+    env.reset()
+    for _ in range(4):
+        env.step(torch.zeros(2, 12))
+    vx_before = env.engine.qvel[:, 0].clone()
+    env.step(torch.zeros(2, 12))  # the 5th step draws the push
+    assert (env.engine.qvel[:, 0] - vx_before > 0.5).all()
