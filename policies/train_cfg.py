@@ -63,7 +63,7 @@ class TrainCfg:
     """Everything a training run needs; the resolved instance is written to ``run.json``."""
 
     task: str
-    env: Any  # the task's typed env config (QuadrotorTaskCfg for the quadrotor tasks)
+    env: Any  # the task's typed env config (QuadrotorTaskCfg, LeggedWalkCfg, ArmReachCfg)
     seed: int = 0
     device: str = "cpu"
     num_envs: int = 4096
@@ -100,9 +100,40 @@ def quadrotor_track() -> TrainCfg:
     return TrainCfg(task="quadrotor-track", env=QuadrotorTaskCfg(task="track"), max_iterations=3000)
 
 
+def legged_walk() -> TrainCfg:
+    """legged_gym's A1 recipe (FACTS.md): 512-256-128 ELU actor and critic, entropy 0.01, initial std 1.0."""
+    from sim.articulated.tasks.legged_walk import LeggedWalkCfg
+
+    model = ModelCfg(hidden_dims=(512, 256, 128), activation="elu")
+    return TrainCfg(
+        task="legged-walk",
+        env=LeggedWalkCfg(),
+        max_iterations=1500,
+        actor=model,
+        critic=ModelCfg(hidden_dims=(512, 256, 128), activation="elu"),
+        ppo=PPOCfg(entropy_coef=0.01, init_noise_std=1.0),
+    )
+
+
+def arm_reach() -> TrainCfg:
+    """A smaller MLP for a 7-joint reach; 4 s episodes at 50 Hz."""
+    from sim.articulated.tasks.arm_reach import ArmReachCfg
+
+    return TrainCfg(
+        task="arm-reach",
+        env=ArmReachCfg(),
+        max_iterations=1000,
+        actor=ModelCfg(hidden_dims=(256, 128, 64), activation="elu"),
+        critic=ModelCfg(hidden_dims=(256, 128, 64), activation="elu"),
+        ppo=PPOCfg(entropy_coef=0.005, init_noise_std=0.5),
+    )
+
+
 TRAIN_CFGS: dict[str, Callable[[], TrainCfg]] = {
     "quadrotor-hover": quadrotor_hover,
     "quadrotor-track": quadrotor_track,
+    "legged-walk": legged_walk,
+    "arm-reach": arm_reach,
 }
 
 
