@@ -100,6 +100,7 @@ def fly(path: str | Path, flight: SyntheticFlight, controller: Controller | None
     recorder = FlightRecorder(path, metadata=meta, max_queue=1_000_000)
     last_action = np.zeros(spec.dim, dtype=np.float32)
     target, dither, hold, logged = np.array([0.0, 0.0, 1.0]), np.zeros(4), 0, []
+    reference, smooth = target.copy(), 1.0 - math.exp(-dt / 0.4)  # setpoints reached through a 0.4 s lag
     recorder.write_safety_transition("DISARMED", "ARMING", "arm requested", "", T0_NS)
     recorder.write_safety_transition("ARMING", "ACTIVE", "motors spun up", "", T0_NS + 1)
     try:
@@ -107,10 +108,16 @@ def fly(path: str | Path, flight: SyntheticFlight, controller: Controller | None
             stamp = T0_NS + round(k * dt * 1e9)
             if flight.setpoint_s > 0 and k % round(flight.setpoint_s * flight.control_hz) == 0 and k > 0:
                 target = np.array([0.0, 0.0, 1.0]) + rng.uniform(-1, 1, 3) * flight.setpoint_m
+            reference += (target - reference) * smooth
             state = _measure(env, rng, std, stamp)
+            if state.quaternion[1] ** 2 + state.quaternion[2] ** 2 > 0.25:  # tilt > 60 deg
+                raise RuntimeError(
+                    f"the controller lost the vehicle at t = {k * dt:.2f} s (tilt > 60 deg); lower the excitation "
+                    f"({flight.excitation}) or the setpoint range ({flight.setpoint_m} m)"
+                )
             recorder.write_state(_pose_msg(state, stamp), stamp)
             recorder.write_state(_twist_msg(state, stamp), stamp)
-            obs = builder.build(state, Context(target, np.zeros(3), last_action))
+            obs = builder.build(state, Context(reference, np.zeros(3), last_action))
             if flight.obs_transform is not None:
                 obs = flight.obs_transform(obs).astype(np.float32)
             t_inf = time.perf_counter()
@@ -144,7 +151,7 @@ def _make_env(flight: SyntheticFlight):
     cfg.episode_s = 1e6
     cfg.init = InitCfg(0.0, 0.0, 0.0, 0.0)
     cfg.termination.floor_m = -math.inf
-    cfg.termination.position_m = 1e3
+    cfg.termination.position_m = cfg.termination.speed_m_s = cfg.termination.angular_velocity_rad_s = 1e3
     env = QuadrotorEnv(cfg, 1, seed=flight.seed, native=True)
     env.set_state_rows("position", torch.tensor([[0.0, 0.0, 1.0]]))
     env.set_state_rows("velocity", torch.zeros(1, 3))

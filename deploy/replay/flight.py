@@ -150,7 +150,7 @@ def _to_flight(raw: RawLog, roles: Mapping[str, TopicRole], tmap: TopicMap, need
             lin = np.stack([np.interp(flight.state_t, tt, c) for c in lin.T], -1)
             ang = np.stack([np.interp(flight.state_t, tt, c) for c in ang.T], -1)
             if any(body_linear):  # Odometry twist is in the child (body) frame
-                lin = np.einsum("kij,kj->ki", _rotations(flight.quaternion), lin)
+                lin = np.einsum("kij,kj->ki", rotations(flight.quaternion), lin)
         flight.velocity, flight.angular_velocity = lin, ang
     for role, attr in (("observation", "obs"), ("action", "action")):
         msgs = by_topic.get(roles[role].topic, []) if role in roles else []
@@ -223,7 +223,7 @@ def _rows(rows: list[np.ndarray], path: Any, role: str) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, 0))
 
 
-def _rotations(q: np.ndarray) -> np.ndarray:
+def rotations(q: np.ndarray) -> np.ndarray:
     """(K, 4) w, x, y, z -> (K, 3, 3) body -> world."""
     w, x, y, z = q.T
     return np.stack(
@@ -259,4 +259,4 @@ def _matrix_to_quat(R: np.ndarray) -> np.ndarray:
 
 def _quat_ned_to_enu(q: np.ndarray) -> np.ndarray:
     """Attitude body FRD -> world NED as (K, 4) -> body FLU -> world ENU."""
-    return _matrix_to_quat(_NED_TO_ENU @ _rotations(q) @ _FRD_TO_FLU)
+    return _matrix_to_quat(_NED_TO_ENU @ rotations(q) @ _FRD_TO_FLU)
