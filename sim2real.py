@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("policies.evaluate", "evaluate a run or policy.onnx across the randomization beside the PID baseline"),
     "deploy": ("deploy.cli", "fly an exported policy on a robot (or the simulated one, --sil) behind the safety layer"),
+    "replay": (
+        "deploy.replay.cli",
+        "replay a logged run: policy on logged observations vs logged actions, re-simulation gap, report",
+    ),
+    "sysid": ("calibration.sysid.cli", "identify simulator parameters from a logged flight -> randomization spec"),
     "calibrate": (
         "calibration.cli",
         "calibrate camera intrinsics, hand-eye, IMU noise/biases, thrust curves -> ROS/Kalibr YAML, robot profile, randomization spec",

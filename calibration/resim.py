@@ -154,3 +154,36 @@ def _stats(x: np.ndarray) -> dict[str, float]:
     if len(x) == 0:
         return {"median": float("nan"), "p90": float("nan"), "mean": float("nan")}
     return {"median": float(np.median(x)), "p90": float(np.percentile(x, 90)), "mean": float(np.mean(x))}
+
+
+def measure_gap(
+    flight: object,
+    profile: QuadrotorParams | None = None,
+    latency: int = 0,
+    *,
+    substeps: int = 5,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, object]:
+    """Re-simulate a :class:`deploy.replay.Flight` with ``profile`` (default: the nominal Crazyflie) and return
+    the divergence per horizon as plain data (for reports and ``--json``)."""
+    from calibration.sysid.data import from_flight
+
+    params = profile or QuadrotorParams()
+    data = from_flight(flight, params.hover_rpm, min_usable_s=0.5, max_rpm=params.max_rpm)  # type: ignore[arg-type]
+    result = resimulate(data, params, latency, substeps=substeps, progress=progress)
+    return {
+        "profile": params.name,
+        "latency_steps": latency,
+        "usable_s": data.usable_s,
+        "horizons": [
+            {
+                "horizon_s": d.horizon_s,
+                "windows": d.windows,
+                "position_m": d.position_m,
+                "velocity_m_s": d.velocity_m_s,
+                "attitude_deg": d.attitude_deg,
+                "angular_velocity_rad_s": d.angular_velocity_rad_s,
+            }
+            for d in result
+        ],
+    }

@@ -1,0 +1,141 @@
+"""``sim2real sysid LOG``: identify the quadrotor simulator's parameters from a logged flight.
+
+Writes into ``--out``: ``randomization.yaml`` (for ``sim2real train --randomization``), ``profile.yaml`` (the
+fitted robot profile), ``sysid.json`` (estimates with uncertainty, re-simulation gap before/after) and
+``report.md``. Prints the JSON summary with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("sim2real.sysid")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("log", type=Path, help="sim2real .mcap, rosbag2 directory, or a .db3/.mcap storage file")
+    p.add_argument("--map", type=Path, default=None, help="topic map YAML for logs from other stacks (docs/replay.md)")
+    p.add_argument("--profile", type=Path, default=None, help="nominal robot profile YAML (default: Crazyflie 2.x)")
+    p.add_argument(
+        "--anchor",
+        choices=("kf", "mass"),
+        default="kf",
+        help="the one absolute value flight data cannot give: kf from a thrust stand (default: the profile's) "
+        "or the mass from a scale",
+    )
+    p.add_argument("--anchor-value", type=float, default=None, help="N/RPM^2 or kg (default: the profile's)")
+    p.add_argument("--anchor-std", type=float, default=0.02, help="relative uncertainty of the anchor")
+    p.add_argument("--max-latency", type=int, default=3, help="largest actuation latency tried, control steps")
+    p.add_argument("--substeps", type=int, default=5, help="physics substeps per control step (as in training)")
+    p.add_argument("--sigmas", type=float, default=2.0, help="randomization half-width in standard deviations")
+    p.add_argument("--min-spread", type=float, default=0.02, help="smallest relative half-width of a range")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("calibration_out/sysid"))
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from calibration.errors import CalibrationError
+    from deploy.replay.errors import ReplayError
+
+    try:
+        summary = identify(args)
+    except (CalibrationError, ReplayError, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def identify(args: argparse.Namespace) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    from calibration.resim import resimulate
+    from calibration.sysid.core import fit
+    from calibration.sysid.data import from_flight
+    from calibration.sysid.quadrotor import QuadrotorModel
+    from calibration.sysid.spec import fitted_profile, randomization_from_fit
+    from deploy.replay.flight import load_flight
+    from deploy.replay.topic_map import TopicMap
+    from sim.quadrotor.params import QuadrotorParams
+
+    nominal = QuadrotorParams.from_yaml(args.profile) if args.profile else QuadrotorParams()
+    tmap = TopicMap.from_yaml(args.map) if args.map else TopicMap()
+    with Progress() as progress:
+        reading = progress.add_task("reading log", total=None)
+        flight = load_flight(args.log, tmap, ("pose", "twist", "command"), lambda n: progress.advance(reading, n))
+        progress.update(reading, total=1, completed=1)
+        data = from_flight(flight, nominal.hover_rpm, max_rpm=nominal.max_rpm)
+        anchor_value = args.anchor_value or (nominal.kf if args.anchor == "kf" else nominal.mass)
+        model = QuadrotorModel(
+            data, nominal, args.substeps, args.max_latency, (args.anchor, anchor_value), args.anchor_std, seed=args.seed
+        )
+        fitting = progress.add_task("fitting (CMA-ES generations)", total=60)
+        result = fit(model, seed=args.seed, progress=lambda i, n: progress.update(fitting, completed=i, total=n))
+        progress.update(fitting, completed=progress.tasks[fitting].total)
+        profile = fitted_profile(result.estimates, nominal)
+        gap = {}
+        for name, params, latency in (("nominal", nominal, 0), ("fitted", profile, result.discrete)):
+            gap[name] = resimulate(data, params, latency, substeps=args.substeps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    spec = randomization_from_fit(
+        result.estimates, f"sysid-{args.log.stem}", sigmas=args.sigmas, min_spread=args.min_spread
+    )
+    spec.to_yaml(args.out / "randomization.yaml")
+    import yaml
+
+    (args.out / "profile.yaml").write_text(yaml.safe_dump({"quadrotor": profile.to_dict()}, sort_keys=False))
+    summary = {
+        "log": str(args.log),
+        "usable_s": data.usable_s,
+        "problems": flight.problems,
+        "anchor": {"name": args.anchor, "value": anchor_value, "rel_std": args.anchor_std},
+        "estimates": {
+            k: {"value": e.value, "std": e.std, "unit": e.unit, "nominal": e.nominal} for k, e in result.estimates.items()
+        },
+        "latency_cost": {str(k): v for k, v in result.cost_by_discrete.items()},
+        "residual_rms": getattr(model, "residual_rms", {}),
+        "fit_seconds": result.seconds,
+        "evaluations": result.evaluations,
+        "resimulation": {
+            name: {f"{d.horizon_s:g}s": {"position_m": d.position_m["median"], "attitude_deg": d.attitude_deg["median"]}
+                   for d in divs}
+            for name, divs in gap.items()
+        },
+        "outputs": {k: str(args.out / f) for k, f in (("randomization", "randomization.yaml"), ("profile", "profile.yaml"))},
+    }  # fmt: skip
+    (args.out / "sysid.json").write_text(json.dumps(summary, indent=2))
+    _report(args.out / "report.md", summary)
+    log.info("wrote %s", ", ".join(summary["outputs"].values()))
+    return summary
+
+
+def _report(path: Path, s: dict[str, Any]) -> None:
+    lines = [f"# System identification of `{s['log']}`", "", f"{s['usable_s']:.1f} s of usable flight."]
+    a = s["anchor"]
+    lines.append(f"Anchor: {a['name']} = {a['value']:.4g} (relative std {a['rel_std']:g}).")
+    lines += ["", "| parameter | fitted | std | nominal | ratio |", "|---|---|---|---|---|"]
+    for k, e in s["estimates"].items():
+        ratio = f"{e['value'] / e['nominal']:.3f}" if e["nominal"] else ""
+        lines.append(f"| {k} [{e['unit']}] | {e['value']:.5g} | {e['std']:.2g} | {e['nominal']:.5g} | {ratio} |")
+    lines += ["", "Latency cost (negative log-likelihood) per latency in control steps: " + str(s["latency_cost"])]
+    lines += [
+        "",
+        "## Re-simulation gap (median over start states)",
+        "",
+        "| horizon | nominal | fitted |",
+        "|---|---|---|",
+    ]
+    nom, fit = s["resimulation"]["nominal"], s["resimulation"]["fitted"]
+    for h in nom:
+        lines.append(
+            f"| {h} | {nom[h]['position_m']:.4f} m, {nom[h]['attitude_deg']:.2f} deg "
+            f"| {fit[h]['position_m']:.4f} m, {fit[h]['attitude_deg']:.2f} deg |"
+        )
+    lines += ["", f"Train with: `sim2real train quadrotor-hover --randomization {s['outputs']['randomization']}`"]
+    path.write_text("\n".join(lines) + "\n")
