@@ -103,6 +103,8 @@ def evaluate(
 
     if episodes <= 0 or seconds <= 0:
         raise ValueError(f"episodes and seconds must be positive, got {episodes} and {seconds}")
+    if source.task in ARTICULATED_TASKS:
+        return evaluate_articulated(source, episodes, seconds, seed, randomization)
     cfg = task_entry(source.task).make_cfg()
     cfg.action_interface = source.action_spec.interface
     cfg.params = QuadrotorParams.from_dict(source.profile)
@@ -139,6 +141,74 @@ def evaluate(
     return metrics, rollouts, cfg
 
 
+ARTICULATED_TASKS = ("arm-reach", "legged-walk")
+
+
+def evaluate_articulated(
+    source: PolicySource, episodes: int, seconds: float, seed: int, randomization: Any = None
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], Any]:
+    """Arm / legged tasks: the policy beside the "hold the default pose" baseline (zero action), same envs.
+
+    Metrics (``sim.articulated.rollout``): arm-reach success rate (2 cm and 0.1 rad reached within the episode,
+    one target per episode), final errors, time to reach; legged-walk planar velocity and yaw-rate RMS
+    tracking errors and fall rate."""
+    from sim.articulated.profile import ArticulatedProfile
+    from sim.articulated.rollout import rollout as articulated_rollout
+    from sim.tasks import make_env, task_entry
+
+    cfg = task_entry(source.task).make_cfg()
+    cfg.params = ArticulatedProfile.from_dict(source.profile)
+    cfg.episode_s = seconds
+    if hasattr(cfg, "target"):
+        cfg.target.resample_s = seconds  # one target per episode: success means reaching it
+    if randomization is not None:
+        cfg.randomization = randomization
+    dim = source.action_spec.dim
+    hold = Controller("default pose (zero action)", lambda obs: torch.zeros(obs.shape[0], dim, device=obs.device))
+    metrics, rollouts = {}, {}
+    for ctrl in [*source.controllers, hold]:
+        env = make_env(source.task, episodes, seed=seed, cfg=cfg)
+        env.obs_spec.check_same_layout(source.obs_spec)
+        if env.action_spec != source.action_spec:
+            raise ValueError(
+                f"the policy's action spec {source.action_spec} differs from the env's {env.action_spec}: "
+                "evaluate it with the robot profile it was trained for"
+            )
+        t0 = time.perf_counter()
+        r = articulated_rollout(env, ctrl.act, cfg.max_episode_length)
+        metrics[ctrl.name], rollouts[ctrl.name] = r.metrics(), r
+        log.info("%s: %s (%.1f s)", ctrl.name, metrics[ctrl.name], time.perf_counter() - t0)
+    return metrics, rollouts, cfg
+
+
+def plot_articulated(r: Any, path: Path, title: str, envs: int = 4) -> Path:
+    """Commanded vs measured (legged: vx, vy, yaw rate; arm: target vs end-effector x, y, z) for a few envs,
+    and the error distribution over time (median and 10-90 % band)."""
+    from policies.report import plt
+
+    t = torch.arange(r.command.shape[0]) * r.dt
+    labels = ("vx [m/s]", "vy [m/s]", "yaw rate [rad/s]") if r.task == "legged-walk" else ("x [m]", "y [m]", "z [m]")
+    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    for axis, ax in enumerate(axes[:3]):
+        for k in range(min(envs, r.command.shape[1])):
+            line = ax.plot(t, r.measured[:, k, axis], lw=1.2)[0]
+            ax.plot(t, r.command[:, k, axis], lw=0.8, ls="--", color=line.get_color())
+        ax.set_ylabel(labels[axis])
+        ax.grid(alpha=0.3)
+    err = r.error.masked_fill(~r.alive, float("nan"))
+    q = torch.nanquantile(err, torch.tensor([0.1, 0.5, 0.9]), dim=1)
+    axes[3].fill_between(t, q[0], q[2], alpha=0.3)
+    axes[3].plot(t, q[1], lw=1.5)
+    axes[3].set_ylabel("velocity error [m/s]" if r.task == "legged-walk" else "position error [m]")
+    axes[3].set_xlabel("time [s]")
+    axes[3].grid(alpha=0.3)
+    axes[0].set_title(f"{title} (dashed: command / target)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_eval_report(out: Path, source_path: Path, task: str, metrics, rollouts, cfg, seed: int) -> Path:
     from policies.report import plot_errors, plot_trajectories, write_report
     from policies.runinfo import write_run_info
@@ -147,6 +217,9 @@ def write_eval_report(out: Path, source_path: Path, task: str, metrics, rollouts
     plots = []
     for k, (name, r) in enumerate(rollouts.items()):
         title = f"{task} / {name}"
+        if task in ARTICULATED_TASKS:
+            plots.append(plot_articulated(r, out / f"tracking_{k}.png", title))
+            continue
         plots.append(plot_trajectories(r, out / f"trajectories_{k}.png", title))
         plots.append(plot_errors(r, out / f"errors_{k}.png", title))
     details = {
