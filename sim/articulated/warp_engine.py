@@ -70,7 +70,9 @@ class WarpEngine(Engine):
         self._graph_enabled = self.device.type == "cuda" if graph is None else bool(graph)
         if self._graph_enabled and self.device.type != "cuda":
             raise ValueError("graph=True needs a CUDA device; CUDA graphs do not exist on the CPU")
-        self._graphs: dict[int, object] = {}
+        self._graphs: dict[int, object] = {}  # substeps -> captured CUDA graph
+        self._torch_streams: dict[int, object] = {}  # torch stream handle -> warp view of it
+        self._nconmax, self._njmax = nconmax, njmax
         with wp.ScopedDevice(self._wp_device):
             self.m = mjw.put_model(model, batch_sizes=dict.fromkeys((*PARAMS, *_DERIVED), self.num_envs))
             self.d = mjw.make_data(model, nworld=self.num_envs, nconmax=nconmax, njmax=njmax)
@@ -89,7 +91,7 @@ class WarpEngine(Engine):
         self._sensordata = t(self.d.sensordata)
         self._acc_cols_t = torch.as_tensor(acc, dtype=torch.long, device=self.device)
         self._params = {name: t(getattr(self.m, name)) for name in PARAMS}
-        self._run(self._stages)
+        self._run(self._stages, self.d)
 
     # state views
     @property
@@ -121,42 +123,53 @@ class WarpEngine(Engine):
         return self._sensordata
 
     # warp launches
-    def _stages(self) -> None:
+    def _stages(self, d) -> None:
         """Position and velocity stages at the current state, keeping the acceleration sensors' columns."""
         if self._acc_cols.shape[0]:
-            wp.copy(self._sensor_backup, self.d.sensordata)
-        mjw.step1(self.m, self.d)
+            wp.copy(self._sensor_backup, d.sensordata)
+        mjw.step1(self.m, d)
         if self._acc_cols.shape[0]:
             wp.launch(
                 _restore_columns,
                 dim=(self.num_envs, self._acc_cols.shape[0]),
                 inputs=[self._sensor_backup, self._acc_cols],
-                outputs=[self.d.sensordata],
+                outputs=[d.sensordata],
             )
 
-    def _substeps(self, substeps: int) -> None:
+    def _substeps(self, d, substeps: int) -> None:
         for _ in range(substeps):
-            mjw.step2(self.m, self.d)
-            self._stages()
+            mjw.step2(self.m, d)
+            self._stages(d)
 
     def _run(self, fn, *args) -> None:
-        """Run warp work on torch's current stream, so that torch reads after it and writes before it in order."""
+        """Run warp work ordered with torch: after torch's queued work on its current stream, and before torch's
+        later work (explicit stream waits, so that a non-default torch stream is ordered too)."""
         with wp.ScopedDevice(self._wp_device):
-            if self.device.type == "cuda":
-                with wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(self.device))):
-                    fn(*args)
-            else:
+            if self.device.type != "cuda":
                 fn(*args)
+                return
+            torch_stream = torch.cuda.current_stream(self.device)
+            theirs = self._torch_streams.get(torch_stream.cuda_stream)
+            if theirs is None:
+                theirs = self._torch_streams[torch_stream.cuda_stream] = wp.stream_from_torch(torch_stream)
+            ours = wp.get_stream(self._wp_device)
+            ours.wait_stream(theirs)
+            fn(*args)
+            theirs.wait_stream(ours)
 
     def _launch_substeps(self, substeps: int) -> None:
         if not self._graph_enabled:
-            self._substeps(substeps)
+            self._substeps(self.d, substeps)
             return
         graph = self._graphs.get(substeps)
         if graph is None:
-            self._substeps(substeps)  # compiles and loads every kernel before capture
+            if not self._graphs:  # compile and load every kernel outside the capture, on a scratch copy
+                scratch = mjw.make_data(self.model, nworld=self.num_envs, nconmax=self._nconmax, njmax=self._njmax)
+                self._substeps(scratch, 1)
+                wp.synchronize_device(self._wp_device)
+                del scratch
             with wp.ScopedCapture() as capture:
-                self._substeps(substeps)
+                self._substeps(self.d, substeps)
             graph = self._graphs[substeps] = capture.graph
         wp.capture_launch(graph)
 
@@ -175,7 +188,7 @@ class WarpEngine(Engine):
         self._qvel[ids] = qvel.to(self._qvel)
         for buf in (self._ctrl, self._act, self._warm, self._time):
             buf[ids] = 0
-        self._run(self._stages)
+        self._run(self._stages, self.d)
         if self._acc_cols_t.numel():  # a fresh env has not been through a solve yet
             self._sensordata[ids.unsqueeze(-1), self._acc_cols_t] = 0
 
@@ -193,7 +206,7 @@ class WarpEngine(Engine):
             dest[env_ids.to(self.device)] = values.to(dest)
         if name in SET_CONST_PARAMS:
             self._run(mjw.set_const, self.m, self.d)
-        self._run(self._stages)  # the mass matrix and the like follow the new parameters before the next step
+        self._run(self._stages, self.d)  # the mass matrix and the like follow the new parameters before the next step
 
     def _read_params(self, name: str) -> torch.Tensor:
         return self._params[name].clone()
