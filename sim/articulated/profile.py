@@ -207,6 +207,7 @@ class ArticulatedProfile:
     floating_base: bool = False
     action_scale_rad: float = 0.25  # joint target = default + action_scale_rad * action
     initial_base_height_m: float = 0.0  # legged: base height at reset above the ground
+    self_collisions: bool = False  # links collide with each other (not only with the ground): ~25 % slower
     actuator: ActuatorProfile = field(default_factory=ActuatorProfile)
     dynamics: JointDynamics = field(default_factory=JointDynamics)
     safety: SafetyMargins = field(default_factory=SafetyMargins)
@@ -219,8 +220,9 @@ class ArticulatedProfile:
             _fail("robot_class", f"one of {list(ROBOT_CLASSES)}", self.robot_class)
         if not isinstance(self.description, str) or not self.description:
             _fail("description", "a URDF/MJCF path or 'pybullet_data:<relative path>'", self.description)
-        if not isinstance(self.floating_base, bool):
-            _fail("floating_base", "true or false", self.floating_base)
+        for name in ("floating_base", "self_collisions"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(name, "true or false", getattr(self, name))
         if self.robot_class == "legged" and not self.floating_base:
             _fail("floating_base", "true for a legged robot", self.floating_base)
         if self.robot_class == "legged" and not self.bodies.feet:

@@ -46,6 +46,8 @@ def test_models_compile_cleanly_in_profile_order(name: str) -> None:
     assert model.opt.timestep == pytest.approx(1.0 / profile.physics_hz)
     assert model.geom(GROUND_NAME).type == mujoco.mjtGeom.mjGEOM_PLANE
     assert np.all(model.body_mass[1:] > 0)
+    robot = [g for g in range(model.ngeom) if g != model.geom(GROUND_NAME).id and model.geom_contype[g]]
+    assert not profile.self_collisions and all(model.geom_contype[g] == 2 for g in robot)  # ground contacts only
     data = mujoco.MjData(model)
     data.qpos[joint_qpos_addresses(model, profile.joints.names)] = profile.joints.default_position_rad
     mujoco.mj_forward(model, data)
