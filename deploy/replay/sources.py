@@ -9,6 +9,7 @@ row by row. What was lost is reported in :attr:`RawLog.problems`, naming the fil
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
@@ -201,49 +202,110 @@ def _read_mcap_tolerant(path: Path, wanted: Selector, store: Any, typestore: str
 
 
 def _read_sqlite_tolerant(path: Path, wanted: Selector, store: Any, typestore: str) -> RawLog:
+    import tempfile
+
     out = RawLog(path, reader="sqlite3 row by row")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        topics = {row[0]: (row[1], row[2]) for row in conn.execute("SELECT id, name, type FROM topics")}
-    except sqlite3.DatabaseError as exc:
-        raise LogReadError(
-            f"{path}: not a readable rosbag2 sqlite3 file ({exc}); its table of topics cannot be read, so no "
-            "message can be attributed to a topic. Is the file truncated before its first page of topics?"
-        ) from exc
-    out.topics = {name: ros_type for name, ros_type in topics.values()}
-    wanted = _selected(wanted, out.topics)
-    decode = _decoder(store)
-    last_id, last_stamp = 0, None
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        lost = _repairable_copy(path, copy)
+        if lost:
+            out.problems.append(
+                f"{path}: the file ends {lost} bytes into a page of the database (truncated copy or crash); "
+                "rows stored from there on are lost"
+            )
+        conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+        try:
+            topics = {row[0]: (row[1], row[2]) for row in conn.execute("SELECT id, name, type FROM topics")}
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LogReadError(
+                f"{path}: not a readable rosbag2 sqlite3 file ({exc}); its table of topics cannot be read, so no "
+                "message can be attributed to a topic. Is it a rosbag2 .db3 file, and complete up to its first pages?"
+            ) from exc
+        out.topics = {name: ros_type for name, ros_type in topics.values()}
+        selected = _selected(wanted, out.topics)
+        try:
+            _sqlite_rows(conn, path, topics, selected, _decoder(store), typestore, out)
+        finally:
+            conn.close()
+        if out.problems and not any(m for m in out.messages):
+            _recover_pages(path, copy, topics, selected, _decoder(store), out)
+    out.messages.sort(key=lambda r: r.log_time_ns)
+    return out
+
+
+def _repairable_copy(path: Path, copy: Path) -> int:
+    """Copy a possibly truncated sqlite file so that SQLite reads what is there: whole pages only, and the
+    header's page count marked stale (SQLite then takes the size from the file). Returns bytes dropped."""
+    blob = path.read_bytes()
+    if len(blob) < 100 or not blob.startswith(b"SQLite format 3\x00"):
+        raise LogReadError(f"{path}: not an sqlite3 file (first bytes {blob[:16]!r}); expected a rosbag2 .db3")
+    page = int.from_bytes(blob[16:18], "big") or 65536
+    whole = len(blob) - len(blob) % page
+    data = bytearray(blob[:whole])
+    counter = int.from_bytes(data[24:28], "big")
+    data[92:96] = ((counter + 1) % 2**32).to_bytes(4, "big")  # version-valid-for != change counter
+    copy.write_bytes(bytes(data))
+    return len(blob) - whole
+
+
+def _recover_pages(path: Path, copy: Path, topics, selected, decode, out: RawLog) -> None:
+    """When SQL cannot reach the rows (an interior B-tree page is lost), decode the intact leaf pages."""
+    from deploy.replay.sqlite_pages import scan_message_rows
+
+    rows, page_size = scan_message_rows(copy.read_bytes())
+    if not rows:
+        return
+    gaps = [(a.row_id, b.row_id) for a, b in itertools.pairwise(rows) if b.row_id != a.row_id + 1]
+    for row in rows:
+        name, ros_type = topics.get(row.topic_id, (None, None))
+        if name is None or (selected is not None and name not in selected):
+            continue
+        try:
+            out.messages.append(RawMessage(name, ros_type, row.timestamp, decode(ros_type, row.data)))
+        except Exception:
+            out.problems.append(f"{path}: row {row.row_id} (page {row.page}) does not decode as {ros_type}; skipped")
+    missing = ", ".join(f"{a + 1}-{b - 1}" for a, b in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
+    out.problems.append(
+        f"{path}: recovered {len(rows)} rows (ids {rows[0].row_id}-{rows[-1].row_id}) from intact pages of "
+        f"{page_size} bytes; the last ends on page {rows[-1].page}, byte {rows[-1].page * page_size}"
+        + (f"; rows {missing} are lost" if gaps else "")
+    )
+    log.warning("%s", out.problems[-1])
+
+
+def _sqlite_rows(conn, path, topics, selected, decode, typestore: str, out: RawLog) -> None:
+    last_id, last_stamp, limit = 0, None, 2000
+    query = "SELECT id, topic_id, timestamp, data FROM messages WHERE id > ? ORDER BY id LIMIT ?"
     while True:
         try:
-            rows = conn.execute(
-                "SELECT id, topic_id, timestamp, data FROM messages WHERE id > ? ORDER BY id LIMIT 2000", (last_id,)
-            ).fetchall()
+            rows = conn.execute(query, (last_id, limit)).fetchall()
         except sqlite3.DatabaseError as exc:
+            if limit > 1:  # narrow down to the first unreadable row
+                limit = max(1, limit // 8)
+                continue
             out.problems.append(
                 f"{path}: the messages after row {last_id} (log time {last_stamp} ns) cannot be read: {exc}. "
-                f"The file is truncated or corrupt; {len(out.messages)} messages before that point were kept"
+                f"The file is truncated or corrupt; the {len(out.messages)} messages before that point were kept"
             )
             log.warning("%s", out.problems[-1])
-            break
+            return
         if not rows:
-            break
+            return
         for row_id, topic_id, stamp, data in rows:
             last_id, last_stamp = row_id, stamp
             name, ros_type = topics.get(topic_id, (None, None))
             if name is None:
                 out.problems.append(f"{path}: row {row_id} names unknown topic id {topic_id}; skipped")
                 continue
-            if wanted is not None and name not in wanted:
+            if selected is not None and name not in selected:
                 continue
             try:
                 msg = decode(ros_type, bytes(data))
             except Exception as exc:
                 raise LogReadError(
                     f"{path}: row {row_id} on topic {name} ({ros_type}) at log time {stamp} ns cannot be decoded: "
-                    f"{exc}. Is the type known to the {typestore} typestore?"
+                    f"{exc}. Is the type known to the {typestore} typestore? Add its .msg text under `types:` "
+                    "in the topic map"
                 ) from exc
             out.messages.append(RawMessage(name, ros_type, int(stamp), msg))
-    conn.close()
-    out.messages.sort(key=lambda r: r.log_time_ns)
-    return out
