@@ -96,12 +96,14 @@ class QuadrotorRuntime:
         self.start_position: np.ndarray | None = None
         self.plan_start_s: float | None = None
         self._logged_transitions = 0
+        self._state_msgs: tuple[PoseStamped, TwistStamped] | tuple[()] = ()
         self.errors: list[tuple[float, float]] = []  # (plan time s, |position - reference| m) per active cycle
 
     def read_state(self) -> RobotState | None:
         pose, twist = self.pose_sub.latest(), self.twist_sub.latest()
         if pose is None or twist is None:
             return None
+        self._state_msgs = (pose, twist)  # recorded with the cycle that uses them (replay, sysid)
         p, q = pose.pose.position, pose.pose.orientation
         v, w = twist.twist.linear, twist.twist.angular
         stamp = min(time_to_ns(pose.header.stamp), time_to_ns(twist.header.stamp)) * 1e-9
@@ -148,6 +150,8 @@ class QuadrotorRuntime:
                 self.errors.append((t, float(np.linalg.norm(state.position - ref_pos))))
             if self.recorder is not None:
                 stamp = round(now * 1e9)
+                for msg in self._state_msgs:
+                    self.recorder.write_state(msg, stamp)
                 self.recorder.write_observation(obs.tolist(), stamp)
                 self.recorder.write_action(self.last_action.tolist(), stamp)
         command = self.safety.filter(action, now, inference)
