@@ -81,3 +81,44 @@ def test_unknown_keys_and_missing_files(tmp_path) -> None:
     p = ArticulatedProfile.from_dict({**raw, "description": "missing.urdf"}, source_dir=str(tmp_path))
     with pytest.raises(ArticulatedProfileError, match="does not exist"):
         p.description_path()
+
+
+@pytest.mark.parametrize("name", ARTICULATED)
+def test_safety_layer_from_profile_clamps_and_falls_back(name: str) -> None:
+    """The profile-derived safety layer keeps targets inside the joint limits; a tipped legged robot gets damping
+    (kp 0, kd 8), an arm holds its position."""
+    import numpy as np
+
+    from deploy.safety import CommandMode, SafetyLayer, SafetyState, StateSample, profile_from_dict
+
+    p = load_profile(name)
+    layer = SafetyLayer(profile_from_dict(p.safety_section()))
+    q0 = np.asarray(p.joints.default_position_rad)
+    level = np.array([1.0, 0.0, 0.0, 0.0])
+    tipped = np.array([np.cos(0.75), np.sin(0.75), 0.0, 0.0])  # 86 deg roll
+
+    def sample(t: float, quat: np.ndarray = level) -> StateSample:
+        zeros = np.zeros(p.joints.dim)
+        return StateSample(t, quat_wxyz=quat, joint_pos_rad=q0, joint_vel_rad_s=zeros, joint_torque_nm=zeros)
+
+    t, dt = 0.0, p.control_dt
+    layer.heartbeat(t)
+    layer.on_state(sample(t), t)
+    assert layer.arm(t)
+    far = q0 + 10.0  # far beyond every upper limit
+    for _ in range(200):
+        t = round(t + dt, 9)
+        layer.heartbeat(t)
+        layer.on_state(sample(t), t)
+        cmd = layer.filter(far, t, 0.001)
+        assert np.all(cmd.values <= np.asarray(p.joints.position_max_rad) + 1e-9)
+    assert layer.state is SafetyState.ACTIVE and cmd.mode is CommandMode.POLICY
+    t = round(t + dt, 9)
+    layer.heartbeat(t)
+    layer.on_state(sample(t, tipped if p.robot_class == "legged" else level), t)
+    if p.robot_class == "legged":
+        cmd = layer.filter(far, t, 0.001)
+        assert cmd.mode is CommandMode.FALLBACK and np.all(cmd.kp_nm_per_rad == 0) and np.all(cmd.kd_nm_s_per_rad == 8)
+    else:
+        cmd = layer.filter(np.full(p.joints.dim, np.nan), t, 0.001)  # a NaN action -> hold position
+        assert cmd.mode is CommandMode.FALLBACK and np.all(np.isfinite(cmd.values))
