@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.replay.errors import LogReadError
+from deploy.replay.errors import LogReadError, ReplayError
 
 log = logging.getLogger(__name__)
 TYPESTORES = ("humble", "jazzy")
@@ -26,10 +26,15 @@ TYPESTORES = ("humble", "jazzy")
 Selector = set[str] | Callable[[dict[str, str]], Iterable[str]] | None
 
 
-def _selected(wanted: Selector, log_topics: dict[str, str]) -> set[str] | None:
+def _selected(wanted: Selector, log_topics: dict[str, str], problems: list[str] | None = None) -> set[str] | None:
     if wanted is None or isinstance(wanted, set):
         return wanted
-    return set(wanted(log_topics))
+    try:
+        return set(wanted(log_topics))
+    except ReplayError as exc:
+        if not problems:
+            raise
+        raise type(exc)(f"{exc}. Reading the log met: {'; '.join(problems)}") from exc
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,7 @@ def _read_mcap_tolerant(path: Path, wanted: Selector, store: Any, typestore: str
         out.problems.append(f"{path}: {contents.problem}")
     for m in contents.messages:
         out.topics.setdefault(m.topic, m.ros_type)
-    wanted = _selected(wanted, out.topics)
+    wanted = _selected(wanted, out.topics, out.problems)
     decode = _decoder(store)
     for i, m in enumerate(contents.messages):
         if wanted is not None and m.topic not in wanted:
@@ -223,13 +228,13 @@ def _read_sqlite_tolerant(path: Path, wanted: Selector, store: Any, typestore: s
                 "message can be attributed to a topic. Is it a rosbag2 .db3 file, and complete up to its first pages?"
             ) from exc
         out.topics = {name: ros_type for name, ros_type in topics.values()}
-        selected = _selected(wanted, out.topics)
+        selected = _selected(wanted, out.topics, out.problems)
         try:
-            _sqlite_rows(conn, path, topics, selected, _decoder(store), typestore, out)
+            last_id = _sqlite_rows(conn, path, topics, selected, _decoder(store), typestore, out)
         finally:
             conn.close()
-        if out.problems and not any(m for m in out.messages):
-            _recover_pages(path, copy, topics, selected, _decoder(store), out)
+        if last_id is not None:
+            _recover_pages(path, copy, topics, selected, _decoder(store), out, after_id=last_id)
     out.messages.sort(key=lambda r: r.log_time_ns)
     return out
 
@@ -249,11 +254,12 @@ def _repairable_copy(path: Path, copy: Path) -> int:
     return len(blob) - whole
 
 
-def _recover_pages(path: Path, copy: Path, topics, selected, decode, out: RawLog) -> None:
-    """When SQL cannot reach the rows (an interior B-tree page is lost), decode the intact leaf pages."""
+def _recover_pages(path: Path, copy: Path, topics, selected, decode, out: RawLog, after_id: int) -> None:
+    """When SQL cannot reach further rows (a B-tree page on the way is lost), decode the intact leaf pages."""
     from deploy.replay.sqlite_pages import scan_message_rows
 
     rows, page_size = scan_message_rows(copy.read_bytes())
+    rows = [r for r in rows if r.row_id > after_id]
     if not rows:
         return
     gaps = [(a.row_id, b.row_id) for a, b in itertools.pairwise(rows) if b.row_id != a.row_id + 1]
@@ -267,14 +273,15 @@ def _recover_pages(path: Path, copy: Path, topics, selected, decode, out: RawLog
             out.problems.append(f"{path}: row {row.row_id} (page {row.page}) does not decode as {ros_type}; skipped")
     missing = ", ".join(f"{a + 1}-{b - 1}" for a, b in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
     out.problems.append(
-        f"{path}: recovered {len(rows)} rows (ids {rows[0].row_id}-{rows[-1].row_id}) from intact pages of "
+        f"{path}: recovered {len(rows)} more rows (ids {rows[0].row_id}-{rows[-1].row_id}) from intact pages of "
         f"{page_size} bytes; the last ends on page {rows[-1].page}, byte {rows[-1].page * page_size}"
         + (f"; rows {missing} are lost" if gaps else "")
     )
     log.warning("%s", out.problems[-1])
 
 
-def _sqlite_rows(conn, path, topics, selected, decode, typestore: str, out: RawLog) -> None:
+def _sqlite_rows(conn, path, topics, selected, decode, typestore: str, out: RawLog) -> int | None:
+    """Read rows in id order until the end (returns None) or the first unreadable row (returns the last id read)."""
     last_id, last_stamp, limit = 0, None, 2000
     query = "SELECT id, topic_id, timestamp, data FROM messages WHERE id > ? ORDER BY id LIMIT ?"
     while True:
@@ -285,13 +292,13 @@ def _sqlite_rows(conn, path, topics, selected, decode, typestore: str, out: RawL
                 limit = max(1, limit // 8)
                 continue
             out.problems.append(
-                f"{path}: the messages after row {last_id} (log time {last_stamp} ns) cannot be read: {exc}. "
-                f"The file is truncated or corrupt; the {len(out.messages)} messages before that point were kept"
+                f"{path}: the messages after row {last_id} (log time {last_stamp} ns) cannot be read through "
+                f"SQLite: {exc}. The file is truncated or corrupt; the {len(out.messages)} messages before were kept"
             )
             log.warning("%s", out.problems[-1])
-            return
+            return last_id
         if not rows:
-            return
+            return None
         for row_id, topic_id, stamp, data in rows:
             last_id, last_stamp = row_id, stamp
             name, ros_type = topics.get(topic_id, (None, None))
