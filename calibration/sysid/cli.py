@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def identify(args: argparse.Namespace) -> dict[str, Any]:
+    from rich.console import Console
     from rich.progress import Progress
 
     from calibration.resim import resimulate
@@ -66,7 +67,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
 
     nominal = QuadrotorParams.from_yaml(args.profile) if args.profile else QuadrotorParams()
     tmap = TopicMap.from_yaml(args.map) if args.map else TopicMap()
-    with Progress() as progress:
+    with Progress(console=Console(stderr=True)) as progress:  # stdout is for --json
         reading = progress.add_task("reading log", total=None)
         flight = load_flight(args.log, tmap, ("pose", "twist", "command"), lambda n: progress.advance(reading, n))
         progress.update(reading, total=1, completed=1)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy.replay.errors import ReplayError, TopicMapError
+from deploy.replay.errors import LogReadError, ReplayError, TopicMapError
 from deploy.replay.sources import RawLog, RawMessage, read_messages
 from deploy.replay.topic_map import DEFAULT_FIELD, TopicMap, TopicRole, require
 
@@ -97,6 +97,12 @@ def load_flight(
         return {r.topic for r in roles.values() if r.topic in log_topics}
 
     raw = read_messages(path, select, typestore=tmap.typestore, extra_msgs=tmap.types, progress=progress)
+    if not raw.messages:
+        found = ", ".join(sorted(raw.topics)) or "none"
+        raise LogReadError(
+            f"{path}: no readable message on the topics replay uses (the log has topics: {found})"
+            + (f". {'; '.join(raw.problems)}" if raw.problems else "")
+        )
     return _to_flight(raw, roles, tmap, needed)
 
 
