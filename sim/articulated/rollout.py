@@ -96,3 +96,42 @@ def rollout(env, act: Policy, steps: int) -> ArticulatedRollout:
         angle_error=torch.nan_to_num(torch.stack(rec["angle"]), nan=1e3),
         action=torch.stack(rec["action"]),
     )
+
+
+def throughput(task: str, num_envs: int, steps: int = 50, warmup: int = 5, engine: str | None = None) -> float:
+    """Env-steps per second of ``task`` under uniform random actions (best of one timed loop after warm-up)."""
+    import time
+
+    from sim.tasks import make_env
+
+    env = make_env(task, num_envs, seed=0, **({"engine": engine} if engine else {}))
+    g = torch.Generator().manual_seed(0)
+    actions = [2 * torch.rand(num_envs, env.num_actions, generator=g) - 1 for _ in range(warmup + steps)]
+    for a in actions[:warmup]:
+        env.step(a)
+    t0 = time.perf_counter()
+    for a in actions[warmup:]:
+        env.step(a)
+    return num_envs * steps / (time.perf_counter() - t0)
+
+
+if __name__ == "__main__":  # python -m sim.articulated.rollout --envs 16 64 256 [--threads 1] -> JSON
+    import argparse
+    import json
+    import logging
+
+    parser = argparse.ArgumentParser(description="env-steps/s of the articulated tasks (random actions)")
+    parser.add_argument("--tasks", nargs="+", default=["arm-reach", "legged-walk"])
+    parser.add_argument("--envs", nargs="+", type=int, default=[16, 64, 256])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--engine", default=None, help="mujoco | mujoco_warp (default: the task's)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    result = {
+        f"{task}/{n}": round(throughput(task, n, args.steps, engine=args.engine))
+        for task in args.tasks
+        for n in args.envs
+    }
+    print(json.dumps({"threads": args.threads, "env_steps_per_s": result}))
