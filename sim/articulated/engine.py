@@ -38,7 +38,9 @@ writes ``values`` (n, *shape) into the engine's own per-env storage; ``get_param
 as a copy; ``nominal(name)`` is the model's value. Writing a parameter in :data:`SET_CONST_PARAMS` (mass,
 inertia, centre of mass, armature) also re-derives, per env, the constants MuJoCo computes from them at compile
 time (``mj_setConst``: ``body_subtreemass``, ``body_invweight0``, ``dof_invweight0``, ...). Without it MuJoCo's
-CPU engine mixes new and stale values: a free box whose mass was doubled fell at 2 g (measured).
+CPU engine mixes new and stale values: a free box whose mass was doubled fell at 2 g (measured). The derivation
+runs once for all parameters written since the last ``step``/``set_state``/``forward``, at the next of these calls:
+write every parameter of a reset, then ``set_state``.
 
 Errors speak to the user: a wrong shape, an unknown parameter or engine raises ``ValueError`` naming what was
 expected and what was found.

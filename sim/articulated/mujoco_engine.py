@@ -58,6 +58,8 @@ class MujocoEngine(Engine):
         self._xpos, self._xquat = _shared(b.bind("xpos")), _shared(b.bind("xquat"))
         self._site_xpos, self._sensordata = _shared(b.bind("site_xpos")), _shared(b.bind("sensordata"))
         b.reset()  # every env at the model's defaults, forwarded
+        self._stale = np.zeros(self.num_envs, bool)  # envs whose parameters changed since their last forward
+        self._stale_const = np.zeros(self.num_envs, bool)  # ... and need mj_setConst
 
     @property
     def nthread(self) -> int:
@@ -97,6 +99,7 @@ class MujocoEngine(Engine):
         substeps = self._check_substeps(substeps)
         ctrl = self._check_rows("ctrl", ctrl, self.num_envs, self.nu)
         self._ctrl.copy_(ctrl)
+        self._apply_params()
         self._batch.step(nstep=substeps, stage=_VEL)
 
     def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
@@ -109,12 +112,14 @@ class MujocoEngine(Engine):
         if bool((ids[1:] == ids[:-1]).any()):
             raise ValueError("env_ids must not repeat an env")
         ids_np = ids.numpy().astype(np.int32)
+        self._apply_params()
         self._batch.reset(ids_np, stage=_NONE)  # time, ctrl, act, warm start and the rest back to defaults
         self._qpos[ids] = qpos[order].to(torch.float64)
         self._qvel[ids] = qvel[order].to(torch.float64)
         self._batch.forward(ids_np, stage=_VEL)
 
     def forward(self) -> None:
+        self._apply_params()
         self._batch.forward()
 
     def _write_params(self, name: str, env_ids: torch.Tensor | None, values: torch.Tensor) -> None:
@@ -124,11 +129,23 @@ class MujocoEngine(Engine):
             dest[...] = src
         else:
             dest[env_ids.numpy()] = src
-        ids = None if env_ids is None else np.unique(env_ids.numpy()).astype(np.int32)
+        touched = (
+            np.ones(self.num_envs, bool) if env_ids is None else np.isin(np.arange(self.num_envs), env_ids.numpy())
+        )
+        self._stale |= touched
         if name in SET_CONST_PARAMS:
-            self._batch.set_const(ids)
-        # the next step continues from the stored stages, which hold the mass matrix of the old parameters
-        self._batch.forward(ids, stage=_VEL)
+            self._stale_const |= touched
+
+    def _apply_params(self) -> None:
+        """Derive what follows from parameters written since the last call (once per reset, not per parameter):
+        mj_setConst where mass, inertia, CoM or armature changed, then the position and velocity stages, which
+        the next step continues from (they hold the mass matrix of the old parameters)."""
+        if self._stale_const.any():
+            self._batch.set_const(np.flatnonzero(self._stale_const).astype(np.int32))
+            self._stale_const[:] = False
+        if self._stale.any():
+            self._batch.forward(np.flatnonzero(self._stale).astype(np.int32), stage=_VEL)
+            self._stale[:] = False
 
     def _read_params(self, name: str) -> torch.Tensor:
         expanded = self._batch.expanded(name)

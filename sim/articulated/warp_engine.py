@@ -73,6 +73,7 @@ class WarpEngine(Engine):
         self._graphs: dict[int, object] = {}  # substeps -> captured CUDA graph
         self._torch_streams: dict[int, object] = {}  # torch stream handle -> warp view of it
         self._nconmax, self._njmax = nconmax, njmax
+        self._stale = self._stale_const = False  # parameters written since the last derivation
         with wp.ScopedDevice(self._wp_device):
             self.m = mjw.put_model(model, batch_sizes=dict.fromkeys((*PARAMS, *_DERIVED), self.num_envs))
             self.d = mjw.make_data(model, nworld=self.num_envs, nconmax=nconmax, njmax=njmax)
@@ -178,12 +179,14 @@ class WarpEngine(Engine):
         substeps = self._check_substeps(substeps)
         ctrl = self._check_rows("ctrl", ctrl, self.num_envs, self.nu)
         self._ctrl.copy_(ctrl)
+        self._apply_params()
         self._run(self._launch_substeps, substeps)
 
     def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         ids = self._env_ids(env_ids).to(self.device)
         qpos = self._check_rows("qpos", qpos, ids.numel(), self.nq)
         qvel = self._check_rows("qvel", qvel, ids.numel(), self.nv)
+        self._apply_params()
         self._qpos[ids] = qpos.to(self._qpos)
         self._qvel[ids] = qvel.to(self._qvel)
         for buf in (self._ctrl, self._act, self._warm, self._time):
@@ -193,6 +196,7 @@ class WarpEngine(Engine):
             self._sensordata[ids.unsqueeze(-1), self._acc_cols_t] = 0
 
     def forward(self) -> None:
+        self._apply_params()
         self._run(self._forward)
 
     def _forward(self) -> None:
@@ -204,9 +208,18 @@ class WarpEngine(Engine):
             dest.copy_(values.to(dest))
         else:
             dest[env_ids.to(self.device)] = values.to(dest)
-        if name in SET_CONST_PARAMS:
+        self._stale = True
+        self._stale_const |= name in SET_CONST_PARAMS
+
+    def _apply_params(self) -> None:
+        """Derive what follows from parameters written since the last call (once per reset, not per parameter):
+        mjw.set_const (all worlds) where mass, inertia, CoM or armature changed, then the position and velocity
+        stages (the mass matrix of the old parameters would otherwise serve the next step)."""
+        if self._stale_const:
             self._run(mjw.set_const, self.m, self.d)
-        self._run(self._stages, self.d)  # the mass matrix and the like follow the new parameters before the next step
+        if self._stale:
+            self._run(self._stages, self.d)
+        self._stale = self._stale_const = False
 
     def _read_params(self, name: str) -> torch.Tensor:
         return self._params[name].clone()

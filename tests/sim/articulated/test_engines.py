@@ -235,6 +235,27 @@ def test_zero_control_under_gravity_settles_finite(model, engine_name, request):
     )
 
 
+@pytest.mark.parametrize("engine_name", ["mujoco", "mujoco_warp"])
+def test_heavier_box_falls_at_g_after_set_params(model, engine_name, request):
+    """Regression: without mj_setConst, MuJoCo applied gravity with the new mass to the old inertia (2 g)."""
+    if engine_name == "mujoco":
+        engine = make_engine(model, NUM_ENVS, "mujoco", "cpu")
+    else:
+        engine = request.getfixturevalue("warp_engine")
+    qpos, qvel = initial_state(model, NUM_ENVS)
+    prepare(engine, nominal_params(model, NUM_ENVS), qpos, qvel)
+    box = model.body("box").id
+    mass = engine.get_params("body_mass")
+    mass[:, box] *= torch.tensor([1.0, 2.0, 0.5, 4.0], dtype=mass.dtype)
+    engine.set_params("body_mass", mass)  # no set_state: the next step must already use the new constants
+    for _ in range(10):
+        engine.step(torch.zeros(NUM_ENVS, model.nu), substeps=1)
+    vz = engine.qvel[:, BOX_Z].double()  # free-joint linear velocity z (same index as the height in qpos)
+    expected = torch.full((NUM_ENVS,), -9.81 * 10 * model.opt.timestep, dtype=torch.float64)
+    torch.testing.assert_close(vz, expected, atol=1e-5, rtol=0)
+    engine.set_params("body_mass", nominal_params(model, NUM_ENVS)["body_mass"])
+
+
 def test_views_share_the_engines_memory(model, warp_engine):
     cpu = make_engine(model, 2, "mujoco", "cpu")
     qpos = cpu.qpos
