@@ -198,9 +198,17 @@ def test_warp_matches_cpu_engine_with_randomized_params(model, gen, warp_engine)
     controls = random_controls(model, 50, NUM_ENVS, gen)
     # measured over 50 steps (box landing at ~36): qpos 7e-7, qvel 5e-5, contact force 2e-5 N; bounds ~100x that
     tol = {"qpos": 1e-4, "qvel": 5e-3, "xpos": 1e-4, "xquat": 1e-4, "site_xpos": 1e-4, "sensordata": 5e-3}
+    fresh = random_params(model, 1, gen)
     for k in range(50):
         cpu.step(controls[k], substeps=1)
         warp_engine.step(controls[k], substeps=1)
+        if k == 24:  # env 2 starts afresh with new parameters: the box 0.09 m up, lands again before the end
+            restart_q = qpos[2:3].clone()
+            restart_q[0, BOX_Z] = 0.09
+            for engine in (cpu, warp_engine):
+                for name, values in fresh.items():
+                    engine.set_params(name, values, env_ids=torch.tensor([2]))
+                engine.set_state(torch.tensor([2]), restart_q, qvel[2:3])
         if k % 10 == 9:
             for field, atol in tol.items():
                 got, want = getattr(warp_engine, field).double(), getattr(cpu, field)
@@ -305,6 +313,9 @@ def test_warp_on_cuda_matches_cpu_with_graph_and_no_copies(model, gen):
     for k in range(50):
         cpu.step(controls[k], substeps=2)
         gpu.step(controls[k].cuda(), substeps=2)
+        if k == 24:  # a reset between graph launches
+            cpu.set_state(torch.tensor([1]), qpos[1:2], qvel[1:2])
+            gpu.set_state(torch.tensor([1], device="cuda"), qpos[1:2].cuda(), qvel[1:2].cuda())
     assert gpu.qpos.is_cuda and gpu.qpos.data_ptr() == gpu.d.qpos.ptr
     assert 2 in gpu._graphs, "the step should run as a captured CUDA graph"
     torch.testing.assert_close(gpu.qpos.cpu().double(), cpu.qpos, atol=1e-4, rtol=1e-3)
