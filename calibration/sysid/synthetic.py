@@ -92,6 +92,8 @@ def fly(path: str | Path, flight: SyntheticFlight, controller: Controller | None
     controller = controller or pid_controller(flight.control_hz)
     obs_spec, spec = controller.obs_spec, controller.action_spec  # type: ignore[attr-defined]
     env = _make_env(flight)
+    # the simulator's rpm action reaches down to 2 hover - max rpm of its (hidden) profile only: log what it applies
+    floor = np.maximum(spec.low, env.action_spec.to_physical(-np.ones(4)))
     builder = ObservationBuilder(obs_spec)
     rng = np.random.default_rng(flight.seed)
     dt, n = 1.0 / flight.control_hz, round(flight.seconds * flight.control_hz)
@@ -126,7 +128,7 @@ def fly(path: str | Path, flight: SyntheticFlight, controller: Controller | None
             if hold <= 0:
                 dither, hold = rng.uniform(-1, 1, 4) * flight.excitation, int(rng.integers(2, 7))
             hold -= 1
-            command = np.clip(command + dither * np.asarray(spec.scale), spec.low, spec.high)
+            command = np.clip(command + dither * np.asarray(spec.scale), floor, spec.high)
             last_action = np.clip(spec.to_normalized(command), -1.0, 1.0).astype(np.float32)
             recorder.write_observation(obs.tolist(), stamp)
             logged.append(last_action.tolist())

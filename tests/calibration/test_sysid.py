@@ -1,0 +1,149 @@
+"""System identification on logs of the simulator flown with hidden parameters, sensor noise and latency.
+
+The log is flown by the PID baseline tracking random setpoints with motor excitation, through the deploy
+observation builder, and written by the flight recorder on the deploy topics (calibration.sysid.synthetic).
+Tolerances asserted: mass 3 %, inertia 5 % per axis, torque ratio 5 %, motor time constants 10 %, drag 25 %,
+latency exact; the randomization spec covers the truth and trains (loads into the env); re-simulation with the
+fitted parameters diverges less than with the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from calibration.sysid.synthetic import SyntheticFlight, fly
+from calibration.sysid.synthetic_bag import px4_style_map, write_px4_style_bag
+from deploy.replay import load_flight
+from sim.quadrotor.params import QuadrotorParams
+from sim.randomization import RandomizationSpec
+
+NOMINAL = QuadrotorParams()
+TRUTH = NOMINAL.replace(
+    mass=NOMINAL.mass * 1.12,
+    inertia=(1.6e-5, 1.75e-5, 2.6e-5),
+    km=NOMINAL.km * 0.5,
+    motor_tau_up=NOMINAL.motor_tau_up * 0.7,
+    motor_tau_down=NOMINAL.motor_tau_down * 1.3,
+    drag=tuple(d * 1.5 for d in NOMINAL.drag),
+)
+LATENCY = 1
+TOLERANCE = {
+    "mass": 0.03,
+    "inertia_x": 0.05,
+    "inertia_y": 0.05,
+    "inertia_z": 0.05,
+    "km": 0.05,
+    "motor_tau_up": 0.10,
+    "motor_tau_down": 0.10,
+    "drag_x": 0.25,
+    "drag_y": 0.25,
+    "drag_z": 0.25,
+}
+
+
+def _truth(name: str) -> float:
+    if name[-2:] in ("_x", "_y", "_z"):
+        return getattr(TRUTH, name[:-2])["xyz".index(name[-1])]
+    return getattr(TRUTH, name)
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sysid") / "flight.mcap"
+    fly(path, SyntheticFlight(seconds=30.0, params=TRUTH, action_latency=LATENCY, noise=1.0, seed=11))
+    return path
+
+
+@pytest.fixture(scope="module")
+def identified(log, tmp_path_factory):
+    import sim2real
+
+    out = tmp_path_factory.mktemp("sysid_out")
+    assert sim2real.main(["sysid", str(log), "--out", str(out)]) == 0
+    return json.loads((out / "sysid.json").read_text()), out
+
+
+def test_hidden_parameters_are_recovered(identified):
+    summary, _ = identified
+    est = summary["estimates"]
+    assert est["action_latency"]["value"] == LATENCY
+    assert summary["latency_cost"][str(LATENCY)] < min(v for k, v in summary["latency_cost"].items() if k != "1") - 100
+    for name, tol in TOLERANCE.items():
+        err = est[name]["value"] / _truth(name) - 1.0
+        assert abs(err) < tol, f"{name}: fitted {est[name]['value']:.4g}, truth {_truth(name):.4g} ({100 * err:+.1f} %)"
+        # the reported uncertainty is honest: the truth lies within 4 standard deviations
+        assert abs(est[name]["value"] - _truth(name)) < 4 * est[name]["std"] + 1e-3 * _truth(name), name
+    assert est["kf"]["value"] == NOMINAL.kf  # the anchor (thrust stand / profile)
+    assert summary["usable_s"] > 29.0
+
+
+def test_fitted_parameters_close_the_reality_gap(identified):
+    gap = identified[0]["resimulation"]
+    for h in ("0.1s", "0.5s", "1s"):
+        assert gap["fitted"][h]["position_m"] < gap["nominal"][h]["position_m"]
+    assert gap["fitted"]["1s"]["position_m"] < 0.05 < gap["nominal"]["1s"]["position_m"]
+    assert gap["fitted"]["0.5s"]["attitude_deg"] < 0.2 * gap["nominal"]["0.5s"]["attitude_deg"]
+
+
+def test_randomization_spec_covers_the_truth_and_loads_into_training(identified):
+    _, out = identified
+    spec = RandomizationSpec.from_yaml(out / "randomization.yaml")
+    ratios = {
+        "mass": [TRUTH.mass / NOMINAL.mass],
+        "inertia": [t / n for t, n in zip(TRUTH.inertia, NOMINAL.inertia)],
+        "km": [TRUTH.km / NOMINAL.km],
+        "motor_tau_up": [TRUTH.motor_tau_up / NOMINAL.motor_tau_up],
+        "motor_tau_down": [TRUTH.motor_tau_down / NOMINAL.motor_tau_down],
+        "drag": [1.5],
+    }
+    for name, values in ratios.items():
+        lo, hi = spec.terms[name].bounds()
+        assert all(lo <= v <= hi for v in values), (name, lo, hi, values)
+    lo, hi = spec.terms["mass"].bounds()
+    assert hi - lo < 0.15  # centred on the fit, not the default 0.9-1.2
+    assert spec.terms["action_latency"].bounds() == (LATENCY, LATENCY)
+    assert "obs_noise_scale" in spec.terms and "disturbance_force" in spec.terms  # defaults kept
+
+    from sim.quadrotor.config import QuadrotorTaskCfg
+    from sim.quadrotor.env import QuadrotorEnv
+
+    env = QuadrotorEnv(QuadrotorTaskCfg(randomization=spec), 64, seed=0, compile=False, native=False)
+    mass = env.param("mass").numpy().ravel() / NOMINAL.mass
+    lo, hi = spec.terms["mass"].bounds()
+    assert mass.min() >= lo - 1e-6 and mass.max() <= hi + 1e-6 and mass.std() > 0
+    np.testing.assert_array_equal(env.param("action_latency").numpy(), LATENCY)
+    profile = yaml.safe_load((out / "profile.yaml").read_text())["quadrotor"]
+    assert QuadrotorParams.from_dict(profile).mass == pytest.approx(TRUTH.mass, rel=0.03)
+
+
+def test_rosbag2_log_with_user_topics_gives_the_same_fit(log, identified, tmp_path):
+    import sim2real
+
+    bag = write_px4_style_bag(load_flight(log), tmp_path / "bag", storage="mcap", order=(2, 3, 0, 1))
+    map_file = tmp_path / "px4.yaml"
+    map_file.write_text(yaml.safe_dump(px4_style_map(NOMINAL.max_rpm, (2, 3, 0, 1))))
+    out = tmp_path / "out"
+    args = ["sysid", str(bag), "--map", str(map_file), "--out", str(out), "--max-latency", "1"]
+    assert sim2real.main(args) == 0
+    est = json.loads((out / "sysid.json").read_text())["estimates"]
+    ref = identified[0]["estimates"]
+    assert est["action_latency"]["value"] == LATENCY
+    for name in ("mass", "inertia_x", "km", "motor_tau_up"):
+        assert est[name]["value"] == pytest.approx(ref[name]["value"], rel=2e-3), name
+
+
+def test_too_short_a_log_is_refused_with_the_reason(log, tmp_path):
+    import sim2real
+    from calibration.errors import CalibrationError
+    from calibration.sysid.data import from_flight
+
+    flight = load_flight(log)
+    flight.transitions = flight.transitions[:2]  # ACTIVE from t = 0
+    flight.command_t, flight.command = flight.command_t[:150], flight.command[:150]
+    with pytest.raises(CalibrationError, match=r"only 1\.\d s of usable flight .* at least 2\.0 s"):
+        from_flight(flight, NOMINAL.hover_rpm)
+    assert sim2real.main(["sysid", str(tmp_path / "missing.mcap"), "--out", str(tmp_path)]) == 2
