@@ -52,9 +52,7 @@ class MujocoEngine(Engine):
             raise ValueError(f"nthread must be >= 1, got {nthread}")
         self._batch = Batch(model, self.num_envs, nthread=nthread, persistent=True)
         b = self._batch
-        self._np_ctrl = b.bind("ctrl")
-        self._qpos, self._qvel, self._ctrl = _shared(b.bind("qpos")), _shared(b.bind("qvel")), _shared(self._np_ctrl)
-        self._np_qpos, self._np_qvel = b.bind("qpos"), b.bind("qvel")
+        self._qpos, self._qvel, self._ctrl = _shared(b.bind("qpos")), _shared(b.bind("qvel")), _shared(b.bind("ctrl"))
         self._xpos, self._xquat = _shared(b.bind("xpos")), _shared(b.bind("xquat"))
         self._site_xpos, self._sensordata = _shared(b.bind("site_xpos")), _shared(b.bind("sensordata"))
         b.reset()  # every env at the model's defaults, forwarded
