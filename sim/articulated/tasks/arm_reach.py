@@ -40,10 +40,11 @@ class ArmRewardCfg:
     position: float = -1.0  # per m of distance
     position_coarse: float = 1.0  # 1 - tanh(d / 0.1 m)
     position_fine: float = 1.0  # 1 - tanh(d / 0.02 m)
-    orientation: float = -0.3  # per rad
-    orientation_fine: float = 0.5  # 1 - tanh(angle / 0.1 rad)
-    action_rate: float = -0.02
-    joint_vel: float = -0.002  # per (rad/s)^2
+    orientation: float = -1.0  # per rad
+    orientation_coarse: float = 0.5  # 1 - tanh(angle / 0.3 rad)
+    orientation_fine: float = 1.0  # 1 - tanh(angle / 0.1 rad)
+    action_rate: float = -0.05
+    joint_vel: float = -0.005  # per (rad/s)^2
     joint_limits: float = -1.0  # per rad beyond the limits
 
 
@@ -170,6 +171,8 @@ class ArmReachEnv(ArticulatedEnv):
             "position_coarse": w.position_coarse * terms.position_error_tanh(self.ee_pos, self.target_pos, 0.1),
             "position_fine": w.position_fine * terms.position_error_tanh(self.ee_pos, self.target_pos, 0.02),
             "orientation": w.orientation * ang_err,
+            "orientation_coarse": w.orientation_coarse
+            * terms.orientation_error_tanh(self.ee_quat, self.target_quat, 0.3),
             "orientation_fine": w.orientation_fine * terms.orientation_error_tanh(self.ee_quat, self.target_quat, 0.1),
             "action_rate": w.action_rate * terms.action_rate_l2(self.action, self.last_action),
             "joint_vel": w.joint_vel * terms.joint_vel_l2(self.joint_vel),
