@@ -117,3 +117,32 @@ def test_push_changes_the_base_velocity() -> None:
     vx_before = env.engine.qvel[:, 0].clone()
     env.step(torch.zeros(2, 12))  # the 5th step draws the push
     assert (env.engine.qvel[:, 0] - vx_before > 0.5).all()
+
+
+def test_observation_latency_delays_the_policy_group_by_whole_control_steps() -> None:
+    late = NOMINAL.replace(obs_latency=D("constant", mean=1.0, operation="absolute"))
+    env = quiet("arm-reach", 2, randomization=late)
+    env.reset()
+    g = torch.Generator().manual_seed(0)
+    policy_cols, critic_cols = env.obs_spec.slice("joint_pos"), env.critic_spec.slice("true_joint_pos")
+    previous = None
+    for _ in range(5):
+        obs, *_ = env.step(0.5 * torch.rand(2, 7, generator=g))
+        if previous is not None:
+            assert torch.allclose(obs["policy"][:, policy_cols], previous, atol=1e-6)
+        previous = obs["critic"][:, critic_cols].clone()
+    assert torch.equal(env.obs_line.delay, torch.ones(2, dtype=torch.long))
+    assert torch.equal(obs["policy"][:, env.obs_spec.slice("last_action")], env.action)  # never delayed
+
+
+def test_action_latency_and_gains_reach_the_actuators() -> None:
+    spec = NOMINAL.replace(
+        action_latency=D("constant", mean=3.0, operation="absolute"),
+        kp_factor=D("constant", mean=1.2),
+        motor_strength=D("constant", mean=0.9),
+    )
+    env = quiet("legged-walk", 2, randomization=spec)
+    assert torch.equal(env.actuators.targets.delay, torch.full((2,), 3))
+    assert torch.allclose(env.actuators.kp_scale, torch.full((2, 12), 1.2))
+    assert torch.allclose(env.actuators.strength, torch.full((2, 12), 0.9))
+    assert env.obs_spec.dim == 45 and env.privileged_spec.dim == 1 + 1 + 3 + 4 * 12 + 2
