@@ -1,0 +1,119 @@
+"""A simulated arm or legged robot dressed as hardware, for software-in-the-loop (in-process, no transport yet).
+
+One env of an articulated task (``arm-reach`` or ``legged-walk``: its robot profile, model, randomized
+parameters, actuator latency and motor envelope) behind the :class:`drivers.robot.Robot` interface. Commands are
+joint position targets (rad, profile joint order) with the PD gains of each command, as joint-level motor drivers
+take them (Unitree low-level commands: q, kp, kd; Franka's joint impedance controller): the
+:class:`deploy.safety.SafeCommand` of the safety layer maps onto :meth:`send_command` directly, so its damping
+(kp 0, kd 8) and hold fallbacks act on the simulated robot as they would on hardware. Disarmed, the motors give
+zero torque. Time is simulated: :meth:`step` advances one control period and ``stamp_s`` is simulation time.
+
+Like :mod:`drivers.sim_robot` this module imports the simulator (and torch); the rest of the runtime does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from drivers.robot import RobotState
+from sim.randomization import RandomizationSpec
+from sim.tasks import make_env, task_entry
+
+
+class SimulatedArticulatedRobot:
+    """One simulated articulated robot. ``randomization``: the task's default when None (the robot has its own
+    randomized parameters, drawn from ``seed``); pass ``RandomizationSpec({})`` for the nominal robot."""
+
+    def __init__(self, task: str = "legged-walk", seed: int = 0, randomization: RandomizationSpec | None = None):
+        cfg = task_entry(task).make_cfg()
+        if randomization is not None:
+            cfg.randomization = randomization
+        cfg.episode_s = 1e6  # the robot does not reset itself
+        self.env = make_env(task, 1, seed=seed, cfg=cfg)
+        self.profile = self.env.profile
+        j = self.profile.joints
+        self._kp_nominal = torch.tensor(j.kp_nm_per_rad)
+        self._kd_nominal = torch.tensor(j.kd_nm_s_per_rad)
+        self._target = self.env.joint_pos.clone()
+        self._armed = False
+        self.time_s = 0.0
+        self._damping = self.env.engine.get_params("dof_damping")  # (1, nv), this robot's randomized values
+        self._set_gains(np.zeros(j.dim), np.zeros(j.dim))  # disarmed: zero torque
+
+    # ------------------------------------------------------------------ Robot interface
+    def read_state(self) -> RobotState:
+        e = self.env.engine
+        state = {
+            "joint_position": self.env.joint_pos[0].numpy().astype(float),
+            "joint_velocity": self.env.joint_vel[0].numpy().astype(float),
+        }
+        if self.profile.floating_base:
+            state |= {
+                "position": e.qpos[0, 0:3].numpy().copy(),
+                "quaternion": e.qpos[0, 3:7].numpy().copy(),
+                "linear_velocity": e.qvel[0, 0:3].numpy().copy(),
+                "angular_velocity": e.qvel[0, 3:6].numpy().copy(),
+            }
+        return RobotState(stamp_s=self.time_s, **state)
+
+    def send_command(self, command: np.ndarray, kp: np.ndarray | None = None, kd: np.ndarray | None = None) -> None:
+        """Joint targets (J,) rad with per-joint gains (N m/rad, N m s/rad; the profile's when None). Ignored
+        while disarmed. A non-finite target is refused (the previous target stays), as motor drivers do."""
+        if not self._armed:
+            return
+        command = np.asarray(command, dtype=float).reshape(-1)
+        if command.shape != (self.profile.joints.dim,):
+            raise ValueError(f"expected {self.profile.joints.dim} joint targets, got shape {command.shape}")
+        if np.all(np.isfinite(command)):
+            self._target = torch.from_numpy(command).float()[None]
+        self._set_gains(
+            self._kp_nominal.numpy() if kp is None else np.asarray(kp, dtype=float),
+            self._kd_nominal.numpy() if kd is None else np.asarray(kd, dtype=float),
+        )
+
+    def arm(self) -> None:
+        self._armed = True
+        self._target = self.env.joint_pos.clone()  # hold where it is until the first command
+        self._set_gains(self._kp_nominal.numpy(), self._kd_nominal.numpy())
+
+    def disarm(self) -> None:
+        self._armed = False
+        self._set_gains(np.zeros(self.profile.joints.dim), np.zeros(self.profile.joints.dim))
+
+    def fallback(self) -> None:
+        """The robot's own fallback: damping (kp 0, kd from the profile's safety section) for a legged robot,
+        hold the current position for an arm."""
+        if self.profile.robot_class == "legged":
+            kd = np.full(self.profile.joints.dim, self.profile.safety.damping_kd_nm_s_per_rad)
+            self._set_gains(np.zeros(self.profile.joints.dim), kd)
+        else:
+            self._target = self.env.joint_pos.clone()
+            self._set_gains(self._kp_nominal.numpy(), self._kd_nominal.numpy())
+
+    # ------------------------------------------------------------------ simulation
+    def step(self) -> None:
+        """Advance one control period holding the last command (PD at the physics rate)."""
+        env = self.env
+        for _ in range(self.profile.substeps):
+            env.torque = env.actuators.torque(self._target, env.joint_pos, env.joint_vel)
+            env.engine.step(env.torque.to(env.engine.dtype), 1)
+        self.time_s += self.profile.control_dt
+
+    def _set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
+        """Gains as factors on the nominal ones, times this robot's randomized gain factors (the actuator model
+        keeps its randomized strength and latency too); a joint with a zero nominal gain keeps zero.
+
+        A pure damping command (kp = 0, kd > 0: Unitree's damping mode) is applied as MuJoCo joint damping, which
+        the integrator treats implicitly: the motor drivers damp at kHz rates, and kd 8 N m s/rad integrated
+        explicitly at the 200 Hz physics rate is unstable on light links (A1 calf: kd dt / I ~ 4 > 2)."""
+        env, kp, kd = self.env, torch.as_tensor(kp).float(), torch.as_tensor(kd).float()
+        implicit = (kp == 0) & (kd > 0)
+        damping = self._damping.clone()
+        damping[0, env.dadr] += torch.where(implicit, kd, 0.0).double()
+        env.engine.set_params("dof_damping", damping, torch.tensor([0]))
+        kd = torch.where(implicit, 0.0, kd)
+        kp_ratio = torch.where(self._kp_nominal > 0, kp / self._kp_nominal.clamp_min(1e-9), 0.0)
+        kd_ratio = torch.where(self._kd_nominal > 0, kd / self._kd_nominal.clamp_min(1e-9), 0.0)
+        env.actuators.kp_scale[0] = kp_ratio * env.params["kp_factor"][0]
+        env.actuators.kd_scale[0] = kd_ratio * env.params["kd_factor"][0]
