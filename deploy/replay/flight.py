@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy.replay.cdr_fast import FAST, decode_many
 from deploy.replay.errors import LogReadError, ReplayError, TopicMapError
 from deploy.replay.sources import RawLog, RawMessage, read_messages
 from deploy.replay.topic_map import DEFAULT_FIELD, TopicMap, TopicRole, require
@@ -119,70 +120,118 @@ def _to_flight(raw: RawLog, roles: Mapping[str, TopicRole], tmap: TopicMap, need
     t0 = min((m.log_time_ns for m in raw.messages), default=0)
     use_header = tmap.time == "header"
 
+    def msgs_of(role: str) -> list[RawMessage]:
+        return by_topic.get(roles[role].topic, []) if role in roles else []
+
+    def series(role: str, generic: Callable[[Any], list[float]]) -> tuple[np.ndarray, np.ndarray]:
+        return _series(raw, msgs_of(role), t0, use_header, generic, role)
+
     def stamp(m: RawMessage) -> float:
-        header = getattr(m.msg, "header", None)
-        if use_header and header is not None:
-            ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-            if ns > 0:
-                return (ns - t0) * 1e-9
-        return (m.log_time_ns - t0) * 1e-9
+        return float(_series(raw, [m], t0, use_header, lambda _: [], "")[0][0])
 
     flight = Flight(Path(raw.path), t0, problems=list(raw.problems), metadata=raw.metadata)
     flight.topics = {role: r.topic for role, r in roles.items()}
     flight.message_count = len(raw.messages)
     ned = tmap.frame == "ned"
-    if "pose" in roles and by_topic.get(roles["pose"].topic):
-        msgs = by_topic[roles["pose"].topic]
-        flight.state_t = np.array([stamp(m) for m in msgs])
-        poses = [_pose(m.msg) for m in msgs]
-        flight.position = np.array([p for p, _ in poses], dtype=np.float64).reshape(-1, 3)
-        flight.quaternion = np.array([q for _, q in poses], dtype=np.float64).reshape(-1, 4)
+    if msgs_of("pose"):
+        flight.state_t, values = series("pose", _pose_values)
+        flight.position = values[:, 0:3]
+        flight.quaternion = values[:, [6, 3, 4, 5]]  # x, y, z, w -> w, x, y, z
         if ned:
             flight.position = flight.position @ _NED_TO_ENU.T
             flight.quaternion = _quat_ned_to_enu(flight.quaternion)
         _sort_state(flight)
-    if "twist" in roles and by_topic.get(roles["twist"].topic):
-        msgs = by_topic[roles["twist"].topic]
-        tt = np.array([stamp(m) for m in msgs])
-        lin = np.array([_vec(_twist(m.msg).linear) for m in msgs]).reshape(-1, 3)
-        ang = np.array([_vec(_twist(m.msg).angular) for m in msgs]).reshape(-1, 3)
-        body_linear = [m.ros_type == "nav_msgs/msg/Odometry" for m in msgs]
+    if msgs_of("twist"):
+        tt, values = series("twist", _twist_values)
+        body_linear = msgs_of("twist")[0].ros_type == "nav_msgs/msg/Odometry"
+        if body_linear:
+            values = values[:, 7:13]
+        lin, ang = values[:, 0:3], values[:, 3:6]
         if ned:
             ang = ang @ _FRD_TO_FLU.T
-            lin = lin @ (_FRD_TO_FLU if any(body_linear) else _NED_TO_ENU).T
+            lin = lin @ (_FRD_TO_FLU if body_linear else _NED_TO_ENU).T
         order = np.argsort(tt, kind="stable")
         tt, lin, ang = tt[order], lin[order], ang[order]
         if len(flight.state_t):
             lin = np.stack([np.interp(flight.state_t, tt, c) for c in lin.T], -1)
             ang = np.stack([np.interp(flight.state_t, tt, c) for c in ang.T], -1)
-            if any(body_linear):  # Odometry twist is in the child (body) frame
+            if body_linear:  # Odometry twist is in the child (body) frame
                 lin = np.einsum("kij,kj->ki", rotations(flight.quaternion), lin)
         flight.velocity, flight.angular_velocity = lin, ang
     for role, attr in (("observation", "obs"), ("action", "action")):
-        msgs = by_topic.get(roles[role].topic, []) if role in roles else []
-        if msgs:
-            setattr(flight, attr + "_t", np.array([stamp(m) for m in msgs]))
-            setattr(flight, attr, _rows([np.asarray(m.msg.data, dtype=np.float64) for m in msgs], raw.path, role))
-    if "command" in roles and by_topic.get(roles["command"].topic):
+        if msgs_of(role):
+            t, values = series(role, lambda msg: list(np.asarray(msg.data, dtype=np.float64)))
+            setattr(flight, attr + "_t", t)
+            setattr(flight, attr, values)
+    if msgs_of("command"):
         spec = roles["command"]
-        msgs = by_topic[spec.topic]
-        flight.command_t = np.array([stamp(m) for m in msgs])
-        values = _rows([_field(m, spec) for m in msgs], raw.path, "command")
+        flight.command_t, values = _series(
+            raw, msgs_of("command"), t0, use_header, lambda msg: list(_field(msg, spec, msgs_of("command")[0])), "command",
+            fast=spec.field in (None, DEFAULT_FIELD.get(msgs_of("command")[0].ros_type)),
+        )  # fmt: skip
         if spec.order is not None:
             values = values[:, list(spec.order)]
         flight.command = spec.offset + spec.scale * values
-    if "safety_transition" in roles:
-        for m in by_topic.get(roles["safety_transition"].topic, []):
-            msg = m.msg
-            flight.transitions.append(Transition(stamp(m), msg.from_state, msg.to_state, msg.reason, msg.check))
-    if "timing" in roles and by_topic.get(roles["timing"].topic):
-        msgs = by_topic[roles["timing"].topic]
-        flight.timing = {
-            "t": np.array([stamp(m) for m in msgs]),
-            **{k: np.array([float(getattr(m.msg, k)) for m in msgs]) for k in ("inference_s", "cycle_s", "jitter_s")},
-            "misses": np.array([int(m.msg.deadline_misses) for m in msgs]),
-        }
+    for m in msgs_of("safety_transition"):
+        msg = raw.decoded(m)
+        flight.transitions.append(Transition(stamp(m), msg.from_state, msg.to_state, msg.reason, msg.check))
+    if msgs_of("timing"):
+        t, values = series("timing", lambda msg: [msg.inference_s, msg.cycle_s, msg.jitter_s, msg.deadline_misses])
+        flight.timing = {"t": t, "inference_s": values[:, 0], "cycle_s": values[:, 1], "jitter_s": values[:, 2]}
+        flight.timing["misses"] = values[:, 3].astype(int)
     return flight
+
+
+def _series(
+    raw: RawLog,
+    msgs: list[RawMessage],
+    t0: int,
+    use_header: bool,
+    generic: Callable[[Any], list[float]],
+    role: str,
+    fast: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Times (s since t0) and (M, n) values of one topic's messages: straight from the CDR bytes for the types
+    :mod:`deploy.replay.cdr_fast` knows, else through the decoded message objects."""
+    log_ns = np.fromiter((m.log_time_ns for m in msgs), dtype=np.int64, count=len(msgs))
+    ros_type = msgs[0].ros_type
+    if fast and ros_type in FAST and all(m.data is not None for m in msgs):
+        stamps, values = decode_many(ros_type, [m.data for m in msgs])  # type: ignore[misc]
+    else:
+        decoded = [raw.decoded(m) for m in msgs]
+        stamps = np.array([_header_ns(msg) for msg in decoded], dtype=np.int64)
+        values = _rows([np.asarray(generic(msg), dtype=np.float64) for msg in decoded], raw.path, role)
+    ns = np.where(use_header & (stamps > 0), stamps, log_ns)
+    return (ns - t0) * 1e-9, values
+
+
+def _header_ns(msg: Any) -> int:
+    header = getattr(msg, "header", None)
+    if header is None:
+        return 0
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _pose_values(msg: Any) -> list[float]:
+    """PoseStamped, PoseWithCovarianceStamped -> px, py, pz, qx, qy, qz, qw; Odometry -> those + its twist (6),
+    the layout of cdr_fast.odometry."""
+    if hasattr(msg, "twist"):
+        return _twist_values(msg)
+    pose = msg.pose.pose if hasattr(msg.pose, "pose") else msg.pose
+    p, q = pose.position, pose.orientation
+    return [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
+
+
+def _twist_values(msg: Any) -> list[float]:
+    """TwistStamped -> vx, vy, vz, wx, wy, wz; Odometry -> pose (7) then twist (6), as cdr_fast.odometry."""
+    head: list[float] = []
+    twist = msg.twist
+    if hasattr(msg, "pose"):  # Odometry
+        pose, twist = msg.pose.pose, msg.twist.twist
+        p, q = pose.position, pose.orientation
+        head = [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
+    lin, ang = twist.linear, twist.angular
+    return [*head, lin.x, lin.y, lin.z, ang.x, ang.y, ang.z]
 
 
 def _sort_state(f: Flight) -> None:
@@ -190,34 +239,17 @@ def _sort_state(f: Flight) -> None:
     f.state_t, f.position, f.quaternion = f.state_t[order], f.position[order], f.quaternion[order]
 
 
-def _vec(v: Any) -> list[float]:
-    return [float(v.x), float(v.y), float(v.z)]
-
-
-def _pose(msg: Any) -> tuple[list[float], list[float]]:
-    pose = msg.pose
-    if hasattr(pose, "pose"):  # PoseWithCovariance (Odometry, PoseWithCovarianceStamped)
-        pose = pose.pose
-    q = pose.orientation
-    return _vec(pose.position), [float(q.w), float(q.x), float(q.y), float(q.z)]
-
-
-def _twist(msg: Any) -> Any:
-    twist = msg.twist
-    return twist.twist if hasattr(twist, "twist") else twist
-
-
-def _field(m: RawMessage, spec: TopicRole) -> np.ndarray:
-    name = spec.field or DEFAULT_FIELD.get(m.ros_type)
+def _field(msg: Any, spec: TopicRole, first: RawMessage) -> np.ndarray:
+    name = spec.field or DEFAULT_FIELD.get(first.ros_type)
     if name is None:
         raise TopicMapError(
-            f"topic {m.topic} ({m.ros_type}) is mapped to 'command' but no field is named; add "
+            f"topic {first.topic} ({first.ros_type}) is mapped to 'command' but no field is named; add "
             "`field: <name of the array field>` to its entry in the topic map"
         )
-    value: Any = m.msg
+    value: Any = msg
     for part in name.split("."):
         if not hasattr(value, part):
-            raise TopicMapError(f"topic {m.topic} ({m.ros_type}) has no field {name!r} (mapped to 'command')")
+            raise TopicMapError(f"topic {first.topic} ({first.ros_type}) has no field {name!r} (mapped to 'command')")
         value = getattr(value, part)
     return np.asarray(value, dtype=np.float64).reshape(-1)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy.replay.cdr_fast import FAST
 from deploy.replay.errors import LogReadError, ReplayError
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,15 @@ def _selected(wanted: Selector, log_topics: dict[str, str], problems: list[str] 
 
 @dataclass(frozen=True)
 class RawMessage:
-    """One decoded message: topic, ROS 2 type, log time (ns) and the message object (attribute access)."""
+    """One message: topic, ROS 2 type, log time (ns) and the message object (attribute access), or for the
+    types :mod:`deploy.replay.cdr_fast` reads, ``msg=None`` and the CDR bytes in ``data``
+    (:meth:`RawLog.decoded` decodes either)."""
 
     topic: str
     ros_type: str
     log_time_ns: int
     msg: Any
+    data: bytes | None = None
 
 
 @dataclass
@@ -57,9 +61,15 @@ class RawLog:
     problems: list[str] = field(default_factory=list)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     reader: str = ""
+    decode: Callable[[str, bytes], Any] | None = None
 
     def of(self, topic: str) -> list[RawMessage]:
         return [m for m in self.messages if m.topic == topic]
+
+    def decoded(self, m: RawMessage) -> Any:
+        if m.msg is not None or self.decode is None or m.data is None:
+            return m.msg
+        return self.decode(m.ros_type, m.data)
 
 
 def make_typestore(name: str = "humble", extra_msgs: Mapping[str, str] | None = None) -> Any:
@@ -144,19 +154,23 @@ def _read_rosbags(path: Path, wanted: Selector, store: Any, typestore: str, prog
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
         _check_decodable(path, reader, conns)
         count = 0
+        out.decode = _decoder(reader.typestore)  # kept after close: holds the bag's own definitions
         for conn, stamp, data in reader.messages(connections=conns):
+            count += 1
+            if progress is not None and count % 10000 == 0:
+                progress(10000)
+            if conn.msgtype in FAST:  # decoded in bulk from the bytes (deploy.replay.cdr_fast)
+                out.messages.append(RawMessage(conn.topic, conn.msgtype, int(stamp), None, bytes(data)))
+                continue
             try:
                 msg = reader.deserialize(data, conn.msgtype)
             except Exception as exc:
                 raise LogReadError(
-                    f"{path}: message {count} on topic {conn.topic} ({conn.msgtype}) at log time {stamp} ns "
+                    f"{path}: message {count - 1} on topic {conn.topic} ({conn.msgtype}) at log time {stamp} ns "
                     f"cannot be decoded: {exc}. The type definition in the log may not match the data; "
                     f"try --typestore {'jazzy' if typestore == 'humble' else 'humble'}"
                 ) from exc
             out.messages.append(RawMessage(conn.topic, conn.msgtype, int(stamp), msg))
-            count += 1
-            if progress is not None and count % 10000 == 0:
-                progress(10000)
     return out
 
 
@@ -190,9 +204,12 @@ def _read_mcap_tolerant(path: Path, wanted: Selector, store: Any, typestore: str
     for m in contents.messages:
         out.topics.setdefault(m.topic, m.ros_type)
     wanted = _selected(wanted, out.topics, out.problems)
-    decode = _decoder(store)
+    decode = out.decode = _decoder(store)
     for i, m in enumerate(contents.messages):
         if wanted is not None and m.topic not in wanted:
+            continue
+        if m.ros_type in FAST:
+            out.messages.append(RawMessage(m.topic, m.ros_type, m.log_time_ns, None, bytes(m.data)))
             continue
         try:
             msg = decode(m.ros_type, m.data)
@@ -228,6 +245,7 @@ def _read_sqlite_tolerant(path: Path, wanted: Selector, store: Any, typestore: s
                 "message can be attributed to a topic. Is it a rosbag2 .db3 file, and complete up to its first pages?"
             ) from exc
         out.topics = {name: ros_type for name, ros_type in topics.values()}
+        out.decode = _decoder(store)
         selected = _selected(wanted, out.topics, out.problems)
         try:
             last_id = _sqlite_rows(conn, path, topics, selected, _decoder(store), typestore, out)
@@ -268,7 +286,8 @@ def _recover_pages(path: Path, copy: Path, topics, selected, decode, out: RawLog
         if name is None or (selected is not None and name not in selected):
             continue
         try:
-            out.messages.append(RawMessage(name, ros_type, row.timestamp, decode(ros_type, row.data)))
+            msg = None if ros_type in FAST else decode(ros_type, row.data)
+            out.messages.append(RawMessage(name, ros_type, row.timestamp, msg, row.data))
         except Exception:
             out.problems.append(f"{path}: row {row.row_id} (page {row.page}) does not decode as {ros_type}; skipped")
     missing = ", ".join(f"{a + 1}-{b - 1}" for a, b in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
@@ -306,6 +325,9 @@ def _sqlite_rows(conn, path, topics, selected, decode, typestore: str, out: RawL
                 out.problems.append(f"{path}: row {row_id} names unknown topic id {topic_id}; skipped")
                 continue
             if selected is not None and name not in selected:
+                continue
+            if ros_type in FAST:
+                out.messages.append(RawMessage(name, ros_type, int(stamp), None, bytes(data)))
                 continue
             try:
                 msg = decode(ros_type, bytes(data))
