@@ -133,6 +133,11 @@ def joint_pos_limit_excess(pos: Tensor, low: Tensor, high: Tensor) -> Tensor:
     return ((low - pos).clamp_min(0.0) + (pos - high).clamp_min(0.0)).sum(-1)
 
 
+def joint_vel_limit_excess(vel: Tensor, limit: Tensor, fraction: float = 0.9) -> Tensor:
+    """Summed speed (rad/s) above ``fraction`` of the velocity limits. vel (N, J); limit (J,) rad/s -> (N,)."""
+    return (vel.abs() - fraction * limit).clamp_min(0.0).sum(-1)
+
+
 def feet_air_time_reward(air_time: Tensor, first_contact: Tensor, threshold_s: float, moving: Tensor) -> Tensor:
     """legged_gym's feet air time: at touchdown, reward (air time - threshold); only while commanded to move.
 

@@ -46,6 +46,7 @@ class ArmRewardCfg:
     action_rate: float = -0.05
     joint_vel: float = -0.005  # per (rad/s)^2
     joint_limits: float = -1.0  # per rad beyond the limits
+    joint_vel_limits: float = -1.0  # per rad/s above 90 % of the velocity limits (the safety layer trips at 100 %)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class ArmReachEnv(ArticulatedEnv):
 
     def _resolve_names(self) -> None:
         self.ee_id = self.model.body(self.cfg.params.bodies.end_effector).id
+        self.joint_vel_max = torch.tensor(self.cfg.params.joints.velocity_limit_rad_s, device=self.device)
 
     # ------------------------------------------------------------------ specs
     def policy_obs_spec(self) -> ObsSpec:

@@ -70,6 +70,9 @@ def test_joint_and_action_terms() -> None:
     low, high = torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0])
     assert T.joint_pos_limit_excess(torch.tensor([[1.5, -1.25]]), low, high).item() == pytest.approx(0.75)
     assert T.joint_pos_limit_excess(torch.tensor([[0.5, 0.0]]), low, high).item() == 0.0
+    limit = torch.tensor([2.0, 10.0])
+    assert T.joint_vel_limit_excess(torch.tensor([[-2.0, 5.0]]), limit).item() == pytest.approx(0.2)  # 2 - 0.9*2
+    assert T.joint_vel_limit_excess(torch.tensor([[1.0, -9.0]]), limit).item() == 0.0
 
 
 def test_feet_air_time() -> None:
