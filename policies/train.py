@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ class IterationStats:
     episode_return: float  # mean over episodes that ended in this iteration (nan when none)
     episode_length_s: float
     crash_rate: float  # fraction of the episodes that ended in this iteration that were failures
+    curriculum_level: float = 1.0  # fraction of the task's initial-state ranges during this iteration
 
 
 @dataclass
@@ -51,6 +53,7 @@ class TrainResult:
     checkpoints: list[Path] = field(default_factory=list)
     history: list[IterationStats] = field(default_factory=list)
     runner: Any = None  # the rsl_rl OnPolicyRunner (actor: runner.alg.get_policy())
+    paused_s: float = 0.0  # wall clock spent in the on_iteration callback, excluded from wall_s
 
 
 def checkpoint_infos(cfg: TrainCfg, env: Any, iteration: int, wall_s: float, commit: str) -> dict[str, Any]:
@@ -92,8 +95,20 @@ def make_run_dir(root: Path, task: str) -> Path:
     return run_dir
 
 
-def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> TrainResult:
+IterationCallback = Callable[[IterationStats, Any], bool]  # (stats, runner) -> stop?
+
+
+def train(
+    cfg: TrainCfg,
+    run_dir: Path | None = None,
+    progress: bool = True,
+    on_iteration: IterationCallback | None = None,
+) -> TrainResult:
     """Train ``cfg`` and return the result; with ``run_dir`` write checkpoints, run info and TensorBoard logs.
+
+    ``on_iteration(stats, runner)`` runs after every iteration (e.g. a periodic evaluation) and returns True to
+    stop. The time it takes is paused out of the training clock: ``wall_s`` and ``max_seconds`` count training
+    only, and ``TrainResult.paused_s`` reports the callback's share.
 
     Deterministic for a given (seed, device, config): the env draws from its own generator seeded with
     ``cfg.seed``; rsl_rl draws network initialisation, action noise and minibatch order from torch's global
@@ -102,6 +117,7 @@ def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> 
     from rsl_rl.runners import OnPolicyRunner
     from rsl_rl.utils import check_nan
 
+    from policies.curriculum import InitStateCurriculum
     from policies.runinfo import git_commit, write_run_info
     from sim.tasks import make_env
 
@@ -142,9 +158,19 @@ def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> 
         runner.save(str(path), infos=checkpoint_infos(cfg, env, it, time.perf_counter() - t_start, commit))
         result.checkpoints.append(path)
 
+    curriculum = InitStateCurriculum(cfg.curriculum)
+    curriculum.apply(env)
     bar = _progress_bar(progress)
     with bar:
-        task = bar.add_task(cfg.task, total=cfg.max_iterations, sps=0.0, rew=math.nan, ep=math.nan, crash=math.nan)
+        task = bar.add_task(
+            cfg.task,
+            total=cfg.max_iterations,
+            sps=0.0,
+            rew=math.nan,
+            ep=math.nan,
+            crash=math.nan,
+            level=curriculum.level,
+        )
         it = 0
         for it in range(cfg.max_iterations):
             t0 = time.perf_counter()
@@ -179,6 +205,9 @@ def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> 
                 episode_length_s=_mean(episodes, "/episode/length_s"),
                 crash_rate=_mean(episodes, "/episode/crash_rate"),
             )
+            stats.curriculum_level = curriculum.level
+            curriculum.update(stats.crash_rate)
+            curriculum.apply(env)
             result.history.append(stats)
             if writer is not None:
                 _write_scalars(writer, stats, losses, alg, t1 - t0, t2 - t1)
@@ -189,9 +218,20 @@ def train(cfg: TrainCfg, run_dir: Path | None = None, progress: bool = True) -> 
                 rew=stats.mean_reward,
                 ep=stats.episode_length_s,
                 crash=stats.crash_rate,
+                level=curriculum.level,
             )
             if it % cfg.save_interval == 0 and it > 0:
                 save(it)
+            if on_iteration is not None:
+                t_pause = time.perf_counter()
+                stop = on_iteration(stats, runner)
+                alg.train_mode()
+                paused = time.perf_counter() - t_pause
+                result.paused_s += paused
+                t_start += paused  # the training clock stands still during the callback
+                if stop:
+                    log.info("stopping after iteration %d: requested by the iteration callback", it)
+                    break
             if cfg.max_seconds is not None and time.perf_counter() - t_start >= cfg.max_seconds:
                 log.info("stopping after iteration %d: wall-clock limit %.0f s reached", it, cfg.max_seconds)
                 break
@@ -219,6 +259,7 @@ def _write_scalars(writer: Any, s: IterationStats, losses: dict[str, float], alg
     writer.add_scalar("Perf/collection_time", t_collect, it)
     writer.add_scalar("Perf/learning_time", t_learn, it)
     writer.add_scalar("Train/mean_reward", s.mean_reward, it)
+    writer.add_scalar("Train/curriculum_level", s.curriculum_level, it)
     for name, value in (
         ("episode_return", s.episode_return),
         ("episode_length_s", s.episode_length_s),
@@ -241,6 +282,7 @@ def _progress_bar(enabled: bool):
         TextColumn("reward/step {task.fields[rew]:.3f}"),
         TextColumn("episode {task.fields[ep]:.2f} s"),
         TextColumn("crash {task.fields[crash]:.1%}"),
+        TextColumn("curriculum {task.fields[level]:.1f}"),
         TimeElapsedColumn(),
         disable=not enabled,
     )
@@ -263,10 +305,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's; 1 is faster on a busy CPU)"
     )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field by its dotted path, e.g. --set ppo.num_learning_epochs=3 "
+        "--set env.reward.position=4 (repeatable; see run.json for the fields)",
+    )
 
 
 def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
     """The task's config with the command-line overrides applied."""
+    from policies.overrides import OverrideError, apply_overrides
     from sim.randomization import RandomizationSpec
 
     cfg = train_cfg(args.task)
@@ -285,6 +337,10 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
         cfg.env.action_interface = args.interface
     if getattr(args, "randomization", None) is not None:
         cfg.env.randomization = RandomizationSpec.from_yaml(args.randomization)
+    try:
+        apply_overrides(cfg, list(getattr(args, "overrides", None) or []))
+    except OverrideError as exc:
+        raise SystemExit(f"--set: {exc}") from None
     return cfg
 
 

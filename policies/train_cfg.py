@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.curriculum import CurriculumCfg
 from sim.env import OBS_GROUPS
 from sim.quadrotor.config import QuadrotorTaskCfg
 
@@ -74,6 +75,7 @@ class TrainCfg:
     critic: ModelCfg = field(default_factory=lambda: ModelCfg(hidden_dims=(128, 128), activation="elu"))
     ppo: PPOCfg = field(default_factory=PPOCfg)
     obs_groups: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in OBS_GROUPS.items()})
+    curriculum: CurriculumCfg = field(default_factory=CurriculumCfg)  # used by envs with set_init_scale
     compile_env: bool | None = None  # None: the env decides (compiled from 4096 envs)
     check_nan: bool = True  # stop with an error naming the group when the env returns NaN
 

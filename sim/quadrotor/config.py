@@ -68,10 +68,11 @@ class TerminationCfg:
 
 @dataclass
 class RewardCfg:
-    """reward = alive - sum(weight * term), per control step; a crash adds -termination."""
+    """reward = alive * exp(-sum(weight * term)) per control step (never below 0: living beats crashing);
+    a crash gives -termination instead."""
 
     alive: float = 1.0
-    position: float = 2.0  # per m^2
+    position: float = 3.0  # per m of distance to the reference (not squared: see terms.position_error_norm)
     velocity: float = 0.1  # per (m/s)^2
     angular_velocity: float = 0.02  # per (rad/s)^2
     tilt: float = 0.5  # per (1 - cos tilt)
@@ -99,6 +100,9 @@ class QuadrotorTaskCfg:
     physics_substeps: int = 5  # physics at control_hz * physics_substeps
     episode_s: float = 5.0
     max_body_rate_rad_s: float = 12.0  # ctbr setpoint range
+    # The actor also observes the integral of its position error: without it a memoryless policy hovers with a
+    # steady offset under randomized mass and thrust (measured: 5.5 cm median in z), as a PD controller would.
+    integral_observation: bool = True
     rate_gains: tuple[float, float, float] = (20.0, 20.0, 10.0)  # 1/s, ctbr rate loop
     params: QuadrotorParams = field(default_factory=QuadrotorParams)
     randomization: RandomizationSpec = field(default_factory=default_randomization)
@@ -130,6 +134,13 @@ class QuadrotorTaskCfg:
         if self.task == "track":
             terms.append(ObsTerm("reference_velocity", 3, 1.0, 0.0, "m/s", "reference velocity, world frame"))
         terms.append(ObsTerm("last_action", 4, 1.0, 0.0, "", "previous normalized action"))
+        if self.integral_observation:
+            terms.append(
+                ObsTerm(
+                    "position_error_integral", 3, 1.0, 0.0, "m s",
+                    "integral of the observed position error since the start (arming), clamped (sim.obs_terms)",
+                )
+            )  # fmt: skip
         return ObsSpec(tuple(terms))
 
     def critic_obs_spec(self) -> ObsSpec:

@@ -346,8 +346,9 @@ static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
     vf d = act[m] - L.load(a.act_prev + m * n);
     rate_l2 = m == 0 ? d * d : rate_l2 + d * d;
   }
-  vf rew = (float)a.w_alive - (float)a.w_pos * pos_l2 - (float)a.w_vel * vel_l2 - (float)a.w_ang * ang_l2 -
-           (float)a.w_tilt * (1.0f - rot_zz) - (float)a.w_act * act_l2 - (float)a.w_rate * rate_l2;
+  vf penalty = (float)a.w_pos * pos_l2 + (float)a.w_vel * vel_l2 + (float)a.w_ang * ang_l2 +
+               (float)a.w_tilt * (1.0f - rot_zz) + (float)a.w_act * act_l2 + (float)a.w_rate * rate_l2;
+  vf rew = (float)a.w_alive * vexp_neg(-penalty);  // alive * exp(-penalty): terms.alive_exp
   const float pl = (float)a.lim_pos, sl = (float)a.lim_speed, rl = (float)a.lim_rate;
   vi bad = (ex > pl) | (ex < -pl) | (ey > pl) | (ey < -pl) | (ez > pl) | (ez < -pl);
   bad = bad | (vel_l2 > sl * sl) | (ang_l2 > rl * rl) | (b.pz < (float)a.floor);

@@ -33,6 +33,12 @@ def position_error_l2(pos: Tensor, target: Tensor) -> Tensor:
     return _sum_rows((pos - target).square())
 
 
+def position_error_norm(pos: Tensor, target: Tensor) -> Tensor:
+    """Distance to the target. pos, target: (3, N) m -> (N,) m. Unlike the square, its slope does not vanish
+    near the target, so centimetres still count: a policy trained on it hovers without a standing offset."""
+    return position_error_l2(pos, target).sqrt()
+
+
 def lin_vel_l2(vel: Tensor) -> Tensor:
     """Squared speed. vel: (3, N) m/s -> (N,)."""
     return _sum_rows(vel.square())
@@ -56,6 +62,12 @@ def action_l2(action: Tensor) -> Tensor:
 def action_rate_l2(action: Tensor, previous: Tensor) -> Tensor:
     """Squared change of the normalized action between control steps. (A, N) -> (N,)."""
     return _sum_rows((action - previous).square())
+
+
+def alive_exp(penalty: Tensor, alive: float) -> Tensor:
+    """Per-step reward ``alive * exp(-penalty)``: in (0, alive] for any penalty >= 0, so staying alive always
+    beats a crash (a reward that can go negative teaches a policy to end its episodes early). penalty: (N,)."""
+    return alive * torch.exp(-penalty)
 
 
 def failure_any(

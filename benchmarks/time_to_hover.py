@@ -1,0 +1,154 @@
+"""Time to hover: training wall clock until a policy meets the hover success criterion, per seed.
+
+For each seed, ``sim2real train``'s loop runs with a periodic evaluation: every ``--eval-every`` iterations the
+current deterministic actor flies ``--episodes`` episodes of 10 s drawn from the task's default randomization
+(not a narrowed one), and training stops at the first evaluation with success >= ``--target``. Success for
+hover (issue): error < 0.1 m from 3 s on, RMS < 0.05 m over the last 5 s, no crash (``policies.rollout``).
+The evaluation pauses the training clock: ``seconds`` per seed is training only, ``eval_s`` is reported apart.
+
+    python benchmarks/time_to_hover.py --seeds 5 --interface rpm ctbr
+
+prints one JSON line per interface: {"task", "action", "seeds", "succeeded", "median_s", "max_s", "eval_s",
+"per_seed": [{"seed", "seconds", "iterations", "success", "eval_s"}, ...]}. ``median_s`` / ``max_s`` are null
+unless every seed succeeded within ``--max-seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from tensordict import TensorDict  # noqa: E402
+
+from policies.overrides import apply_overrides  # noqa: E402
+from policies.rollout import rollout  # noqa: E402
+from policies.train import IterationStats, train  # noqa: E402
+from policies.train_cfg import TrainCfg, train_cfg  # noqa: E402
+from sim.tasks import make_env  # noqa: E402
+
+log = logging.getLogger("time_to_hover")
+
+
+class PeriodicEval:
+    """The ``on_iteration`` callback: evaluate every ``every`` iterations, stop at ``target`` success."""
+
+    def __init__(self, cfg: TrainCfg, episodes: int, seconds: float, every: int, target: float, seed: int):
+        self.env_cfg = copy.deepcopy(cfg.env)
+        self.env_cfg.episode_s = seconds
+        self.task, self.episodes, self.every, self.target, self.seed = cfg.task, episodes, every, target, seed
+        self.history: list[dict[str, float]] = []
+        self.solved_at: IterationStats | None = None
+
+    def evaluate(self, runner) -> dict[str, float]:
+        policy = runner.get_inference_policy()
+        env = make_env(self.task, self.episodes, seed=self.seed, cfg=self.env_cfg)
+        n = env.num_envs
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            return policy(TensorDict({"policy": obs}, batch_size=[n])).clamp(-1.0, 1.0)
+
+        with torch.inference_mode():
+            return rollout(env, act, self.env_cfg.max_episode_length).metrics()
+
+    def __call__(self, stats: IterationStats, runner) -> bool:
+        if (stats.iteration + 1) % self.every:
+            return False
+        m = self.evaluate(runner)
+        self.history.append({"iteration": stats.iteration, "train_s": stats.wall_s, **m})
+        log.info(
+            "it %d at %.1f s: success %.1f %%, crash %.1f %%, RMSE %.1f cm",
+            stats.iteration,
+            stats.wall_s,
+            100 * m["success_rate"],
+            100 * m["crash_rate"],
+            100 * m["position_rmse_m"],
+        )
+        if m["success_rate"] >= self.target:
+            self.solved_at = stats
+            return True
+        return False
+
+
+def run_seed(args: argparse.Namespace, interface: str, seed: int) -> dict:
+    cfg = train_cfg(args.task)
+    cfg.env.action_interface = interface
+    cfg.seed = seed
+    cfg.max_seconds = args.max_seconds
+    cfg.max_iterations = 100_000
+    if args.num_envs:
+        cfg.num_envs = args.num_envs
+    apply_overrides(cfg, args.set)
+    cb = PeriodicEval(cfg, args.episodes, args.episode_s, args.eval_every, args.target, seed=10_000 + seed)
+    t0 = time.perf_counter()
+    result = train(cfg, run_dir=None, progress=False, on_iteration=cb)
+    total = time.perf_counter() - t0
+    solved = cb.solved_at
+    out = {
+        "seed": seed,
+        "seconds": round(solved.wall_s, 2) if solved else None,
+        "iterations": (solved.iteration + 1) if solved else result.iterations,
+        "success": cb.history[-1]["success_rate"] if cb.history else None,
+        "best_success": max((h["success_rate"] for h in cb.history), default=None),
+        "train_s": round(result.wall_s, 2),
+        "eval_s": round(result.paused_s, 2),
+        "total_s": round(total, 2),
+    }
+    if args.verbose_history:
+        out["history"] = cb.history
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="quadrotor-hover")
+    p.add_argument("--interface", nargs="+", default=["rpm"], choices=["rpm", "ctbr"])
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=120.0, help="training budget per seed, s")
+    p.add_argument("--eval-every", type=int, default=5, help="iterations between evaluations")
+    p.add_argument("--episodes", type=int, default=256)
+    p.add_argument("--episode-s", type=float, default=10.0)
+    p.add_argument("--target", type=float, default=0.95, help="success rate that counts as solved")
+    p.add_argument("--num-envs", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--verbose-history", action="store_true", help="include every evaluation in the JSON")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for interface in args.interface:
+        per_seed = [run_seed(args, interface, s) for s in range(args.first_seed, args.first_seed + args.seeds)]
+        times = [r["seconds"] for r in per_seed if r["seconds"] is not None]
+        all_ok = len(times) == len(per_seed)
+        print(
+            json.dumps(
+                {
+                    "task": args.task,
+                    "action": interface,
+                    "seeds": len(per_seed),
+                    "succeeded": len(times),
+                    "median_s": round(statistics.median(times), 2) if all_ok else None,
+                    "max_s": round(max(times), 2) if all_ok else None,
+                    "eval_s": round(sum(r["eval_s"] for r in per_seed), 2),
+                    "threads": torch.get_num_threads(),
+                    "overrides": args.set,
+                    "per_seed": per_seed,
+                }
+            ),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
