@@ -25,11 +25,13 @@ from sim.randomization import RandomizationSpec
 class TargetCfg:
     """End-effector targets (world frame; the arm's base sits at the origin)."""
 
-    x_m: tuple[float, float] = (0.35, 0.65)
-    y_m: tuple[float, float] = (-0.25, 0.25)
-    z_m: tuple[float, float] = (0.2, 0.6)
-    yaw_rad: tuple[float, float] = (-0.8, 0.8)  # about world z, from the default orientation
-    tilt_rad: float = 0.3  # max tilt about a random horizontal axis
+    x_m: tuple[float, float] = (0.3, 0.55)
+    y_m: tuple[float, float] = (-0.2, 0.2)
+    z_m: tuple[float, float] = (0.3, 0.6)
+    yaw_rad: tuple[float, float] = (-0.5, 0.5)  # about world z, from the default orientation
+    tilt_rad: float = 0.2  # max tilt about a random horizontal axis
+    # Reachable with joint targets within 1.12 rad of the Panda's default pose (damped least-squares IK at the
+    # box corners x yaw x tilt extremes); a box reaching x 0.65 m, z 0.2 m needs 1.5 rad, beyond the action range.
     resample_s: float = 4.0  # a new target this often within an episode
 
 
