@@ -122,3 +122,24 @@ def test_safety_layer_from_profile_clamps_and_falls_back(name: str) -> None:
     else:
         cmd = layer.filter(np.full(p.joints.dim, np.nan), t, 0.001)  # a NaN action -> hold position
         assert cmd.mode is CommandMode.FALLBACK and np.all(np.isfinite(cmd.values))
+
+
+def test_profile_loads_without_torch_numpy_or_mujoco() -> None:
+    """The robot computer reads the same profile: the module must import without the training stack."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'numpy', 'mujoco'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from sim.articulated.profile import load_profile\n"
+        "print(load_profile('a1').digest())\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == load_profile("a1").digest()
