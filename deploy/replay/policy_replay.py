@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from deploy.replay.errors import ReplayError
-from deploy.replay.flight import Flight
+from deploy.replay.flight import Flight, rotations
 
 MATCH_TOL = 1e-4  # normalized action units: float32 rounding of one MLP is ~1e-6
 OBS_TOL = 1e-3  # observation units (after the term scale)
@@ -123,33 +123,27 @@ def _shifted_rms(replayed: np.ndarray, logged: np.ndarray, shift: int) -> float:
 
 
 def _rebuild_diff(flight: Flight, spec: Any, obs: np.ndarray, t: np.ndarray, logged: np.ndarray) -> dict[str, float]:
-    """Max |observation rebuilt from the logged state - logged observation| per term (scaled units). The
-    reference is taken from the logged position error; last_action is the previous logged action."""
-    from deploy.observation import TERMS, Context
-    from drivers.robot import RobotState
+    """Max |observation rebuilt from the logged state - logged observation| per term (scaled units), for the
+    terms the deploy observation builder computes from a state (deploy.observation.TERMS, same formulas,
+    vectorized over cycles). position_error and reference_velocity carry the reference, which a log does not
+    hold otherwise: they are not checked; last_action is the previous logged action."""
+    from deploy.observation import TERMS
 
     k = np.clip(np.searchsorted(flight.state_t, t + 1e-6) - 1, 0, len(flight.state_t) - 1)
+    previous = np.vstack([np.zeros((1, logged.shape[1])), logged[:-1]])
+    rebuilt = {
+        "rotation_matrix": rotations(flight.quaternion[k]).reshape(-1, 9),
+        "linear_velocity": flight.velocity[k],
+        "angular_velocity": flight.angular_velocity[k],
+        "last_action": previous,
+    }
     out: dict[str, float] = {}
-    names = [n for n in spec.names if n in TERMS and n != "position_error"]
-    if not names:
-        return out
-    rebuilt = np.zeros((len(t), spec.dim))
-    for i in range(len(t)):
-        s = RobotState(
-            float(flight.state_t[k[i]]),
-            flight.position[k[i]],
-            flight.quaternion[k[i]],
-            flight.velocity[k[i]],
-            flight.angular_velocity[k[i]],
-        )
-        ref_vel = obs[i, spec.slice("reference_velocity")] if "reference_velocity" in spec.names else np.zeros(3)
-        last = logged[i - 1] if i > 0 else np.zeros(logged.shape[1])
-        ctx = Context(np.zeros(3), ref_vel, last)
-        for name in names:
-            rebuilt[i, spec.slice(name)] = np.asarray(TERMS[name](s, ctx)) * spec.term(name).scale
-    for name in names:
+    for name in spec.names:
+        if name not in rebuilt or name not in TERMS:
+            continue
         sl = spec.slice(name)
-        out[name] = float(np.abs(rebuilt[1:, sl] - obs[1:, sl]).max()) if len(t) > 1 else 0.0
+        diff = np.abs(rebuilt[name] * spec.term(name).scale - obs[:, sl])
+        out[name] = float(diff[1:].max()) if len(t) > 1 else 0.0
     return out
 
 
