@@ -235,7 +235,9 @@ class ArticulatedEnv(BatchedEnv):
         spec = self.cfg.randomization
         self._apply(ids, sample_params(spec, self.nominal, ids.numel(), self.generator, when=when))
 
-    def _apply(self, ids: Tensor, draws: dict[str, Tensor]) -> None:
+    def _apply(self, ids: Tensor, draws: dict[str, Tensor], push: bool = False) -> None:
+        """Store draws (name -> (n, C)) for envs ``ids`` and write them where they act; ``push``: apply a drawn
+        push velocity now (interval draws; at a reset the fresh state replaces it anyway)."""
         if not draws:
             return
         for name, value in draws.items():
@@ -248,7 +250,7 @@ class ArticulatedEnv(BatchedEnv):
         act.strength[ids] = self.params["motor_strength"][ids]
         act.set_delay(self.params["action_latency"][ids, 0].round(), ids)
         self.obs_line.set_delay(self.params["obs_latency"][ids, 0].round(), ids)
-        if "push_velocity" in names and self.profile.floating_base and self.counter > 0:
+        if push and "push_velocity" in names and self.profile.floating_base:
             self._push(ids, self.params["push_velocity"][ids])
 
     def _push(self, ids: Tensor, velocity_xy: Tensor) -> None:
@@ -267,7 +269,7 @@ class ArticulatedEnv(BatchedEnv):
     def _draw_one(self, ids: Tensor, name: str) -> None:
         spec = RandomizationSpec({name: self.cfg.randomization.terms[name]})
         nominal = {name: self.nominal[name]}
-        self._apply(ids, sample_params(spec, nominal, ids.numel(), self.generator, when=("interval",)))
+        self._apply(ids, sample_params(spec, nominal, ids.numel(), self.generator, when=("interval",)), push=True)
 
     # ------------------------------------------------------------------ resets and observations
     def _reset_idx(self, ids: Tensor) -> None:
