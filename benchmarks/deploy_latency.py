@@ -71,7 +71,7 @@ def loop(policy, rate: float, seconds: float, tmp: Path, realtime: int | None = 
     base = crazyflie_profile()
     profile = SafetyProfile(base.robot_class, CommonLimits(control_period_s=1.0 / rate), quadrotor=base.quadrotor)
     layer = SafetyLayer(profile)
-    builder = ObservationBuilder(policy.obs_spec)
+    builder = ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)
     transport = TransportConfig.from_mapping(None)
     domain = random.randint(1, 230)
     hover = np.full(4, 14468.0)

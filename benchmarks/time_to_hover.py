@@ -26,14 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from tensordict import TensorDict  # noqa: E402
+import torch
+from tensordict import TensorDict
 
-from policies.overrides import apply_overrides  # noqa: E402
-from policies.rollout import rollout  # noqa: E402
-from policies.train import IterationStats, train  # noqa: E402
-from policies.train_cfg import TrainCfg, train_cfg  # noqa: E402
-from sim.tasks import make_env  # noqa: E402
+from policies.overrides import apply_overrides
+from policies.rollout import rollout
+from policies.train import IterationStats, train
+from policies.train_cfg import TrainCfg, train_cfg
+from sim.tasks import make_env
 
 log = logging.getLogger("time_to_hover")
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from drivers.robot import RobotState
 from sim.obs_spec import ObsSpec, ObsSpecError
+from sim.obs_terms import integrate_position_error
 
 
 def rotation_matrix(q: np.ndarray) -> np.ndarray:
@@ -46,11 +47,23 @@ TERMS: dict[str, Callable[[RobotState, Context], np.ndarray]] = {
 }
 
 
-class ObservationBuilder:
-    """Builds policy observations for ``spec``; refuses, at construction, specs with terms it cannot build."""
+STATEFUL_TERMS = ("position_error_integral",)  # computed from the history of builds (sim.obs_terms)
 
-    def __init__(self, spec: ObsSpec):
-        unknown = [name for name in spec.names if name not in TERMS]
+
+class ObservationBuilder:
+    """Builds policy observations for ``spec``; refuses, at construction, specs with terms it cannot build.
+
+    Stateful terms (``position_error_integral``) advance once per :meth:`build`, so call it once per control
+    period of ``control_dt`` seconds (the policy's control rate), and :meth:`reset` it when a flight starts.
+    """
+
+    def __init__(self, spec: ObsSpec, control_dt: float | None = None):
+        stateful = [name for name in spec.names if name in STATEFUL_TERMS]
+        if stateful and not (control_dt is not None and control_dt > 0):
+            raise ValueError(f"the observation terms {stateful} integrate over time: pass control_dt (s) > 0")
+        self.control_dt = control_dt
+        self.integral = np.zeros(3)
+        unknown = [name for name in spec.names if name not in TERMS and name not in STATEFUL_TERMS]
         if unknown:
             raise ObsSpecError(
                 f"the policy's observation needs terms {unknown} that the runtime cannot build from a robot state; "
@@ -58,7 +71,19 @@ class ObservationBuilder:
             )
         self.spec = spec
 
+    def reset(self) -> None:
+        """Start a new flight: stateful terms back to zero (the simulator's episode start)."""
+        self.integral = np.zeros(3)
+
     def build(self, state: RobotState, context: Context) -> np.ndarray:
         """(D,) float32 observation."""
-        values = {name: np.asarray(TERMS[name](state, context), dtype=np.float64) for name in self.spec.names}
+        names = self.spec.names
+        values = {name: np.asarray(TERMS[name](state, context), dtype=np.float64) for name in names if name in TERMS}
+        if "position_error_integral" in names:
+            error = np.asarray(TERMS["position_error"](state, context), dtype=np.float64)
+            # float32 like the simulator, so the two integrals round alike
+            self.integral = integrate_position_error(
+                self.integral.astype(np.float32), error.astype(np.float32), np.float32(self.control_dt)
+            ).astype(np.float64)
+            values["position_error_integral"] = self.integral
         return self.spec.assemble(values).astype(np.float32)

@@ -162,4 +162,4 @@ def check_policy(profile: DeployProfile, policy: Policy, policy_robot_hash: str 
             policy_robot_hash,
             "The policy was trained for other robot parameters.",
         )
-    ObservationBuilder(policy.obs_spec)  # raises when a term cannot be built from the robot's state
+    ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)  # raises when a term cannot be built from a state

@@ -85,7 +85,7 @@ class QuadrotorRuntime:
         self.policy, self.safety, self.recorder = policy, safety, recorder
         self.realtime_priority = realtime_priority  # SCHED_FIFO priority of the control loop (deploy.loop)
         self.plan = plan or FlightPlan()
-        self.builder = ObservationBuilder(policy.obs_spec)
+        self.builder = ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)
         pose, twist, cmd = transport.topic("pose"), transport.topic("twist"), transport.topic("motor_command")
         self.pose_sub = node.subscription(pose.name, PoseStamped, pose.qos)
         self.twist_sub = node.subscription(twist.name, TwistStamped, twist.qos)
@@ -132,7 +132,10 @@ class QuadrotorRuntime:
             self.safety.on_state(sample, now)
         self.safety.heartbeat(now)  # the operator is this process (software-in-the-loop / scripted flight)
         action, inference = None, None
-        if state is not None and self.safety.state in (SafetyState.ARMING, SafetyState.ACTIVE):
+        flying = self.safety.state in (SafetyState.ARMING, SafetyState.ACTIVE)
+        if not flying:
+            self.builder.reset()  # stateful observation terms start again at the next arming
+        if state is not None and flying:
             if self.start_position is None:
                 self.start_position = state.position.copy()
             if self.plan_start_s is None and self.safety.state is SafetyState.ACTIVE:

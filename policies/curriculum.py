@@ -16,7 +16,7 @@ from typing import Any
 
 @dataclass
 class CurriculumCfg:
-    enabled: bool = True
+    enabled: bool = True  # off: the task as configured from the first iteration (level 1)
     start: float = 0.2  # initial level: fraction of the task's initial-state ranges
     step: float = 0.1  # level change per decision
     promote_below: float = 0.1  # widen when the crash rate of the episodes that ended in an iteration is below

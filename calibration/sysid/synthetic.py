@@ -98,7 +98,7 @@ def fly(path: str | Path, flight: SyntheticFlight, controller: Controller | None
     env = _make_env(flight)
     # the simulator's rpm action reaches down to 2 hover - max rpm of its (hidden) profile only: log what it applies
     floor = np.maximum(spec.low, env.action_spec.to_physical(-np.ones(4)))
-    builder = ObservationBuilder(obs_spec)
+    builder = ObservationBuilder(obs_spec, 1.0 / flight.control_hz)
     rng = np.random.default_rng(flight.seed)
     dt, n = 1.0 / flight.control_hz, round(flight.seconds * flight.control_hz)
     std = {t.name: t.noise_std * flight.noise for t in obs_spec.terms}

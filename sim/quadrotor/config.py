@@ -72,7 +72,7 @@ class RewardCfg:
     a crash gives -termination instead."""
 
     alive: float = 1.0
-    position: float = 3.0  # per m of distance to the reference (not squared: see terms.position_error_norm)
+    position: float = 5.0  # per m of distance to the reference (not squared: see terms.position_error_norm)
     velocity: float = 0.1  # per (m/s)^2
     angular_velocity: float = 0.02  # per (rad/s)^2
     tilt: float = 0.5  # per (1 - cos tilt)

@@ -177,6 +177,7 @@ class QuadrotorEnv(BatchedEnv):
         self.action_slots = kernel.act_views[: self.latency_slots]
         self.last_action = kernel.act_views[0]
         self.obs_slots = list(kernel.obs_views)
+        self.error_integral = kernel.integral[0]
 
     @property
     def backend(self) -> str:
@@ -345,6 +346,7 @@ class QuadrotorEnv(BatchedEnv):
             else:
                 self._native.reset(ids, self._reset_rows[:, 0], draws["params"], draws["state"])
                 self._refresh_privileged(ids)
+            self._native.integral[0][:, ids] = 0.0
             return
         if draws["params"].shape[0]:
             self.params[self._reset_rows, ids[None, :]] = draws["params"]

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from sim.obs_terms import POSITION_ERROR_INTEGRAL_LIMIT
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native_step.cpp")
@@ -50,7 +52,7 @@ _DOUBLE_FIELDS = [
     ("scale", 4),
     ("low", 4),
     *"w_alive w_pos w_vel w_ang w_tilt w_act w_rate w_term lim_pos lim_speed lim_rate floor".split(),
-    ("policy_scale", SENSED + 4),
+    ("policy_scale", SENSED + 4 + 3),
     ("critic_scale", SENSED),
 ]
 _PTR_FIELDS = [
@@ -81,6 +83,8 @@ def _fields() -> list[tuple[str, object]]:
         out.append((f[0], ctypes.c_double * f[1]) if isinstance(f, tuple) else (f, ctypes.c_double))
     for f in _PTR_FIELDS:
         out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
+    out += [("n_integral", ctypes.c_int64), ("integral_limit", ctypes.c_double)]
+    out += [("integral_prev", ctypes.c_void_p), ("integral_new", ctypes.c_void_p)]
     return out
 
 
@@ -241,6 +245,11 @@ class NativeStep:
         a.lim_pos, a.lim_speed, a.lim_rate, a.floor = t.position_m, t.speed_m_s, t.angular_velocity_rad_s, t.floor_m
         for j, s in enumerate(env.obs_spec.scales()):
             a.policy_scale[j] = s
+        # position_error_integral: double-buffered (3, N); integral[0] is the state after the last completed step.
+        a.n_integral = 3 if "position_error_integral" in env.obs_spec.names else 0
+        a.integral_limit = POSITION_ERROR_INTEGRAL_LIMIT
+        self.integral = [padded_empty(3, env.num_envs).zero_() for _ in range(2)]
+        self.out_rows = env.obs_spec.dim + env.critic_spec.dim
         for j, s in enumerate(env.critic_spec.scales()[:SENSED]):
             a.critic_scale[j] = s
         self.args = a
@@ -256,7 +265,8 @@ class NativeStep:
         if env.latency_slots > MAX_SLOTS or len(env._interval_groups) > MAX_DUE:
             return f"more than {MAX_SLOTS - 1} latency steps or {MAX_DUE} interval groups"
         sensors = tuple((t.name, t.size) for t in env.sensor_terms)
-        if sensors != SENSOR_LAYOUT or env.obs_spec.terms[-1].name != "last_action":
+        computed = tuple(t.name for t in env.obs_spec.terms[len(sensors) :])
+        if sensors != SENSOR_LAYOUT or computed not in (("last_action",), ("last_action", "position_error_integral")):
             return f"policy observation layout {env.obs_spec.names}"
         if tuple((t.name, t.size) for t in env.critic_spec.terms) != CRITIC_LAYOUT:
             return f"critic observation layout {env.critic_spec.names}"
@@ -282,13 +292,14 @@ class NativeStep:
         for k, slot in enumerate(self.obs_slots[:-1]):
             a.obs_slot[k] = _ptr(slot)
         a.obs_new = _ptr(self.obs_slots[-1])  # the oldest slot is recycled for this step's sensed values
+        a.integral_prev, a.integral_new = _ptr(self.integral[0]), _ptr(self.integral[1])
 
     def step(self, actions: Tensor, counter: int) -> tuple[Tensor, ...]:
-        """Advance one control step. actions: (N, 4) float32 contiguous. Returns (obs (44, N), reward, terminated,
+        """Advance one control step. actions: (N, 4) float32 contiguous. Returns (obs (policy + critic rows, N), reward, terminated,
         timeout, done, due (G, N) bool). Call :meth:`rotate` after any :meth:`observe` of reset envs."""
         env, a = self.env, self.args
         n = env.num_envs
-        out = padded_empty(44, n)
+        out = padded_empty(self.out_rows, n)
         reward = torch.empty(n)
         flags = torch.empty(3 + a.n_due, n, dtype=torch.bool)
         self._common(out, counter)
@@ -352,6 +363,8 @@ class NativeStep:
         self.lib.quad_reset(ctypes.byref(self.args), ctypes.byref(r))
 
     def rotate(self) -> None:
-        """Make this step's sensed values the newest slot of the observation delay line."""
+        """Make this step's sensed values the newest slot of the observation delay line (and its integral the
+        current one)."""
+        self.integral.reverse()
         self.obs_slots.insert(0, self.obs_slots.pop())
         self.obs_views.insert(0, self.obs_views.pop())

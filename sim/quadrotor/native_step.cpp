@@ -15,7 +15,6 @@ constexpr int W = 8;
 constexpr int MAX_SLOTS = 8;
 constexpr int MAX_DUE = 4;
 constexpr int SENSED = 18;
-constexpr int OBS_ROWS = 44;  // policy 22 + critic 22
 
 // Every field is 8 bytes wide so that the ctypes mirror in native.py has no padding questions.
 struct Args {
@@ -29,7 +28,7 @@ struct Args {
   double offset[4], scale[4], low[4];
   double w_alive, w_pos, w_vel, w_ang, w_tilt, w_act, w_rate, w_term;
   double lim_pos, lim_speed, lim_rate, floor;
-  double policy_scale[SENSED + 4];
+  double policy_scale[SENSED + 4 + 3];
   double critic_scale[SENSED];
   float* state;
   float* params;
@@ -46,8 +45,12 @@ struct Args {
   uint8_t* timeout;
   uint8_t* done;
   uint8_t* due[MAX_DUE];
-  float* obs_out;  // (44, n)
+  float* obs_out;  // (policy rows + 22 critic rows, n)
   const float* noise_table;
+  int64_t n_integral;  // 3 when the policy observes position_error_integral (after last_action), else 0
+  double integral_limit;  // m s, sim.obs_terms.POSITION_ERROR_INTEGRAL_LIMIT
+  const float* integral_prev;  // (3, n) the integral after the previous step
+  float* integral_new;  // (3, n) receives this step's integral
 };
 
 // Lanes of one block: env indices (contiguous or gathered) and how many are valid; lanes past ``cnt`` repeat the
@@ -224,12 +227,14 @@ static void observe(const Args& a, const Lanes& L, const State& b, const int64_t
   for (int l = 0; l < W; ++l) len[l] = (float)a.ep_len[L.idx[l]];
   vf delay = vmin(L.load(P + a.row_obs_lat * a.pstride), len);
   const int S = (int)a.obs_slots;  // delay line [sensed, slot 0, ..., slot S-2]
+  vf observed_error[3];
   for (int j = 0; j < SENSED; ++j) {
     vf out = S >= 2 ? L.load(a.obs_slot[S - 2] + j * n) : sensed[j];
     for (int k = S - 2; k >= 0; --k) {
       vf v = k == 0 ? sensed[j] : L.load(a.obs_slot[k - 1] + j * n);
       out = (delay == (float)k) ? v : out;
     }
+    if (j < 3) observed_error[j] = out;
     float s = (float)a.policy_scale[j];
     L.stream(a.obs_out + j * n, s != 1.0f ? out * s : out);
   }
@@ -238,7 +243,17 @@ static void observe(const Args& a, const Lanes& L, const State& b, const int64_t
     float s = (float)a.policy_scale[SENSED + m];
     L.stream(a.obs_out + (SENSED + m) * n, s != 1.0f ? last * s : last);
   }
-  float* critic = a.obs_out + (SENSED + 4) * n;
+  // position_error_integral (sim.obs_terms.integrate_position_error): read from the previous step's buffer, so
+  // observing an env twice in one step (after a reset) gives the same result.
+  const float lim = (float)a.integral_limit;
+  for (int k = 0; k < (int)a.n_integral; ++k) {
+    vf v = L.load(a.integral_prev + k * n) + observed_error[k] * (float)a.control_dt;
+    v = vmin(vmax(v, splat(-lim)), splat(lim));
+    L.store(a.integral_new + k * n, v);
+    float s = (float)a.policy_scale[SENSED + 4 + k];
+    L.stream(a.obs_out + (SENSED + 4 + k) * n, s != 1.0f ? v * s : v);
+  }
+  float* critic = a.obs_out + (SENSED + 4 + a.n_integral) * n;
   for (int j = 0; j < SENSED; ++j) {
     float s = (float)a.critic_scale[j];
     L.stream(critic + j * n, s != 1.0f ? truth[j] * s : truth[j]);
@@ -346,7 +361,7 @@ static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
     vf d = act[m] - L.load(a.act_prev + m * n);
     rate_l2 = m == 0 ? d * d : rate_l2 + d * d;
   }
-  vf penalty = (float)a.w_pos * pos_l2 + (float)a.w_vel * vel_l2 + (float)a.w_ang * ang_l2 +
+  vf penalty = (float)a.w_pos * vsqrt(pos_l2) + (float)a.w_vel * vel_l2 + (float)a.w_ang * ang_l2 +
                (float)a.w_tilt * (1.0f - rot_zz) + (float)a.w_act * act_l2 + (float)a.w_rate * rate_l2;
   vf rew = (float)a.w_alive * vexp_neg(-penalty);  // alive * exp(-penalty): terms.alive_exp
   const float pl = (float)a.lim_pos, sl = (float)a.lim_speed, rl = (float)a.lim_rate;

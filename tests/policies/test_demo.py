@@ -14,7 +14,22 @@ import sim2real
 def test_demo_writes_report_metrics_and_a_readable_flight_log(tmp_path):
     out = tmp_path / "demo"
     assert (
-        sim2real.main(["demo", "--out", str(out), "--num-envs", "48", "--seconds", "10", "--sil-policy", "none"]) == 0
+        sim2real.main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--num-envs",
+                "48",
+                "--seconds",
+                "10",
+                "--sil-policy",
+                "none",
+                "--train-seconds",
+                "0",
+            ]
+        )
+        == 0
     )
     for name in ("report.md", "errors.png", "trajectories.png", "run.json", "randomization.yaml", "flight.mcap"):
         assert (out / name).is_file(), name
@@ -41,3 +56,16 @@ def test_demo_writes_report_metrics_and_a_readable_flight_log(tmp_path):
     assert counts["/sim2real/state/pose"] == 1000
     assert counts["/sim2real/command/motors"] == 1000
     assert counts["/sim2real/policy/observation"] == 1000
+
+
+def test_demo_trains_exports_and_evaluates_the_policy_beside_the_baseline(tmp_path):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--num-envs", "16", "--seconds", "2", "--sil-policy", "none"]
+    assert sim2real.main([*argv, "--train-seconds", "2"]) == 0
+    assert (out / "train" / "policy.onnx").is_file() and (out / "train" / "policy.h").is_file()
+    assert list((out / "train").glob("model_*.pt"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"policy (ONNX)", "PID"}
+    assert metrics["policy (ONNX)"]["envs"] == metrics["PID"]["envs"] == 16
+    assert (out / "policy_errors.png").is_file()
+    assert "policy (ONNX)" in (out / "report.md").read_text()

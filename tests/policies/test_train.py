@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import time
 
 import pytest
 import torch
 
 from policies import train as train_mod
+from policies.curriculum import CurriculumCfg, InitStateCurriculum
 from policies.train import CHECKPOINT_FORMAT, cfg_from_args, train
 from sim.quadrotor.config import default_randomization
 from sim.randomization import RandomizationSpec
@@ -30,7 +33,7 @@ def test_same_seed_gives_identical_actor_and_different_seeds_differ():
         assert torch.equal(a[k], b[k]), f"{k} differs between two runs with the same seed"
     assert any(not torch.equal(a[k], c[k]) for k in a if k.startswith("mlp."))
     # the normalizer learned from data (two updates of 64 envs x 24 steps)
-    assert a["obs_normalizer.count"].item() == 2 * 64 * 24
+    assert a["obs_normalizer.count"].item() == 2 * 64 * small_cfg().ppo.num_steps_per_env
     assert not torch.allclose(a["obs_normalizer._std"], torch.ones_like(a["obs_normalizer._std"]))
 
 
@@ -52,7 +55,7 @@ def test_actor_sees_policy_group_only_and_critic_sees_privileged_groups():
     env, alg = result.runner.env, result.runner.alg
     assert alg.actor.obs_groups == ["policy"]
     assert alg.critic.obs_groups == ["policy", "critic", "privileged"]
-    assert alg.actor.obs_dim == env.obs_spec.dim == 22
+    assert alg.actor.obs_dim == env.obs_spec.dim == 25
     assert alg.critic.obs_dim == env.obs_spec.dim + env.critic_spec.dim + env.privileged_spec.dim
 
 
@@ -111,7 +114,7 @@ def test_cli_defaults_and_overrides_resolve_into_the_typed_config():
     assert (cfg.task, cfg.env.task, cfg.num_envs, cfg.seed, cfg.max_seconds) == (
         "quadrotor-track",
         "track",
-        4096,
+        512,
         0,
         None,
     )
@@ -120,7 +123,7 @@ def test_cli_defaults_and_overrides_resolve_into_the_typed_config():
     )
     assert (cfg.num_envs, cfg.max_seconds, cfg.device) == (128, 30.0, "cpu")
     rsl = cfg.rsl_rl_dict()
-    assert rsl["algorithm"]["class_name"] == "PPO" and rsl["num_steps_per_env"] == 24
+    assert rsl["algorithm"]["class_name"] == "PPO" and rsl["num_steps_per_env"] == 32
     assert rsl["actor"]["obs_normalization"] and rsl["critic"]["obs_normalization"]
     assert rsl["actor"]["distribution_cfg"]["class_name"] == "GaussianDistribution"
     with pytest.raises(SystemExit):
@@ -158,3 +161,55 @@ def test_cli_default_run_directory_is_runs_task_timestamp(tmp_path, monkeypatch)
     assert len(runs) == 2
     for run in runs:
         assert run.name[:4].isdigit() and (run / "model_0.pt").is_file() and (run / "run.json").is_file()
+
+
+def test_set_overrides_reach_nested_fields_and_refuse_bad_input():
+    p = argparse.ArgumentParser()
+    train_mod.add_arguments(p)
+    args = ["quadrotor-hover", "--set", "ppo.num_learning_epochs=3", "--set", "env.reward.position=4.5"]
+    args += ["--set", "critic.hidden_dims=[32, 16]", "--set", "curriculum.enabled=false"]
+    cfg = cfg_from_args(p.parse_args(args))
+    assert cfg.ppo.num_learning_epochs == 3 and isinstance(cfg.ppo.num_learning_epochs, int)
+    assert cfg.env.reward.position == 4.5 and cfg.critic.hidden_dims == (32, 16) and not cfg.curriculum.enabled
+    for bad, message in (
+        ("ppo.num_learning_epoch=3", "has no field 'num_learning_epoch'"),
+        ("ppo.num_learning_epochs=2.5", "expected an integer"),
+        ("env.reward.position=far", "expected a number"),
+        ("curriculum.enabled=3", "expected true or false"),
+        ("seed", "expected KEY=VALUE"),
+    ):
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            cfg_from_args(p.parse_args(["quadrotor-hover", "--set", bad]))
+
+
+def test_iteration_callback_time_is_paused_out_of_the_training_clock():
+    seen = []
+
+    def slow_eval(stats, runner):
+        seen.append(stats.wall_s)
+        time.sleep(0.5)
+        return stats.iteration == 1  # stop after the second iteration
+
+    t0 = time.perf_counter()
+    result = train(small_cfg(iterations=3), None, progress=False, on_iteration=slow_eval)
+    elapsed = time.perf_counter() - t0
+    assert result.iterations == 2 and len(seen) == 2
+    assert result.paused_s >= 1.0
+    assert result.wall_s <= elapsed - 1.0 + 0.05  # both sleeps are outside the training clock
+    assert seen[1] - seen[0] < 0.5  # the sleep after iteration 0 did not count as training time
+
+
+def test_init_state_curriculum_widens_on_low_crash_rate_and_narrows_on_high():
+    cur = InitStateCurriculum(CurriculumCfg(start=0.2, step=0.1, promote_below=0.1, demote_above=0.6))
+    assert cur.level == 0.2
+    assert cur.update(0.05) == pytest.approx(0.3)
+    assert cur.update(float("nan")) == pytest.approx(0.3)  # no episode ended: no decision
+    assert cur.update(0.3) == pytest.approx(0.3)
+    assert cur.update(0.9) == pytest.approx(0.2)
+    assert cur.update(0.9) == pytest.approx(0.2)  # never below start
+    for _ in range(20):
+        cur.update(0.0)
+    assert cur.level == 1.0
+    assert InitStateCurriculum(CurriculumCfg(enabled=False)).level == 1.0
+    with pytest.raises(ValueError, match="promote_below <= demote_above"):
+        InitStateCurriculum(CurriculumCfg(promote_below=0.7, demote_above=0.6))
