@@ -50,7 +50,7 @@ class LeggedRewardCfg:
     feet_air_time: float = 1.0  # per s of air time beyond air_time_s at touchdown
     air_time_s: float = 0.5
     joint_limits: float = -10.0  # per rad beyond the limits
-    termination: float = -0.0  # once, at a failure (per control period / dt: a one-off value)
+    termination: float = 0.0  # one-off reward at a failure (not scaled by the control period); legged_gym: 0
 
 
 @dataclass
