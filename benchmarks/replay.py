@@ -9,7 +9,8 @@ logged observation (cycles/s), re-simulation at 0.1/0.5/1 s horizons from a star
 
     .venv/bin/python benchmarks/replay.py [--minutes 10] [--rate 500] [--log /tmp/sim2real_replay_bench.mcap]
 
-Prints one JSON object.
+Prints one JSON object; wall seconds and CPU seconds of this process (on a shared machine the latter is the
+cost of the work).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> int:
     path = args.log or Path(f"/tmp/sim2real_replay_bench_{args.minutes:g}min_{args.rate:g}hz.mcap")
     generated_s = None
     if not path.exists():
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         flown = path.with_name(path.stem + "_flown.mcap")
         flown.unlink(missing_ok=True)
         seconds = min(args.flown_minutes, args.minutes) * 60
@@ -54,16 +55,19 @@ def main() -> int:
         _repeat(flown, path, round(args.minutes * 60 / seconds), seconds)
         flown.unlink()
         generated_s = time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     f = load_flight(path, needed=("pose", "twist", "command", "observation", "action"))
     read_s = time.perf_counter() - t
+    read_cpu_s = time.process_time() - c
     policy = load_policy(ROOT / "tests" / "data" / "hover_policy.onnx")
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     r = replay_policy(f, policy)
     replay_s = time.perf_counter() - t
-    t = time.perf_counter()
+    replay_cpu_s = time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     gap = measure_gap(f)
     resim_s = time.perf_counter() - t
+    resim_cpu_s = time.process_time() - c
     windows = sum(h["windows"] for h in gap["horizons"])
     print(
         json.dumps(
@@ -77,13 +81,18 @@ def main() -> int:
                 "generate_s": generated_s,
                 "read_s": read_s,
                 "read_messages_per_s": f.message_count / read_s,
+                "read_cpu_s": read_cpu_s,
+                "read_messages_per_cpu_s": f.message_count / read_cpu_s,
                 "policy_replay_cycles": len(r.t),
                 "policy_replay_s": replay_s,
                 "policy_replay_cycles_per_s": len(r.t) / replay_s,
+                "policy_replay_cycles_per_cpu_s": len(r.t) / replay_cpu_s,
                 "resim_windows": gap["horizons"][-1]["windows"],
                 "resim_s": resim_s,
+                "resim_cpu_s": resim_cpu_s,
                 "resim_window_steps_per_s": gap["horizons"][-1]["windows"] * args.rate * 1.0 / resim_s,
                 "resim_windows_total": windows,
+                "load_average_1min": os.getloadavg()[0],
                 "machine": platform.machine(),
                 "cpus": os.cpu_count(),
             },

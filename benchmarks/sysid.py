@@ -7,7 +7,8 @@ timed. Timed: reading the log, the fit (least squares inside CMA-ES over motor c
 
     .venv/bin/python benchmarks/sysid.py [--seconds 60] [--seed 0]
 
-Prints one JSON object: seconds per stage, relative error and fitted std per parameter, re-simulation gap.
+Prints one JSON object: seconds per stage (wall, and CPU time of this process: on a shared machine the CPU time
+is the cost of the work), relative error and fitted std per parameter, re-simulation gap.
 """
 
 from __future__ import annotations
@@ -53,23 +54,26 @@ def main() -> int:
     latency = 1
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "flight.mcap"
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fly(path, SyntheticFlight(seconds=args.seconds, params=truth, action_latency=latency, seed=args.seed))
         generate_s = time.perf_counter() - t
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         flight = load_flight(path, needed=("pose", "twist", "command"))
         data = from_flight(flight, nominal.hover_rpm)
         read_s = time.perf_counter() - t
-    t = time.perf_counter()
+        read_cpu_s = time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     model = QuadrotorModel(data, nominal, seed=args.seed)
     result = fit(model, seed=args.seed)
     fit_s = time.perf_counter() - t
-    t = time.perf_counter()
+    fit_cpu_s = time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     gap = {
         "nominal": resimulate(data, nominal, 0),
         "fitted": resimulate(data, fitted_profile(result.estimates, nominal), result.discrete),
     }
     resim_s = time.perf_counter() - t
+    resim_cpu_s = time.process_time() - c
 
     def true_value(name: str) -> float:
         if name == "action_latency":
@@ -95,10 +99,14 @@ def main() -> int:
                 "usable_s": data.usable_s,
                 "generate_s": generate_s,
                 "read_s": read_s,
+                "read_cpu_s": read_cpu_s,
                 "fit_s": fit_s,
+                "fit_cpu_s": fit_cpu_s,
                 "fit_evaluations": result.evaluations,
                 "fit_generations": result.generations,
                 "resim_s": resim_s,
+                "resim_cpu_s": resim_cpu_s,
+                "load_average_1min": os.getloadavg()[0],
                 "latency_cost": {str(k): v for k, v in result.cost_by_discrete.items()},
                 "parameters": params,
                 "resim_position_median_m": {
