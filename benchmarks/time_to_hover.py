@@ -9,7 +9,7 @@ The evaluation pauses the training clock: ``seconds`` per seed is training only,
     python benchmarks/time_to_hover.py --seeds 5 --interface rpm ctbr
 
 prints one JSON line per interface: {"task", "action", "seeds", "succeeded", "median_s", "max_s", "eval_s",
-"per_seed": [{"seed", "seconds", "iterations", "success", "eval_s"}, ...]}. ``median_s`` / ``max_s`` are null
+"per_seed": [{"seed", "seconds", "iterations", "success", "eval_s", "reached_s": {"0.5": s, ...}}, ...]}. ``median_s`` / ``max_s`` are null
 unless every seed succeeded within ``--max-seconds``.
 """
 
@@ -36,6 +36,7 @@ from policies.train_cfg import TrainCfg, train_cfg
 from sim.tasks import make_env
 
 log = logging.getLogger("time_to_hover")
+MILESTONES = (0.5, 0.8, 0.9, 0.95)
 
 
 class PeriodicEval:
@@ -101,6 +102,11 @@ def run_seed(args: argparse.Namespace, interface: str, seed: int) -> dict:
         "train_s": round(result.wall_s, 2),
         "eval_s": round(result.paused_s, 2),
         "total_s": round(total, 2),
+        # training seconds at the first evaluation reaching each success rate (null: not reached)
+        "reached_s": {
+            f"{level:g}": next((round(h["train_s"], 1) for h in cb.history if h["success_rate"] >= level), None)
+            for level in MILESTONES
+        },
     }
     if args.verbose_history:
         out["history"] = cb.history
