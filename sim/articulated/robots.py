@@ -12,12 +12,14 @@ Through ``mujoco.MjSpec``, in code (no hand-edited copies of the description):
 - contact sensors (found, net force) of the feet and the base against the ground (``contact_sensor_name``);
 - one torque actuator (``motor``, gear 1, range = effort limit) per profile joint, in profile order;
 - the nominal joint dynamics (armature, damping, friction loss) of the profile;
-- compilation must produce no MuJoCo warning (``MjSpec.compile`` raises on one).
+- compilation must produce no MuJoCo warning (an error from ``MjSpec.compile`` or a Python warning raised while
+  compiling becomes a :class:`RobotModelError`).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import mujoco
@@ -73,10 +75,17 @@ def contact_sensor_name(body: str) -> str:
 def load_model(profile: ArticulatedProfile) -> mujoco.MjModel:
     """Compile :func:`build_spec`; a MuJoCo warning or error becomes a :class:`RobotModelError`."""
     spec = build_spec(profile)
-    try:
-        model = spec.compile()
-    except ValueError as exc:
-        raise RobotModelError(f"robot {profile.name!r}: MuJoCo could not compile the model cleanly: {exc}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = spec.compile()
+        except ValueError as exc:
+            raise RobotModelError(f"robot {profile.name!r}: MuJoCo could not compile the model cleanly: {exc}") from exc
+    if caught:
+        raise RobotModelError(
+            f"robot {profile.name!r}: MuJoCo warned while compiling: {[str(w.message) for w in caught]}; "
+            "fix the description or the profile"
+        )
     if model.nu != profile.joints.dim:
         raise RobotModelError(f"robot {profile.name!r}: expected {profile.joints.dim} actuators, compiled {model.nu}")
     return model
