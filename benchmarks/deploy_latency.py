@@ -1,7 +1,9 @@
 """Deploy runtime latency: ONNX inference, control-loop jitter and deadline misses at 500 Hz and 1 kHz, DDS RTT.
 
 The loop runs the runtime's real per-cycle work: observation from a robot state, onnxruntime inference, the
-safety layer (armed, ACTIVE), a MotorCommand written to DDS and the MCAP recorder; the state is synthesised in
+safety layer (armed, ACTIVE), a MotorCommand written to DDS and the MCAP recorder (observation, action and
+command, as the runtime records them); each phase is timed on its own ("phases": p50, p99, max and the number
+of cycles that spent more than 1 ms in it, to tell where a slow cycle went). The state is synthesised in
 process (fresh every cycle) so that the measurement is the runtime's, not the simulator's.
 
     python benchmarks/deploy_latency.py [--policy policy.onnx] [--seconds 60] [--rates 500 1000]
@@ -67,7 +69,33 @@ def inference(policy, n: int = 20000) -> dict:
     }
 
 
-def loop(policy, rate: float, seconds: float, tmp: Path, realtime: int | None = None) -> dict:
+#: Parts of one cycle, timed separately: where a slow cycle spent its time.
+PHASES = ("state_safety_in", "observation", "inference", "safety_filter", "publish", "record")
+
+
+def phase_summary(phases: dict[str, list[float]], slow_s: float) -> dict[str, dict[str, float]]:
+    """Per phase: p50, p99, max (us) and how many cycles spent more than ``slow_s`` in it."""
+    out = {}
+    for name, values in phases.items():
+        v = np.asarray(values)
+        out[name] = {
+            "p50_us": round(float(np.percentile(v, 50)) * 1e6, 1),
+            "p99_us": round(float(np.percentile(v, 99)) * 1e6, 1),
+            "max_us": round(float(v.max()) * 1e6, 1),
+            f"over_{slow_s * 1e3:g}ms": int((v > slow_s).sum()),
+        }
+    return out
+
+
+def loop(
+    policy,
+    rate: float,
+    seconds: float,
+    tmp: Path,
+    realtime: int | None = None,
+    slow_ms: float = 1.0,
+    cpu: int | None = None,
+) -> dict:
     base = crazyflie_profile()
     profile = SafetyProfile(base.robot_class, CommonLimits(control_period_s=1.0 / rate), quadrotor=base.quadrotor)
     layer = SafetyLayer(profile)
@@ -102,8 +130,12 @@ def loop(policy, rate: float, seconds: float, tmp: Path, realtime: int | None = 
         assert layer.arm(now), layer.last_verdicts
         last = np.zeros(4, dtype=np.float32)
 
+        phases = {name: [] for name in PHASES}
+        clock = time.perf_counter
+
         def cycle(now: float) -> float:
             nonlocal last
+            t0 = clock()
             s = state(now)
             layer.on_state(
                 StateSample(
@@ -112,19 +144,28 @@ def loop(policy, rate: float, seconds: float, tmp: Path, realtime: int | None = 
                 now,
             )
             layer.heartbeat(now)
+            t1 = clock()
             obs = builder.build(s, Context(np.array([0.0, 0.0, 1.0]), np.zeros(3), last))
-            t0 = time.perf_counter()
+            t2 = clock()
             action = policy(obs)
-            dt = time.perf_counter() - t0
+            t3 = clock()
             last = np.clip(policy.action_spec.to_normalized(action), -1, 1).astype(np.float32)
-            cmd = layer.filter(np.clip(action, 0, None) if np.isfinite(action).all() else hover, now, dt)
+            cmd = layer.filter(np.clip(action, 0, None) if np.isfinite(action).all() else hover, now, t3 - t2)
             stamp = round(now * 1e9)
             msg = MotorCommand(make_header(stamp), [float(v) for v in cmd.values])
+            t4 = clock()
             pub.publish(msg)
+            t5 = clock()
+            rec.write_observation(obs.tolist(), stamp)
+            rec.write_action(last.tolist(), stamp)
             rec.write_command(msg, stamp)
-            return dt
+            t6 = clock()
+            for name, a, b in zip(PHASES, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6)):
+                phases[name].append(b - a)
+            return t3 - t2
 
-        stats = FixedRateLoop(rate, realtime_priority=realtime).run(cycle, duration_s=seconds)
+        pin = {} if cpu is None else {"cpu": cpu}
+        stats = FixedRateLoop(rate, realtime_priority=realtime, **pin).run(cycle, duration_s=seconds)
     s = stats.summary()
     keys = (
         "cycles",
@@ -140,9 +181,11 @@ def loop(policy, rate: float, seconds: float, tmp: Path, realtime: int | None = 
         "what": "control_loop",
         "rate_hz": rate,
         "sched_fifo_priority": realtime,
+        "cpu": cpu,
         "seconds": seconds,
         **{k: s[k] for k in keys},
         "final_state": layer.state.name,
+        "phases": phase_summary(phases, slow_s=slow_ms * 1e-3),
     }
 
 
@@ -152,13 +195,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0])
     ap.add_argument("--realtime-priority", type=int, default=50, help="SCHED_FIFO priority of the loop; 0 = normal")
+    ap.add_argument("--cpu", type=int, default=None, help="pin the loop's thread to this CPU")
     args = ap.parse_args()
     machine = f"{platform.machine()}, {platform.python_version()}"
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         policy = load_policy(args.policy or fresh_policy(tmp))
         realtime = args.realtime_priority or None
-        lines = [inference(policy)] + [loop(policy, r, args.seconds, tmp, realtime) for r in args.rates]
+        lines = [inference(policy)] + [loop(policy, r, args.seconds, tmp, realtime, cpu=args.cpu) for r in args.rates]
         rtt = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "dds_roundtrip.py")], capture_output=True, text=True, cwd=ROOT
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,16 +80,21 @@ class FixedRateLoop:
         clock: Callable[[], float] = time.monotonic,
         wait_until: Callable[[float], None] | None = None,
         realtime_priority: int | None = None,
+        cpu: int | None = None,
     ):
         """realtime_priority: run the loop's thread under SCHED_FIFO at this priority (1-99) while it runs; the
         OS otherwise wakes a sleeping thread milliseconds late now and then (measured here: 8 misses in 20 s
         at 500 Hz with nothing but inference in the cycle, 0 with SCHED_FIFO 50). Needs root or CAP_SYS_NICE;
-        without them the loop logs a warning and runs at normal priority."""
+        without them the loop logs a warning and runs at normal priority.
+
+        cpu: pin the loop's thread to this CPU while it runs (other threads and processes keep their own
+        affinity); None leaves the scheduler free to pick."""
         if not rate_hz > 0:
             raise ValueError(f"loop rate must be a positive number of Hz, got {rate_hz!r}")
         if realtime_priority is not None and not 1 <= realtime_priority <= 99:
             raise ValueError(f"realtime_priority must be 1..99 (SCHED_FIFO), got {realtime_priority!r}")
         self.realtime_priority = realtime_priority
+        self.cpu = cpu
         self.period = 1.0 / rate_hz
         self.clock = clock
         self.wait_until = wait_until or (lambda deadline: sleep_until(deadline, clock))
@@ -105,14 +111,32 @@ class FixedRateLoop:
         gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.disable()
+        # A thread that gives up the GIL (onnxruntime, DDS and file calls do) waits for it up to the switch
+        # interval (5 ms by default) when another Python thread took it meanwhile: keep that wait well under
+        # a period while the loop runs.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, self.period / 20))
+        affinity = self._pin()
         previous = self._enter_realtime()
         try:
             return self._run(step, total, stats)
         finally:
             if previous is not None:
                 os.sched_setscheduler(0, *previous)
+            if affinity is not None:
+                os.sched_setaffinity(0, affinity)
+            sys.setswitchinterval(switch_interval)
             if gc_was_enabled:
                 gc.enable()
+
+    def _pin(self) -> set[int] | None:
+        if self.cpu is None or not hasattr(os, "sched_setaffinity"):
+            return None
+        previous = os.sched_getaffinity(0)
+        if self.cpu not in previous:
+            raise ValueError(f"cpu {self.cpu} is not one this process may run on: {sorted(previous)}")
+        os.sched_setaffinity(0, {self.cpu})  # 0: the calling thread on Linux
+        return previous
 
     def _enter_realtime(self) -> tuple[int, os.sched_param] | None:
         if self.realtime_priority is None or not hasattr(os, "sched_setscheduler"):

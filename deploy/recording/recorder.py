@@ -1,25 +1,32 @@
 """The flight recorder: every deploy run writes one MCAP file (ROS 2 profile, CDR, ``ros2msg`` schemas).
 
-Open it before arming: the constructor runs :func:`preflight` and writes the file header, so an
-unwritable path or a full disk is a :class:`RecorderError` on the ground, not in the air. Messages are
-serialized in the caller (the same CDR bytes the transport sends) and written by a background thread, so
-the control loop never waits for the disk. Chunks are closed every ``flush_interval_s`` seconds or
-``chunk_size`` bytes, whichever comes first: a process killed with SIGKILL loses at most the chunk in
-progress (about ``flush_interval_s`` of data); ``fsync=True`` extends that to power loss.
+Open it before arming: the constructor runs :func:`preflight`, starts the writer process and waits until it has
+written the file header, so an unwritable path or a full disk is a :class:`RecorderError` on the ground, not in
+the air. Messages are serialized in the caller (the same CDR bytes the transport sends) and handed to the writer
+process through a pipe (one non-blocking ``write`` per message; while the pipe is full, messages wait in
+order in this process, up to ``max_queue``, then are dropped and counted). Compression and the MCAP
+bookkeeping run in that process (``deploy/recording/writer_process.py``) and never hold the control
+process's GIL. Chunks are closed
+every ``flush_interval_s`` seconds or ``chunk_size`` bytes, whichever comes first. SIGKILL of the control
+process: the writer drains the pipe and closes the file properly. SIGKILL of both: at most the chunk in progress
+(about ``flush_interval_s`` of data) is lost; ``fsync=True`` extends that to power loss.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
-import queue
-import threading
+import select
+import struct
+import subprocess
+import sys
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from itertools import islice
 from typing import Any
-
-from mcap.writer import CompressionType, Writer
 
 from deploy.msgs import (
     Float32MultiArray,
@@ -30,35 +37,29 @@ from deploy.msgs import (
     make_header,
     message_info,
 )
+from deploy.recording import writer_process as wp
 from deploy.recording.errors import RecorderError
 from deploy.recording.preflight import DEFAULT_MIN_FREE_BYTES, preflight
 from deploy.recording.qos_yaml import offered_qos_yaml
 from deploy.transport import DEFAULT, QosProfile, TransportConfig, resolve_qos
 
 log = logging.getLogger(__name__)
-LIBRARY = "sim2real-flight-recorder/1"
-_COMPRESSION = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none": CompressionType.NONE}
-
-
-@dataclass(frozen=True)
-class _Item:
-    topic: str
-    ros_type: str
-    qos: QosProfile
-    data: bytes
-    log_time_ns: int
-    publish_time_ns: int
+LIBRARY = wp.LIBRARY
+_COMPRESSIONS = ("zstd", "lz4", "none")
+_PIPE_BYTES = 1 << 20  # asked for; Linux grants up to /proc/sys/fs/pipe-max-size (1 MiB by default)
 
 
 class FlightRecorder:
-    """Writes one deploy run to an MCAP file.
+    """Writes one deploy run to an MCAP file, through a writer process of its own.
 
     path: ``*.mcap``, must not exist unless ``overwrite``; topics: the transport's topic table (names used
     by the convenience writers); chunk_size: bytes of uncompressed messages per chunk at most;
     flush_interval_s: longest time a message waits in an open chunk, seconds; compression: ``zstd``,
     ``lz4`` or ``none``; min_free_bytes: free space required at start, bytes; metadata: MCAP metadata
     records written first, ``{name: {key: value}}`` (e.g. robot profile hash, policy hash, git commit,
-    observation layout).
+    observation layout); max_queue: messages that may wait in this process while the pipe is full before
+    further ones are dropped (a burst from an offline writer, a slow disk); start_timeout_s: how long the
+    writer process may take to start and write the header.
     """
 
     def __init__(
@@ -74,63 +75,95 @@ class FlightRecorder:
         fsync: bool = False,
         metadata: Mapping[str, Mapping[str, str]] | None = None,
         max_queue: int = 100_000,
+        start_timeout_s: float = 20.0,
     ) -> None:
-        if compression not in _COMPRESSION:
-            raise RecorderError(f"compression must be one of {sorted(_COMPRESSION)}, got {compression!r}")
+        if compression not in _COMPRESSIONS:
+            raise RecorderError(f"compression must be one of {sorted(_COMPRESSIONS)}, got {compression!r}")
         if flush_interval_s <= 0 or chunk_size <= 0:
             raise RecorderError(f"flush_interval_s and chunk_size must be > 0, got {flush_interval_s}, {chunk_size}")
         self.path = preflight(path, min_free_bytes=min_free_bytes, overwrite=overwrite)
         self.topics = topics or TransportConfig()
-        self._flush_interval_s = flush_interval_s
-        self._fsync = fsync
-        try:
-            self._file = open(self.path, "wb" if overwrite else "xb")
-            self._writer = Writer(self._file, chunk_size=chunk_size, compression=_COMPRESSION[compression])
-            self._writer.start(profile="ros2", library=LIBRARY)
-            for name, values in (metadata or {}).items():
-                self._writer.add_metadata(name, {str(k): str(v) for k, v in values.items()})
-            self._writer.flush()
-            self._sync()
-        except OSError as err:
-            raise RecorderError(
-                f"cannot write the log file {str(self.path)!r}: {err.strerror or err}. "
-                "Check free space and permissions, or choose another path."
-            ) from err
-        self._topic_types: dict[str, str] = {}
-        self._schemas: dict[str, int] = {}
-        self._channels: dict[str, int] = {}
-        self._sequence: dict[str, int] = {}
-        self._queue: queue.Queue[_Item | threading.Event | None] = queue.Queue(maxsize=max_queue)
-        self._error: BaseException | None = None
+        self._channels: dict[str, tuple[type, str, int]] = {}  # topic -> (message class, ROS type, channel id)
+        self._error: str | None = None
         self._closed = False
-        self.dropped = 0
-        self.written = 0
-        self._thread = threading.Thread(target=self._run, name="flight-recorder", daemon=True)
-        self._thread.start()
-        log.info("recording to %s", self.path)
+        self._status = b""  # unread answers of the writer process
+        self._token = 0
+        self._backlog: deque[bytes | memoryview] = deque()  # frames waiting for room in the pipe, in order
+        self._max_queue = max_queue
+        self._keys: dict[str, Any] = {}  # transport table key -> its TopicSpec
+        self._vectors: dict[tuple[str, int], tuple[bytes, struct.Struct, int]] = {}  # see _write_vector
+        self.dropped = 0  # messages not recorded because the pipe was full (writer too slow)
+        self.written = 0  # messages in the file, as the writer process last reported (flush, close)
+        self._proc = subprocess.Popen(
+            [sys.executable, wp.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C meant for the control process does not cut the log short
+        )
+        self._out = self._proc.stdin.fileno()  # type: ignore[union-attr]
+        self._in = self._proc.stdout.fileno()  # type: ignore[union-attr]
+        _grow_pipe(self._out)
+        config = {
+            "path": str(self.path),
+            "overwrite": overwrite,
+            "chunk_size": chunk_size,
+            "compression": compression,
+            "fsync": fsync,
+            "flush_interval_s": flush_interval_s,
+            "metadata": {
+                name: {str(k): str(v) for k, v in values.items()} for name, values in (metadata or {}).items()
+            },
+        }
+        self._send(wp.frame(wp.OPEN, json.dumps(config).encode()), start_timeout_s)
+        answer = self._answer(lambda line: True, start_timeout_s)
+        if answer != "ready":
+            self._proc.wait(5.0)
+            self._closed = True
+            reason = answer.removeprefix("error ") if answer else "the writer process did not start"
+            raise RecorderError(
+                f"cannot write the log file {str(self.path)!r}: {reason}. "
+                "Check free space and permissions, or choose another path."
+            )
+        os.set_blocking(self._out, False)
+        log.info("recording to %s (writer process %d)", self.path, self._proc.pid)
 
     # ------------------------------------------------------------------ public API
 
     def write(self, topic: str, msg: Any, stamp_ns: int, *, qos: QosProfile | str | None = None) -> None:
         """Record ``msg`` (a deploy.msgs instance) on ROS 2 ``topic`` at log time ``stamp_ns`` (ns, same clock
-        as the headers). Never blocks; raises RecorderError if the writer thread has failed."""
-        self._check()
-        info = message_info(msg)
-        known = self._topic_types.setdefault(topic, info.ros_type)
-        if known != info.ros_type:
-            raise RecorderError(f"topic {topic} is recorded as {known}; got {info.ros_type}. One topic, one type.")
-        profile = DEFAULT if qos is None else resolve_qos(qos)
-        item = _Item(topic, info.ros_type, profile, msg.serialize(), int(stamp_ns), int(stamp_ns))
+        as the headers). Never blocks; raises RecorderError if the writer process has failed."""
+        if self._error is not None or self._closed:
+            self._check()
+        channel = self._channels.get(topic)
+        if channel is None or channel[0] is not type(msg):
+            channel = self._channel(topic, msg, qos)
+        self._put(channel[2], msg.serialize(), stamp_ns)
+
+    def _put(self, channel_id: int, data: bytes, stamp_ns: int) -> None:
+        frame = wp.MESSAGE_HEAD.pack(wp.MESSAGE, len(data) + wp.MESSAGE_FIELDS.size, channel_id, stamp_ns) + data
+        if self._backlog:
+            if len(self._backlog) >= self._max_queue:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning("recorder queue full: %d messages dropped so far (disk too slow?)", self.dropped)
+            else:
+                self._backlog.append(frame)
+            self._drain()
+            return
         try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("recorder queue full: %d messages dropped so far (disk too slow?)", self.dropped)
+            sent = os.write(self._out, frame)
+        except BlockingIOError:
+            sent = 0
+        except BrokenPipeError:
+            self._writer_gone()
+        if sent < len(frame):  # the pipe is full: the rest waits here, in order, for the next write or flush
+            self._backlog.append(memoryview(frame)[sent:])
 
     def write_key(self, key: str, msg: Any, stamp_ns: int) -> None:
         """Record ``msg`` on the topic of the transport table entry ``key`` (e.g. ``"imu"``)."""
-        topic = self.topics.topic(key)
+        topic = self._keys.get(key)
+        if topic is None:
+            topic = self._keys[key] = self.topics.topic(key)
         if type(msg) is not topic.msg_type:
             raise TypeError(f"topic {key!r} carries {topic.msg_type.__name__}, got {type(msg).__name__}")
         self.write(topic.name, msg, stamp_ns, qos=topic.qos)
@@ -149,11 +182,29 @@ class FlightRecorder:
 
     def write_observation(self, values: Sequence[float], stamp_ns: int) -> None:
         """Record the observation vector (policy input, in the order of the observation spec)."""
-        self.write_key("observation", _vector(values, "observation"), stamp_ns)
+        self._write_vector("observation", values, stamp_ns)
 
     def write_action(self, values: Sequence[float], stamp_ns: int) -> None:
         """Record the raw policy action vector (before scaling and the safety layer)."""
-        self.write_key("action", _vector(values, "action"), stamp_ns)
+        self._write_vector("action", values, stamp_ns)
+
+    def _write_vector(self, key: str, values: Sequence[float], stamp_ns: int) -> None:
+        # Every cycle writes an observation and an action: after the first of each length, the CDR bytes are a
+        # cached prefix (encapsulation, layout, element count) and the packed floats, checked equal to what
+        # the generic serializer wrote for that first message.
+        if self._error is not None or self._closed:
+            self._check()
+        fast = self._vectors.get((key, len(values)))
+        if fast is not None:
+            prefix, packer, channel_id = fast
+            self._put(channel_id, prefix + packer.pack(*values), stamp_ns)
+            return
+        msg = _vector(values, key)
+        self.write_key(key, msg, stamp_ns)
+        data, n = msg.serialize(), len(values)
+        prefix, packer = data[: len(data) - 4 * n], struct.Struct(f"<{n}f")
+        if data[:2] == b"\x00\x01" and prefix + packer.pack(*msg.data) == data:  # little-endian CDR
+            self._vectors[(key, n)] = (prefix, packer, self._channels[self._keys[key].name][2])
 
     def write_command(self, msg: Any, stamp_ns: int) -> None:
         """Record the command sent to the robot: MotorCommand (quadrotor) or JointState (arm, legs)."""
@@ -178,33 +229,62 @@ class FlightRecorder:
     def flush(self, timeout_s: float = 5.0) -> None:
         """Block until everything written so far is in closed chunks in the file (and fsynced if enabled)."""
         self._check()
-        done = threading.Event()
-        self._queue.put(done)
+        self._token += 1
+        token = self._token
         deadline = time.monotonic() + timeout_s
-        while not done.wait(0.01):
-            if not self._thread.is_alive():
-                break
-            if time.monotonic() > deadline:
-                raise RecorderError(f"recorder did not flush within {timeout_s} s (disk stalled?)")
-        self._check()
+        self._send(wp.frame(wp.FLUSH, wp.TOKEN.pack(token)), timeout_s)  # after the backlog
+        prefix = f"flushed {token} "
+        answer = self._answer(lambda line: line.startswith(prefix), max(deadline - time.monotonic(), 0.0))
+        if answer.startswith(prefix):
+            self.written = int(answer.split()[2])
+            return
+        if not answer and self._proc.poll() is None:
+            raise RecorderError(f"recorder did not flush within {timeout_s} s (disk stalled?)")
+        self._writer_gone(answer)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write the summary (indexes, statistics) and close the file. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout_s)
+        if self._error is None:
+            try:
+                self._send(wp.frame(wp.CLOSE), timeout_s)
+            except RecorderError:
+                pass
+            answer = self._answer(lambda line: line.startswith("closed "), timeout_s)
+            if answer.startswith("closed "):
+                self.written = int(answer.split()[1])
+            elif self._error is None:
+                self._error = _reason(answer) if answer else "the writer process did not confirm the close"
+        try:
+            self._proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("writer process %d still finishing %s; left to complete on its own", self._proc.pid, self.path)
+        for stream in (self._proc.stdin, self._proc.stdout):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
         if self.dropped:
-            log.warning("recorder dropped %d messages (queue full)", self.dropped)
+            log.warning("recorder dropped %d messages (pipe full)", self.dropped)
         log.info("closed %s: %d messages", self.path, self.written)
         if self._error is not None:
-            raise RecorderError(f"recording to {str(self.path)!r} failed: {self._error}") from self._error
+            raise RecorderError(f"recording to {str(self.path)!r} failed: {self._error}")
 
     @property
     def healthy(self) -> bool:
         """False once a write to disk has failed (the runtime should treat this as a safety event)."""
+        if self._error is None and not self._closed:
+            answer = self._answer(lambda line: line.startswith("failed "), 0.0)
+            if answer or self._proc.poll() is not None:
+                self._error = _reason(answer) if answer else f"the writer process exited ({self._proc.returncode})"
         return self._error is None and not self._closed
+
+    @property
+    def writer_pid(self) -> int:
+        """Process id of the writer process (it outlives a killed control process to finish the file)."""
+        return self._proc.pid
 
     def __enter__(self) -> FlightRecorder:
         return self
@@ -212,83 +292,115 @@ class FlightRecorder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ writer thread
+    # ------------------------------------------------------------------ talking to the writer process
 
     def _check(self) -> None:
         if self._error is not None:
             raise RecorderError(
                 f"recording to {str(self.path)!r} failed: {self._error}. Later messages are not recorded; "
                 "check free space on the log disk."
-            ) from self._error
+            )
         if self._closed:
             raise RecorderError(f"recorder for {str(self.path)!r} is closed; open a new FlightRecorder")
 
-    def _run(self) -> None:
-        last_flush = time.monotonic()
-        pending = False
-        try:
-            while True:
-                timeout = max(self._flush_interval_s - (time.monotonic() - last_flush), 0.0) if pending else None
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    item = threading.Event()  # flush on idle
-                    item.set()
-                if item is None:
-                    break
-                if isinstance(item, threading.Event):
-                    self._flush_file()
-                    last_flush, pending = time.monotonic(), False
-                    item.set()
-                    continue
-                self._add(item)
-                pending = True
-                if time.monotonic() - last_flush >= self._flush_interval_s:
-                    self._flush_file()
-                    last_flush, pending = time.monotonic(), False
-            self._writer.finish()
-            self._sync()
-        except BaseException as err:
-            self._error = err
-            log.error("flight recorder failed: %s", err)
-            while True:  # release flush() waiters
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, threading.Event):
-                    item.set()
-        finally:
+    def _channel(self, topic: str, msg: Any, qos: QosProfile | str | None) -> tuple[type, str, int]:
+        info = message_info(msg)
+        known = self._channels.get(topic)
+        if known is not None:
+            if known[1] != info.ros_type:
+                raise RecorderError(
+                    f"topic {topic} is recorded as {known[1]}; got {info.ros_type}. One topic, one type."
+                )
+            channel = (type(msg), known[1], known[2])
+        else:
+            channel = (type(msg), info.ros_type, len(self._channels) + 1)
+            spec = {
+                "id": channel[2],
+                "topic": topic,
+                "ros_type": info.ros_type,
+                "schema": info.full_definition,
+                "qos_yaml": offered_qos_yaml(DEFAULT if qos is None else resolve_qos(qos)),
+            }
+            self._backlog.append(wp.frame(wp.CHANNEL, json.dumps(spec).encode()))  # never dropped, never waits
+            self._drain()
+        self._channels[topic] = channel
+        return channel
+
+    def _send(self, data: bytes, timeout_s: float) -> None:
+        """Write ``data`` after everything waiting; raises when the writer takes nothing for ``timeout_s``."""
+        if data:
+            self._backlog.append(data)
+        deadline = time.monotonic() + timeout_s
+        while self._backlog:
+            waiting = len(self._backlog), len(self._backlog[0])
+            self._drain()
+            if (len(self._backlog), len(self._backlog[0]) if self._backlog else 0) != waiting:
+                deadline = time.monotonic() + timeout_s  # the writer is taking data: a long backlog is fine
+            elif self._backlog:
+                if time.monotonic() > deadline:
+                    self._error = f"the writer process took no data for {timeout_s} s (disk stalled?)"
+                    self._check()
+                select.select([], [self._out], [], 0.01)
+
+    def _drain(self) -> None:
+        """Write as much of the backlog as the pipe takes now, without waiting."""
+        while self._backlog:
+            batch = list(islice(self._backlog, 64))
             try:
-                self._file.close()
-            except OSError as err:
-                self._error = self._error or err
+                sent = os.writev(self._out, batch)
+            except BlockingIOError:
+                return
+            except BrokenPipeError:
+                self._writer_gone()
+            for frame in batch:
+                if sent < len(frame):
+                    if sent:
+                        self._backlog[0] = memoryview(frame)[sent:]
+                    return
+                sent -= len(frame)
+                self._backlog.popleft()
 
-    def _add(self, item: _Item) -> None:
-        schema_id = self._schemas.get(item.ros_type)
-        if schema_id is None:
-            info = message_info(item.ros_type)
-            schema_id = self._writer.register_schema(item.ros_type, "ros2msg", info.full_definition.encode())
-            self._schemas[item.ros_type] = schema_id
-        channel_id = self._channels.get(item.topic)
-        if channel_id is None:
-            channel_id = self._writer.register_channel(
-                item.topic, "cdr", schema_id, {"offered_qos_profiles": offered_qos_yaml(item.qos)}
-            )
-            self._channels[item.topic] = channel_id
-        seq = self._sequence.get(item.topic, 0)
-        self._sequence[item.topic] = seq + 1
-        self._writer.add_message(channel_id, item.log_time_ns, item.data, item.publish_time_ns, seq)
-        self.written += 1
+    def _answer(self, wanted, timeout_s: float) -> str:
+        """Read the writer's answers until one is ``wanted``, one is ``failed ...``, the writer is gone ('') or
+        ``timeout_s`` passes (''). Returns that line."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while b"\n" in self._status:
+                line, self._status = self._status.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if wanted(text) or text.startswith(("failed ", "error ")):
+                    return text
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self._in], [], [], max(remaining, 0.0))
+            if not ready:
+                return ""
+            chunk = os.read(self._in, 65536)
+            if not chunk:
+                return ""
+            self._status += chunk
 
-    def _flush_file(self) -> None:
-        self._writer.flush()
-        self._sync()
+    def _writer_gone(self, answer: str | None = None) -> None:
+        """The writer process failed or exited: remember why and raise RecorderError."""
+        if answer is None:
+            answer = self._answer(lambda line: line.startswith("failed "), 1.0)
+        code = self._proc.poll()
+        self._error = _reason(answer) if answer else f"the writer process exited (status {code})"
+        self._check()
 
-    def _sync(self) -> None:
-        if self._fsync:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+
+def _reason(answer: str) -> str:
+    return answer.split(" ", 1)[1] if " " in answer else answer
+
+
+def _grow_pipe(fd: int) -> None:
+    """Make the pipe to the writer hold ~1 MiB (seconds of a 1 kHz loop) instead of Linux's default 64 KiB."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except (ImportError, OSError) as err:
+        if getattr(err, "errno", None) not in (errno.EPERM, errno.EBUSY, None):
+            log.debug("could not grow the recorder pipe: %s", err)
 
 
 def _vector(values: Sequence[float], label: str) -> Float32MultiArray:

@@ -1,7 +1,8 @@
-"""Recorder process for the SIGKILL test: ``python -m tests.deploy.recording._kill_writer PATH``.
+"""Control process for the SIGKILL tests: ``python -m tests.deploy.recording._kill_writer PATH``.
 
-Writes observation i = [i, 0.5 i] at a high rate forever; after every flush() it prints ``flushed N`` (N
-messages are then in closed chunks in the file). The test kills it with SIGKILL.
+Prints ``writer PID`` (the recorder's writer process), then writes observation i = [i, 0.5 i] at a high rate
+forever; after every flush() it prints ``flushed N`` (N messages are then in closed chunks in the file). The
+tests kill it, and maybe its writer process, with SIGKILL.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from deploy.recording import FlightRecorder
 
 def main(path: str) -> None:
     rec = FlightRecorder(path, flush_interval_s=0.02, chunk_size=8 * 1024, min_free_bytes=0)
+    sys.stdout.write(f"writer {rec.writer_pid}\n")
+    sys.stdout.flush()
     i = 0
     while True:
         rec.write_observation([float(i), 0.5 * i], 1_000_000_000 + i * 1_000)

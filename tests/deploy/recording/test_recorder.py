@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import resource
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,16 +153,75 @@ def test_preflight_refuses_bad_names(tmp_path: Path) -> None:
 
 
 def test_failure_during_run_surfaces_in_write(tmp_path: Path) -> None:
-    rec = FlightRecorder(tmp_path / "run.mcap", min_free_bytes=0, flush_interval_s=0.01)
-    os.close(rec._file.fileno())  # the disk goes away under the recorder
-    rec.write_observation([1.0], 1)
-    with pytest.raises(RecorderError, match="failed"):
-        rec.flush()
+    """A disk write that fails in the writer process (here: a 16 KiB file size limit, EFBIG) reaches the caller."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))  # inherited by the writer process only
+    try:
+        rec = FlightRecorder(tmp_path / "run.mcap", min_free_bytes=0, flush_interval_s=0.01, compression="none")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    with pytest.raises(RecorderError, match=r"failed: .*File too large"):  # in a write or, at the latest, a flush
+        for i in range(20_000):
+            rec.write_observation([float(i)] * 8, i)
+            if i % 500 == 499:
+                rec.flush()
     assert not rec.healthy
     with pytest.raises(RecorderError, match="failed"):
         rec.write_observation([2.0], 2)
     with pytest.raises(RecorderError):
         rec.close()
+
+
+def test_writer_process_death_surfaces(tmp_path: Path) -> None:
+    rec = FlightRecorder(tmp_path / "run.mcap", min_free_bytes=0)
+    rec.write_observation([1.0], 1)
+    rec.flush()
+    assert rec.healthy and rec.written == 1
+    os.kill(rec.writer_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10.0
+    while rec.healthy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not rec.healthy
+    with pytest.raises(RecorderError, match="writer process exited"):
+        rec.write_observation([2.0], 2)
+    with pytest.raises(RecorderError):
+        rec.close()
+
+
+def test_a_burst_waits_in_order_instead_of_dropping(tmp_path: Path) -> None:
+    """Messages that do not fit in the pipe wait in order (an offline writer, a disk that stalls for a while)."""
+    path = tmp_path / "burst.mcap"
+    n = 30_000  # about twice what the pipe holds
+    with FlightRecorder(path, min_free_bytes=0, max_queue=n) as rec:
+        os.kill(rec.writer_pid, signal.SIGSTOP)
+        try:
+            for i in range(n):
+                rec.write_observation([float(i)], i)
+            assert rec._backlog  # some waited
+        finally:
+            os.kill(rec.writer_pid, signal.SIGCONT)
+    assert rec.dropped == 0 and rec.written == n
+    contents = read_log(path, decode=False)
+    assert contents.complete
+    assert [m.log_time_ns for m in contents.messages] == list(range(n))
+
+
+def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    path = tmp_path / "drop.mcap"
+    n = 30_000
+    with FlightRecorder(path, min_free_bytes=0, max_queue=10) as rec:
+        os.kill(rec.writer_pid, signal.SIGSTOP)
+        try:
+            for i in range(n):
+                rec.write_observation([float(i)], i)
+            assert rec.dropped > 0
+        finally:
+            os.kill(rec.writer_pid, signal.SIGCONT)
+    contents = read_log(path)
+    assert contents.complete and len(contents.messages) == rec.written == n - rec.dropped
+    stamps = [m.log_time_ns for m in contents.messages]
+    assert stamps == sorted(stamps) and stamps[0] == 0
+    assert [m.msg.data[0] for m in contents.messages] == [float(t) for t in stamps]  # each message whole
 
 
 def test_type_errors(tmp_path: Path) -> None:
