@@ -106,6 +106,7 @@ class FixedRateLoop:
             raise ValueError("give cycles or duration_s: a loop without an end is run by the caller, cycle by cycle")
         total = cycles if cycles is not None else max(1, round(duration_s / self.period))
         stats = LoopStats(self.period)
+        affinity = self._pin()  # first: it may refuse the CPU before anything else has changed
         # The cyclic garbage collector stops the interpreter for milliseconds at unpredictable times: collect
         # once now, then keep it off while the loop runs (reference counting still frees everything acyclic).
         gc_was_enabled = gc.isenabled()
@@ -116,7 +117,6 @@ class FixedRateLoop:
         # a period while the loop runs.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, self.period / 20))
-        affinity = self._pin()
         previous = self._enter_realtime()
         try:
             return self._run(step, total, stats)

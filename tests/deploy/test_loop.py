@@ -94,3 +94,21 @@ def test_realtime_priority_applies_while_the_loop_runs_and_is_restored(caplog):
         assert "SCHED_FIFO" in caplog.text
     with pytest.raises(ValueError, match=r"realtime_priority must be 1\.\.99"):
         FixedRateLoop(100.0, realtime_priority=0)
+
+
+def test_switch_interval_and_cpu_pin_apply_while_the_loop_runs_and_are_restored():
+    import os
+    import sys
+
+    interval, affinity = sys.getswitchinterval(), os.sched_getaffinity(0)
+    cpu = max(affinity)
+    seen = []
+    FixedRateLoop(500.0, cpu=cpu).run(
+        lambda now: seen.append((sys.getswitchinterval(), os.sched_getaffinity(0))), cycles=3
+    )
+    # a thread waiting for the GIL waits at most a twentieth of the 2 ms period, on the CPU it was given
+    assert all(s == (pytest.approx(min(interval, 0.002 / 20)), {cpu}) for s in seen)
+    assert sys.getswitchinterval() == interval and os.sched_getaffinity(0) == affinity
+    with pytest.raises(ValueError, match="is not one this process may run on"):
+        FixedRateLoop(100.0, cpu=4096).run(lambda now: None, cycles=1)
+    assert sys.getswitchinterval() == interval

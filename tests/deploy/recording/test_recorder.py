@@ -235,3 +235,25 @@ def test_type_errors(tmp_path: Path) -> None:
             rec.write("/t", MotorCommand(), 0)
     with pytest.raises(RecorderError, match="closed"):
         rec.write("/t", String("x"), 0)
+
+
+@pytest.mark.parametrize("n", [0, 1, 4, 22])
+def test_cached_vector_bytes_equal_the_generic_serializer(tmp_path: Path, n: int) -> None:
+    """After the first vector of a length, observation/action CDR comes from a cached prefix: same bytes."""
+    path = tmp_path / "vectors.mcap"
+    rows = [[0.1 * i + j for j in range(n)] for i in range(5)]
+    with FlightRecorder(path, min_free_bytes=0) as rec:
+        for i, row in enumerate(rows):
+            rec.write_observation(row, i)
+            rec.write_action([-x for x in row], i)
+        assert {key for key, _ in rec._vectors} == {"observation", "action"}
+    with open(path, "rb") as f:
+        raw = [(c.topic, m.data) for _, c, m in make_reader(f).iter_messages()]
+    obs, act = TOPICS["observation"].name, TOPICS["action"].name
+    layouts = {obs: "observation", act: "action"}
+    for topic, data in raw:
+        i = sum(1 for t, _ in raw[: raw.index((topic, data))] if t == topic)
+        values = rows[i] if topic == obs else [-x for x in rows[i]]
+        label = layouts[topic]
+        generic = Float32MultiArray(MultiArrayLayout([MultiArrayDimension(label, n, n)], 0), values).serialize()
+        assert data == generic
