@@ -47,6 +47,12 @@ class Flight:
     quaternion: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (K, 4) w, x, y, z body -> world
     velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (K, 3) m/s, world
     angular_velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (K, 3) rad/s, body
+    state_log_t: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) s, when the pose was recorded
+    # the twist messages as logged (before interpolation onto the pose times)
+    twist_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    twist_log_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    twist_linear: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # m/s, world
+    twist_angular: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # rad/s, body
     obs_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
     obs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (M, D) policy input
     action_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -135,6 +141,7 @@ def _to_flight(raw: RawLog, roles: Mapping[str, TopicRole], tmap: TopicMap, need
     ned = tmap.frame == "ned"
     if msgs_of("pose"):
         flight.state_t, values = series("pose", _pose_values)
+        flight.state_log_t = (np.array([m.log_time_ns for m in msgs_of("pose")], dtype=np.int64) - t0) * 1e-9
         flight.position = values[:, 0:3]
         flight.quaternion = values[:, [6, 3, 4, 5]]  # x, y, z, w -> w, x, y, z
         if ned:
@@ -143,20 +150,24 @@ def _to_flight(raw: RawLog, roles: Mapping[str, TopicRole], tmap: TopicMap, need
         _sort_state(flight)
     if msgs_of("twist"):
         tt, values = series("twist", _twist_values)
+        log_tt = (np.array([m.log_time_ns for m in msgs_of("twist")], dtype=np.int64) - t0) * 1e-9
         body_linear = msgs_of("twist")[0].ros_type == "nav_msgs/msg/Odometry"
+        own_q = values[:, [6, 3, 4, 5]] if body_linear else None  # Odometry: the message's own attitude
         if body_linear:
             values = values[:, 7:13]
         lin, ang = values[:, 0:3], values[:, 3:6]
         if ned:
             ang = ang @ _FRD_TO_FLU.T
             lin = lin @ (_FRD_TO_FLU if body_linear else _NED_TO_ENU).T
+            own_q = None if own_q is None else _quat_ned_to_enu(own_q)
+        if own_q is not None:  # Odometry twist is in the child (body) frame
+            lin = np.einsum("kij,kj->ki", rotations(own_q), lin)
         order = np.argsort(tt, kind="stable")
-        tt, lin, ang = tt[order], lin[order], ang[order]
+        flight.twist_t, flight.twist_log_t = tt[order], log_tt[order]
+        flight.twist_linear, flight.twist_angular = lin[order], ang[order]
         if len(flight.state_t):
-            lin = np.stack([np.interp(flight.state_t, tt, c) for c in lin.T], -1)
-            ang = np.stack([np.interp(flight.state_t, tt, c) for c in ang.T], -1)
-            if body_linear:  # Odometry twist is in the child (body) frame
-                lin = np.einsum("kij,kj->ki", rotations(flight.quaternion), lin)
+            lin = np.stack([np.interp(flight.state_t, tt[order], c) for c in lin[order].T], -1)
+            ang = np.stack([np.interp(flight.state_t, tt[order], c) for c in ang[order].T], -1)
         flight.velocity, flight.angular_velocity = lin, ang
     for role, attr in (("observation", "obs"), ("action", "action")):
         if msgs_of(role):
@@ -237,6 +248,7 @@ def _twist_values(msg: Any) -> list[float]:
 def _sort_state(f: Flight) -> None:
     order = np.argsort(f.state_t, kind="stable")
     f.state_t, f.position, f.quaternion = f.state_t[order], f.position[order], f.quaternion[order]
+    f.state_log_t = f.state_log_t[order]
 
 
 def _field(msg: Any, spec: TopicRole, first: RawMessage) -> np.ndarray:

@@ -129,14 +129,12 @@ def _rebuild_diff(flight: Flight, spec: Any, obs: np.ndarray, t: np.ndarray, log
     hold otherwise: they are not checked; last_action is the previous logged action."""
     from deploy.observation import TERMS
 
-    k = np.clip(np.searchsorted(flight.state_t, t + 1e-6) - 1, 0, len(flight.state_t) - 1)
+    k = _used(flight.state_log_t, flight.state_t, t)
     previous = np.vstack([np.zeros((1, logged.shape[1])), logged[:-1]])
-    rebuilt = {
-        "rotation_matrix": rotations(flight.quaternion[k]).reshape(-1, 9),
-        "linear_velocity": flight.velocity[k],
-        "angular_velocity": flight.angular_velocity[k],
-        "last_action": previous,
-    }
+    rebuilt = {"rotation_matrix": rotations(flight.quaternion[k]).reshape(-1, 9), "last_action": previous}
+    if len(flight.twist_t):
+        j = _used(flight.twist_log_t, flight.twist_t, t)
+        rebuilt["linear_velocity"], rebuilt["angular_velocity"] = flight.twist_linear[j], flight.twist_angular[j]
     out: dict[str, float] = {}
     for name in spec.names:
         if name not in rebuilt or name not in TERMS:
@@ -145,6 +143,17 @@ def _rebuild_diff(flight: Flight, spec: Any, obs: np.ndarray, t: np.ndarray, log
         diff = np.abs(rebuilt[name] * spec.term(name).scale - obs[:, sl])
         out[name] = float(diff[1:].max()) if len(t) > 1 else 0.0
     return out
+
+
+def _used(log_t: np.ndarray, stamp_t: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Index of the message each cycle used: sim2real's runtime records the pose and twist it used at the
+    cycle's time, so the last one recorded at or before the observation (a measurement stamp may be older than
+    the cycle that first saw it: pairing by stamps would pick a newer one). Logs from elsewhere (no state
+    recorded with the observation's time) fall back to the last measurement stamped before it."""
+    times = log_t if len(log_t) == len(stamp_t) and np.isin(t, log_t).mean() > 0.9 else stamp_t
+    order = np.argsort(times, kind="stable")
+    j = np.clip(np.searchsorted(times[order], t + 1e-9, side="right") - 1, 0, len(order) - 1)
+    return order[j]
 
 
 def _diagnose(r: PolicyReplay, path: Any) -> tuple[str, str]:

@@ -110,3 +110,17 @@ print(r.verdict, "torch" in sys.modules and sys.modules["torch"] is not None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "match False"
+
+
+def test_state_pairing_follows_what_each_cycle_recorded():
+    from deploy.replay.policy_replay import _used
+
+    # cycles at 0, 10, 20 ms; the pose stamped 8 ms arrived after the 10 ms cycle read its state (transport
+    # delay): that cycle recorded the 0 ms pose again, the 20 ms cycle recorded the 8 ms one
+    log_t = np.array([0.0, 0.010, 0.020])
+    stamps = np.array([0.0, 0.0, 0.008])
+    cycles = np.array([0.0, 0.010, 0.020])
+    np.testing.assert_array_equal(_used(log_t, stamps, cycles), [0, 1, 2])
+    assert stamps[_used(log_t, stamps, cycles)][1] == 0.0  # by stamps alone, 10 ms would pair with 8 ms
+    # a log from elsewhere: no state recorded at the cycle times -> the last measurement before each cycle
+    np.testing.assert_array_equal(_used(np.array([0.003, 0.013]), np.array([0.002, 0.012]), cycles), [0, 0, 1])
