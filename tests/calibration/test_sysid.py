@@ -147,3 +147,18 @@ def test_too_short_a_log_is_refused_with_the_reason(log, tmp_path):
     with pytest.raises(CalibrationError, match=r"only 1\.\d s of usable flight .* at least 2\.0 s"):
         from_flight(flight, NOMINAL.hover_rpm)
     assert sim2real.main(["sysid", str(tmp_path / "missing.mcap"), "--out", str(tmp_path)]) == 2
+
+
+def test_mass_from_a_scale_anchors_the_thrust_coefficient(log, tmp_path):
+    import sim2real
+
+    out = tmp_path / "out"
+    args = ["sysid", str(log), "--anchor", "mass", "--anchor-value", str(TRUTH.mass), "--out", str(out)]
+    assert sim2real.main([*args, "--max-latency", "1", "--anchor-std", "0.01"]) == 0
+    est = json.loads((out / "sysid.json").read_text())["estimates"]
+    assert est["mass"]["value"] == TRUTH.mass
+    assert est["kf"]["value"] == pytest.approx(TRUTH.kf, rel=0.03)
+    assert est["kf"]["std"] == pytest.approx(0.01 * TRUTH.kf, rel=0.3)  # the scale's 1 % dominates
+    spec = RandomizationSpec.from_yaml(out / "randomization.yaml")
+    lo, hi = spec.terms["kf"].bounds()
+    assert lo < 1.0 < hi  # this profile's kf is the truth here
