@@ -60,7 +60,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     from calibration.sysid.core import fit
     from calibration.sysid.data import from_flight
     from calibration.sysid.quadrotor import QuadrotorModel
-    from calibration.sysid.spec import fitted_profile, randomization_from_fit
+    from calibration.sysid.spec import fitted_profile, randomization_from_fit, unidentified
     from deploy.replay.flight import load_flight
     from deploy.replay.topic_map import TopicMap
     from sim.quadrotor.params import QuadrotorParams
@@ -80,6 +80,13 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
         result = fit(model, seed=args.seed, progress=lambda i, n: progress.update(fitting, completed=i, total=n))
         progress.update(fitting, completed=progress.tasks[fitting].total)
         profile = fitted_profile(result.estimates, nominal)
+        weak = unidentified(result.estimates)
+        if weak:
+            log.warning(
+                "not identified by this log (kept nominal and the default randomization): %s. Fly more varied "
+                "manoeuvres (setpoint steps, turns) to pin them down",
+                ", ".join(weak),
+            )
         gap = {}
         for name, params, latency in (("nominal", nominal, 0), ("fitted", profile, result.discrete)):
             gap[name] = resimulate(data, params, latency, substeps=args.substeps)
@@ -99,6 +106,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
         "estimates": {
             k: {"value": e.value, "std": e.std, "unit": e.unit, "nominal": e.nominal} for k, e in result.estimates.items()
         },
+        "not_identified": weak,
         "latency_cost": {str(k): v for k, v in result.cost_by_discrete.items()},
         "residual_rms": getattr(model, "residual_rms", {}),
         "fit_seconds": result.seconds,
@@ -124,6 +132,11 @@ def _report(path: Path, s: dict[str, Any]) -> None:
     for k, e in s["estimates"].items():
         ratio = f"{e['value'] / e['nominal']:.3f}" if e["nominal"] else ""
         lines.append(f"| {k} [{e['unit']}] | {e['value']:.5g} | {e['std']:.2g} | {e['nominal']:.5g} | {ratio} |")
+    if s["not_identified"]:
+        lines += [
+            "",
+            f"**Not identified by this log** (nominal kept, default randomization): {', '.join(s['not_identified'])}.",
+        ]
     lines += ["", "Latency cost (negative log-likelihood) per latency in control steps: " + str(s["latency_cost"])]
     lines += [
         "",
