@@ -162,3 +162,31 @@ def test_mass_from_a_scale_anchors_the_thrust_coefficient(log, tmp_path):
     spec = RandomizationSpec.from_yaml(out / "randomization.yaml")
     lo, hi = spec.terms["kf"].bounds()
     assert lo < 1.0 < hi  # this profile's kf is the truth here
+
+
+def test_estimates_the_log_does_not_pin_down_keep_the_defaults():
+    from calibration.sysid.core import Estimate
+    from calibration.sysid.spec import fitted_profile, randomization_from_fit, unidentified
+    from sim.quadrotor.config import default_randomization
+
+    est = {
+        "mass": Estimate(0.030, 0.0003, "kg", NOMINAL.mass),
+        "inertia_x": Estimate(1.5e-5, 3e-7, "", NOMINAL.inertia[0]),
+        "inertia_y": Estimate(1.5e-5, 3e-7, "", NOMINAL.inertia[1]),
+        "inertia_z": Estimate(-5e-5, 3e-5, "", NOMINAL.inertia[2]),  # not positive
+        "km": Estimate(0.02, 0.01, "m", NOMINAL.km),  # 50 % std
+        "action_latency": Estimate(2.0, 0.0, "control steps", 0.0),
+    }
+    assert unidentified(est) == ["inertia_z", "km"]
+    spec = randomization_from_fit(est, "t", sigmas=2.0, min_spread=0.02)
+    default = default_randomization()
+    assert spec.terms["inertia"] == default.terms["inertia"] and spec.terms["km"] == default.terms["km"]
+    lo, hi = spec.terms["mass"].bounds()  # ratio 1.111, half-width max(2 * 0.0111, 0.02 * 1.111) = 0.0222
+    assert lo == pytest.approx(0.030 / 0.027 - 0.0222, abs=1e-4) and hi == pytest.approx(
+        0.030 / 0.027 + 0.0222, abs=1e-4
+    )
+    assert spec.terms["action_latency"].bounds() == (2, 2) and spec.terms["obs_latency"].bounds() == (0, 0)
+    profile = fitted_profile(est, NOMINAL)
+    assert (
+        profile.inertia == (1.5e-5, 1.5e-5, NOMINAL.inertia[2]) and profile.km == NOMINAL.km and profile.mass == 0.030
+    )
