@@ -9,8 +9,9 @@ are those of the motor model run along the whole log of commands (with the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -158,17 +159,25 @@ def _stats(x: np.ndarray) -> dict[str, float]:
 
 def measure_gap(
     flight: object,
-    profile: QuadrotorParams | None = None,
+    profile: QuadrotorParams | Mapping[str, object] | str | Path | None = None,
     latency: int = 0,
     *,
     substeps: int = 5,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, object]:
-    """Re-simulate a :class:`deploy.replay.Flight` with ``profile`` (default: the nominal Crazyflie) and return
-    the divergence per horizon as plain data (for reports and ``--json``)."""
+    """Re-simulate a :class:`deploy.replay.Flight` with ``profile`` (parameters, a profile mapping such as an
+    exported policy's, or a robot profile YAML; default: the nominal Crazyflie) and return the divergence per
+    horizon as plain data (for reports and ``--json``)."""
     from calibration.sysid.data import from_flight
 
-    params = profile or QuadrotorParams()
+    if profile is None:
+        params = QuadrotorParams()
+    elif isinstance(profile, QuadrotorParams):
+        params = profile
+    elif isinstance(profile, Mapping):
+        params = QuadrotorParams.from_dict(profile, source="policy metadata profile")
+    else:
+        params = QuadrotorParams.from_yaml(profile)
     data = from_flight(flight, params.hover_rpm, min_usable_s=0.5, max_rpm=params.max_rpm)  # type: ignore[arg-type]
     result = resimulate(data, params, latency, substeps=substeps, progress=progress)
     return {

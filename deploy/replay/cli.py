@@ -122,17 +122,11 @@ def _resim(args: argparse.Namespace, flight: Any, policy: Any) -> dict[str, Any]
         return None
     try:
         from calibration.resim import measure_gap
-        from sim.quadrotor.params import QuadrotorParams
     except ImportError as exc:
         raise ValueError(
             f"re-simulation needs the simulator ({exc}); install sim2real with its training extras or pass --no-resim"
         ) from exc
-    if args.profile is not None:
-        profile = QuadrotorParams.from_yaml(args.profile)
-    elif policy is not None and policy.profile:
-        profile = QuadrotorParams.from_dict(policy.profile, source=f"{policy.path} metadata")
-    else:
-        profile = QuadrotorParams()
+    profile = args.profile or (policy.profile if policy is not None and policy.profile else None)
     with _progress() as progress:
         task = progress.add_task("re-simulating", total=None)
         return measure_gap(
