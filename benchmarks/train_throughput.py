@@ -1,6 +1,6 @@
 """Training throughput: PPO iterations on the quadrotor task at default settings; prints JSON.
 
-    .venv/bin/python benchmarks/train_throughput.py [--num-envs 4096] [--iterations 5] [--threads 2]
+    .venv/bin/python benchmarks/train_throughput.py [--num-envs N (default: the task's)] [--iterations 5] [--threads 2]
 
 The first iteration includes torch.compile of the env (>= 4096 envs) and is reported separately.
 """
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="quadrotor-hover")
-    p.add_argument("--num-envs", type=int, default=4096)
+    p.add_argument("--num-envs", type=int, default=None, help="default: the task's training config")
     p.add_argument("--iterations", type=int, default=5, help="measured iterations (after the first)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--interface", default="rpm", choices=["rpm", "ctbr"])
@@ -35,7 +35,7 @@ def main() -> None:
     from policies.train_cfg import train_cfg
 
     cfg = train_cfg(args.task)
-    cfg.num_envs = args.num_envs
+    cfg.num_envs = args.num_envs or cfg.num_envs
     cfg.max_iterations = args.iterations + 1
     cfg.env.action_interface = args.interface
     result = train(cfg, None, progress=False)
