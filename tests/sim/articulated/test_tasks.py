@@ -193,3 +193,17 @@ def test_software_in_the_loop_a1_stands_behind_the_safety_layer_and_is_damped_wh
     for _ in range(50):  # 1 s: the robot lies on its side, the damped joints come to rest
         cycle(q0)
     assert robot.env.joint_vel.abs().max() < 0.5 and layer.state is SafetyState.FALLBACK
+
+
+@pytest.mark.slow  # warp compiles its kernels once into its cache (~1 min cold on 2 cores), then ~15 s
+@pytest.mark.parametrize("name", ARTICULATED)
+def test_tasks_run_on_the_warp_engine(name: str) -> None:
+    """The GPU engine's path (MuJoCo Warp, here on the CPU): same task code, per-env parameters, finite steps."""
+    pytest.importorskip("mujoco_warp")
+    env = make_env(name, 4, seed=0, engine="mujoco_warp")
+    assert env.engine.dtype == torch.float32
+    g = torch.Generator().manual_seed(0)
+    for _ in range(25):
+        obs, rew, *_ = env.step(2 * torch.rand(4, env.num_actions, generator=g) - 1)
+        assert all(torch.isfinite(v).all() for v in obs.values()) and torch.isfinite(rew).all()
+    assert env.engine.get_params("body_mass")[:, 1].unique().numel() == 4
