@@ -106,7 +106,7 @@ def test_onnxruntime_matches_torch_actor_normalizer_and_scaling(trained_run, sou
 
 def test_loader_rejects_wrong_observation_shape(trained_run):
     policy = load_policy(trained_run.paths["onnx"])
-    with pytest.raises(PolicyFileError, match=r"expected observations of shape \(22,\)"):
+    with pytest.raises(PolicyFileError, match=r"expected observations of shape \(25,\)"):
         policy(np.zeros(21, dtype=np.float32))
 
 
