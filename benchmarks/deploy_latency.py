@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import subprocess
@@ -28,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.loop import FixedRateLoop  # noqa: E402
+from deploy.loop import FixedRateLoop, sleep_until  # noqa: E402
 from deploy.msgs import MotorCommand, make_header  # noqa: E402
 from deploy.observation import Context, ObservationBuilder  # noqa: E402
 from deploy.recording import FlightRecorder  # noqa: E402
@@ -87,6 +88,26 @@ def phase_summary(phases: dict[str, list[float]], slow_s: float) -> dict[str, di
     return out
 
 
+def miss_causes(stats) -> dict[str, int]:
+    """Overrunning cycles by cause: started late (woken after the deadline by more than the cycle then took) or
+    computed too long."""
+    jitter, compute = np.asarray(stats.jitter), np.asarray(stats.compute)
+    over = jitter + compute > stats.period_s
+    return {
+        "overruns_late_start": int((over & (jitter > compute)).sum()),
+        "overruns_long_compute": int((over & (jitter <= compute)).sum()),
+    }
+
+
+def steal_ms() -> float:
+    """CPU time the hypervisor gave to others while this VM's CPUs wanted to run (all CPUs, /proc/stat), ms."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) * 1000.0 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def loop(
     policy,
     rate: float,
@@ -95,6 +116,7 @@ def loop(
     realtime: int | None = None,
     slow_ms: float = 1.0,
     cpu: int | None = None,
+    spin_s: float = 2e-4,
 ) -> dict:
     base = crazyflie_profile()
     profile = SafetyProfile(base.robot_class, CommonLimits(control_period_s=1.0 / rate), quadrotor=base.quadrotor)
@@ -165,7 +187,10 @@ def loop(
             return t3 - t2
 
         pin = {} if cpu is None else {"cpu": cpu}
-        stats = FixedRateLoop(rate, realtime_priority=realtime, **pin).run(cycle, duration_s=seconds)
+        wait = {} if spin_s == 2e-4 else {"wait_until": lambda deadline: sleep_until(deadline, spin_s=spin_s)}
+        steal = steal_ms()
+        stats = FixedRateLoop(rate, realtime_priority=realtime, **pin, **wait).run(cycle, duration_s=seconds)
+        steal = steal_ms() - steal
     s = stats.summary()
     keys = (
         "cycles",
@@ -176,6 +201,7 @@ def loop(
         "compute_p99_us",
         "inference_p99_us",
         "deadline_misses",
+        "skipped_cycles",
     )
     return {
         "what": "control_loop",
@@ -184,6 +210,9 @@ def loop(
         "cpu": cpu,
         "seconds": seconds,
         **{k: s[k] for k in keys},
+        "spin_us": spin_s * 1e6,
+        **miss_causes(stats),
+        "steal_ms": steal,
         "final_state": layer.state.name,
         "phases": phase_summary(phases, slow_s=slow_ms * 1e-3),
     }
@@ -196,13 +225,18 @@ def main() -> None:
     ap.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0])
     ap.add_argument("--realtime-priority", type=int, default=50, help="SCHED_FIFO priority of the loop; 0 = normal")
     ap.add_argument("--cpu", type=int, default=None, help="pin the loop's thread to this CPU")
+    ap.add_argument(
+        "--spin-us", type=float, default=200.0, help="busy-wait this long before each deadline instead of sleeping"
+    )
     args = ap.parse_args()
     machine = f"{platform.machine()}, {platform.python_version()}"
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         policy = load_policy(args.policy or fresh_policy(tmp))
         realtime = args.realtime_priority or None
-        lines = [inference(policy)] + [loop(policy, r, args.seconds, tmp, realtime, cpu=args.cpu) for r in args.rates]
+        lines = [inference(policy)] + [
+            loop(policy, r, args.seconds, tmp, realtime, cpu=args.cpu, spin_s=args.spin_us * 1e-6) for r in args.rates
+        ]
         rtt = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "dds_roundtrip.py")], capture_output=True, text=True, cwd=ROOT
         )
