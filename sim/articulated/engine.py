@@ -141,34 +141,34 @@ class Engine(abc.ABC):
     def nbody(self) -> int:
         return int(self.model.nbody)
 
-    # state views, (N, ...) torch tensors; subclasses provide them
+    # state views, (N, ...) torch tensors: live views of the engine's memory that subclasses set up as self._<name>
     @property
-    @abc.abstractmethod
-    def qpos(self) -> torch.Tensor: ...
+    def qpos(self) -> torch.Tensor:
+        return self._qpos
 
     @property
-    @abc.abstractmethod
-    def qvel(self) -> torch.Tensor: ...
+    def qvel(self) -> torch.Tensor:
+        return self._qvel
 
     @property
-    @abc.abstractmethod
-    def ctrl(self) -> torch.Tensor: ...
+    def ctrl(self) -> torch.Tensor:
+        return self._ctrl
 
     @property
-    @abc.abstractmethod
-    def xpos(self) -> torch.Tensor: ...
+    def xpos(self) -> torch.Tensor:
+        return self._xpos
 
     @property
-    @abc.abstractmethod
-    def xquat(self) -> torch.Tensor: ...
+    def xquat(self) -> torch.Tensor:
+        return self._xquat
 
     @property
-    @abc.abstractmethod
-    def site_xpos(self) -> torch.Tensor: ...
+    def site_xpos(self) -> torch.Tensor:
+        return self._site_xpos
 
     @property
-    @abc.abstractmethod
-    def sensordata(self) -> torch.Tensor: ...
+    def sensordata(self) -> torch.Tensor:
+        return self._sensordata
 
     def sensor(self, name: str) -> torch.Tensor:
         """(N, dim) columns of sensor ``name`` in ``sensordata``."""

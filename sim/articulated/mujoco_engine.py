@@ -63,35 +63,6 @@ class MujocoEngine(Engine):
     def nthread(self) -> int:
         return int(self._batch.nthread)
 
-    # state views
-    @property
-    def qpos(self) -> torch.Tensor:
-        return self._qpos
-
-    @property
-    def qvel(self) -> torch.Tensor:
-        return self._qvel
-
-    @property
-    def ctrl(self) -> torch.Tensor:
-        return self._ctrl
-
-    @property
-    def xpos(self) -> torch.Tensor:
-        return self._xpos
-
-    @property
-    def xquat(self) -> torch.Tensor:
-        return self._xquat
-
-    @property
-    def site_xpos(self) -> torch.Tensor:
-        return self._site_xpos
-
-    @property
-    def sensordata(self) -> torch.Tensor:
-        return self._sensordata
-
     # contract
     def step(self, ctrl: torch.Tensor, substeps: int = 1) -> None:
         substeps = self._check_substeps(substeps)

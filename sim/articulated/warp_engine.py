@@ -94,35 +94,6 @@ class WarpEngine(Engine):
         self._params = {name: t(getattr(self.m, name)) for name in PARAMS}
         self._run(self._stages, self.d)
 
-    # state views
-    @property
-    def qpos(self) -> torch.Tensor:
-        return self._qpos
-
-    @property
-    def qvel(self) -> torch.Tensor:
-        return self._qvel
-
-    @property
-    def ctrl(self) -> torch.Tensor:
-        return self._ctrl
-
-    @property
-    def xpos(self) -> torch.Tensor:
-        return self._xpos
-
-    @property
-    def xquat(self) -> torch.Tensor:
-        return self._xquat
-
-    @property
-    def site_xpos(self) -> torch.Tensor:
-        return self._site_xpos
-
-    @property
-    def sensordata(self) -> torch.Tensor:
-        return self._sensordata
-
     # warp launches
     def _stages(self, d) -> None:
         """Position and velocity stages at the current state, keeping the acceleration sensors' columns."""
