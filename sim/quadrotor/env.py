@@ -261,7 +261,8 @@ class QuadrotorEnv(BatchedEnv):
         rows = self.param_rows[name]
         ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids
         target = self.params[rows][:, ids]
-        self.params[rows, ids] = torch.as_tensor(values, dtype=torch.float32, device=self.device).T.expand_as(target)
+        values = torch.as_tensor(values, dtype=torch.float32, device=self.device)
+        self.params[rows, ids] = (values.T if values.dim() == 2 else values).expand_as(target)
         self._refresh_privileged(ids)
 
     def phys_params(self, params: Tensor | None = None) -> PhysParams:
