@@ -8,6 +8,10 @@ reported as compile_s.
 
     python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--repeats 5] [--device cpu]
         [--backend auto|torch|native]
+
+Articulated tasks (``--tasks legged-walk arm-reach``, ``--engines mujoco mujoco_warp``, ``--articulated-envs``):
+full env steps (policy steps) on each engine, with ``"engine"`` and ``"ratio_vs_ant"``: ours over a Gymnasium
+MuJoCo ``Ant-v5`` stepping loop (random actions, one process) measured first in the same run.
 """
 
 from __future__ import annotations
@@ -129,6 +133,50 @@ def bench_env(
     ]
 
 
+def bench_articulated(
+    task: str, num_envs: int, device: torch.device, engine: str, steps: int, repeats: int, ant: float | None
+) -> dict:
+    """Full env steps (policy steps: actuators, physics substeps, observations, rewards, resets, randomization) of
+    an articulated task under uniform random actions, on ``engine``; ``ratio_vs_ant`` = ours / Gymnasium Ant-v5's
+    env steps per second measured in the same run."""
+    t0 = time.perf_counter()
+    env = make_env(task, num_envs, device=device, seed=0, engine=engine)
+    g = torch.Generator(device).manual_seed(0)
+    pool = [2 * torch.rand(num_envs, env.num_actions, generator=g, device=device) - 1 for _ in range(8)]
+    for k in range(3):
+        env.step(pool[k % 8])
+    _sync(device)
+    setup_s = time.perf_counter() - t0
+    resets, times = 0, []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        for k in range(steps):
+            _, _, done, _ = env.step(pool[k % 8])
+            resets += int(done.sum())
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    best = num_envs * steps / min(times)
+    return {
+        "task": task,
+        "engine": engine,
+        "device": str(device),
+        "num_envs": num_envs,
+        "what": "env_step",
+        "control_hz": env.cfg.control_hz,
+        "steps": steps,
+        "env_steps_per_s": best,
+        "median_env_steps_per_s": num_envs * steps / statistics.median(times),
+        "ratio_vs_ant": best / ant if ant else None,
+        "resets_per_step": resets / (steps * repeats),
+        "setup_s": round(setup_s, 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
+ARTICULATED = ("legged-walk", "arm-reach")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-envs", type=int, nargs="+", default=[1024, 16384, 65536])
@@ -141,10 +189,27 @@ def main() -> None:
     ap.add_argument(
         "--actions", choices=["random", "hover"], default="random", help="random (worst case) or zero actions"
     )
+    ap.add_argument(
+        "--engines", nargs="+", default=["mujoco"], choices=["mujoco", "mujoco_warp"], help="articulated tasks' engines"
+    )
+    ap.add_argument("--articulated-envs", type=int, nargs="+", default=[64, 256, 1024], help="num_envs, articulated")
     args = ap.parse_args()
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    ant = None
+    if any(t in ARTICULATED for t in args.tasks):
+        from benchmarks.articulated_throughput import bench_ant
+
+        ant_line = bench_ant(args.steps, args.repeats)
+        ant = ant_line["env_steps_per_s"]
+        print(json.dumps(ant_line), flush=True)
     for device in devices:
         for task in args.tasks:
+            if task in ARTICULATED:
+                for engine in args.engines:
+                    for n in args.articulated_envs:
+                        line = bench_articulated(task, n, torch.device(device), engine, args.steps, args.repeats, ant)
+                        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in line.items()}))
+                continue
             for n in args.num_envs:
                 for line in bench_env(
                     task, n, torch.device(device), args.steps, args.substeps, args.backend, args.repeats, args.actions
