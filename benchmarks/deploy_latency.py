@@ -108,6 +108,22 @@ def steal_ms() -> float:
         return float("nan")
 
 
+#: Cyclone DDS's own threads (receive, timed events, delivery, garbage collection, leases).
+DDS_THREADS = ("recv", "recvUC", "recvMC", "tev", "dq.builtins", "dq.user", "gc", "lease")
+
+
+def dds_config(priority: int | None) -> str:
+    """The loopback Cyclone DDS XML; with ``priority``, its threads run under SCHED_FIFO at that priority."""
+    if priority is None:
+        return LOOPBACK_CONFIG
+    threads = "".join(
+        f'<Thread name="{name}"><Scheduling><Class>realtime</Class><Priority>{priority}</Priority></Scheduling>'
+        "</Thread>"
+        for name in DDS_THREADS
+    )
+    return LOOPBACK_CONFIG.replace("</Domain>", f"<Threads>{threads}</Threads></Domain>")
+
+
 def loop(
     policy,
     rate: float,
@@ -117,6 +133,7 @@ def loop(
     slow_ms: float = 1.0,
     cpu: int | None = None,
     spin_s: float = 2e-4,
+    dds_priority: int | None = None,
 ) -> dict:
     base = crazyflie_profile()
     profile = SafetyProfile(base.robot_class, CommonLimits(control_period_s=1.0 / rate), quadrotor=base.quadrotor)
@@ -137,7 +154,7 @@ def loop(
         )
 
     with (
-        Ros2Node("bench", domain_id=domain, config=LOOPBACK_CONFIG) as node,
+        Ros2Node("bench", domain_id=domain, config=dds_config(dds_priority)) as node,
         FlightRecorder(tmp / f"loop{int(rate)}.mcap") as rec,
     ):
         topic = transport.topic("motor_command")
@@ -213,6 +230,7 @@ def loop(
         "spin_us": spin_s * 1e6,
         **miss_causes(stats),
         "steal_ms": steal,
+        "dds_threads_fifo_priority": dds_priority,
         "final_state": layer.state.name,
         "phases": phase_summary(phases, slow_s=slow_ms * 1e-3),
     }
@@ -228,6 +246,9 @@ def main() -> None:
     ap.add_argument(
         "--spin-us", type=float, default=200.0, help="busy-wait this long before each deadline instead of sleeping"
     )
+    ap.add_argument(
+        "--dds-priority", type=int, default=None, help="run Cyclone DDS's threads under SCHED_FIFO at this priority"
+    )
     args = ap.parse_args()
     machine = f"{platform.machine()}, {platform.python_version()}"
     with tempfile.TemporaryDirectory() as d:
@@ -235,7 +256,17 @@ def main() -> None:
         policy = load_policy(args.policy or fresh_policy(tmp))
         realtime = args.realtime_priority or None
         lines = [inference(policy)] + [
-            loop(policy, r, args.seconds, tmp, realtime, cpu=args.cpu, spin_s=args.spin_us * 1e-6) for r in args.rates
+            loop(
+                policy,
+                r,
+                args.seconds,
+                tmp,
+                realtime,
+                cpu=args.cpu,
+                spin_s=args.spin_us * 1e-6,
+                dds_priority=args.dds_priority,
+            )
+            for r in args.rates
         ]
         rtt = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "dds_roundtrip.py")], capture_output=True, text=True, cwd=ROOT
