@@ -1,5 +1,8 @@
 """``sim2real sysid LOG``: identify the quadrotor simulator's parameters from a logged flight.
 
+An arm's log (``--robot franka``, or a log whose metadata names its articulated robot) goes to
+:mod:`calibration.sysid.arm_cli` instead: motor strength, joint damping, friction, armature and latency.
+
 Writes into ``--out``: ``randomization.yaml`` (for ``sim2real train --randomization``), ``profile.yaml`` (the
 fitted robot profile), ``sysid.json`` (estimates with uncertainty, re-simulation gap before/after) and
 ``report.md``. Prints the JSON summary with ``--json``.
@@ -20,6 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", type=Path, help="sim2real .mcap, rosbag2 directory, or a .db3/.mcap storage file")
     p.add_argument("--map", type=Path, default=None, help="topic map YAML for logs from other stacks (docs/replay.md)")
     p.add_argument("--profile", type=Path, default=None, help="nominal robot profile YAML (default: Crazyflie 2.x)")
+    p.add_argument(
+        "--robot",
+        default=None,
+        help="articulated robot profile (e.g. franka, launch/robots/): identify an arm from its joint states and "
+        "joint commands (default: the log metadata's sim2real.robot; none: a quadrotor)",
+    )
+    p.add_argument("--segments", type=int, default=16, help="arm: log segments re-simulated")
+    p.add_argument("--horizon", type=int, default=25, help="arm: control steps per re-simulated segment")
     p.add_argument(
         "--anchor",
         choices=("kf", "mass"),
@@ -53,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def identify(args: argparse.Namespace) -> dict[str, Any]:
+    robot = getattr(args, "robot", None) or _logged_robot(args.log)
+    if robot:
+        from calibration.sysid.arm_cli import identify_arm
+
+        return identify_arm(args, robot)
     from rich.console import Console
     from rich.progress import Progress
 
@@ -122,6 +138,18 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     _report(args.out / "report.md", summary)
     log.info("wrote %s", ", ".join(summary["outputs"].values()))
     return summary
+
+
+def _logged_robot(path: Path) -> str | None:
+    """The articulated robot a sim2real MCAP log names in its metadata (``sim2real.robot``), else None."""
+    if path.suffix != ".mcap" or not path.is_file():
+        return None
+    from deploy.recording import LogFormatError, read_log
+
+    try:
+        return read_log(path, decode=False).metadata.get("sim2real", {}).get("robot") or None
+    except (LogFormatError, OSError):
+        return None
 
 
 def _report(path: Path, s: dict[str, Any]) -> None:
