@@ -112,6 +112,9 @@ class _Writer:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        # started from a SCHED_FIFO thread: the writer must not compete with the control loop
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     fd_in = sys.stdin.buffer.fileno()
