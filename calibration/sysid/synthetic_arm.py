@@ -88,3 +88,27 @@ def record_arm_run(path: str | Path, sim: ArmSimulator, run: SyntheticArmRun) ->
         recorder.close()
     truth = dict(zip(("torque_scale", "joint_damping", "joint_friction", "joint_armature"), run.params.row()))
     return {**truth, "action_latency": float(run.latency)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m calibration.sysid.synthetic_arm OUT.mcap``: a benchmark log with the tests' hidden parameters."""
+    import argparse
+    import json
+
+    from sim.articulated.profile import load_profile
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("out")
+    p.add_argument("--robot", default="franka")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--latency", type=int, default=1, help="control steps")
+    p.add_argument("--seed", type=int, default=3)
+    a = p.parse_args(argv)
+    hidden = ArmParams(torque_scale=0.85, joint_damping=3.0, joint_friction=0.8, joint_armature=0.15)
+    run = SyntheticArmRun(seconds=a.seconds, params=hidden, latency=a.latency, step_rad=0.25, seed=a.seed)
+    print(json.dumps(record_arm_run(a.out, ArmSimulator(load_profile(a.robot)), run)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
