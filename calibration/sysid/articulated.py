@@ -167,7 +167,7 @@ class ArmSimulator:
         qpos[:, self.qadr] = torch.as_tensor(np.tile(q0, (P, 1)))
         qvel[:, self.dadr] = torch.as_tensor(np.tile(qd0, (P, 1)))
         e.set_state(torch.arange(n), qpos, qvel)
-        act = self._actuators(n)
+        act = self.actuators(n)
         scale = torch.as_tensor(p[:, :1], dtype=torch.float32).expand(n, J)
         act.kp_scale[:], act.kd_scale[:], act.strength[:] = scale, scale, scale
         tg = torch.as_tensor(targets.reshape(n, H, J), dtype=torch.float32)
@@ -180,11 +180,13 @@ class ArmSimulator:
             q_out[:, h], qd_out[:, h] = e.qpos[:, self.qadr].numpy(), e.qvel[:, self.dadr].numpy()
         return q_out.reshape(P, S, H, J), qd_out.reshape(P, S, H, J)
 
-    def _actuators(self, n: int) -> JointActuators:
+    def actuators(self, n: int, max_delay: int = 0) -> JointActuators:
+        """The profile's actuators for n envs (a latency line of ``max_delay`` physics steps)."""
         j, a = self.profile.joints, self.profile.actuator
         return JointActuators(
             torch.tensor(j.kp_nm_per_rad), torch.tensor(j.kd_nm_s_per_rad), torch.tensor(j.effort_limit_nm), n,
             "cpu", model=a.model, stall_torque=a.stall_torque_nm, max_velocity=a.max_velocity_rad_s,
+            max_delay=max_delay,
         )  # fmt: skip
 
 

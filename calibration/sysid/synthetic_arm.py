@@ -55,9 +55,7 @@ def record_arm_run(path: str | Path, sim: ArmSimulator, run: SyntheticArmRun) ->
     qpos = torch.as_tensor(model.qpos0, dtype=torch.float64)[None].clone()
     qpos[:, sim.qadr] = torch.as_tensor(default)
     e.set_state(torch.arange(1), qpos, torch.zeros(1, e.nv, dtype=torch.float64))
-    act = sim._actuators(1)
-    act.targets.max_delay = run.latency * sub
-    act.targets.__init__(1, J, run.latency * sub, "cpu")
+    act = sim.actuators(1, max_delay=run.latency * sub)
     act.set_delay(torch.tensor([run.latency * sub]))
     act.reset(torch.arange(1), torch.as_tensor(default, dtype=torch.float32)[None])
     s = run.params.torque_scale
