@@ -37,6 +37,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _timed_steps(env, pool: list[torch.Tensor], steps: int, repeats: int, device: torch.device) -> tuple[list, int]:
+    """Wall seconds of each of ``repeats`` runs of ``steps`` env steps (actions cycled from ``pool``), and the
+    number of env resets they caused."""
+    resets, times = 0, []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        for k in range(steps):
+            _, _, done, _ = env.step(pool[k % len(pool)])
+            resets += int(done.sum())
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times, resets
+
+
 def bench_env(
     task: str,
     num_envs: int,
@@ -67,15 +82,7 @@ def bench_env(
     _sync(device)
     compile_s = time.perf_counter() - t0
 
-    resets, env_times = 0, []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        for k in range(steps):
-            _, _, done, _ = env.step(pool[k % 8])
-            resets += int(done.sum())
-        _sync(device)
-        env_times.append(time.perf_counter() - t0)
+    env_times, resets = _timed_steps(env, pool, steps, repeats, device)
 
     p = env.phys_params()
     zero = torch.zeros(num_envs, device=device)
@@ -147,15 +154,7 @@ def bench_articulated(
         env.step(pool[k % 8])
     _sync(device)
     setup_s = time.perf_counter() - t0
-    resets, times = 0, []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        for k in range(steps):
-            _, _, done, _ = env.step(pool[k % 8])
-            resets += int(done.sum())
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    times, resets = _timed_steps(env, pool, steps, repeats, device)
     best = num_envs * steps / min(times)
     return {
         "task": task,
