@@ -1,0 +1,142 @@
+"""Time to walk (and to reach): training wall clock until the articulated tasks meet their targets.
+
+- ``legged-walk``: mean planar velocity error < 0.1 m/s while commanded 0.5 m/s forward (no sideways, no turning),
+  over ``--episodes`` episodes of ``--episode-s`` under the task's default randomization.
+- ``arm-reach``: >= 95 % success (2 cm and 0.1 rad reached within the episode, one target per episode).
+
+Every ``--eval-every`` iterations the deterministic actor is evaluated; the evaluation pauses the training clock
+(``seconds`` is training only, ``eval_s`` is reported apart). Targets (issue): legged-walk < 30 min on this CPU,
+< 5 min on one CUDA GPU; arm-reach < 5 min on this CPU.
+
+    python benchmarks/train_legged.py --task legged-walk [--device cuda:0] [--max-seconds 1800] [--engine mujoco_warp]
+    python benchmarks/train_legged.py --task arm-reach --max-seconds 300
+
+prints one JSON line: {"task", "device", "engine", "reached": bool, "seconds", "iterations", "metric", "value",
+"target", "eval_s", "history": [...]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+from tensordict import TensorDict
+
+from policies.overrides import apply_overrides
+from policies.train import IterationStats, train
+from policies.train_cfg import TrainCfg, train_cfg
+from sim.articulated.rollout import rollout
+from sim.tasks import make_env
+
+log = logging.getLogger("train_legged")
+# task -> (metric, target, lower is better)
+TARGETS = {"legged-walk": ("velocity_error_rms_m_s", 0.1, True), "arm-reach": ("success_rate", 0.95, False)}
+
+
+def eval_cfg(cfg: TrainCfg, seconds: float):
+    """The task's env config for evaluation: legged -> a fixed 0.5 m/s forward command; arm -> one target."""
+    env_cfg = copy.deepcopy(cfg.env)
+    env_cfg.episode_s = seconds
+    if cfg.task == "legged-walk":
+        c = env_cfg.command
+        c.lin_vel_x_m_s, c.lin_vel_y_m_s, c.yaw_rate_rad_s = (0.5, 0.5), (0.0, 0.0), (0.0, 0.0)
+        c.standing_fraction, c.resample_s = 0.0, seconds
+    if hasattr(env_cfg, "target"):
+        env_cfg.target.resample_s = seconds
+    return env_cfg
+
+
+class PeriodicEval:
+    def __init__(self, cfg: TrainCfg, episodes: int, seconds: float, every: int, engine: str | None):
+        self.cfg, self.env_cfg, self.episodes, self.every, self.engine = (
+            cfg,
+            eval_cfg(cfg, seconds),
+            episodes,
+            every,
+            engine,
+        )
+        self.metric, self.target, self.lower = TARGETS[cfg.task]
+        self.history: list[dict] = []
+        self.reached: IterationStats | None = None
+
+    def __call__(self, stats: IterationStats, runner) -> bool:
+        if (stats.iteration + 1) % self.every:
+            return False
+        policy = runner.get_inference_policy()
+        env = make_env(
+            self.cfg.task, self.episodes, device=self.cfg.device, seed=12345, cfg=self.env_cfg, engine=self.engine
+        )
+        n = env.num_envs
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            return policy(TensorDict({"policy": obs}, batch_size=[n])).clamp(-1.0, 1.0)
+
+        with torch.inference_mode():
+            m = rollout(env, act, self.env_cfg.max_episode_length).metrics()
+        value = m[self.metric]
+        self.history.append({"iteration": stats.iteration, "train_s": round(stats.wall_s, 1), self.metric: value})
+        log.info("it %d at %.0f s: %s = %.3f", stats.iteration, stats.wall_s, self.metric, value)
+        ok = value < self.target if self.lower else value >= self.target
+        if ok:
+            self.reached = stats
+        return ok
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=sorted(TARGETS), default="legged-walk")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", choices=["mujoco", "mujoco_warp"], default=None, help="default: the task's")
+    p.add_argument("--num-envs", type=int, default=None, help="default: the task's training config")
+    p.add_argument("--max-seconds", type=float, default=1800.0, help="training budget, s")
+    p.add_argument("--eval-every", type=int, default=25, help="iterations between evaluations")
+    p.add_argument("--episodes", type=int, default=64)
+    p.add_argument("--episode-s", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = train_cfg(args.task)
+    cfg.device, cfg.seed, cfg.max_seconds, cfg.max_iterations = args.device, args.seed, args.max_seconds, 1_000_000
+    if args.num_envs:
+        cfg.num_envs = args.num_envs
+    if args.engine:
+        cfg.env.engine = args.engine
+    apply_overrides(cfg, args.set)
+    cb = PeriodicEval(cfg, args.episodes, args.episode_s, args.eval_every, args.engine)
+    t0 = time.perf_counter()
+    result = train(cfg, None, progress=args.verbose, on_iteration=cb)
+    out = {
+        "task": args.task,
+        "device": args.device,
+        "engine": args.engine or getattr(cfg.env, "engine", None),
+        "num_envs": cfg.num_envs,
+        "reached": cb.reached is not None,
+        "seconds": round(cb.reached.wall_s, 1) if cb.reached else None,
+        "iterations": result.iterations,
+        "metric": cb.metric,
+        "value": cb.history[-1][cb.metric] if cb.history else None,
+        "target": cb.target,
+        "train_s": round(result.wall_s, 1),
+        "eval_s": round(result.paused_s, 1),
+        "total_s": round(time.perf_counter() - t0, 1),
+        "threads": torch.get_num_threads(),
+        "history": cb.history,
+    }
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
