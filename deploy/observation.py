@@ -87,3 +87,99 @@ class ObservationBuilder:
             ).astype(np.float64)
             values["position_error_integral"] = self.integral
         return self.spec.assemble(values).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- articulated robots
+def projected_gravity(q: np.ndarray) -> np.ndarray:
+    """(4,) base orientation w, x, y, z (body -> world) -> (3,) unit gravity direction in the body frame
+    ((0, 0, -1) when level): minus the last row of the rotation matrix, as sim.articulated.terms computes it."""
+    return -rotation_matrix(np.asarray(q, dtype=float) / np.linalg.norm(q))[6:9]
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of (4,) w-first quaternions (rotation b, then a)."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return np.array(
+        [aw * bw - ax * bx - ay * by - az * bz,
+         aw * bx + ax * bw + ay * bz - az * by,
+         aw * by - ax * bz + ay * bw + az * bx,
+         aw * bz + ax * by - ay * bx + az * bw]
+    )  # fmt: skip
+
+
+def rotation_error_vector(q: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(3,) rotation vector (axis * angle, rad, world frame) turning orientation ``q`` into ``target`` (both
+    (4,) w-first); the shortest rotation whatever the quaternion signs (sim.articulated.terms, in numpy)."""
+    d = quat_multiply(np.asarray(target, dtype=float), np.asarray(q, dtype=float) * np.array([1.0, -1, -1, -1]))
+    if d[0] < 0:
+        d = -d
+    sin_half = float(np.linalg.norm(d[1:]))
+    angle = 2.0 * np.arctan2(sin_half, d[0])
+    return d[1:] * (angle / sin_half if sin_half > 1e-9 else 2.0)
+
+
+class JointContext:
+    """What an articulated robot's terms use besides the state: the default pose the joint positions are
+    measured from (J,) rad, the last normalized action (J,), and the task's command: the velocity command
+    (3,) (vx, vy m/s in the heading frame, yaw rate rad/s; legged) or the end-effector target (arm: position
+    (3,) m and orientation (4,) w, x, y, z in the base frame)."""
+
+    def __init__(
+        self,
+        default_pose: np.ndarray,
+        last_action: np.ndarray,
+        velocity_command: np.ndarray | None = None,
+        target_position: np.ndarray | None = None,
+        target_quat: np.ndarray | None = None,
+    ):
+        self.default_pose = default_pose
+        self.last_action = last_action
+        self.velocity_command = velocity_command
+        self.target_position = target_position
+        self.target_quat = target_quat
+
+
+#: Terms of the articulated tasks (sim/articulated/tasks: legged-walk, arm-reach), from a RobotState whose
+#: quaternion / angular_velocity are the base's IMU (legged) and whose position / quaternion are the end
+#: effector's pose in the base frame (arm). ``position_error`` here is the arm's target minus end effector; the
+#: quadrotor's (TERMS) is position minus reference: each table follows its own tasks' specs.
+JOINT_TERMS: dict[str, Callable[[RobotState, JointContext], np.ndarray]] = {
+    "base_ang_vel": lambda s, c: s.angular_velocity,
+    "projected_gravity": lambda s, c: projected_gravity(s.quaternion),
+    "velocity_command": lambda s, c: c.velocity_command,
+    "joint_pos": lambda s, c: s.joint_position - c.default_pose,
+    "joint_vel": lambda s, c: s.joint_velocity,
+    "position_error": lambda s, c: c.target_position - s.position,
+    "orientation_error": lambda s, c: rotation_error_vector(s.quaternion, c.target_quat),
+    "last_action": lambda s, c: c.last_action,
+}
+
+#: terms whose size is the robot's joint count
+JOINT_SIZED_TERMS = ("joint_pos", "joint_vel", "last_action")
+
+
+class JointObservationBuilder:
+    """Builds policy observations of an articulated robot for ``spec``; refuses, at construction, specs with
+    terms it cannot build and joint terms whose size is not the robot's joint count ``joints``."""
+
+    def __init__(self, spec: ObsSpec, joints: int):
+        unknown = [name for name in spec.names if name not in JOINT_TERMS]
+        if unknown:
+            raise ObsSpecError(
+                f"the policy's observation needs terms {unknown} that the runtime cannot build from an articulated "
+                f"robot's state; it can build {sorted(JOINT_TERMS)}. Export the policy from a task whose "
+                f"observations the robot measures"
+            )
+        for name in JOINT_SIZED_TERMS:
+            if name in spec.names and spec.term(name).size != joints:
+                raise ObsSpecError(
+                    f"the policy's observation term {name!r} has {spec.term(name).size} values, the robot has "
+                    f"{joints} joints: the policy was trained for another robot"
+                )
+        self.spec = spec
+
+    def build(self, state: RobotState, context: JointContext) -> np.ndarray:
+        """(D,) float32 observation."""
+        values = {name: np.asarray(JOINT_TERMS[name](state, context), dtype=np.float64) for name in self.spec.names}
+        return self.spec.assemble(values).astype(np.float32)

@@ -12,6 +12,20 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     recording: {directory: runs/deploy}
     sil: {seed: 0, start_height_m: 0.0}    # software-in-the-loop robot (drivers/sim_robot.py)
     realtime_priority: 50                  # SCHED_FIFO for the control loop (needs root / CAP_SYS_NICE)
+
+Articulated robots (``robot_class: legged | arm``; launch/sim_a1.yaml, launch/sim_franka.yaml) name an articulated
+robot profile (``launch/robots/*.yaml``, top-level ``articulated:``) whose control rate, joints and safety
+section they use: ``action`` may be left out (joint_position targets of the profile's joints), ``safety`` only
+overrides the section the robot profile derives (``common``, ``joints``, ``legged`` keys), and the plan is a
+:class:`deploy.runtime_articulated.LeggedPlan` or :class:`~deploy.runtime_articulated.ArmPlan`::
+
+    name: sim_a1
+    robot_class: legged
+    control_hz: 50
+    robot: robots/a1.yaml
+    safety: {common: {max_state_age_s: 0.25}}
+    plan: {stand_s: 2.0, hold_s: 2.0, walk_s: 4.0, velocity_command: [0.5, 0.0, 0.0], stop_s: 2.0}
+    sil: {seed: 0, start_height_m: 0.1, start_joint_position_rad: [...]}   # drivers/sim_articulated_node.py
 """
 
 from __future__ import annotations
@@ -23,11 +37,15 @@ from typing import Any
 
 import yaml
 
-from deploy.observation import ObservationBuilder
+from deploy.observation import JointObservationBuilder, ObservationBuilder
 from deploy.runtime import FlightPlan, Policy
+from deploy.runtime_articulated import ArmPlan, LeggedPlan
 from deploy.safety import SafetyProfile, profile_from_dict
 from deploy.transport import TransportConfig
+from sim.articulated.profile import ArticulatedProfile, ArticulatedProfileError, load_profile
 from sim.quadrotor.params import QuadrotorParams
+
+ARTICULATED_CLASSES = ("legged", "arm")
 
 KEYS = {
     "name",
@@ -52,21 +70,26 @@ class DeployProfileError(ValueError):
 class DeployProfile:
     name: str
     control_hz: float
-    robot: QuadrotorParams
+    robot: QuadrotorParams | ArticulatedProfile
     action_interface: str
     action_names: tuple[str, ...]
     transport: TransportConfig
     safety: SafetyProfile
-    plan: FlightPlan = field(default_factory=FlightPlan)
+    plan: FlightPlan | LeggedPlan | ArmPlan = field(default_factory=FlightPlan)
     recording_dir: Path = Path("runs/deploy")
     sil: dict[str, Any] = field(default_factory=dict)
     robot_class: str = "quadrotor"
     realtime_priority: int | None = None  # SCHED_FIFO priority of the control loop; None = normal scheduling
+    robot_file: Path | None = None  # the robot profile YAML, where the deploy profile names one
 
     @property
     def robot_hash(self) -> str:
         """Content hash of the robot profile (what the exported policy was trained for)."""
         return self.robot.digest()
+
+    @property
+    def articulated(self) -> bool:
+        return self.robot_class in ARTICULATED_CLASSES
 
 
 def load_deploy_profile(path: str | Path) -> DeployProfile:
@@ -84,16 +107,19 @@ def load_deploy_profile(path: str | Path) -> DeployProfile:
     unknown = sorted(set(data) - KEYS)
     if unknown:
         raise DeployProfileError(f"{path}: unknown keys {unknown}; a deploy profile has {sorted(KEYS)}")
-    for key in ("control_hz", "robot", "action"):
+    for key in ("control_hz", "robot") + (("action",) if data.get("robot_class", "quadrotor") == "quadrotor" else ()):
         if key not in data:
             raise DeployProfileError(f"{path}: missing {key!r}")
-    if data.get("robot_class", "quadrotor") != "quadrotor":
+    robot_class = data.get("robot_class", "quadrotor")
+    if robot_class != "quadrotor" and robot_class not in ARTICULATED_CLASSES:
         raise DeployProfileError(
-            f"{path}: robot_class {data['robot_class']!r}: this runtime flies quadrotors (robot_class: quadrotor)"
+            f"{path}: robot_class {robot_class!r}: expected quadrotor, {' or '.join(ARTICULATED_CLASSES)}"
         )
     rate = data["control_hz"]
     if not isinstance(rate, int | float) or rate <= 0:
         raise DeployProfileError(f"{path}: control_hz must be a positive number of Hz, found {rate!r}")
+    if robot_class in ARTICULATED_CLASSES:
+        return _articulated_profile(path, data, robot_class, float(rate))
     robot = data["robot"]
     robot_params = (
         QuadrotorParams.from_yaml(path.parent / robot)
@@ -128,9 +154,87 @@ def load_deploy_profile(path: str | Path) -> DeployProfile:
     )
 
 
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+        )
+    return out
+
+
+def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, rate: float) -> DeployProfile:
+    robot = data["robot"]
+    try:
+        if isinstance(robot, str):
+            robot_profile = load_profile(path.parent / robot)
+        else:
+            robot_profile = ArticulatedProfile.from_dict(robot, source_dir=str(path.parent.resolve()))
+    except ArticulatedProfileError as exc:
+        raise DeployProfileError(f"{path}: robot: {exc}") from exc
+    if robot_profile.robot_class != robot_class:
+        raise DeployProfileError(
+            f"{path}: robot_class {robot_class!r}, but the robot profile {robot_profile.name!r} is a "
+            f"{robot_profile.robot_class!r} robot; make them agree"
+        )
+    if abs(robot_profile.control_hz - rate) > 1e-9:
+        raise DeployProfileError(
+            f"{path}: control_hz {rate:g} differs from the robot profile's control_hz {robot_profile.control_hz:g}; "
+            "the policy runs at the rate the robot profile (and the training) uses"
+        )
+    names = robot_profile.joints.names
+    action = data.get("action") or {"interface": "joint_position", "names": list(names)}
+    if not isinstance(action, Mapping) or tuple(action.get("names", ())) != names:
+        raise DeployProfileError(
+            f"{path}: action: expected the robot profile's joints {list(names)} in its order (or no action key), "
+            f"found {action!r}"
+        )
+    overrides = data.get("safety") or {}
+    if not isinstance(overrides, Mapping) or set(overrides) - {"common", "joints", "legged"}:
+        raise DeployProfileError(
+            f"{path}: safety: an articulated robot's safety section comes from its robot profile; override only "
+            f"'common', 'joints' or 'legged' keys, found {overrides!r}"
+        )
+    safety = _merged(robot_profile.safety_section(), overrides)
+    safety["common"] = {**safety["common"], "control_period_s": 1.0 / rate}
+    plan_cls = LeggedPlan if robot_class == "legged" else ArmPlan
+    try:
+        plan = plan_cls(**(data.get("plan") or {}))
+    except (TypeError, ValueError) as exc:
+        keys = sorted(plan_cls.__dataclass_fields__)
+        raise DeployProfileError(f"{path}: plan: {exc}; a {robot_class} plan has keys {keys}") from exc
+    return DeployProfile(
+        name=str(data.get("name", path.stem)),
+        control_hz=rate,
+        robot=robot_profile,
+        action_interface=str(action.get("interface", "joint_position")),
+        action_names=names,
+        transport=TransportConfig.from_mapping(data.get("transport")),
+        safety=profile_from_dict(safety),
+        plan=plan,
+        recording_dir=Path((data.get("recording") or {}).get("directory", "runs/deploy")),
+        sil=dict(data.get("sil") or {}),
+        robot_class=robot_class,
+        realtime_priority=data.get("realtime_priority"),
+        robot_file=path.parent / robot if isinstance(robot, str) else None,
+    )
+
+
 def check_policy(profile: DeployProfile, policy: Policy, policy_robot_hash: str | None = None) -> None:
     """Refuse, before arming, a policy that does not fit the robot: names the field, expected and found."""
     spec = policy.action_spec
+    if profile.articulated:
+        names = profile.action_names
+        if tuple(spec.names) != names:
+            raise DeployProfileError(
+                f"policy does not fit profile {profile.name!r}: the policy commands {len(spec.names)} joints "
+                f"{list(spec.names)}, the robot {profile.robot.name!r} has {len(names)} joints {list(names)}. "
+                "It was trained for another robot (or joint order): export a policy trained with this robot profile"
+            )
+        try:
+            JointObservationBuilder(policy.obs_spec, len(names))
+        except ValueError as exc:
+            raise DeployProfileError(f"policy does not fit profile {profile.name!r}: {exc}") from exc
 
     def mismatch(what: str, expected: Any, found: Any, hint: str) -> DeployProfileError:
         return DeployProfileError(
@@ -162,4 +266,5 @@ def check_policy(profile: DeployProfile, policy: Policy, policy_robot_hash: str 
             policy_robot_hash,
             "The policy was trained for other robot parameters.",
         )
-    ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)  # raises when a term cannot be built from a state
+    if not profile.articulated:
+        ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)  # raises when a term cannot be built from a state

@@ -1,4 +1,5 @@
-"""A simulated arm or legged robot dressed as hardware, for software-in-the-loop (in-process, no transport yet).
+"""A simulated arm or legged robot dressed as hardware, for software-in-the-loop (in-process; on the wire:
+:mod:`drivers.sim_articulated_node`).
 
 One env of an articulated task (``arm-reach`` or ``legged-walk``: its robot profile, model, randomized
 parameters, actuator latency and motor envelope) behind the :class:`drivers.robot.Robot` interface. Commands are
@@ -17,18 +18,28 @@ import numpy as np
 import torch
 
 from drivers.robot import RobotState
+from sim.articulated.profile import ArticulatedProfile
 from sim.randomization import RandomizationSpec
 from sim.tasks import make_env, task_entry
 
 
 class SimulatedArticulatedRobot:
     """One simulated articulated robot. ``randomization``: the task's default when None (the robot has its own
-    randomized parameters, drawn from ``seed``); pass ``RandomizationSpec({})`` for the nominal robot."""
+    randomized parameters, drawn from ``seed``); pass ``RandomizationSpec({})`` for the nominal robot.
+    ``profile``: the robot (an :class:`~sim.articulated.profile.ArticulatedProfile`); the task's when None."""
 
-    def __init__(self, task: str = "legged-walk", seed: int = 0, randomization: RandomizationSpec | None = None):
+    def __init__(
+        self,
+        task: str = "legged-walk",
+        seed: int = 0,
+        randomization: RandomizationSpec | None = None,
+        profile: ArticulatedProfile | None = None,
+    ):
         cfg = task_entry(task).make_cfg()
         if randomization is not None:
             cfg.randomization = randomization
+        if profile is not None:
+            cfg.params = profile
         cfg.episode_s = 1e6  # the robot does not reset itself
         self.env = make_env(task, 1, seed=seed, cfg=cfg)
         self.profile = self.env.profile
@@ -39,6 +50,7 @@ class SimulatedArticulatedRobot:
         self._armed = False
         self.time_s = 0.0
         self._damping = self.env.engine.get_params("dof_damping")  # (1, nv), this robot's randomized values
+        self._implicit_kd = torch.zeros(j.dim)  # damping-mode gains applied as joint damping (see _set_gains)
         self._set_gains(np.zeros(j.dim), np.zeros(j.dim))  # disarmed: zero torque
 
     # ------------------------------------------------------------------ Robot interface
@@ -55,7 +67,18 @@ class SimulatedArticulatedRobot:
                 "linear_velocity": e.qvel[0, 0:3].numpy().copy(),
                 "angular_velocity": e.qvel[0, 3:6].numpy().copy(),
             }
+        elif hasattr(self.env, "ee_pos"):  # an arm reports its end-effector pose in the base frame (Franka O_T_EE)
+            state |= {
+                "position": self.env.ee_pos[0].numpy().astype(float),
+                "quaternion": self.env.ee_quat[0].numpy().astype(float),
+            }
         return RobotState(stamp_s=self.time_s, **state)
+
+    def joint_torque(self) -> np.ndarray:
+        """(J,) N m the motors apply in the last physics step: the PD/motor model's torque plus the damping-mode
+        torque (-kd qd, applied as joint damping; see :meth:`_set_gains`)."""
+        qd = self.env.joint_vel[0].double()
+        return (self.env.torque[0].double() - self._implicit_kd.double() * qd).numpy()
 
     def send_command(self, command: np.ndarray, kp: np.ndarray | None = None, kd: np.ndarray | None = None) -> None:
         """Joint targets (J,) rad with per-joint gains (N m/rad, N m s/rad; the profile's when None). Ignored
@@ -92,6 +115,33 @@ class SimulatedArticulatedRobot:
             self._set_gains(self._kp_nominal.numpy(), self._kd_nominal.numpy())
 
     # ------------------------------------------------------------------ simulation
+    def reset(self) -> None:
+        """Start again: a fresh initial state of the task (a legged robot dropped standing), disarmed."""
+        self.env.reset()
+        self.disarm()
+        self._target = self.env.joint_pos.clone()
+
+    def tip_over(self, angle_rad: float = 1.75) -> None:
+        """A disturbance for tests of the safety layer: roll a floating base by ``angle_rad`` about its own x
+        axis, in place, at rest."""
+        if not self.profile.floating_base:
+            raise ValueError(f"{self.profile.name} has no floating base to tip over")
+        e = self.env.engine
+        qpos, qvel = e.qpos[:1].clone(), torch.zeros_like(e.qvel[:1])
+        w, x, y, z = qpos[0, 3:7].tolist()
+        c, s = np.cos(angle_rad / 2), np.sin(angle_rad / 2)  # q * (c, s, 0, 0)
+        qpos[0, 3:7] = torch.tensor([w * c - x * s, x * c + w * s, y * c + z * s, z * c - y * s], dtype=qpos.dtype)
+        qpos[0, 2] = max(float(qpos[0, 2]), self.profile.initial_base_height_m)
+        e.set_state(torch.tensor([0]), qpos, qvel)
+
+    def displace_joint(self, name: str, position_rad: float) -> None:
+        """A disturbance for tests of the safety layer: put joint ``name`` at ``position_rad`` (it may be outside
+        its limits; the joint limit pushes it back over the next steps), velocities unchanged."""
+        e, i = self.env.engine, self.profile.joints.names.index(name)
+        qpos = e.qpos[:1].clone()
+        qpos[0, self.env.qadr[i]] = position_rad
+        e.set_state(torch.tensor([0]), qpos, e.qvel[:1].clone())
+
     def step(self) -> None:
         """Advance one control period holding the last command (PD at the physics rate)."""
         env = self.env
@@ -110,7 +160,8 @@ class SimulatedArticulatedRobot:
         env, kp, kd = self.env, torch.as_tensor(kp).float(), torch.as_tensor(kd).float()
         implicit = (kp == 0) & (kd > 0)
         damping = self._damping.clone()
-        damping[0, env.dadr] += torch.where(implicit, kd, 0.0).double()
+        self._implicit_kd = torch.where(implicit, kd, 0.0)
+        damping[0, env.dadr] += self._implicit_kd.double()
         env.engine.set_params("dof_damping", damping, torch.tensor([0]))
         kd = torch.where(implicit, 0.0, kd)
         kp_ratio = torch.where(self._kp_nominal > 0, kp / self._kp_nominal.clamp_min(1e-9), 0.0)

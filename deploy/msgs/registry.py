@@ -87,6 +87,24 @@ _MSG_TEXT: dict[str, str] = {
         "std_msgs/Header header\n"
         "float32[] rpm\n"
     ),
+    "sim2real_msgs/msg/JointCommand": (
+        "# Per-joint PD command, joints by name; the motor applies effort + kp (position - q) + kd (velocity - dq).\n"
+        "# All gains zero = zero torque; kp 0 with kd > 0 = damping.\n"
+        "std_msgs/Header header\n"
+        "string[] name\n"
+        "# Target joint angle, rad.\n"
+        "float64[] position\n"
+        "# Target joint speed, rad/s.\n"
+        "float64[] velocity\n"
+        "# Feed-forward torque, N m.\n"
+        "float64[] effort\n"
+        "# Stiffness, N m/rad.\n"
+        "float64[] kp\n"
+        "# Damping, N m s/rad.\n"
+        "float64[] kd\n"
+        "# What produced the command: policy, arming, fallback or stop.\n"
+        "string mode\n"
+    ),
     "sim2real_msgs/msg/SafetyTransition": (
         "# A state change of the sim2real safety state machine (DISARMED, ARMING, ACTIVE, FALLBACK, ESTOP).\n"
         "std_msgs/Header header\n"
@@ -126,6 +144,7 @@ _CLASSES: dict[str, type] = {
     "sensor_msgs/msg/JointState": m.JointState,
     "sensor_msgs/msg/BatteryState": m.BatteryState,
     "sim2real_msgs/msg/MotorCommand": m.MotorCommand,
+    "sim2real_msgs/msg/JointCommand": m.JointCommand,
     "sim2real_msgs/msg/SafetyTransition": m.SafetyTransition,
     "sim2real_msgs/msg/LoopTiming": m.LoopTiming,
 }

@@ -214,6 +214,26 @@ class MotorCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.MotorCommand_"):
 
 
 @dataclass
+class JointCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.JointCommand_"):
+    """sim2real_msgs/msg/JointCommand: per-joint PD command for motor drivers that close the loop themselves
+    (Unitree low-level motor commands q, dq, tau, kp, kd; Franka joint impedance). Joints by name, like
+    sensor_msgs/JointState; the motor computes tau + kp (position - q) + kd (velocity - dq).
+
+    position: target angle (rad); velocity: target speed (rad/s); effort: feed-forward torque (N m);
+    kp: stiffness (N m/rad); kd: damping (N m s/rad); all zero = zero torque; kp 0, kd > 0 = damping.
+    mode: what produced it (policy, arming, fallback, stop), for logs."""
+
+    header: Header = field(default_factory=Header)
+    name: sequence[str] = field(default_factory=list)
+    position: sequence[float64] = field(default_factory=list)
+    velocity: sequence[float64] = field(default_factory=list)
+    effort: sequence[float64] = field(default_factory=list)
+    kp: sequence[float64] = field(default_factory=list)
+    kd: sequence[float64] = field(default_factory=list)
+    mode: str = ""
+
+
+@dataclass
 class SafetyTransition(IdlStruct, typename="sim2real_msgs.msg.dds_.SafetyTransition_"):
     """sim2real_msgs/msg/SafetyTransition: a state change of the safety state machine and its cause."""
 
