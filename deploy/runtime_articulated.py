@@ -216,6 +216,7 @@ class ArticulatedRuntime:
         self.plan_start_s: float | None = None
         self.phase = "disarmed"
         self._logged_transitions = 0
+        self._recorded: dict[type, object] = {}  # the last state message written to the log, per type
         self.tracking: list[tuple[float, str, float]] = []  # (plan time s, phase, error) per active policy cycle
         self.joint_errors: list[float] = []  # |target - measured| RMS over joints (rad), per active cycle
 
@@ -328,9 +329,11 @@ class ArticulatedRuntime:
                         self.recorder.write_observation(obs.tolist(), stamp)
                         self.recorder.write_action(self.last_action.tolist(), stamp)
                 self.joint_errors.append(float(np.sqrt(np.mean((action - q) ** 2))))
-        if reading is not None and self.recorder is not None and running:
-            for msg in reading.messages:
-                self.recorder.write_state(msg, stamp)
+        if reading is not None and self.recorder is not None:
+            for msg in reading.messages:  # each state message once, in every safety state (fallbacks included)
+                if msg is not self._recorded.get(type(msg)):
+                    self.recorder.write_state(msg, stamp)
+                    self._recorded[type(msg)] = msg
         command = self.safety.filter(action, now, inference)
         zeros = np.zeros(len(self.names))
         kp = zeros if command.kp_nm_per_rad is None else command.kp_nm_per_rad
@@ -369,30 +372,37 @@ class ArticulatedRuntime:
         self.tracking.append((t, step.phase, error))
 
     # ------------------------------------------------------------------ a run
+    def _arm_step(self, now: float, deadline: float) -> bool:
+        """One cycle of waiting to arm: True once armed. Raises :class:`JointStateError` for a joint state
+        without the profile's joints, RuntimeError past ``deadline``."""
+        reading = self.read_state(strict=True)
+        self.cycle(now)
+        if reading is not None and self.safety.arm(now):
+            return True
+        if now > deadline:
+            why = "no state from the robot" if reading is None else self.safety.last_verdicts
+            raise RuntimeError(f"could not arm: {why}")
+        return False
+
     def wait_and_arm(self, timeout_s: float = 5.0) -> None:
-        """Cycle until the state streams are healthy and the layer arms. Raises :class:`JointStateError` for a
-        joint state without the profile's joints, RuntimeError when it cannot arm in ``timeout_s``."""
+        """Cycle until the state streams are healthy and the layer arms (see :meth:`_arm_step`)."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            now = time.monotonic()
-            reading = self.read_state(strict=True)
-            self.cycle(now)
-            if reading is not None and self.safety.arm(now):
-                return
-            if now > deadline:
-                why = "no state" if reading is None else self.safety.last_verdicts
-                raise RuntimeError(f"could not arm within {timeout_s} s: {why}")
+        while not self._arm_step(time.monotonic(), deadline):
             time.sleep(1.0 / self.policy.control_hz)
 
     def run(self, timeout_s: float = 5.0) -> LoopStats:
-        """Arm, run the plan at the policy rate, disarm. After a fallback the fallback command (damping for a
-        legged robot, hold for an arm) goes on for ``fallback_hold_s`` before the disarm."""
-        self.wait_and_arm(timeout_s)
+        """Arm (within ``timeout_s``), run the plan at the policy rate, disarm; all in the fixed-rate loop. After a
+        fallback the fallback command (damping for a legged robot, hold for an arm) goes on for
+        ``fallback_hold_s`` before the disarm."""
         loop = FixedRateLoop(self.policy.control_hz, realtime_priority=self.realtime_priority)
-        end = math.inf
+        end, armed, arm_deadline = math.inf, False, None
 
         def step(now: float):
-            nonlocal end
+            nonlocal end, armed, arm_deadline
+            if not armed:
+                arm_deadline = now + timeout_s if arm_deadline is None else arm_deadline
+                armed = self._arm_step(now, arm_deadline)
+                return None
             inference = self.cycle(now)
             state = self.safety.state
             if end == math.inf:
@@ -410,7 +420,7 @@ class ArticulatedRuntime:
                 return False
             return inference
 
-        return loop.run(step, duration_s=self.plan.duration_s + self.fallback_hold_s + 10.0)
+        return loop.run(step, duration_s=timeout_s + self.plan.duration_s + self.fallback_hold_s + 10.0)
 
     def summary(self) -> dict:
         """Tracking numbers of the run: legged, velocity error while walking (m/s); arm, end-effector error at
