@@ -51,6 +51,9 @@ class LeggedRewardCfg:
     air_time_s: float = 0.5
     joint_limits: float = -10.0  # per rad beyond the limits
     termination: float = 0.0  # one-off reward at a failure (not scaled by the control period); legged_gym: 0
+    # legged_gym's only_positive_rewards: a step's total below zero counts as zero. Without it the penalties of an
+    # early, clumsy gait outweigh the tracking terms, a long episode is worth less than a short one, and falling pays.
+    only_positive: bool = True
 
 
 @dataclass
@@ -211,6 +214,10 @@ class LeggedWalkEnv(ArticulatedEnv):
         if w.termination:
             parts["termination"] = w.termination * self._failed().float()
         return parts
+
+    def _total_reward(self, parts: dict[str, Tensor]) -> Tensor:
+        total = super()._total_reward(parts)
+        return total.clamp_min(0.0) if self.cfg.reward.only_positive else total
 
     def _failed(self) -> Tensor:
         limit = self.cfg.max_tilt_rad or self.cfg.params.safety.max_base_tilt_rad

@@ -207,3 +207,34 @@ def test_tasks_run_on_the_warp_engine(name: str) -> None:
         obs, rew, *_ = env.step(2 * torch.rand(4, env.num_actions, generator=g) - 1)
         assert all(torch.isfinite(v).all() for v in obs.values()) and torch.isfinite(rew).all()
     assert env.engine.get_params("body_mass")[:, 1].unique().numel() == 4
+
+
+def test_legged_reward_clips_negative_steps_to_zero_only_when_asked() -> None:
+    """legged_gym's only_positive_rewards: random flailing earns penalties; clipped, no step is worth less than 0."""
+
+    def rewards(only_positive: bool) -> torch.Tensor:
+        cfg = task_entry("legged-walk").make_cfg()
+        cfg.reward.only_positive = only_positive
+        env = make_env("legged-walk", 16, seed=3, cfg=cfg)
+        g = torch.Generator().manual_seed(0)
+        return torch.stack([env.step(2 * torch.rand(16, 12, generator=g) - 1)[1] for _ in range(25)])
+
+    clipped, raw = rewards(True), rewards(False)
+    assert (raw < 0).any(), "random actions should cost more than they track at least once"
+    assert (clipped >= 0).all()
+    assert torch.equal(clipped, raw.clamp_min(0.0))  # same seed, same states: the clip is the only difference
+
+
+def test_env_step_runs_its_torch_ops_on_one_thread_and_restores_the_callers_setting() -> None:
+    env = make_env("legged-walk", 4, seed=0)
+    seen = []
+    original = env._after_physics
+
+    def spy() -> None:
+        seen.append(torch.get_num_threads())
+        original()
+
+    env._after_physics = spy
+    torch.set_num_threads(2)
+    env.step(torch.zeros(4, 12))
+    assert seen == [1] and torch.get_num_threads() == 2
