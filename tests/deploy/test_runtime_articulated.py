@@ -1,0 +1,158 @@
+"""The articulated deploy runtime refuses what does not fit before arming: joint messages without the profile's
+joints, policies for another robot; its plans and profiles read as documented. No simulator process here."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from deploy.articulated_wire import (
+    JointOrder,
+    JointStateError,
+    articulated_transport,
+    imu_msg,
+    joint_command_msg,
+    joint_state_msg,
+)
+from deploy.msgs import Imu, JointCommand, JointState
+from deploy.profile import DeployProfileError, check_policy, load_deploy_profile
+from deploy.runtime_articulated import ArmPlan, ArmTarget, ArticulatedRuntime, LeggedPlan
+from deploy.safety import SafetyLayer
+from deploy.transport import LOOPBACK_CONFIG, Ros2Node
+from sim.action_spec import ActionSpec
+from sim.obs_spec import ObsSpec, ObsTerm
+
+LAUNCH = Path(__file__).resolve().parents[2] / "launch"
+A1 = load_deploy_profile(LAUNCH / "sim_a1.yaml")
+
+
+class FakePolicy:
+    """A policy for ``names`` with the legged-walk observation layout for ``obs_joints`` joints."""
+
+    control_hz = 50.0
+
+    def __init__(self, names, obs_joints=None, extra_term=None):
+        j = len(names) if obs_joints is None else obs_joints
+        terms = [ObsTerm("base_ang_vel", 3), ObsTerm("projected_gravity", 3), ObsTerm("velocity_command", 3)]
+        terms += [ObsTerm("joint_pos", j), ObsTerm("joint_vel", j), ObsTerm("last_action", j)]
+        if extra_term:
+            terms.append(ObsTerm(extra_term, 1))
+        self.obs_spec = ObsSpec(tuple(terms))
+        n = len(names)
+        self.action_spec = ActionSpec(
+            "joint_position", tuple(names), ("rad",) * n, (0.0,) * n, (0.25,) * n, (-3.0,) * n, (3.0,) * n
+        )
+
+    def __call__(self, obs):
+        return np.array(self.action_spec.offset)
+
+
+def test_joint_messages_are_reordered_by_name_and_missing_joints_refused():
+    order = JointOrder(("a", "b", "c"))
+    msg = joint_state_msg(("c", "a", "b", "x"), [3.0, 1.0, 2.0, 9.0], [30.0, 10.0, 20.0, 90.0], None, 5)
+    q, qd, tau = order.state(msg)
+    assert q.tolist() == [1.0, 2.0, 3.0] and qd.tolist() == [10.0, 20.0, 30.0] and tau is None
+    cmd = joint_command_msg(("b", "c", "a"), [2.0, 3.0, 1.0], [20.0, 30.0, 10.0], [0.2, 0.3, 0.1], "policy", 5)
+    assert [v.tolist() for v in order.command(cmd)] == [[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [0.1, 0.2, 0.3]]
+    with pytest.raises(JointStateError, match=r"lacks the joints \['b'\] of the robot profile"):
+        order.state(joint_state_msg(("a", "c"), [1.0, 3.0], [0.0, 0.0], None, 5))
+    with pytest.raises(JointStateError, match="velocity has 1 values for 3 names"):
+        order.state(JointState(name=["a", "b", "c"], position=[1.0, 2.0, 3.0], velocity=[0.0]))
+
+
+def test_the_joint_command_is_a_registered_ros2_message_on_the_command_topic():
+    transport = articulated_transport(A1.transport)
+    topic = transport.topic("joint_command")
+    assert topic.name == "/sim2real/command/joints" and topic.msg_type is JointCommand
+    assert transport.topic("joint_states").msg_type is JointState and transport.topic("imu").msg_type is Imu
+    msg = joint_command_msg(A1.action_names, np.zeros(12), np.zeros(12), np.full(12, 8.0), "fallback", 1_500_000_000)
+    back = JointCommand.deserialize(msg.serialize())
+    assert back == msg and back.header.stamp.sec == 1 and list(back.kd) == [8.0] * 12
+
+
+def test_a_joint_state_without_the_profile_joints_is_refused_before_arming():
+    domain = random.randint(1, 230)
+    names = A1.action_names
+    with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:  # the robot's publishers too
+        transport = articulated_transport(A1.transport)
+        runtime = ArticulatedRuntime(FakePolicy(names), node, transport, SafetyLayer(A1.safety), np.zeros(12), "legged")
+        t = transport.topic
+        joints = node.publisher(t("joint_states").name, JointState, t("joint_states").qos)
+        imu = node.publisher(t("imu").name, Imu, t("imu").qos)
+        assert runtime.joints_sub.wait_for_publishers(1, 10.0) and runtime.imu_sub.wait_for_publishers(1, 10.0)
+        eleven = [n for n in names if n != "RL_lower_joint"]
+        deadline = time.monotonic() + 10.0
+        while (runtime.joints_sub.latest() is None or runtime.imu_sub.latest() is None) and time.monotonic() < deadline:
+            stamp = time.monotonic_ns()
+            joints.publish(joint_state_msg(eleven, np.zeros(11), np.zeros(11), np.zeros(11), stamp))
+            imu.publish(imu_msg(np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3), stamp))
+            time.sleep(0.02)
+        with pytest.raises(JointStateError, match=r"lacks the joints \['RL_lower_joint'\] of the robot profile"):
+            runtime.wait_and_arm(timeout_s=5.0)
+        assert not runtime.safety.transitions  # never armed
+
+
+def test_a_policy_for_another_robot_is_refused_with_the_joints_named(articulated_policies):
+    from policies.onnx_policy import load_policy
+
+    franka_policy = load_policy(articulated_policies["arm-reach"]["trained"])
+    with pytest.raises(DeployProfileError, match=r"commands 7 joints \['panda_joint1'.*robot 'a1' has 12 joints"):
+        check_policy(A1, franka_policy, franka_policy.profile_hash)
+    a1_policy = load_policy(articulated_policies["legged-walk"]["trained"])
+    check_policy(A1, a1_policy, a1_policy.profile_hash)  # the right one fits
+    with pytest.raises(DeployProfileError, match="robot profile hash"):
+        check_policy(A1, a1_policy, "0123456789abcdef")
+    names = A1.action_names
+    with pytest.raises(DeployProfileError, match="'joint_pos' has 7 values, the robot has 12 joints"):
+        check_policy(A1, FakePolicy(names, obs_joints=7))
+    with pytest.raises(DeployProfileError, match=r"needs terms \['foot_contact'\].*it can build \['base_ang_vel'"):
+        check_policy(A1, FakePolicy(names, extra_term="foot_contact"))
+    with Ros2Node("deploy", domain_id=random.randint(1, 230), config=LOOPBACK_CONFIG) as node:
+        with pytest.raises(ValueError, match="trained for another robot"):
+            ArticulatedRuntime(
+                franka_policy, node, articulated_transport(A1.transport), SafetyLayer(A1.safety), np.zeros(12), "legged"
+            )
+
+
+def test_plans_step_through_their_phases():
+    plan = LeggedPlan(stand_s=2.0, hold_s=1.0, walk_s=3.0, velocity_command=(0.5, 0.1, 0.2), stop_s=1.0)
+    assert plan.duration_s == 7.0
+    assert plan.at(0.0).blend == 0.0 and plan.at(1.0).blend == 0.5 and plan.at(2.0).blend is None
+    assert plan.at(2.5).phase == "hold" and plan.at(2.5).velocity_command.tolist() == [0, 0, 0]
+    assert plan.at(3.5).phase == "walk" and plan.at(3.5).velocity_command.tolist() == [0.5, 0.1, 0.2]
+    assert plan.at(6.5).phase == "stop" and plan.at(99.0).velocity_command.tolist() == [0, 0, 0]
+    arm = ArmPlan(move_s=1.0, targets=({"position_m": [0.4, 0.0, 0.4], "hold_s": 2.0}, ArmTarget((0.5, 0.1, 0.3))))
+    assert arm.duration_s == 6.0 and arm.at(0.5).phase == "move" and arm.at(0.5).blend == 0.5
+    step = arm.at(2.0)
+    assert step.phase == "target0" and step.target_position.tolist() == [0.4, 0.0, 0.4]
+    assert step.target_quat.tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert arm.at(3.5).phase == "target1" and arm.at(60.0).phase == "target1"
+    with pytest.raises(ValueError, match="unit orientation_wxyz"):
+        ArmTarget((0.4, 0.0, 0.4), (1.0, 1.0, 0.0, 0.0))
+
+
+def test_articulated_deploy_profiles_load_from_their_robot_profiles(tmp_path):
+    franka = load_deploy_profile(LAUNCH / "sim_franka.yaml")
+    assert franka.robot_class == "arm" and franka.action_names[0] == "panda_joint1" and len(franka.plan.targets) == 3
+    assert franka.safety.joints.kp_nm_per_rad[0] == 600.0 and franka.safety.common.max_state_age_s == 0.25
+    assert A1.safety.legged.damping_kd_nm_s_per_rad == 8.0 and A1.safety.common.control_period_s == 0.02
+    assert A1.plan.velocity_command == (0.5, 0.0, 0.0) and A1.robot_hash == A1.robot.digest()
+    data = yaml.safe_load((LAUNCH / "sim_a1.yaml").read_text())
+    data["robot"] = str(LAUNCH / "robots" / "a1.yaml")
+
+    def refused(match: str, **changes) -> None:
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump({**data, **changes}))
+        with pytest.raises(DeployProfileError, match=match):
+            load_deploy_profile(path)
+
+    refused("the robot profile 'a1' is a 'legged' robot", robot_class="arm")
+    refused("control_hz 100 differs from the robot profile's control_hz 50", control_hz=100)
+    refused("a legged plan has keys", plan={"hover_s": 3.0})
+    refused("override only 'common', 'joints' or 'legged'", safety={"preset": "a1"})
+    refused("expected quadrotor, legged or arm", robot_class="boat")
