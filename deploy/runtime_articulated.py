@@ -166,6 +166,36 @@ class JointReading:
     base_velocity: np.ndarray | None = None  # (3,) m/s world, where someone publishes the base twist
 
 
+def joint_reading(
+    order: JointOrder, joints: JointState, other: Imu | PoseStamped, twist: TwistStamped | None = None
+) -> JointReading:
+    """The state of an articulated robot from its messages: the JointState (any joint order) and, for a legged
+    robot, the base IMU (orientation, gyro) and optionally the base twist, for an arm the end-effector pose.
+    Stamped with the older of the two main messages. Raises :class:`JointStateError` for missing joints."""
+    q, qd, tau = order.state(joints)
+    stamp_s = min(time_to_ns(joints.header.stamp), time_to_ns(other.header.stamp)) * 1e-9
+    if isinstance(other, Imu):
+        gyro = other.angular_velocity
+        state = RobotState(
+            stamp_s,
+            quaternion=quat_wxyz(other.orientation),
+            angular_velocity=np.array([gyro.x, gyro.y, gyro.z]),
+            joint_position=q,
+            joint_velocity=qd,
+        )
+        v = None if twist is None else twist.twist.linear
+        return JointReading(state, tau, (joints, other), None if v is None else np.array([v.x, v.y, v.z]))
+    p = other.pose.position
+    state = RobotState(
+        stamp_s,
+        position=np.array([p.x, p.y, p.z]),
+        quaternion=quat_wxyz(other.pose.orientation),
+        joint_position=q,
+        joint_velocity=qd,
+    )
+    return JointReading(state, tau, (joints, other))
+
+
 class ArticulatedRuntime:
     """Wires a policy to an articulated robot over ROS 2 topics behind the safety layer; call :meth:`cycle` at
     the policy rate. ``default_pose``: (J,) rad the policy's joint positions are measured from (the robot
@@ -229,37 +259,12 @@ class ArticulatedRuntime:
         if joints is None or other is None:
             return None
         try:
-            q, qd, tau = self.order.state(joints)
+            return joint_reading(self.order, joints, other, self.twist_sub.latest() if self.legged else None)
         except JointStateError:
             if strict:
                 raise
             log.error("joint state ignored", exc_info=True)
             return None
-        stamp_ns = min(time_to_ns(joints.header.stamp), time_to_ns(other.header.stamp))
-        base_velocity = None
-        if self.legged:
-            quat, gyro = quat_wxyz(other.orientation), other.angular_velocity
-            state = RobotState(
-                stamp_ns * 1e-9,
-                quaternion=quat,
-                angular_velocity=np.array([gyro.x, gyro.y, gyro.z]),
-                joint_position=q,
-                joint_velocity=qd,
-            )
-            twist = self.twist_sub.latest()
-            if twist is not None:
-                v = twist.twist.linear
-                base_velocity = np.array([v.x, v.y, v.z])
-        else:
-            p = other.pose.position
-            state = RobotState(
-                stamp_ns * 1e-9,
-                position=np.array([p.x, p.y, p.z]),
-                quaternion=quat_wxyz(other.pose.orientation),
-                joint_position=q,
-                joint_velocity=qd,
-            )
-        return JointReading(state, tau, (joints, other), base_velocity)
 
     def _sample(self, r: JointReading) -> StateSample:
         s = r.state
