@@ -48,7 +48,7 @@ from deploy.articulated_wire import (
 )
 from deploy.loop import FixedRateLoop
 from deploy.msgs import JointCommand, String
-from deploy.transport import Ros2Node, TransportConfig
+from deploy.transport import Ros2Node, TransportConfig, resolve_topic_name
 from drivers.sim_articulated import SimulatedArticulatedRobot
 from sim.articulated.profile import load_profile
 
@@ -82,7 +82,8 @@ class ArticulatedNode:
         self._command: tuple[JointCommand, float] | None = None
         self._injected: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.command_sub = node.subscription(cmd.name, JointCommand, cmd.qos, callback=self._on_command)
-        self.inject_sub = node.subscription(INJECT_TOPIC, String, "default", callback=self._on_inject)
+        inject = resolve_topic_name(INJECT_TOPIC, transport.namespace)
+        self.inject_sub = node.subscription(inject, String, "default", callback=self._on_inject)
         self.mode = "off"  # off (limp / braked) | command | fallback
         self.steps = 0
         self._start()
