@@ -3,6 +3,7 @@ joints, policies for another robot; its plans and profiles read as documented. N
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -156,3 +157,28 @@ def test_articulated_deploy_profiles_load_from_their_robot_profiles(tmp_path):
     refused("a legged plan has keys", plan={"hover_s": 3.0})
     refused("override only 'common', 'joints' or 'legged'", safety={"preset": "a1"})
     refused("expected quadrotor, legged or arm", robot_class="boat")
+
+
+def test_the_articulated_runtime_imports_and_builds_observations_without_torch():
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["torch"] = None  # any 'import torch' now raises ImportError
+import numpy as np
+import deploy.runtime_articulated, deploy.articulated_wire, deploy.cli
+from deploy.observation import JointContext, JointObservationBuilder
+from deploy.profile import load_deploy_profile
+from drivers.robot import RobotState
+from sim.obs_spec import ObsSpec, ObsTerm
+p = load_deploy_profile("launch/sim_a1.yaml")
+spec = ObsSpec((ObsTerm("projected_gravity", 3), ObsTerm("joint_pos", 12, 2.0)))
+s = RobotState(0.0, quaternion=np.array([1.0, 0, 0, 0]), joint_position=np.array(p.robot.joints.default_position_rad))
+obs = JointObservationBuilder(spec, 12).build(s, JointContext(s.joint_position - 0.5, np.zeros(12)))
+print(obs.tolist())
+"""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [0.0, 0.0, -1.0] + [1.0] * 12

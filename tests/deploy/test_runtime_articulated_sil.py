@@ -125,11 +125,11 @@ def assert_damping(wire: Wire, since_s: float, kd: float) -> None:
 def test_legged_zero_action_policy_stands_walks_the_plan_and_logs(legged_sil, articulated_policies, tmp_path):
     policy = load_policy(articulated_policies["legged-walk"]["zero"])
     plan = LeggedPlan(stand_s=1.5, hold_s=1.0, walk_s=1.0, velocity_command=(0.5, 0.0, 0.0), stop_s=0.5)
+    topics = articulated_transport(load_deploy_profile(LAUNCH / "sim_a1.yaml").transport)
     with (
         Ros2Node("deploy", domain_id=legged_sil, config=LOOPBACK_CONFIG) as node,
-        FlightRecorder(tmp_path / "run.mcap", topics=articulated_transport(load_deploy_profile(
-            LAUNCH / "sim_a1.yaml").transport)) as rec,
-    ):  # fmt: skip
+        FlightRecorder(tmp_path / "run.mcap", topics=topics) as rec,
+    ):
         runtime, wire, profile = setup(node, policy, "sim_a1.yaml", plan, rec)
         stats = runtime.run(timeout_s=30.0)
     states = [(t.from_state, t.to_state) for t in runtime.safety.transitions]
