@@ -9,6 +9,11 @@ reported as compile_s.
     python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--repeats 5] [--device cpu]
         [--backend auto|torch|native]
 
+``--compare-resets``: on the native backend, the in-pass resets of the kernel against the earlier eager reset path
+(``env._native.inline_resets = False``), stepped alternately on the same env in one process (``--repeats`` rounds
+of ``--steps`` steps each), so that the load of a shared machine falls on both alike; one JSON line per num_envs
+with both paths' best and median and their ratio.
+
 Articulated tasks (``--tasks legged-walk arm-reach``, ``--engines mujoco mujoco_warp``, ``--articulated-envs``):
 full env steps (policy steps) on each engine, with ``"engine"`` and ``"ratio_vs_ant"``: ours over a Gymnasium
 MuJoCo ``Ant-v5`` stepping loop (random actions, one process) measured first in the same run.
@@ -140,6 +145,43 @@ def bench_env(
     ]
 
 
+def compare_resets(task: str, num_envs: int, steps: int, repeats: int) -> dict:
+    """Env-steps/s of the native step with in-pass resets and with the eager reset path, alternated round by round
+    (the order flips every round) on one env under the same random actions."""
+    env = make_env(task, num_envs, device="cpu", seed=0, compile=True, native=True)
+    g = torch.Generator().manual_seed(0)
+    pool = [2 * torch.rand(num_envs, 4, generator=g) - 1 for _ in range(8)]
+    for k in range(10):
+        env.step(pool[k % 8])
+    times: dict[bool, list[float]] = {True: [], False: []}
+    resets = 0
+    for r in range(repeats):
+        for inline in (True, False) if r % 2 == 0 else (False, True):
+            env._native.inline_resets = inline
+            t0 = time.perf_counter()
+            for k in range(steps):
+                _, _, done, _ = env.step(pool[k % len(pool)])
+                resets += int(done.sum())
+            times[inline].append(time.perf_counter() - t0)
+    rate = {k: (num_envs * steps / min(v), num_envs * steps / statistics.median(v)) for k, v in times.items()}
+    return {
+        "task": task,
+        "device": "cpu",
+        "num_envs": num_envs,
+        "what": "env_step_resets_in_pass_vs_eager",
+        "steps": steps,
+        "repeats": repeats,
+        "in_pass_env_steps_per_s": rate[True][0],
+        "in_pass_median_env_steps_per_s": rate[True][1],
+        "eager_env_steps_per_s": rate[False][0],
+        "eager_median_env_steps_per_s": rate[False][1],
+        "ratio_best": rate[True][0] / rate[False][0],
+        "ratio_median": rate[True][1] / rate[False][1],
+        "resets_per_step": resets / (2 * steps * repeats),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def bench_articulated(
     task: str, num_envs: int, device: torch.device, engine: str, steps: int, repeats: int, ant: float | None
 ) -> dict:
@@ -192,7 +234,20 @@ def main() -> None:
         "--engines", nargs="+", default=["mujoco"], choices=["mujoco", "mujoco_warp"], help="articulated tasks' engines"
     )
     ap.add_argument("--articulated-envs", type=int, nargs="+", default=[64, 256, 1024], help="num_envs, articulated")
+    ap.add_argument(
+        "--compare-resets", action="store_true", help="native step: in-pass resets vs the eager reset path, alternated"
+    )
     args = ap.parse_args()
+    if args.compare_resets:
+        for task in args.tasks:
+            for n in args.num_envs:
+                line = compare_resets(task, n, args.steps, args.repeats)
+                line = {
+                    k: round(v, 3 if k.startswith("ratio") else 1) if isinstance(v, float) else v
+                    for k, v in line.items()
+                }
+                print(json.dumps(line), flush=True)
+        return
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     ant = None
     if any(t in ARTICULATED for t in args.tasks):

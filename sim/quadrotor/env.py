@@ -141,10 +141,12 @@ class QuadrotorEnv(BatchedEnv):
         self._reset_names = sorted(k for k, d in cfg.randomization.terms.items() if d.when in ("reset", "interval"))
         rows = [torch.arange(self.param_rows[k].start, self.param_rows[k].stop) for k in self._reset_names]
         self._reset_rows = (torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)).to(dev)[:, None]
+        self._reset_row_ids = self._reset_rows[:, 0].contiguous()  # (R,) for the kernel
         self._pool: dict[str, Tensor] = {}
         self._pool_size = self._pool_next = 0
         self.init_scale = 1.0  # curriculum: fraction of cfg.init's ranges used by resets
         self._privileged = self._privileged_columns()
+        self._privileged_flat: tuple[Tensor, ...] | None = None
         all_ids = torch.arange(n, device=dev)
         self._sample_params(all_ids, ("startup",))
         self.reset()
@@ -226,8 +228,50 @@ class QuadrotorEnv(BatchedEnv):
         return done_ids
 
     def _step_native(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
-        """The same step as the torch path, computed by the C++ kernel; resets and interval draws stay eager (they
-        use the env's generator), then the observations of the envs they touched are recomputed."""
+        """The same step as the torch path, computed by the C++ kernel, which also resets the envs that finished
+        (from the reset pool, as :meth:`_reset_idx`) and writes their first observations in the same pass. Interval
+        draws stay eager (they use the env's generator); envs whose draws touch observation parameters are
+        re-observed. The returned tensors are rewritten two steps later (rsl_rl copies them before that)."""
+        kernel = self._native
+        if not kernel.inline_resets:
+            return self._step_native_separate(actions)
+        counter = int(self.counter)
+        pool = (self._pool["params"], self._pool["state"], self._pool_next)
+        out, reward, _, timeout, done, due = kernel.step_and_reset(
+            self.check_actions(actions).contiguous(), counter, pool, self._reset_row_ids, self._kernel_privileged
+        )
+        extras: dict = {"time_outs": timeout}
+        finished, reset_done, *due_counts = kernel.counts[: 2 + len(self._interval_groups)]
+        if finished:
+            if not reset_done:  # the pool is short: a new one, as _take_reset_draws
+                self._pool = self._draw_reset_pool(max(finished, RESET_POOL))
+                self._pool_size, self._pool_next = self._pool["state"].shape[1], 0
+                kernel.reset_finished((self._pool["params"], self._pool["state"], 0))
+            self._pool_next += finished
+            ids, ret, length, failed = kernel.finished(finished)
+            extras["log"] = {
+                "/episode/return": ret.mean(),
+                "/episode/length_s": length.float().mean() * self.cfg.control_dt,
+                "/episode/crash_rate": failed.float().mean(),
+            }
+            if self._kernel_privileged is None:
+                self._refresh_privileged(ids)
+        if any(due_counts):
+            self._resample_intervals(due)
+            if self._interval_observed:
+                self._native.observe(out, counter, due.any(0).nonzero().squeeze(-1))
+        kernel.rotate()
+        self._native_views(kernel)
+        policy, critic = kernel.groups
+        groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
+        self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        self.counter += 1
+        return self._obs, reward, done, extras
+
+    def _step_native_separate(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
+        """The native step with eager resets (``_native.inline_resets = False``): the kernel steps every env, the
+        finished ones are reset by :meth:`_reset_idx`, then their observations are recomputed. The reference of
+        the in-pass resets (tests) and the baseline of their benchmark."""
         counter = int(self.counter)
         out, reward, terminated, timeout, done, due = self._native.step(
             self.check_actions(actions).contiguous(), counter
@@ -328,6 +372,17 @@ class QuadrotorEnv(BatchedEnv):
         s = None if all(x == 1.0 for x in scale) else torch.tensor(scale, device=dev)[:, None]
         return torch.tensor(rows, device=dev), *col, s
 
+    @property
+    def _kernel_privileged(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """(buffer, rows, div, mul) for the kernel's reset to rewrite the privileged group, or None where it
+        cannot (scaled columns, a non-contiguous buffer): then :meth:`_refresh_privileged` does."""
+        rows, div, mul, scale = self._privileged
+        if scale is not None or not self.privileged.is_contiguous():
+            return None
+        if self._privileged_flat is None or self._privileged_flat[0] is not self.privileged:
+            self._privileged_flat = (self.privileged, rows, div[:, 0].contiguous(), mul[:, 0].contiguous())
+        return self._privileged_flat
+
     def _refresh_privileged(self, ids: Tensor) -> None:
         rows, div, mul, scale = self._privileged
         values = self.params[rows[:, None], ids[None, :]] / div * mul
@@ -340,12 +395,9 @@ class QuadrotorEnv(BatchedEnv):
         dev, n = self.device, ids.numel()
         draws = self._take_reset_draws(n)
         if self._native is not None:  # hover: the same scatter (and privileged refresh) in one C++ call
-            rows, div, mul, scale = self._privileged
-            if scale is None and self.privileged.is_contiguous():
-                privileged = (self.privileged, rows, div[:, 0].contiguous(), mul[:, 0].contiguous())
-                self._native.reset(ids, self._reset_rows[:, 0], draws["params"], draws["state"], privileged)
-            else:
-                self._native.reset(ids, self._reset_rows[:, 0], draws["params"], draws["state"])
+            privileged = self._kernel_privileged
+            self._native.reset(ids, self._reset_row_ids, draws["params"], draws["state"], privileged)
+            if privileged is None:
                 self._refresh_privileged(ids)
             self._native.integral[0][:, ids] = 0.0
             return

@@ -75,6 +75,16 @@ _PTR_FIELDS = [
     "noise_table",
 ]
 
+# In-pass resets (quad_step with reset_inline): the reset pool, the buffers a reset rewrites, and what it reports.
+_RESET_INT_FIELDS = "reset_inline pool_next pool_left pool_pstride pool_sstride nprow n_act_buf npriv".split()
+_RESET_PTR_FIELDS = [
+    "pool_params",
+    "pool_state",
+    "prow",
+    ("act_buf", MAX_SLOTS),
+    *"priv priv_row priv_div priv_mul chunk_count counts done_ids done_return done_len done_term".split(),
+]
+
 
 def _fields() -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = [(f, ctypes.c_int64) for f in _INT_FIELDS]
@@ -85,6 +95,9 @@ def _fields() -> list[tuple[str, object]]:
         out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
     out += [("n_integral", ctypes.c_int64), ("integral_limit", ctypes.c_double)]
     out += [("integral_prev", ctypes.c_void_p), ("integral_new", ctypes.c_void_p)]
+    out += [(f, ctypes.c_int64) for f in _RESET_INT_FIELDS]
+    for f in _RESET_PTR_FIELDS:
+        out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
     return out
 
 
@@ -161,6 +174,7 @@ def load_kernel() -> ctypes.CDLL | None:
             lib.quad_step.argtypes = [ctypes.POINTER(Args)]
             lib.quad_observe.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p, ctypes.c_int64]
             lib.quad_reset.argtypes = [ctypes.POINTER(Args), ctypes.POINTER(ResetArgs)]
+            lib.quad_reset_done.argtypes = [ctypes.POINTER(Args)]
             _kernel = lib
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             log.warning(
@@ -252,7 +266,23 @@ class NativeStep:
         self.out_rows = env.obs_spec.dim + env.critic_spec.dim
         for j, s in enumerate(env.critic_spec.scales()[:SENSED]):
             a.critic_scale[j] = s
+        # In-pass resets (step_and_reset): fixed scratch and report buffers, bound once.
+        n = env.num_envs
+        self.chunk_count = torch.zeros(-(-n // lib.quad_chunk_envs()), dtype=torch.long)
+        self.counts = (ctypes.c_int64 * (2 + MAX_DUE))()
+        self.done_ids, self.done_len = torch.empty(n, dtype=torch.long), torch.empty(n, dtype=torch.long)
+        self.done_return, self.done_term = torch.empty(n), torch.empty(n, dtype=torch.bool)
+        a.chunk_count, a.counts = _ptr(self.chunk_count), ctypes.addressof(self.counts)
+        a.done_ids, a.done_len = _ptr(self.done_ids), _ptr(self.done_len)
+        a.done_return, a.done_term = _ptr(self.done_return), _ptr(self.done_term)
+        a.n_act_buf = len(act_slots)
+        for k, buf in enumerate(act_slots):
+            a.act_buf[k] = _ptr(buf)
         self.args = a
+        self.inline_resets = True  # False: the earlier path (eager resets, then re-observe), kept as a reference
+        self._outputs = [self._new_outputs() for _ in range(2)]
+        self._flip = 0
+        self._bound: tuple = ()
 
     @staticmethod
     def supports(env) -> str | None:
@@ -294,14 +324,14 @@ class NativeStep:
         a.obs_new = _ptr(self.obs_slots[-1])  # the oldest slot is recycled for this step's sensed values
         a.integral_prev, a.integral_new = _ptr(self.integral[0]), _ptr(self.integral[1])
 
-    def step(self, actions: Tensor, counter: int) -> tuple[Tensor, ...]:
-        """Advance one control step. actions: (N, 4) float32 contiguous. Returns (obs (policy + critic rows, N), reward, terminated,
-        timeout, done, due (G, N) bool). Call :meth:`rotate` after any :meth:`observe` of reset envs."""
-        env, a = self.env, self.args
-        n = env.num_envs
+    def _new_outputs(self) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
+        n, env = self.env.num_envs, self.env
         out = padded_empty(self.out_rows, n)
-        reward = torch.empty(n)
-        flags = torch.empty(3 + a.n_due, n, dtype=torch.bool)
+        groups = tuple(x.T for x in out.split([env.obs_spec.dim, env.critic_spec.dim]))  # (N, D) policy, critic
+        return out, torch.empty(n), torch.empty(3 + self.args.n_due, n, dtype=torch.bool), groups
+
+    def _launch(self, actions: Tensor, counter: int, out: Tensor, reward: Tensor, flags: Tensor) -> None:
+        a = self.args
         self._common(out, counter)
         a.actions = _ptr(actions)
         for k, slot in enumerate(self.act_slots[: a.act_slots - 1]):
@@ -313,7 +343,79 @@ class NativeStep:
         self.lib.quad_step(ctypes.byref(a))
         self.act_slots.insert(0, self.act_slots.pop())
         self.act_views.insert(0, self.act_views.pop())
+
+    def step(self, actions: Tensor, counter: int) -> tuple[Tensor, ...]:
+        """Advance one control step. actions: (N, 4) float32 contiguous. Returns (obs (policy + critic rows, N), reward, terminated,
+        timeout, done, due (G, N) bool), in new tensors. Resets are the caller's (:meth:`reset`, then :meth:`observe`
+        of the reset envs); call :meth:`rotate` after."""
+        n = self.env.num_envs
+        out, reward = padded_empty(self.out_rows, n), torch.empty(n)
+        flags = torch.empty(3 + self.args.n_due, n, dtype=torch.bool)
+        self.args.reset_inline = 0
+        self._launch(actions, counter, out, reward, flags)
         return out, reward, flags[0], flags[1], flags[2], flags[3:]
+
+    def step_and_reset(
+        self,
+        actions: Tensor,
+        counter: int,
+        pool: tuple[Tensor, Tensor, int],
+        rows: Tensor,
+        privileged: tuple[Tensor, Tensor, Tensor, Tensor] | None,
+    ) -> tuple[Tensor, ...]:
+        """One control step in which the kernel also resets the envs that finished (as :meth:`reset` would with the
+        next pool draws, in ascending env order) and writes their new episodes' first observations.
+
+        pool: (parameter draws (len(rows), P), state offsets (13, P), index of the next unused draw); rows: the
+        drawn parameter rows (int64); privileged: as in :meth:`reset`, or None (the caller refreshes it).
+        Returns (obs, reward, terminated, timeout, done, due) as :meth:`step`, in two sets of buffers used in turn
+        (the tensors of a step are rewritten two steps later); :attr:`groups` are the (N, D) policy and critic views
+        of this step's obs. Then read :attr:`counts`: [0] envs finished, [1] 1 if
+        they were reset (0: the pool was short; refill it and call :meth:`reset_finished`), [2 + d] envs due in
+        interval group d. :meth:`finished` gives the finished envs' ids and episode statistics."""
+        out, reward, flags, self.groups = self._outputs[self._flip]
+        self._flip ^= 1
+        self._bind_pool(pool, rows, privileged)
+        self.args.reset_inline = 1
+        self._launch(actions, counter, out, reward, flags)
+        return out, reward, flags[0], flags[1], flags[2], flags[3:]
+
+    def reset_finished(self, pool: tuple[Tensor, Tensor, int]) -> None:
+        """Reset the envs that finished in the last :meth:`step_and_reset` from ``pool`` (after it reported a short
+        pool and the caller drew a new one)."""
+        self._bind_pool(pool, *self._bound[2:])
+        self.lib.quad_reset_done(ctypes.byref(self.args))
+
+    def finished(self, count: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The last step's finished envs (ascending) and, before their reset, their episode return, length (steps)
+        and failure flag; views of buffers the next step rewrites."""
+        return self.done_ids[:count], self.done_return[:count], self.done_len[:count], self.done_term[:count]
+
+    def _bind_pool(self, pool: tuple[Tensor, Tensor, int], rows: Tensor, privileged) -> None:
+        a = self.args
+        params, offsets, first = pool
+        if len(self._bound) and all(x is y for x, y in zip(self._bound, (params, offsets, rows, privileged))):
+            a.pool_next, a.pool_left = first, offsets.shape[1] - first  # same buffers as the last step
+            return
+        for t in (params, offsets):
+            if t.dtype != torch.float32 or (t.numel() and t.stride(-1) != 1):
+                raise ValueError("the reset pool must be float32 with unit stride along draws")
+        if rows.dtype != torch.long or not rows.is_contiguous() or rows.numel() != params.shape[0]:
+            raise ValueError(f"reset rows must be contiguous int64, one per pool row ({params.shape[0]})")
+        a.pool_next, a.pool_left = first, offsets.shape[1] - first
+        a.pool_state, a.pool_sstride = _ptr(offsets), offsets.stride(0)
+        a.nprow, a.prow = rows.numel(), _ptr(rows)
+        a.pool_params = _ptr(params) if rows.numel() else None
+        a.pool_pstride = params.stride(0) if rows.numel() else 0
+        if privileged is None:
+            a.priv, a.npriv = None, 0
+        else:
+            out, prow, div, mul = privileged
+            if not out.is_contiguous() or out.dtype != torch.float32:
+                raise ValueError("the privileged buffer must be a contiguous float32 (N, C) tensor")
+            a.priv, a.npriv = _ptr(out), out.shape[1]
+            a.priv_row, a.priv_div, a.priv_mul = _ptr(prow), _ptr(div), _ptr(mul)
+        self._bound = (params, offsets, rows, privileged)  # the kernel reads them: keep them alive
 
     def observe(self, out: Tensor, counter: int, ids: Tensor | None = None) -> None:
         """Write the observations (and this step's sensed values) of every env, or of ``ids`` (int64), into out."""

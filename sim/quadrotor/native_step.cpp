@@ -49,8 +49,25 @@ struct Args {
   const float* noise_table;
   int64_t n_integral;  // 3 when the policy observes position_error_integral (after last_action), else 0
   double integral_limit;  // m s, sim.obs_terms.POSITION_ERROR_INTEGRAL_LIMIT
-  const float* integral_prev;  // (3, n) the integral after the previous step
+  float* integral_prev;  // (3, n) the integral after the previous step (zeroed for envs reset in the pass)
   float* integral_new;  // (3, n) receives this step's integral
+  // Resets of the envs that finished, done by quad_step itself (reset_inline = 1) from the env's pre-drawn reset
+  // pool, in the order of the torch path: the k-th finished env (ascending index) takes pool column pool_next + k.
+  int64_t reset_inline, pool_next, pool_left, pool_pstride, pool_sstride, nprow, n_act_buf, npriv;
+  const float* pool_params;  // (nprow, pool_pstride) parameter draws, rows prow
+  const float* pool_state;   // (13, pool_sstride) state offsets: position, velocity, quaternion, body rates
+  const int64_t* prow;
+  float* act_buf[MAX_SLOTS];  // every action delay-line buffer (zeroed at reset)
+  float* priv;                // (n, npriv) privileged observations, or nullptr (refreshed by the caller)
+  const int64_t* priv_row;
+  const float* priv_div;
+  const float* priv_mul;
+  int64_t* chunk_count;  // (n / CHUNK rounded up) scratch: finished envs per chunk, then each chunk's first ordinal
+  int64_t* counts;       // out: [0] finished envs, [1] 1 if they were reset here, [2 + d] envs due in group d
+  int64_t* done_ids;     // out (n): the finished envs, ascending ...
+  float* done_return;    // ... their episode return, length and failure flag before the reset
+  int64_t* done_len;
+  uint8_t* done_term;
 };
 
 // Lanes of one block: env indices (contiguous or gathered) and how many are valid; lanes past ``cnt`` repeat the
@@ -464,25 +481,169 @@ static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advan
   }
 }
 
+constexpr int64_t CHUNK = 2048;  // envs per unit of work handed to a thread
+
+// New episode for env e, as QuadrotorEnv._reset_idx: parameter rows prow[k] get pv[k * pv_stride], the state is
+// the hover reference plus the offsets sv[k * sv_stride] (position, velocity, quaternion, body rates) with rotors at
+// the env's hover speed sqrt(m g / (4 kf)); action delay lines and episode buffers are zeroed; privileged
+// observations (when priv is set) are rewritten: priv[e, c] = params[priv_row[c], e] / priv_div[c] * priv_mul[c].
+struct ResetSource {
+  const int64_t* prow;
+  int64_t nprow;
+  const float* pv;  // column of env e in the parameter draws
+  int64_t pv_stride;
+  const float* sv;  // column of env e in the state offsets
+  int64_t sv_stride;
+  float* const* act;
+  int64_t nact;
+  float* priv;
+  int64_t npriv;
+  const int64_t* priv_row;
+  const float* priv_div;
+  const float* priv_mul;
+};
+
+static inline void reset_env(const Args& a, int64_t e, const ResetSource& r) {
+  const int64_t n = a.stride, ps = a.pstride;
+  const float g = (float)a.gravity, h = (float)a.ref_height;
+  for (int64_t k = 0; k < r.nprow; ++k) a.params[r.prow[k] * ps + e] = r.pv[k * r.pv_stride];
+  const float* o = r.sv;
+  const int64_t sv = r.sv_stride;
+  a.state[0 * n + e] = 0.0f + o[0 * sv];
+  a.state[1 * n + e] = 0.0f + o[1 * sv];
+  a.state[2 * n + e] = h + o[2 * sv];
+  for (int k = 3; k < 6; ++k) a.state[k * n + e] = 0.0f + o[k * sv];
+  for (int k = 6; k < 13; ++k) a.state[k * n + e] = o[k * sv];
+  const float hover = std::sqrt(a.params[a.row_mass * ps + e] * g / (4.0f * a.params[a.row_kf * ps + e]));
+  for (int k = 13; k < 17; ++k) a.state[k * n + e] = hover;
+  for (int64_t s = 0; s < r.nact; ++s)
+    for (int m = 0; m < 4; ++m) r.act[s][m * n + e] = 0.0f;
+  a.ep_len[e] = 0;
+  a.ep_return[e] = 0.0f;
+  for (int64_t c = 0; c < r.npriv; ++c)
+    r.priv[e * r.npriv + c] = a.params[r.priv_row[c] * ps + e] / r.priv_div[c] * r.priv_mul[c];
+}
+
+// In-pass resets of chunk c (after every env has stepped): each finished env is logged into the done_* outputs,
+// reset from pool column pool_next + its ordinal, its position-error integral restarts from zero, and its
+// observations are rewritten (8 envs at a time), so the step returns the fresh episodes' first observations.
+static void reset_chunk(const Args& a, int64_t c) {
+  const int64_t begin = c * CHUNK, end = begin + CHUNK < a.n ? begin + CHUNK : a.n;
+  const int64_t n = a.stride;
+  int64_t k = a.chunk_count[c];
+  ResetSource r{a.prow,   a.nprow, nullptr,    a.pool_pstride, nullptr,     a.pool_sstride, a.act_buf,
+                a.n_act_buf, a.priv, a.npriv, a.priv_row,     a.priv_div, a.priv_mul};
+  Lanes L;
+  L.contig = false;
+  L.cnt = 0;
+  auto flush = [&]() {
+    if (L.cnt == 0) return;
+    for (int l = L.cnt; l < W; ++l) L.idx[l] = L.idx[L.cnt - 1];
+    observe(a, L, load_state(a, L));
+    L.cnt = 0;
+  };
+  for (int64_t e = begin; e < end; ++e) {
+    if (!a.done[e]) continue;
+    a.done_ids[k] = e;
+    a.done_return[k] = a.ep_return[e];
+    a.done_len[k] = a.ep_len[e];
+    a.done_term[k] = a.terminated[e];
+    const int64_t col = a.pool_next + k;
+    r.pv = a.nprow ? a.pool_params + col : nullptr;
+    r.sv = a.pool_state + col;
+    reset_env(a, e, r);
+    for (int j = 0; j < (int)a.n_integral; ++j) a.integral_prev[j * n + e] = 0.0f;
+    L.idx[L.cnt++] = e;
+    ++k;
+    if (L.cnt == W) flush();
+  }
+  flush();
+}
+
+static void reset_chunk_flushed(const Args& a, int64_t c) {
+  const unsigned int csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u);  // flush denormals, as run_range
+  reset_chunk(a, c);
+  _mm_setcsr(csr);
+}
+
+// Finished and due envs of chunk c (counted right after the chunk stepped, while its flags are in cache).
+static void count_chunk(const Args& a, int64_t c, int64_t begin, int64_t end) {
+  int64_t done = 0;
+  for (int64_t e = begin; e < end; ++e) done += a.done[e];
+  a.chunk_count[c] = done;
+  for (int d = 0; d < a.n_due; ++d) {
+    int64_t due = 0;
+    for (int64_t e = begin; e < end; ++e) due += a.due[d][e];
+    if (due) __atomic_fetch_add(&a.counts[2 + d], due, __ATOMIC_RELAXED);
+  }
+}
+
+// Turn the per-chunk counts into each chunk's first ordinal; the total into counts[0].
+static inline int64_t num_chunks(const Args& a) { return (a.n + CHUNK - 1) / CHUNK; }
+
+static int64_t chunk_offsets(const Args& a) {
+  int64_t total = 0;
+  for (int64_t c = 0; c < num_chunks(a); ++c) {
+    const int64_t t = a.chunk_count[c];
+    a.chunk_count[c] = total;
+    total += t;
+  }
+  a.counts[0] = total;
+  return total;
+}
+
+static inline bool chunk_has_done(const Args& a, int64_t c) {
+  const int64_t next = c + 1 < num_chunks(a) ? a.chunk_count[c + 1] : a.counts[0];
+  return next > a.chunk_count[c];
+}
+
+static int64_t thread_count(const Args& a) {
+  const int64_t chunks = num_chunks(a);
+  return a.num_threads < 1 ? 1 : (a.num_threads > chunks ? chunks : a.num_threads);
+}
+
 // OpenMP, not std::thread: the library links the libgomp that torch has already loaded, so the kernel runs on
 // torch's own worker threads. Separate threads oversubscribed 2 cores while torch's workers spin after each op
 // (measured 75 ms per step instead of ~5). Chunks of 2048 envs are handed out dynamically, so a thread that the OS
-// preempts (a shared machine) delays the step by at most one chunk.
+// preempts (a shared machine) delays the step by at most one chunk. A step (advance) counts the finished envs per
+// chunk, and with reset_inline resets them in a second loop of the same parallel region when the pool holds enough
+// draws (else the caller refills the pool and calls quad_reset_done).
 static void run_parallel(const Args& a, bool advance) {
-  constexpr int64_t CHUNK = 2048;
-  const int64_t chunks = (a.n + CHUNK - 1) / CHUNK;
-  const int64_t threads = a.num_threads < 1 ? 1 : (a.num_threads > chunks ? chunks : a.num_threads);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t end = (c + 1) * CHUNK;
-    run_range(a, c * CHUNK, end < a.n ? end : a.n, advance);
+  const int64_t chunks = num_chunks(a);
+  if (advance) {
+    for (int d = 0; d < a.n_due; ++d) a.counts[2 + d] = 0;
+    a.counts[0] = a.counts[1] = 0;
+  }
+  bool reset_here = false;
+#pragma omp parallel num_threads(thread_count(a))
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t end = (c + 1) * CHUNK < a.n ? (c + 1) * CHUNK : a.n;
+      run_range(a, c * CHUNK, end, advance);
+      if (advance) count_chunk(a, c, c * CHUNK, end);
+      _mm_sfence();  // streaming stores visible before another thread resets envs of this chunk
+    }
+    if (advance) {
+#pragma omp single
+      {
+        const int64_t total = chunk_offsets(a);
+        reset_here = a.reset_inline && total > 0 && total <= a.pool_left;
+        a.counts[1] = reset_here;
+      }
+      if (reset_here) {
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < chunks; ++c)
+          if (chunk_has_done(a, c)) reset_chunk_flushed(a, c);
+      }
+    }
   }
   _mm_sfence();
 }
 
-// Reset scatter: new episode for envs ids[0..count): drawn parameter rows, initial state (hover reference plus
-// drawn offsets, rotors at the env's hover speed sqrt(m g / (4 kf)), as QuadrotorEnv._reset_idx), zeroed action
-// delay lines and episode buffers, privileged observations. One call instead of ~15 eager ops per control step.
+// Reset scatter for the eager reset path (QuadrotorEnv._reset_idx): new episodes for envs ids[0..count), column i
+// of pvals / svals for env ids[i]. One call instead of ~15 eager ops.
 struct ResetArgs {
   int64_t count, nprow, pv_stride, sv_stride, nact;
   const int64_t* ids;
@@ -499,34 +660,33 @@ struct ResetArgs {
 
 extern "C" {
 void quad_reset(const Args* ap, const ResetArgs* r) {
-  const Args& a = *ap;
-  const int64_t n = a.stride, ps = a.pstride;
-  const float g = (float)a.gravity, h = (float)a.ref_height;
+  ResetSource src{r->prow, r->nprow, nullptr, r->pv_stride, nullptr, r->sv_stride, r->act,
+                  r->nact, r->priv, r->npriv, r->priv_row, r->priv_div, r->priv_mul};
   for (int64_t i = 0; i < r->count; ++i) {
-    const int64_t e = r->ids[i];
-    for (int64_t k = 0; k < r->nprow; ++k) a.params[r->prow[k] * ps + e] = r->pvals[k * r->pv_stride + i];
-    const float* o = r->svals + i;
-    const int64_t sv = r->sv_stride;
-    a.state[0 * n + e] = 0.0f + o[0 * sv];
-    a.state[1 * n + e] = 0.0f + o[1 * sv];
-    a.state[2 * n + e] = h + o[2 * sv];
-    for (int k = 3; k < 6; ++k) a.state[k * n + e] = 0.0f + o[k * sv];
-    for (int k = 6; k < 13; ++k) a.state[k * n + e] = o[k * sv];
-    const float hover = std::sqrt(a.params[a.row_mass * ps + e] * g / (4.0f * a.params[a.row_kf * ps + e]));
-    for (int k = 13; k < 17; ++k) a.state[k * n + e] = hover;
-    for (int64_t s = 0; s < r->nact; ++s)
-      for (int m = 0; m < 4; ++m) r->act[s][m * n + e] = 0.0f;
-    a.ep_len[e] = 0;
-    a.ep_return[e] = 0.0f;
-    for (int64_t c = 0; c < r->npriv; ++c)
-      r->priv[e * r->npriv + c] = a.params[r->priv_row[c] * ps + e] / r->priv_div[c] * r->priv_mul[c];
+    src.pv = r->nprow ? r->pvals + i : nullptr;
+    src.sv = r->svals + i;
+    reset_env(*ap, r->ids[i], src);
   }
 }
 
 int64_t quad_args_size() { return sizeof(Args); }
 
-// Advance every env one control step and write its observations.
+int64_t quad_chunk_envs() { return CHUNK; }
+
+// Advance every env one control step and write its observations; with reset_inline, also reset the finished envs
+// (see run_parallel). counts[] tells the caller what happened.
 void quad_step(const Args* a) { run_parallel(*a, true); }
+
+// The in-pass resets of the last quad_step, when it left them to the caller (counts[1] == 0, pool refilled since:
+// pool_* describe the new pool).
+void quad_reset_done(const Args* ap) {
+  const Args& a = *ap;
+  const int64_t chunks = num_chunks(a);
+#pragma omp parallel for num_threads(thread_count(a)) schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c)
+    if (chunk_has_done(a, c)) reset_chunk_flushed(a, c);
+  a.counts[1] = 1;
+}
 
 // Observations only: of every env (ids == nullptr) or of the ``count`` envs in ``ids``.
 void quad_observe(const Args* a, const int64_t* ids, int64_t count) {

@@ -107,3 +107,64 @@ def test_build_failure_falls_back_to_torch_with_a_warning(monkeypatch, tmp_path,
     assert "falling back to the torch step" in caplog.text and "no C++ compiler" in caplog.text
     obs, rew, done, _ = env.step(torch.zeros(8, 4))
     assert torch.isfinite(obs["policy"]).all() and torch.isfinite(rew).all() and not done.any()
+
+
+def equal_obs(a, b) -> bool:
+    return all(torch.equal(a[group], b[group]) for group in ("policy", "critic", "privileged"))
+
+
+@pytest.mark.parametrize("observed_interval", [False, True])
+def test_in_pass_resets_equal_the_eager_reset_path(monkeypatch, observed_interval):
+    """The kernel's in-pass resets (pool draws, state, delay lines, privileged group, first observations, episode
+    logs) give bit for bit what the eager reset path gives, including steps where the pool runs short mid-step
+    and interval draws (of observation parameters too) in the same step."""
+    from sim.quadrotor import env as env_module
+
+    monkeypatch.setattr(env_module, "RESET_POOL", 8)  # refills (discarding the rest of the pool) every few steps
+    terms = {
+        "action_latency": D("int_uniform", low=0, high=2, operation="absolute"),
+        "obs_latency": D("int_uniform", low=0, high=2, operation="absolute"),
+        "disturbance_force": D("uniform", low=-0.01, high=0.01, operation="absolute", when="interval", interval_s=0.05),
+    }
+    if observed_interval:
+        terms["obs_noise_scale"] = D("uniform", low=0.5, high=1.5, when="interval", interval_s=0.07)
+    spec = default_randomization().replace(**terms)
+    cfg = QuadrotorTaskCfg(task="hover", randomization=spec, episode_s=0.8)
+    inline = QuadrotorEnv(cfg, 203, seed=5, native=True)
+    eager = QuadrotorEnv(cfg, 203, seed=5, native=True)
+    eager._native.inline_resets = False
+    assert inline._interval_observed == observed_interval
+    g = torch.Generator().manual_seed(2)
+    refills = logged = due = 0
+    for step in range(120):
+        a = 2 * torch.rand(203, 4, generator=g) - 1  # crashes from ~35 steps on
+        a[:60] *= 0.05  # these time out and reach the interval draws
+        pool_before = inline._pool["state"]
+        on, rn, dn, xn = inline.step(a)
+        oe, re, de, xe = eager.step(a)
+        refills += inline._pool["state"] is not pool_before
+        due += inline._native.counts[2] > 0
+        assert equal_obs(on, oe), f"step {step}: observations differ"
+        assert torch.equal(rn, re) and torch.equal(dn, de) and torch.equal(xn["time_outs"], xe["time_outs"])
+        assert xn.keys() == xe.keys()
+        if "log" in xe:
+            logged += 1
+            for key, value in xe["log"].items():
+                assert torch.equal(xn["log"][key], value), f"step {step}: {key} differs"
+        assert inline._pool_next == eager._pool_next and torch.equal(inline._pool["state"], eager._pool["state"])
+    for name in ("params", "episode_return", "episode_length_buf", "privileged", "error_integral"):
+        assert torch.equal(getattr(inline, name), getattr(eager, name)), name
+    assert torch.equal(inline._native.state, eager._native.state)
+    assert all(torch.equal(x, y) for x, y in zip(inline._native.act_slots, eager._native.act_slots))
+    assert torch.equal(inline.generator.get_state(), eager.generator.get_state())
+    assert refills > 10 and logged > 35 and due > 10
+
+
+def test_in_pass_resets_keep_each_steps_outputs_for_one_more_step():
+    """rsl_rl stores the observations of step t after step t + 1: the outputs alternate between two buffers."""
+    env = QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=default_randomization()), 64, seed=0)
+    first, rew, *_ = env.step(torch.zeros(64, 4))
+    kept, kept_rew = first["policy"].clone(), rew.clone()
+    second, *_ = env.step(torch.zeros(64, 4))
+    assert torch.equal(first["policy"], kept) and torch.equal(rew, kept_rew)
+    assert second["policy"].data_ptr() != first["policy"].data_ptr()
