@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         profile = load_deploy_profile(args.profile)
         if args.hover_s is not None:
+            if profile.articulated:
+                raise DeployProfileError("--hover-s sets a quadrotor plan; set an articulated plan in the profile")
             profile.plan = replace(profile.plan, hover_s=args.hover_s)
         policy = load_policy(args.policy)
         check_policy(profile, policy, policy.profile_hash)

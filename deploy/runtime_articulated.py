@@ -246,6 +246,7 @@ class ArticulatedRuntime:
         self.plan_start_s: float | None = None
         self.phase = "disarmed"
         self._logged_transitions = 0
+        self._bad_state = ""  # the last malformed joint state's error, logged once
         self._recorded: dict[type, object] = {}  # the last state message written to the log, per type
         self.tracking: list[tuple[float, str, float]] = []  # (plan time s, phase, error) per active policy cycle
         self.joint_errors: list[float] = []  # |target - measured| RMS over joints (rad), per active cycle
@@ -260,10 +261,12 @@ class ArticulatedRuntime:
             return None
         try:
             return joint_reading(self.order, joints, other, self.twist_sub.latest() if self.legged else None)
-        except JointStateError:
+        except JointStateError as exc:
             if strict:
                 raise
-            log.error("joint state ignored", exc_info=True)
+            if str(exc) != self._bad_state:  # once per kind of bad message, not at the control rate
+                log.error("joint state ignored (the state goes stale): %s", exc)
+                self._bad_state = str(exc)
             return None
 
     def _sample(self, r: JointReading) -> StateSample:
