@@ -248,6 +248,39 @@ def test_arm_zero_action_policy_holds_the_default_pose_through_the_targets(arm_s
     assert set(summary["final_ee_error_m"]) == {"target0", "target1"}
     # the default pose is not the targets: the errors are the distances from the default pose's end effector
     ee = reading.state.position
-    assert summary["final_ee_error_m"]["target1"] == pytest.approx(np.linalg.norm(ee - targets[1].position_m), abs=0.01)
+    # (measured at the last policy cycle; the arm settles a little further on its brakes after the disarm)
+    assert summary["final_ee_error_m"]["target1"] == pytest.approx(np.linalg.norm(ee - targets[1].position_m), abs=0.03)
     with wire.lock:
         assert {c.mode for c in wire.commands} >= {"arming", "policy"}
+
+
+def test_arm_joint_beyond_its_limit_trips_the_hold_fallback(arm_sil, articulated_policies):
+    policy = load_policy(articulated_policies["arm-reach"]["zero"])
+    plan = ArmPlan(move_s=1.0, targets=(ArmTarget((0.45, 0.0, 0.45), hold_s=30.0),))
+    with Ros2Node("deploy", domain_id=arm_sil, config=LOOPBACK_CONFIG) as node:
+        runtime, wire, profile = setup(node, policy, "sim_franka.yaml", plan)
+        runtime.wait_and_arm(30.0)
+        drive(runtime, 2.0)
+        assert runtime.safety.state is SafetyState.ACTIVE and runtime.phase == "target0"
+        wire.send("displace panda_joint4 0.2")  # upper limit -0.0698 rad
+        drive(runtime, 3.0, until=lambda now: runtime.safety.state is SafetyState.FALLBACK)
+        fallback = [t for t in runtime.safety.transitions if t.to_state is SafetyState.FALLBACK]
+        # The joint limit throws the joint back within the physics steps of one control period: the first state
+        # after the displacement shows it beyond its limit or moving faster than the velocity limit.
+        assert fallback and fallback[0].check in ("joint_position", "joint_velocity"), fallback
+        drive(runtime, 1.0)
+        with wire.lock:
+            held = [c for c in wire.commands if time_to_ns(c.header.stamp) * 1e-9 > fallback[0].time_s]
+        assert len(held) >= 10 and all(c.mode == "fallback" for c in held)
+        kp = np.array(profile.safety.joints.kp_nm_per_rad)
+        assert all(np.allclose(c.kp, kp) for c in held)  # hold with the profile's stiffness, not limp
+        # The hold target is the position measured when the fallback started, clipped into the limits; the layer
+        # slews to it no faster than the joints' rate limits (it may be far from the last command: the joint
+        # was thrown to its limit).
+        q = np.array([c.position for c in held])
+        t = np.array([time_to_ns(c.header.stamp) * 1e-9 for c in held])
+        assert np.all(q <= profile.safety.command_high()) and np.all(q >= profile.safety.command_low())
+        rate = np.abs(np.diff(q, axis=0)) / np.diff(t)[:, None]
+        assert np.all(rate <= np.array(profile.safety.command_max_rate_per_s()) * 1.05 + 1e-6)
+        runtime.safety.disarm(time.monotonic())
+        drive(runtime, 0.1)
