@@ -46,3 +46,10 @@ def test_sim2real_deploy_runs_the_a1_in_sil_and_prints_a_summary(articulated_pol
     assert contents.complete and contents.metadata["sim2real"]["robot_class"] == "legged"
     assert len(contents.topic("/sim2real/command/joints")) >= summary["loop"]["cycles"]
     assert len(contents.topic("/sim2real/policy/observation")) > 0
+    # `sim2real replay` reads the log and the policy reproduces the logged actions from the logged observations
+    out_dir = tmp_path / "replay"
+    args = ["replay", str(log), "--policy", str(policy), "--no-resim", "--json", "--out", str(out_dir)]
+    assert sim2real.main(args) == 0
+    replay = json.loads((out_dir / "replay.json").read_text())
+    assert replay["policy_replay"]["verdict"] == "match", replay["policy_replay"]
+    assert len(replay["transitions"]) == len(transitions)
