@@ -17,7 +17,7 @@ Articulated robots (``robot_class: legged | arm``; launch/sim_a1.yaml, launch/si
 robot profile (``launch/robots/*.yaml``, top-level ``articulated:``) whose control rate, joints and safety
 section they use: ``action`` may be left out (joint_position targets of the profile's joints), ``safety`` only
 overrides the section the robot profile derives (``common``, ``joints``, ``legged`` keys), and the plan is a
-:class:`deploy.runtime_articulated.LeggedPlan` or :class:`~deploy.runtime_articulated.ArmPlan`::
+:class:`deploy.articulated_plan.LeggedPlan` or :class:`~deploy.articulated_plan.ArmPlan`::
 
     name: sim_a1
     robot_class: legged
@@ -37,9 +37,9 @@ from typing import Any
 
 import yaml
 
+from deploy.articulated_plan import ArmPlan, LeggedPlan
 from deploy.observation import JointObservationBuilder, ObservationBuilder
 from deploy.runtime import FlightPlan, Policy
-from deploy.runtime_articulated import ArmPlan, LeggedPlan
 from deploy.safety import SafetyProfile, profile_from_dict
 from deploy.transport import TransportConfig
 from sim.articulated.profile import ArticulatedProfile, ArticulatedProfileError, load_profile

@@ -7,7 +7,7 @@ its output is ``clip(default pose + action_scale * clip(a, -1, 1), joint limits)
 ``ArticulatedEnv.joint_targets`` with the nominal default pose); a policy with ``run(obs) -> (targets, action)``
 also hands over its normalized action, which becomes the next ``last_action`` as in the simulator.
 
-Plans (what the operator would do with a joystick):
+Plans (:mod:`deploy.articulated_plan`; what the operator would do with a joystick):
 
     legged  stand: joint targets move from the measured pose to the default pose (no policy), then the policy
             holds with a zero velocity command, walks with ``velocity_command`` for ``walk_s``, stops (zero
@@ -23,10 +23,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from deploy.articulated_plan import ArmPlan, ArmTarget, LeggedPlan, PlanStep
 from deploy.articulated_wire import JointOrder, JointStateError, joint_command_msg, quat_wxyz
 from deploy.loop import FixedRateLoop, LoopStats
 from deploy.msgs import Imu, JointState, PoseStamped, TwistStamped, time_to_ns
@@ -39,121 +40,7 @@ from drivers.robot import RobotState
 
 log = logging.getLogger("sim2real.runtime")
 
-
-def _smoothstep(x: float) -> float:
-    x = min(max(x, 0.0), 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
-@dataclass(frozen=True)
-class PlanStep:
-    """What the plan asks for at one time. ``blend``: scripted phase, the fraction (0..1) of the way from the
-    pose measured at the start to the default pose (the policy does not run); otherwise the policy runs with
-    ``velocity_command`` (3,) (legged) or the end-effector target ``target_position`` (3,) m /
-    ``target_quat`` (4,) w, x, y, z (arm)."""
-
-    phase: str
-    blend: float | None = None
-    velocity_command: np.ndarray | None = None
-    target_position: np.ndarray | None = None
-    target_quat: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class LeggedPlan:
-    """Stand up, hold, walk, stop. Times in s; ``velocity_command``: vx, vy (m/s, heading frame), yaw rate (rad/s)."""
-
-    stand_s: float = 2.0
-    hold_s: float = 2.0
-    walk_s: float = 4.0
-    velocity_command: tuple[float, float, float] = (0.5, 0.0, 0.0)
-    stop_s: float = 2.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "velocity_command", tuple(float(v) for v in self.velocity_command))
-        if len(self.velocity_command) != 3:
-            raise ValueError(
-                f"plan.velocity_command: expected vx, vy (m/s), yaw rate (rad/s), got {self.velocity_command}"
-            )
-        for name in ("stand_s", "hold_s", "walk_s", "stop_s"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"plan.{name}: expected seconds >= 0, got {getattr(self, name)!r}")
-
-    @property
-    def duration_s(self) -> float:
-        return self.stand_s + self.hold_s + self.walk_s + self.stop_s
-
-    def walking(self, t: float) -> bool:
-        start = self.stand_s + self.hold_s
-        return start <= t < start + self.walk_s
-
-    def at(self, t: float) -> PlanStep:
-        zero = np.zeros(3)
-        if t < self.stand_s:
-            return PlanStep("stand", blend=_smoothstep(t / self.stand_s) if self.stand_s > 0 else 1.0)
-        t -= self.stand_s
-        if t < self.hold_s:
-            return PlanStep("hold", velocity_command=zero)
-        t -= self.hold_s
-        if t < self.walk_s:
-            return PlanStep("walk", velocity_command=np.array(self.velocity_command))
-        return PlanStep("stop", velocity_command=zero)
-
-
-@dataclass(frozen=True)
-class ArmTarget:
-    """An end-effector target in the base frame: position m, orientation w, x, y, z; held for ``hold_s``."""
-
-    position_m: tuple[float, float, float]
-    orientation_wxyz: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 0.0)  # gripper pointing down
-    hold_s: float = 3.0
-
-    def __post_init__(self) -> None:
-        q = np.asarray(self.orientation_wxyz, dtype=float)
-        if len(self.position_m) != 3 or q.shape != (4,) or not abs(np.linalg.norm(q) - 1.0) < 1e-3:
-            raise ValueError(
-                f"arm target: expected position_m (3 values, m) and a unit orientation_wxyz (w, x, y, z), "
-                f"got {self.position_m}, {self.orientation_wxyz}"
-            )
-        object.__setattr__(self, "position_m", tuple(float(v) for v in self.position_m))
-        object.__setattr__(self, "orientation_wxyz", tuple(float(v) for v in q / np.linalg.norm(q)))
-
-
-def _default_targets() -> tuple[ArmTarget, ...]:
-    # inside arm-reach's training box (x 0.3-0.55, y -0.2-0.2, z 0.3-0.6 m, pointing down)
-    return (ArmTarget((0.45, 0.0, 0.45)), ArmTarget((0.4, 0.15, 0.35)), ArmTarget((0.5, -0.15, 0.5)))
-
-
-@dataclass(frozen=True)
-class ArmPlan:
-    """Move to the default pose in ``move_s``, then reach ``targets`` in turn."""
-
-    move_s: float = 2.0
-    targets: tuple[ArmTarget, ...] = field(default_factory=_default_targets)
-
-    def __post_init__(self) -> None:
-        targets = tuple(t if isinstance(t, ArmTarget) else ArmTarget(**t) for t in self.targets)
-        if not targets:
-            raise ValueError("plan.targets: expected at least one end-effector target")
-        object.__setattr__(self, "targets", targets)
-
-    @property
-    def duration_s(self) -> float:
-        return self.move_s + sum(t.hold_s for t in self.targets)
-
-    def at(self, t: float) -> PlanStep:
-        if t < self.move_s:
-            return PlanStep("move", blend=_smoothstep(t / self.move_s) if self.move_s > 0 else 1.0)
-        t -= self.move_s
-        for i, target in enumerate(self.targets):
-            if t < target.hold_s or i == len(self.targets) - 1:
-                return PlanStep(
-                    f"target{i}",
-                    target_position=np.array(target.position_m),
-                    target_quat=np.array(target.orientation_wxyz),
-                )
-            t -= target.hold_s
-        raise AssertionError("unreachable")
+__all__ = ["ArmPlan", "ArmTarget", "ArticulatedRuntime", "JointReading", "LeggedPlan", "PlanStep", "joint_reading"]
 
 
 @dataclass
