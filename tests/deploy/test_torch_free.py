@@ -21,8 +21,8 @@ spec = ObsSpec((ObsTerm("position_error", 3), ObsTerm("rotation_matrix", 9), Obs
 b = ObservationBuilder(spec)
 s = RobotState(0.0, np.array([1.0, 2.0, 3.0]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3))
 obs = b.build(s, Context(np.array([1.0, 2.0, 2.0]), np.zeros(3), np.ones(4)))
-stats = FixedRateLoop(500.0).run(lambda now: None, cycles=5)
-print(obs.tolist(), stats.cycles, "torch" in sys.modules and sys.modules["torch"] is not None)
+stats = FixedRateLoop(500.0).run(lambda now: None, cycles=5)  # a busy computer may skip cycles
+print(obs.tolist(), 0 < stats.cycles <= 5, "torch" in sys.modules and sys.modules["torch"] is not None)
 """
 
 
@@ -32,5 +32,5 @@ def test_runtime_imports_and_runs_without_torch():
     assert out.returncode == 0, out.stderr
     assert (
         out.stdout.strip()
-        == str([0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0]) + " 5 False"
+        == str([0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0]) + " True False"
     )
