@@ -163,11 +163,9 @@ class QuadrotorRuntime:
         self.command_pub.publish(msg)
         if self.recorder is not None:
             self.recorder.write_command(msg, stamp_ns)
-            for tr in self.safety.transitions[self._logged_transitions :]:
-                self.recorder.write_safety_transition(
-                    tr.from_state.name, tr.to_state.name, tr.reason, tr.check or "", round(tr.time_s * 1e9)
-                )
-            self._logged_transitions = len(self.safety.transitions)
+            self._logged_transitions = self.recorder.write_safety_transitions(
+                self.safety.transitions, self._logged_transitions
+            )
         return inference
 
     def fly(self, timeout_s: float = 5.0) -> LoopStats:

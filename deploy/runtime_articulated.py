@@ -237,11 +237,9 @@ class ArticulatedRuntime:
         self.command_pub.publish(msg)
         if self.recorder is not None:
             self.recorder.write_command(msg, stamp)
-            for tr in self.safety.transitions[self._logged_transitions :]:
-                self.recorder.write_safety_transition(
-                    tr.from_state.name, tr.to_state.name, tr.reason, tr.check or "", round(tr.time_s * 1e9)
-                )
-            self._logged_transitions = len(self.safety.transitions)
+            self._logged_transitions = self.recorder.write_safety_transitions(
+                self.safety.transitions, self._logged_transitions
+            )
         return inference
 
     def _track(self, t: float, step: PlanStep, reading: JointReading) -> None:

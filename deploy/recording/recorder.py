@@ -219,6 +219,15 @@ class FlightRecorder:
         msg = SafetyTransition(make_header(stamp_ns), from_state, to_state, reason, check)
         self.write_key("safety_transition", msg, stamp_ns)
 
+    def write_safety_transitions(self, transitions: Sequence, first: int) -> int:
+        """Record ``transitions[first:]`` (a safety layer's :class:`Transition` list, which only grows) and return
+        the index to pass next time, so each transition is written once."""
+        for tr in transitions[first:]:
+            self.write_safety_transition(
+                tr.from_state.name, tr.to_state.name, tr.reason, tr.check or "", round(tr.time_s * 1e9)
+            )
+        return len(transitions)
+
     def write_timing(
         self, inference_s: float, cycle_s: float, jitter_s: float, deadline_misses: int, stamp_ns: int
     ) -> None:
