@@ -293,7 +293,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", choices=sorted(TRAIN_CFGS), help="task to train")
     p.add_argument("--seed", type=int, default=None, help="seed of the env and of rsl_rl (default: config, 0)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: config, cpu)")
-    p.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: the task's config; 512 for the quadrotor)")
+    p.add_argument(
+        "--num-envs",
+        type=int,
+        default=None,
+        help="parallel envs (default: the task's config; 512 for the quadrotor, 2048 for legged-walk)",
+    )
     p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: config)")
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock limit for training, s")
     p.add_argument("--interface", choices=["rpm", "ctbr"], default=None, help="action interface (default rpm)")
