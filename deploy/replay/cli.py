@@ -110,8 +110,15 @@ def _policy(args: argparse.Namespace, flight: Any) -> Any:
         named = flight.metadata.get("sim2real", {}).get("policy")
         if named and Path(named).is_file():
             path = Path(named)
+        elif named:
+            log.warning(
+                "no --policy given; the log names the policy %r, which is not a file from here (the path is as the "
+                "deploy command was given it): pass --policy PATH. Skipping the open-loop replay",
+                named,
+            )
+            return None
     if path is None:
-        log.warning("no --policy given and the log names no policy file here: skipping the open-loop replay")
+        log.warning("no --policy given and the log names no policy: skipping the open-loop replay")
         return None
     return load_policy(path)
 

@@ -124,3 +124,21 @@ def test_state_pairing_follows_what_each_cycle_recorded():
     assert stamps[_used(log_t, stamps, cycles)][1] == 0.0  # by stamps alone, 10 ms would pair with 8 ms
     # a log from elsewhere: no state recorded at the cycle times -> the last measurement before each cycle
     np.testing.assert_array_equal(_used(np.array([0.003, 0.013]), np.array([0.002, 0.012]), cycles), [0, 0, 1])
+
+
+def test_replay_without_policy_uses_the_logged_path_or_names_it(caplog):
+    """No --policy: the policy file the log's metadata names is used when it exists from here; otherwise the
+    warning names that path and the flag to pass."""
+    import argparse
+    import types
+
+    from deploy.replay.cli import _policy
+
+    def flight(named: str):
+        return types.SimpleNamespace(metadata={"sim2real": {"policy": named}})
+
+    found = _policy(argparse.Namespace(policy=None), flight(str(policy_path())))
+    assert found is not None and found.action_spec.dim == 4
+    with caplog.at_level("WARNING"):
+        assert _policy(argparse.Namespace(policy=None), flight("runs/gone/policy.onnx")) is None
+    assert "runs/gone/policy.onnx" in caplog.text and "--policy" in caplog.text
