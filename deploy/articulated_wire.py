@@ -25,7 +25,6 @@ an index order. A Unitree driver maps them onto its ``rt/lowcmd`` LowCmd (with i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -42,25 +41,12 @@ from deploy.msgs import (
     Vector3,
     make_header,
 )
-from deploy.transport import TransportConfig
 
 NOT_PROVIDED = [-1.0] + [0.0] * 8  # REP 145: covariance element 0 = -1 marks a quantity the IMU does not provide
 
 
 class JointStateError(ValueError):
     """A joint message does not carry the robot profile's joints (missing names, wrong lengths)."""
-
-
-def articulated_transport(transport: TransportConfig) -> TransportConfig:
-    """``transport`` with the joint command topic carrying :class:`~deploy.msgs.JointCommand` (targets and gains
-    in one message). Names and QoS overrides of the profile are kept."""
-    topics = dict(transport.topics)
-    topics["joint_command"] = replace(
-        topics["joint_command"],
-        msg_type=JointCommand,
-        description="joint PD command: targets (rad), gains (N m/rad, N m s/rad), by joint name",
-    )
-    return replace(transport, topics=topics)
 
 
 class JointOrder:

@@ -126,13 +126,13 @@ SIL_TASKS = {"legged": "legged-walk", "arm": "arm-reach"}  # the task whose simu
 
 def run_articulated(args: argparse.Namespace, profile, policy) -> int:
     """``sim2real deploy`` for an arm or a legged robot (profile and policy already checked)."""
-    from deploy.articulated_wire import JointStateError, articulated_transport
+    from deploy.articulated_wire import JointStateError
     from deploy.recording import FlightRecorder, RecorderError
     from deploy.runtime_articulated import ArticulatedRuntime
     from deploy.safety import SafetyLayer, SafetyState
     from deploy.transport import Ros2Node
 
-    transport = articulated_transport(profile.transport)
+    transport = profile.transport
     log_path = args.log or profile.recording_dir / time.strftime("%Y%m%d-%H%M%S.mcap")
     meta = {
         "sim2real": {

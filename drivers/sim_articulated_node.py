@@ -40,7 +40,6 @@ import torch
 from deploy.articulated_wire import (
     JointOrder,
     JointStateError,
-    articulated_transport,
     imu_msg,
     joint_state_msg,
     pose_msg,
@@ -74,7 +73,6 @@ class ArticulatedNode:
         self.order = JointOrder(self.names)
         self.command_timeout_s = command_timeout_s
         self.start_pose, self.start_height_m = start_pose, start_height_m
-        transport = articulated_transport(transport)
         pub = {key: transport.topic(key) for key in ("joint_states", "imu", "pose", "twist", "status")}
         self.pubs = {key: node.publisher(t.name, t.msg_type, t.qos) for key, t in pub.items()}
         cmd = transport.topic("joint_command")

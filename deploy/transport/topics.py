@@ -24,6 +24,7 @@ from deploy.msgs import (
     Bool,
     Float32MultiArray,
     Imu,
+    JointCommand,
     JointState,
     LoopTiming,
     MotorCommand,
@@ -62,7 +63,12 @@ DEFAULT_TOPICS: dict[str, TopicSpec] = {
     "action": TopicSpec("policy/action", Float32MultiArray, "sensor_data", "raw policy action"),
     # commands, published by the runtime after the safety layer
     "motor_command": TopicSpec("command/motors", MotorCommand, "default", "quadrotor motor speeds (rpm)"),
-    "joint_command": TopicSpec("command/joints", JointState, "default", "arm/leg joint targets"),
+    "joint_command": TopicSpec(
+        "command/joints",
+        JointCommand,
+        "default",
+        "joint PD command: targets (rad), gains (N m/rad, N m s/rad), by name",
+    ),
     # safety and diagnostics
     "safety_transition": TopicSpec("safety/transition", SafetyTransition, "default", "state machine changes"),
     "estop": TopicSpec("safety/estop", Bool, "default", "operator emergency stop (true = stop), read"),

@@ -15,7 +15,6 @@ import yaml
 from deploy.articulated_wire import (
     JointOrder,
     JointStateError,
-    articulated_transport,
     imu_msg,
     joint_command_msg,
     joint_state_msg,
@@ -67,7 +66,7 @@ def test_joint_messages_are_reordered_by_name_and_missing_joints_refused():
 
 
 def test_the_joint_command_is_a_registered_ros2_message_on_the_command_topic():
-    transport = articulated_transport(A1.transport)
+    transport = A1.transport
     topic = transport.topic("joint_command")
     assert topic.name == "/sim2real/command/joints" and topic.msg_type is JointCommand
     assert transport.topic("joint_states").msg_type is JointState and transport.topic("imu").msg_type is Imu
@@ -80,7 +79,7 @@ def test_a_joint_state_without_the_profile_joints_is_refused_before_arming():
     domain = random.randint(1, 230)
     names = A1.action_names
     with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:  # the robot's publishers too
-        transport = articulated_transport(A1.transport)
+        transport = A1.transport
         runtime = ArticulatedRuntime(FakePolicy(names), node, transport, SafetyLayer(A1.safety), np.zeros(12), "legged")
         t = transport.topic
         joints = node.publisher(t("joint_states").name, JointState, t("joint_states").qos)
@@ -115,9 +114,7 @@ def test_a_policy_for_another_robot_is_refused_with_the_joints_named(articulated
         check_policy(A1, FakePolicy(names, extra_term="foot_contact"))
     with Ros2Node("deploy", domain_id=random.randint(1, 230), config=LOOPBACK_CONFIG) as node:
         with pytest.raises(ValueError, match="trained for another robot"):
-            ArticulatedRuntime(
-                franka_policy, node, articulated_transport(A1.transport), SafetyLayer(A1.safety), np.zeros(12), "legged"
-            )
+            ArticulatedRuntime(franka_policy, node, A1.transport, SafetyLayer(A1.safety), np.zeros(12), "legged")
 
 
 def test_plans_step_through_their_phases():

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.articulated_wire import articulated_transport
 from deploy.msgs import JointCommand, JointState, PoseStamped, String, time_to_ns
 from deploy.profile import load_deploy_profile
 from deploy.recording import read_log
@@ -56,7 +55,7 @@ class Wire:
 
 def setup(node: Ros2Node, policy, deploy_profile: str, plan, recorder=None):
     profile = load_deploy_profile(LAUNCH / deploy_profile)
-    transport = articulated_transport(profile.transport)
+    transport = profile.transport
     # The simulator shares two cores with this process, the recorder and other work: it may stall for a second.
     # A watchdog of 1 s keeps such a stall from ending a test about other checks (profiles keep 0.25 s).
     safety = replace(profile.safety, common=replace(profile.safety.common, max_state_age_s=1.0))
@@ -125,7 +124,7 @@ def assert_damping(wire: Wire, since_s: float, kd: float) -> None:
 def test_legged_zero_action_policy_stands_walks_the_plan_and_logs(legged_sil, articulated_policies, tmp_path):
     policy = load_policy(articulated_policies["legged-walk"]["zero"])
     plan = LeggedPlan(stand_s=1.5, hold_s=1.0, walk_s=1.0, velocity_command=(0.5, 0.0, 0.0), stop_s=0.5)
-    topics = articulated_transport(load_deploy_profile(LAUNCH / "sim_a1.yaml").transport)
+    topics = load_deploy_profile(LAUNCH / "sim_a1.yaml").transport
     with (
         Ros2Node("deploy", domain_id=legged_sil, config=LOOPBACK_CONFIG) as node,
         FlightRecorder(tmp_path / "run.mcap", topics=topics) as rec,

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from deploy.articulated_wire import articulated_transport, joint_command_msg
+from deploy.articulated_wire import joint_command_msg
 from deploy.msgs import Imu, JointCommand, JointState, PoseStamped, String, time_to_ns
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig, resolve_topic_name
 from drivers.sim_articulated import SimulatedArticulatedRobot
@@ -22,7 +22,7 @@ class Bench:
     """The node under test and a client on the same DDS participant."""
 
     def __init__(self, node: Ros2Node, task: str, **kwargs):
-        transport = articulated_transport(TransportConfig.from_mapping(None))
+        transport = TransportConfig.from_mapping(None)
         robot = SimulatedArticulatedRobot(task, seed=1, randomization=RandomizationSpec({}))
         self.sim = ArticulatedNode(node, transport, robot, command_timeout_s=0.2, **kwargs)
         self.names = robot.profile.joints.names
