@@ -16,7 +16,7 @@ from rosbags.highlevel import AnyReader
 
 from deploy.msgs import (
     Float32MultiArray,
-    JointState,
+    JointCommand,
     LoopTiming,
     MotorCommand,
     MultiArrayDimension,
@@ -102,17 +102,15 @@ def test_fresh_log_reads_with_three_readers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("compression", ["zstd", "lz4", "none"])
 def test_compressions_and_schema_text(tmp_path: Path, compression: str) -> None:
     path = tmp_path / f"{compression}.mcap"
+    command = JointCommand(make_header(5), ["j1"], [0.5], [0.0], [0.0], [20.0], [0.5], "policy")
     with FlightRecorder(path, min_free_bytes=0, compression=compression) as rec:
-        rec.write_command(JointState(make_header(5), ["j1"], [0.5], [], []), 5)
+        rec.write_command(command, 5)
         rec.write("/custom/text", String("free text"), 6)
     contents = read_log(path)
-    assert [m.msg for m in contents.messages] == [
-        JointState(make_header(5), ["j1"], [0.5], [], []),
-        String("free text"),
-    ]
+    assert [m.msg for m in contents.messages] == [command, String("free text")]
     assert contents.messages[0].topic == "/sim2real/command/joints"
     schemas = {s.name: s.data.decode() for s, _, _, _ in decoded_mcap(path)}
-    assert schemas["sensor_msgs/msg/JointState"] == message_info(JointState).full_definition
+    assert schemas["sim2real_msgs/msg/JointCommand"] == message_info(JointCommand).full_definition
 
 
 def test_preflight_refuses_existing_file(tmp_path: Path) -> None:
