@@ -1,8 +1,8 @@
 """System identification of an articulated robot (an arm: Franka) by re-simulating logged segments.
 
 The log gives, per control cycle, the measured joint state (``sensor_msgs/JointState`` on ``state/joints``:
-position rad, velocity rad/s) and the commanded joint targets (``JointState`` on ``command/joints``, position
-field, rad). Short segments of the log are re-simulated with the MuJoCo CPU engine (``mujoco.batch``), each
+position rad, velocity rad/s) and the commanded joint targets on ``command/joints`` (``JointCommand``, or a
+``JointState`` from other stacks; position field, rad). Short segments of the log are re-simulated with the MuJoCo CPU engine (``mujoco.batch``), each
 starting at the logged state and driven by the logged targets through the training env's own actuator code
 (:class:`~sim.articulated.actuators.JointActuators`: PD at every physics step, torque limits); the simulated
 joint trajectories are compared with the logged ones.

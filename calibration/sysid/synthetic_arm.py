@@ -3,8 +3,9 @@
 One env of the MuJoCo CPU engine runs the profile's arm with the hidden :class:`ArmParams` under the training
 env's actuators (:class:`~sim.articulated.actuators.JointActuators`, its own latency line in physics steps),
 commanded with exciting joint targets: random steps around the default pose (held ``hold_s``) plus a small
-sine per joint. Every control cycle writes the noisy measured joint state and the commanded targets
-(``sensor_msgs/JointState``) with the real :class:`deploy.recording.FlightRecorder`. Simulated time.
+sine per joint. Every control cycle writes the noisy measured joint state (``sensor_msgs/JointState``) and the
+commanded targets (``sim2real_msgs/JointCommand``, as the runtime sends them) with the real
+:class:`deploy.recording.FlightRecorder`. Simulated time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from calibration.sysid.articulated import ArmParams, ArmSimulator
-from deploy.msgs import JointState, make_header
+from deploy.msgs import JointCommand, JointState, make_header
 from deploy.recording import FlightRecorder
 
 T0_NS = 1_000_000_000_000
@@ -66,6 +67,9 @@ def record_arm_run(path: str | Path, sim: ArmSimulator, run: SyntheticArmRun) ->
     meta = {"sim2real": {"synthetic": "true", "robot": prof.name}}
     recorder = FlightRecorder(path, metadata=meta, max_queue=1_000_000)
     ctrl = torch.zeros(1, e.nu, dtype=torch.float64)
+    zeros = [0.0] * J  # the runtime's JointCommand: targets with the profile's gains, no velocity or torque targets
+    kp = list(np.broadcast_to(j.kp_nm_per_rad, J).astype(float))
+    kd = list(np.broadcast_to(j.kd_nm_s_per_rad, J).astype(float))
     try:
         for k in range(round(run.seconds / dt)):
             stamp = T0_NS + round(k * dt * 1e9)
@@ -77,7 +81,8 @@ def record_arm_run(path: str | Path, sim: ArmSimulator, run: SyntheticArmRun) ->
                 hold = round(rng.uniform(*run.hold_s) / dt)
             hold -= 1
             target = np.clip(step + run.sine_rad * np.sin(2 * np.pi * freq * k * dt + phase), lo, hi)
-            recorder.write_command(JointState(make_header(stamp), list(j.names), target.tolist(), [], []), stamp)
+            command = JointCommand(make_header(stamp), list(j.names), target.tolist(), zeros, zeros, kp, kd, "policy")
+            recorder.write_command(command, stamp)
             tg = torch.as_tensor(target, dtype=torch.float32)[None]
             for _ in range(sub):
                 ctrl[:] = act.torque(tg, e.qpos[:, sim.qadr], e.qvel[:, sim.dadr])
