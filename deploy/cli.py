@@ -132,7 +132,6 @@ def run_articulated(args: argparse.Namespace, profile, policy) -> int:
     from deploy.safety import SafetyLayer, SafetyState
     from deploy.transport import Ros2Node
 
-    transport = profile.transport
     log_path = args.log or profile.recording_dir / time.strftime("%Y%m%d-%H%M%S.mcap")
     meta = {
         "sim2real": {
@@ -146,7 +145,7 @@ def run_articulated(args: argparse.Namespace, profile, policy) -> int:
         }
     }
     try:
-        recorder = FlightRecorder(log_path, topics=transport, metadata=meta)
+        recorder = FlightRecorder(log_path, topics=profile.transport, metadata=meta)
     except RecorderError as exc:
         log.error("refusing to arm: the run cannot be recorded: %s", exc)
         return 2
@@ -169,7 +168,7 @@ def run_articulated(args: argparse.Namespace, profile, policy) -> int:
             runtime = ArticulatedRuntime(
                 policy,
                 node,
-                transport,
+                profile.transport,
                 SafetyLayer(profile.safety),
                 profile.robot.joints.default_position_rad,
                 profile.robot_class,
