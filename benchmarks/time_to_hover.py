@@ -31,7 +31,7 @@ from tensordict import TensorDict
 
 from policies.overrides import apply_overrides
 from policies.rollout import rollout
-from policies.train import IterationStats, train
+from policies.train import ALGOS, IterationStats, train
 from policies.train_cfg import TrainCfg, train_cfg
 from sim.tasks import make_env
 
@@ -87,6 +87,8 @@ def run_seed(args: argparse.Namespace, interface: str, seed: int) -> dict:
     cfg.max_iterations = 100_000
     if args.num_envs:
         cfg.num_envs = args.num_envs
+    if args.algo:
+        cfg.algo = args.algo
     apply_overrides(cfg, args.set)
     cb = PeriodicEval(cfg, args.episodes, args.episode_s, args.eval_every, args.target, seed=10_000 + seed)
     t0 = time.perf_counter()
@@ -125,6 +127,7 @@ def main() -> None:
     p.add_argument("--episode-s", type=float, default=10.0)
     p.add_argument("--target", type=float, default=0.95, help="success rate that counts as solved")
     p.add_argument("--num-envs", type=int, default=None)
+    p.add_argument("--algo", choices=ALGOS, default=None, help="learner (default: the task's config)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--verbose-history", action="store_true", help="include every evaluation in the JSON")
@@ -142,6 +145,7 @@ def main() -> None:
                 {
                     "task": args.task,
                     "action": interface,
+                    "algo": args.algo or train_cfg(args.task).algo,
                     "seeds": len(per_seed),
                     "succeeded": len(times),
                     "median_s": round(statistics.median(times), 2) if all_ok else None,

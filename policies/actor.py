@@ -1,8 +1,9 @@
 """The deterministic actor of a checkpoint, as plain weights and as a small torch module.
 
 Export (ONNX, C) and evaluation read the actor from the checkpoint's state dict, not from a rebuilt rsl_rl model:
-``obs -> (obs - mean) / (std + eps) -> [Linear, activation]* -> Linear`` gives the Gaussian's mean, the
-deterministic action in normalized units; :meth:`TorchActor.physical` applies the action spec's scaling.
+``obs -> (obs - mean) / (std + eps) -> [Linear, activation]* -> Linear [-> tanh]`` gives the deterministic action
+in normalized units (PPO: the Gaussian's mean; TD3: squashed by a tanh, ``output_activation`` in the checkpoint's
+actor infos, absent in older checkpoints); :meth:`TorchActor.physical` applies the action spec's scaling.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sim.action_spec import ActionSpec
 from sim.obs_spec import ObsSpec
 
 ACTIVATIONS = ("tanh", "elu")
+OUTPUT_ACTIVATIONS = (None, "tanh")  # after the last layer
 NORMALIZER_EPS = 1e-2  # rsl_rl EmpiricalNormalization's default eps (not stored in its state dict)
 
 
@@ -29,12 +31,14 @@ class CheckpointError(ValueError):
 
 @dataclass
 class ActorWeights:
-    """float32 arrays: mean, denom (D,) with obs_n = (obs - mean) / denom; layers [(W (out, in), b (out,))]."""
+    """float32 arrays: mean, denom (D,) with obs_n = (obs - mean) / denom; layers [(W (out, in), b (out,))];
+    ``activation`` between layers, ``output_activation`` (None or "tanh") after the last."""
 
     mean: np.ndarray
     denom: np.ndarray
     layers: list[tuple[np.ndarray, np.ndarray]]
     activation: str
+    output_activation: str | None = None
 
     @property
     def obs_dim(self) -> int:
@@ -89,14 +93,23 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"found {infos.get('format')!r}; checkpoints written by `sim2real train` carry the metadata export needs"
         )
     state = data["actor_state_dict"]
-    activation = infos["actor"]["activation"]
-    return Checkpoint(path, weights_from_state_dict(state, activation, infos["actor"]["obs_normalization"]), infos)
+    actor = infos["actor"]
+    weights = weights_from_state_dict(
+        state, actor["activation"], actor["obs_normalization"], actor.get("output_activation")
+    )
+    return Checkpoint(path, weights, infos)
 
 
-def weights_from_state_dict(state: dict[str, torch.Tensor], activation: str, obs_normalization: bool) -> ActorWeights:
+def weights_from_state_dict(
+    state: dict[str, torch.Tensor], activation: str, obs_normalization: bool, output_activation: str | None = None
+) -> ActorWeights:
     """Weights of an rsl_rl ``MLPModel`` state dict (keys ``mlp.<i>.weight``, ``obs_normalizer._mean``...)."""
     if activation not in ACTIVATIONS:
         raise CheckpointError(f"actor activation must be one of {ACTIVATIONS} for export, found {activation!r}")
+    if output_activation not in OUTPUT_ACTIVATIONS:
+        raise CheckpointError(
+            f"actor output activation must be one of {OUTPUT_ACTIVATIONS} for export, found {output_activation!r}"
+        )
     index = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"mlp\.(\d+)\.weight", k))})
     if not index:
         raise CheckpointError(f"actor state dict has no mlp.<i>.weight entries; keys: {sorted(state)}")
@@ -109,11 +122,11 @@ def weights_from_state_dict(state: dict[str, torch.Tensor], activation: str, obs
         denom = state["obs_normalizer._std"].float().reshape(-1) + NORMALIZER_EPS  # float32, as rsl_rl computes it
     else:
         mean, denom = torch.zeros(d), torch.ones(d)
-    return ActorWeights(mean.numpy().copy(), denom.numpy().copy(), layers, activation)
+    return ActorWeights(mean.numpy().copy(), denom.numpy().copy(), layers, activation, output_activation)
 
 
 class TorchActor(nn.Module):
-    """obs (N, D) -> deterministic normalized action (N, A) (unclipped Gaussian mean)."""
+    """obs (N, D) -> deterministic normalized action (N, A) (unclipped Gaussian mean, or its tanh)."""
 
     def __init__(self, w: ActorWeights, action_spec: ActionSpec | None = None):
         super().__init__()
@@ -126,6 +139,7 @@ class TorchActor(nn.Module):
             lin.bias.data.copy_(torch.from_numpy(bias))
             self.linears.append(lin)
         self.act = nn.Tanh() if w.activation == "tanh" else nn.ELU()
+        self.output_act = nn.Tanh() if w.output_activation == "tanh" else nn.Identity()
         self.action_spec = action_spec
 
     @torch.no_grad()
@@ -133,7 +147,7 @@ class TorchActor(nn.Module):
         x = (obs - self.mean) / self.denom
         for lin in self.linears[:-1]:
             x = self.act(lin(x))
-        return self.linears[-1](x)
+        return self.output_act(self.linears[-1](x))
 
     @torch.no_grad()
     def normalized(self, obs: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,7 @@ def header_source(w: ActorWeights, spec: ActionSpec, obs_spec: ObsSpec, metadata
     lines.append("/* flash taken by the constant arrays */")
     lines.append("#define SIM2REAL_POLICY_PARAM_BYTES (" + " + ".join(f"sizeof({n})" for n in arrays) + ")")
     act = "tanhf(s)" if w.activation == "tanh" else "(s > 0.0f ? s : expf(s) - 1.0f)"
+    out = "tanhf(s)" if w.output_activation == "tanh" else "s"
     body = [
         "",
         "/* obs: observation laid out as SIM2REAL_POLICY_OBS_SPEC; out: physical command. */",
@@ -86,7 +87,7 @@ def header_source(w: ActorWeights, spec: ActionSpec, obs_spec: ObsSpec, metadata
             f"    for (i = 0; i < {rows}; ++i) {{",
             f"        float s = sim2real_b{k}[i];",
             f"        for (j = 0; j < {cols}; ++j) s += sim2real_w{k}[i * {cols} + j] * x[j];",
-            "        y[i] = s;" if last else f"        y[i] = {act};",
+            (f"        y[i] = {out};" if last else f"        y[i] = {act};"),
             "    }",
             "    t = x; x = y; y = t;",
         ]

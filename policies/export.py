@@ -1,7 +1,7 @@
 """``sim2real export RUN_DIR_OR_CHECKPOINT``: ``policy.onnx`` (+ ``policy.h``) next to the checkpoint.
 
-The ONNX graph is written node by node (no tracing): ``obs -> (obs - mean) / denom -> MLP -> action`` (the
-Gaussian mean, normalized units) ``-> clip(-1, 1) * scale + offset -> clip(low, high) -> command`` (physical
+The ONNX graph is written node by node (no tracing): ``obs -> (obs - mean) / denom -> MLP [-> tanh] -> action``
+(the deterministic action in normalized units) ``-> clip(-1, 1) * scale + offset -> clip(low, high) -> command`` (physical
 units, e.g. RPM). Opset pinned to :data:`OPSET`. Metadata: see :mod:`policies.onnx_policy`.
 """
 
@@ -55,8 +55,11 @@ def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
     for i, (weight, bias) in enumerate(w.layers):
         x = node("MatMul", [x, const(f"w{i}", weight.T.copy())], f"matmul{i}")
         last = i == len(w.layers) - 1
-        x = node("Add", [x, const(f"b{i}", bias)], ACTION_OUTPUT_NAME if last else f"linear{i}")
-        if not last:
+        squash = last and w.output_activation == "tanh"
+        x = node("Add", [x, const(f"b{i}", bias)], ACTION_OUTPUT_NAME if last and not squash else f"linear{i}")
+        if squash:
+            x = node("Tanh", [x], ACTION_OUTPUT_NAME)
+        elif not last:
             x = node("Tanh", [x], f"hidden{i}") if w.activation == "tanh" else node("Elu", [x], f"hidden{i}", alpha=1.0)
     a = node("Clip", [x, const("minus_one", -1.0), const("one", 1.0)], "action_clipped")
     a = node("Mul", [a, const("action_scale", spec.scale)], "action_scaled")

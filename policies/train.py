@@ -31,6 +31,8 @@ from policies.train_cfg import TRAIN_CFGS, TrainCfg, train_cfg
 log = logging.getLogger("sim2real.train")
 
 CHECKPOINT_FORMAT = "sim2real-checkpoint/1"
+ALGOS = ("ppo", "td3")
+OUTPUT_ACTIVATIONS = {"ppo": None, "td3": "tanh"}  # applied to the actor's last layer (the Gaussian mean for PPO)
 
 
 @dataclass
@@ -80,7 +82,9 @@ def checkpoint_infos(cfg: TrainCfg, env: Any, iteration: int, wall_s: float, com
             "activation": actor.activation,
             "obs_normalization": actor.obs_normalization,
             "obs_groups": list(cfg.obs_groups["actor"]),
+            "output_activation": OUTPUT_ACTIVATIONS[cfg.algo],
         },
+        "algo": cfg.algo,
     }
 
 
@@ -113,7 +117,16 @@ def train(
     Deterministic for a given (seed, device, config): the env draws from its own generator seeded with
     ``cfg.seed``; rsl_rl draws network initialisation, action noise and minibatch order from torch's global
     generator, which is seeded here (rsl_rl offers no generator argument).
+
+    ``cfg.algo`` picks the learner: "ppo" (rsl_rl, this loop) or "td3" (:mod:`policies.offpolicy`, the same
+    contract; its ``runner`` is the :class:`policies.td3.TD3` learner).
     """
+    if cfg.algo not in ALGOS:
+        raise ValueError(f"unknown algo {cfg.algo!r}; expected one of {ALGOS}")
+    if cfg.algo == "td3":
+        from policies.offpolicy import train_offpolicy
+
+        return train_offpolicy(cfg, run_dir, progress, on_iteration)
     from rsl_rl.runners import OnPolicyRunner
     from rsl_rl.utils import check_nan
 
@@ -299,7 +312,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="parallel envs (default: the task's config; 512 for the quadrotor, 2048 for legged-walk)",
     )
-    p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: config)")
+    p.add_argument(
+        "--algo", choices=ALGOS, default=None, help="learner: ppo (rsl_rl) or td3 (off-policy) (default: config)"
+    )
+    p.add_argument("--iterations", type=int, default=None, help="training iterations (default: config)")
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock limit for training, s")
     p.add_argument("--interface", choices=["rpm", "ctbr"], default=None, help="action interface (default rpm)")
     p.add_argument("--randomization", type=Path, default=None, help="RandomizationSpec YAML (default: the task's)")
@@ -334,6 +350,7 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
         ("iterations", "max_iterations"),
         ("max_seconds", "max_seconds"),
         ("save_interval", "save_interval"),
+        ("algo", "algo"),
     ):
         value = getattr(args, attr, None)
         if value is not None:

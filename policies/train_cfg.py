@@ -1,4 +1,4 @@
-"""Typed training configs: one per task, built from the env config, two model configs and the PPO settings.
+"""Typed training configs: one per task, built from the env config, two model configs and the learner's settings.
 
 ``TrainCfg.rsl_rl_dict()`` turns a config into the dict rsl_rl v5's ``OnPolicyRunner`` expects (``obs_groups``,
 ``actor`` / ``critic`` model configs with ``class_name``, ``algorithm``). Every field says its unit.
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.curriculum import CurriculumCfg
+from policies.td3 import TD3Cfg
 from sim.env import OBS_GROUPS
 from sim.quadrotor.config import QuadrotorTaskCfg
 
@@ -74,6 +75,8 @@ class TrainCfg:
     actor: ModelCfg = field(default_factory=ModelCfg)
     critic: ModelCfg = field(default_factory=lambda: ModelCfg(hidden_dims=(128, 128), activation="elu"))
     ppo: PPOCfg = field(default_factory=PPOCfg)
+    algo: str = "ppo"  # "ppo" (rsl_rl, policies.train) | "td3" (off-policy, policies.offpolicy)
+    td3: TD3Cfg = field(default_factory=TD3Cfg)  # used when algo == "td3"
     obs_groups: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in OBS_GROUPS.items()})
     curriculum: CurriculumCfg = field(default_factory=lambda: CurriculumCfg(enabled=False))  # envs with set_init_scale
     compile_env: bool | None = None  # None: the env decides (compiled from 4096 envs)

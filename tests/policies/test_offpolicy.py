@@ -1,0 +1,162 @@
+"""The off-policy learner (``--algo td3``): its target, time-outs in the replay buffer, determinism, checkpoints that
+export with parity, and a short training that learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from policies.nstep import nstep_returns
+from policies.td3 import Normalizer, ReplayBuffer, TwinCritic, td_target
+from policies.train import train
+from tests.policies.conftest import small_cfg
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PARITY_ATOL = 1e-5  # normalized action units, as for PPO checkpoints (tests/policies/test_export.py)
+
+
+def td3_cfg(seed: int = 0, iterations: int = 3, envs: int = 16):
+    """A few updates' worth of TD3 on the hover task: 16 envs x 8 steps per iteration, learning from the second."""
+    cfg = small_cfg("quadrotor-hover", seed=seed, iterations=iterations, envs=envs)
+    cfg.algo = "td3"
+    cfg.td3.steps_per_iteration = 8
+    cfg.td3.batch_size = 64
+    cfg.td3.learning_starts = 128
+    return cfg
+
+
+def test_target_bootstraps_the_smaller_twin_with_the_stored_discount():
+    returns = torch.tensor([1.0, 1.0, 0.5, -2.0])
+    discount = torch.tensor([0.5, 0.0, 0.25, 0.0])  # running or time-out, failure, 2-step, failure
+    next_q = torch.tensor([[2.0, 3.0, -1.0, 7.0], [4.0, 1.0, 0.0, 9.0]])
+    target = td_target(returns, discount, next_q)
+    assert torch.allclose(target, torch.tensor([1.0 + 0.5 * 2.0, 1.0, 0.5 + 0.25 * -1.0, -2.0]))
+
+
+def test_nstep_returns_stop_at_failures_time_outs_and_the_chunk_end():
+    """Two envs, 4 steps, n = 2, gamma = 0.5: env 0 runs throughout; env 1 fails at step 1, times out at step 3."""
+    rewards = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
+    failed = torch.tensor([[0, 0], [0, 1], [0, 0], [0, 0]], dtype=torch.bool)
+    time_outs = torch.tensor([[0, 0], [0, 0], [0, 0], [0, 1]], dtype=torch.bool)
+    returns, discount, next_index = nstep_returns(rewards, failed, time_outs, gamma=0.5, n=2)
+    assert returns.tolist() == [[2.0, 1.5], [3.5, 1.0], [5.0, 1.5], [4.0, 1.0]]
+    # failures: no bootstrap; time-out at step 3: bootstrap from its own observation before step 3 (obs[3])
+    assert discount.tolist() == [[0.25, 0.0], [0.25, 0.0], [0.25, 0.25], [0.5, 0.5]]
+    assert next_index[:, 0].tolist() == [2, 3, 4, 4]
+    assert next_index[2:, 1].tolist() == [3, 3]
+    one = nstep_returns(rewards, failed, time_outs, gamma=0.5, n=1)
+    assert torch.equal(one[0], rewards)
+    assert one[1].tolist() == [[0.5, 0.5], [0.5, 0.0], [0.5, 0.5], [0.5, 0.5]]
+
+
+def test_time_outs_keep_their_bootstrap_and_failures_lose_it():
+    """Episodes of 5 steps: every time-out row stores its own observation as the next one and keeps its discount
+    (gamma); with the floor above the hover point every step is a failure, stored with discount 0."""
+    cfg = td3_cfg(iterations=2)
+    cfg.env.episode_s = 0.05
+    cfg.curriculum.start = 0.05  # no crash within 5 steps of a start this close to hover
+    cfg.td3.learning_starts = 10**6
+    learner = train(cfg, None, progress=False).runner
+    buf = learner.buffer
+    d = buf.obs_dim
+    rows = buf.data[: buf.size]
+    obs, next_obs, discount = rows[:, :d], rows[:, d : 2 * d], rows[:, -1]
+    same = (obs == next_obs).all(1)
+    steps = 2 * cfg.td3.steps_per_iteration
+    assert buf.size == steps * cfg.num_envs
+    assert int(same.sum()) == (steps // 5) * cfg.num_envs  # one time-out per env every 5 steps, nothing else
+    assert torch.allclose(discount, torch.tensor(cfg.td3.gamma))
+
+    cfg = td3_cfg(iterations=1)
+    cfg.env.termination.floor_m = 1.5  # above the reference height (1 m): down at once
+    learner = train(cfg, None, progress=False).runner
+    rows = learner.buffer.data[: learner.buffer.size]
+    assert torch.all(rows[:, -1] == 0.0)
+    assert torch.all(rows[:, -2] < 0)  # the termination penalty
+
+
+def test_replay_buffer_copies_rows_in_and_wraps_by_whole_chunks():
+    buf = ReplayBuffer(capacity=10, rows_per_add=4, obs_dim=2, action_dim=1, device="cpu")
+    assert buf.capacity == 12
+    for k in range(4):
+        obs = torch.full((4, 2), float(k))
+        buf.add(obs, obs + 0.5, torch.zeros(4, 1), torch.full((4,), float(k)), torch.ones(4))
+        obs.fill_(-1.0)  # the env rewrites its tensors: the buffer must hold copies
+    assert buf.size == 12
+    assert buf.data[:4, 0].tolist() == [3.0] * 4  # the 4th write replaced the oldest rows
+    assert buf.data[4:, 0].tolist() == [1.0] * 4 + [2.0] * 4
+
+
+def test_normalizer_matches_the_moments_of_everything_seen():
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(n, 3, generator=g) * torch.tensor([1.0, 5.0, 0.1]) + 2.0 for n in (7, 50, 13)]
+    norm = Normalizer(3)
+    for b in batches:
+        norm.update(b)
+    allx = torch.cat(batches)
+    assert torch.allclose(norm._mean[0], allx.mean(0), atol=1e-5)
+    assert torch.allclose(norm._std[0], allx.std(0, unbiased=False), rtol=1e-4)
+    assert int(norm.count) == 70
+
+
+def test_twin_critic_is_two_independent_networks():
+    g = torch.Generator().manual_seed(0)
+    critic = TwinCritic([5, 8, 1], g, "cpu")
+    x, a = torch.randn(6, 3), torch.randn(6, 2)
+    q = critic(x, a)
+    assert q.shape == (2, 6)
+    for k in range(2):
+        w0, b0, w1, b1 = critic.weights[0][k], critic.biases[0][k], critic.weights[1][k], critic.biases[1][k]
+        expected = torch.relu(torch.cat([x, a], 1) @ w0 + b0) @ w1 + b1
+        assert torch.allclose(q[k], expected[:, 0], atol=1e-6)
+
+
+def actor_params(result) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in result.runner.actor.state_dict().items()}
+
+
+def test_same_seed_gives_identical_actor_and_different_seeds_differ():
+    a = train(td3_cfg(seed=7), None, progress=False)
+    b = train(td3_cfg(seed=7), None, progress=False)
+    c = train(td3_cfg(seed=8), None, progress=False)
+    assert a.runner.updates == b.runner.updates > 0
+    pa, pb, pc = actor_params(a), actor_params(b), actor_params(c)
+    for k in pa:
+        assert torch.equal(pa[k], pb[k]), f"{k} differs between two runs with the same seed"
+    assert any(not torch.equal(pa[k], pc[k]) for k in pa if k.startswith("mlp."))
+    before = train(td3_cfg(seed=7, iterations=1), None, progress=False)  # no update yet (learning_starts)
+    assert any(not torch.equal(actor_params(before)[k], pa[k]) for k in pa if k.startswith("mlp."))
+
+
+def test_checkpoint_exports_to_onnx_and_c_matching_the_actor(tmp_path):
+    from policies.actor import TorchActor, load_checkpoint
+    from policies.c_export import c_compiler, run_header
+    from policies.export import export
+    from policies.onnx_policy import load_policy
+
+    run_dir = tmp_path / "run"
+    result = train(td3_cfg(), run_dir, progress=False)
+    assert {"run.json", "randomization.yaml", "model_2.pt"} <= {p.name for p in run_dir.iterdir()}
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+    ck = load_checkpoint(run_dir)
+    assert ck.infos["algo"] == "td3" and ck.weights.output_activation == "tanh"
+    paths = export(run_dir)
+    policy = load_policy(paths["onnx"])
+    rng = np.random.default_rng(0)
+    obs = (rng.standard_normal((256, 25)) * rng.choice([0.1, 1.0, 5.0], size=(256, 1))).astype(np.float32)
+    learner = result.runner
+    with torch.no_grad():
+        reference = learner.actor(torch.from_numpy(obs))
+    assert reference.abs().max() < 1.0  # squashed by the tanh
+    torch_actor = TorchActor(ck.weights, ck.action_spec)
+    assert torch.allclose(torch_actor(torch.from_numpy(obs)), reference, atol=PARITY_ATOL)
+    command, action = policy.run(obs)
+    assert np.abs(action - reference.numpy()).max() <= PARITY_ATOL
+    physical = ck.action_spec.to_physical(reference).numpy()
+    span = np.asarray(ck.action_spec.high) - np.asarray(ck.action_spec.low)
+    assert np.all(np.abs(command - physical) <= PARITY_ATOL * span)
+    if c_compiler() is not None:
+        c = run_header(paths["header"], obs, repeats=1)
+        assert np.all(np.abs(c.commands - command) <= 1e-4 * span)
