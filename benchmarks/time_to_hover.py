@@ -81,14 +81,14 @@ class PeriodicEval:
 
 def run_seed(args: argparse.Namespace, interface: str, seed: int) -> dict:
     cfg = train_cfg(args.task)
+    if args.algo:
+        cfg.select_algo(args.algo)
     cfg.env.action_interface = interface
     cfg.seed = seed
     cfg.max_seconds = args.max_seconds
     cfg.max_iterations = 100_000
     if args.num_envs:
         cfg.num_envs = args.num_envs
-    if args.algo:
-        cfg.algo = args.algo
     apply_overrides(cfg, args.set)
     cb = PeriodicEval(cfg, args.episodes, args.episode_s, args.eval_every, args.target, seed=10_000 + seed)
     t0 = time.perf_counter()

@@ -32,23 +32,25 @@ from policies.actor import NORMALIZER_EPS
 class TD3Cfg:
     """TD3 settings (Fujimoto et al. 2018; sizes chosen by measurement on 2 CPU cores, docs/training.md)."""
 
-    gamma: float = 0.99  # per control step (100 Hz: horizon ~1 s)
+    num_envs: int = 64  # parallel envs, set as TrainCfg.num_envs by TrainCfg.select_algo("td3")
+    gamma: float = 0.98  # per control step (100 Hz: horizon ~0.5 s)
     tau: float = 0.005  # target networks: target += tau * (online - target) per actor update
     actor_lr: float = 1e-3
     critic_lr: float = 1e-3
-    batch_size: int = 256  # transitions per update
+    batch_size: int = 128  # transitions per update
     steps_per_iteration: int = 16  # control steps of all envs per iteration (a chunk of transitions)
     updates_per_step: int = 1  # gradient updates per control step, run after each chunk
-    n_step: int = 1  # rewards summed per transition before bootstrapping (policies.nstep)
-    buffer_size: int = 500_000  # transitions (rounded up to a multiple of num_envs)
+    n_step: int = 10  # rewards summed per transition before bootstrapping (policies.nstep)
+    buffer_size: int = 500_000  # transitions (rounded up to a multiple of num_envs * steps_per_iteration)
     learning_starts: int = 2_000  # transitions in the buffer before the first update
     policy_delay: int = 2  # critic updates per actor (and target) update
-    exploration_noise: float = 0.1  # std of the Gaussian added to the actor's action, normalized units
+    exploration_noise: float = 0.05  # std of the Gaussian added to the actor's action, normalized units
     target_noise: float = 0.2  # target policy smoothing: std of the noise on the target action
     target_noise_clip: float = 0.5
     critic_hidden_dims: tuple[int, ...] = (64, 64)  # ReLU; not exported
     actor_last_gain: float = 0.01  # scale of the actor's last layer at initialisation: start near a = 0 (hover)
     fused_adam: bool = True
+    deploy_target_actor: bool = True  # evaluate and export the target (Polyak-averaged) actor, not the online one
 
     def validate(self) -> None:
         if not 0.0 < self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
@@ -231,9 +233,14 @@ class TD3:
             action = action.add_(noise, alpha=self.cfg.exploration_noise).clamp_(-1.0, 1.0)
         return action
 
+    @property
+    def deployed_actor(self) -> Actor:
+        """The actor that evaluation and export use (``deploy_target_actor``: the slowly moving target actor)."""
+        return self.actor_target if self.cfg.deploy_target_actor else self.actor
+
     def get_inference_policy(self):
         """The deterministic actor as a callable on a TensorDict with the actor's group (rsl_rl's interface)."""
-        actor = self.actor
+        actor = self.deployed_actor
 
         def policy(obs: Any) -> Tensor:
             with torch.no_grad():
@@ -279,7 +286,8 @@ class TD3:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         return {
-            "actor_state_dict": self.actor.state_dict(),
+            "actor_state_dict": self.deployed_actor.state_dict(),
+            "online_actor_state_dict": self.actor.state_dict(),
             "critic_state_dict": self.critic.state_dict(),
             "actor_target_state_dict": self.actor_target.state_dict(),
             "critic_target_state_dict": self.critic_target.state_dict(),

@@ -313,7 +313,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="parallel envs (default: the task's config; 512 for the quadrotor, 2048 for legged-walk)",
     )
     p.add_argument(
-        "--algo", choices=ALGOS, default=None, help="learner: ppo (rsl_rl) or td3 (off-policy) (default: config)"
+        "--algo",
+        choices=ALGOS,
+        default=None,
+        help="learner: ppo (rsl_rl) or td3 (off-policy; its env count is td3.num_envs) (default: the task's config)",
     )
     p.add_argument("--iterations", type=int, default=None, help="training iterations (default: config)")
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock limit for training, s")
@@ -343,6 +346,8 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
     from sim.randomization import RandomizationSpec
 
     cfg = train_cfg(args.task)
+    if getattr(args, "algo", None):
+        cfg.select_algo(args.algo)
     for attr, name in (
         ("seed", "seed"),
         ("device", "device"),
@@ -350,7 +355,6 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
         ("iterations", "max_iterations"),
         ("max_seconds", "max_seconds"),
         ("save_interval", "save_interval"),
-        ("algo", "algo"),
     ):
         value = getattr(args, attr, None)
         if value is not None:

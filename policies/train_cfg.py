@@ -82,6 +82,14 @@ class TrainCfg:
     compile_env: bool | None = None  # None: the env decides (compiled from 4096 envs)
     check_nan: bool = True  # stop with an error naming the group when the env returns NaN
 
+    def select_algo(self, algo: str) -> None:
+        """Train with ``algo`` ("ppo" | "td3"), with that learner's number of envs (``td3.num_envs`` for TD3)."""
+        if algo not in ("ppo", "td3"):
+            raise ValueError(f"unknown algo {algo!r}; expected 'ppo' or 'td3'")
+        if algo == "td3" and self.algo != "td3":
+            self.num_envs = self.td3.num_envs
+        self.algo = algo
+
     def rsl_rl_dict(self) -> dict[str, Any]:
         """The training config in rsl_rl v5's format (the runner mutates it: pass a fresh copy)."""
         p = self.ppo
