@@ -14,6 +14,10 @@ reported as compile_s.
 of ``--steps`` steps each), so that the load of a shared machine falls on both alike; one JSON line per num_envs
 with both paths' best and median and their ratio.
 
+``--compare-widths``: on the native backend, the kernel built for 16 envs per block (AVX-512) against the one for 8
+(AVX2), swapped round by round on the same env in the same way (needs a CPU with AVX-512F); one JSON line per
+num_envs.
+
 Articulated tasks (``--tasks legged-walk arm-reach``, ``--engines mujoco mujoco_warp``, ``--articulated-envs``):
 full env steps (policy steps) on each engine, with ``"engine"`` and ``"ratio_vs_ant"``: ours over a Gymnasium
 MuJoCo ``Ant-v5`` stepping loop (random actions, one process) measured first in the same run.
@@ -34,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sim.quadrotor.dynamics import physics_step, step_coeffs
+from sim.quadrotor.native import load_kernel, widest
 from sim.tasks import make_env
 
 
@@ -128,6 +133,7 @@ def bench_env(
             **common,
             "what": "env_step",
             "backend": env.backend,
+            "kernel_width": env._native.lib.quad_width() if env.backend == "native" else None,  # envs per block
             "actions": "uniform random" if actions == "random" else "hover command",
             "env_steps_per_s": num_envs * steps / min(env_times),
             "median_env_steps_per_s": num_envs * steps / statistics.median(env_times),
@@ -177,6 +183,48 @@ def compare_resets(task: str, num_envs: int, steps: int, repeats: int) -> dict:
         "eager_median_env_steps_per_s": rate[False][1],
         "ratio_best": rate[True][0] / rate[False][0],
         "ratio_median": rate[True][1] / rate[False][1],
+        "resets_per_step": resets / (2 * steps * repeats),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def compare_widths(task: str, num_envs: int, steps: int, repeats: int) -> dict:
+    """Env-steps/s of the native step with the 16-env (AVX-512) and the 8-env (AVX2) kernel, alternated round by
+    round (the order flips every round) on one env under the same random actions."""
+    if widest() < 16:
+        raise SystemExit("--compare-widths needs a CPU with AVX-512F (the 16-env kernel cannot run here)")
+    libs = {w: load_kernel(w) for w in (16, 8)}
+    if None in libs.values():
+        raise SystemExit("the native kernel could not be built (see the warning above)")
+    env = make_env(task, num_envs, device="cpu", seed=0, compile=True, native=True)
+    g = torch.Generator().manual_seed(0)
+    pool = [2 * torch.rand(num_envs, 4, generator=g) - 1 for _ in range(8)]
+    for k in range(10):
+        env.step(pool[k % 8])
+    times: dict[int, list[float]] = {16: [], 8: []}
+    resets = 0
+    for r in range(repeats):
+        for width in (16, 8) if r % 2 == 0 else (8, 16):
+            env._native.lib = libs[width]
+            t0 = time.perf_counter()
+            for k in range(steps):
+                _, _, done, _ = env.step(pool[k % len(pool)])
+                resets += int(done.sum())
+            times[width].append(time.perf_counter() - t0)
+    rate = {k: (num_envs * steps / min(v), num_envs * steps / statistics.median(v)) for k, v in times.items()}
+    return {
+        "task": task,
+        "device": "cpu",
+        "num_envs": num_envs,
+        "what": "env_step_width16_vs_width8",
+        "steps": steps,
+        "repeats": repeats,
+        "w16_env_steps_per_s": rate[16][0],
+        "w16_median_env_steps_per_s": rate[16][1],
+        "w8_env_steps_per_s": rate[8][0],
+        "w8_median_env_steps_per_s": rate[8][1],
+        "ratio_best": rate[16][0] / rate[8][0],
+        "ratio_median": rate[16][1] / rate[8][1],
         "resets_per_step": resets / (2 * steps * repeats),
         "threads": torch.get_num_threads(),
     }
@@ -237,11 +285,15 @@ def main() -> None:
     ap.add_argument(
         "--compare-resets", action="store_true", help="native step: in-pass resets vs the eager reset path, alternated"
     )
+    ap.add_argument(
+        "--compare-widths", action="store_true", help="native step: 16-env (AVX-512) vs 8-env (AVX2) kernel, alternated"
+    )
     args = ap.parse_args()
-    if args.compare_resets:
+    if args.compare_resets or args.compare_widths:
+        compare = compare_widths if args.compare_widths else compare_resets
         for task in args.tasks:
             for n in args.num_envs:
-                line = compare_resets(task, n, args.steps, args.repeats)
+                line = compare(task, n, args.steps, args.repeats)
                 line = {
                     k: round(v, 3 if k.startswith("ratio") else 1) if isinstance(v, float) else v
                     for k, v in line.items()

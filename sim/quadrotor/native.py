@@ -2,11 +2,13 @@
 
 On CPU, torch.compile splits the step into several loop nests with ~100 (N,) intermediates between them, and at
 65536 envs the step is bound by memory traffic; this kernel computes physics substeps, rewards, terminations and
-observations for 8 envs at a time in registers (see docs/ARCHITECTURE.md, "Simulator"). The torch code in
-``env.py`` stays the reference (and the CUDA path); ``tests/sim/quadrotor/test_native.py`` checks they agree.
+observations for 16 envs (AVX-512) or 8 (AVX2) at a time in registers (see docs/ARCHITECTURE.md, "Simulator").
+The torch code in ``env.py`` stays the reference (and the CUDA path); ``tests/sim/quadrotor/test_native.py`` checks
+they agree.
 
 The shared library is built once per (source, compiler flags, CPU) with the system ``g++`` into
-``$SIM2REAL_CACHE`` or ``~/.cache/sim2real/native`` (about 3 s) and loaded with ctypes (no torch headers, no ninja).
+``$SIM2REAL_CACHE`` or ``~/.cache/sim2real/native`` (about 3 s) and loaded with ctypes (no torch headers, no ninja);
+one library per block width (``load_kernel(width=8)`` gives the AVX2 build on an AVX-512 machine, to compare).
 If it cannot be built, :func:`load_kernel` logs a warning and returns None, and the env runs the torch path.
 """
 
@@ -121,8 +123,8 @@ class ResetArgs(ctypes.Structure):
 
 
 _lock = threading.Lock()
-_kernel: ctypes.CDLL | None = None
-_tried = False
+_kernels: dict[int, ctypes.CDLL | None] = {}  # by width; None: the build or load failed (tried once)
+WIDTHS = (8, 16)  # envs per vector block: 8 (AVX2), 16 (AVX-512F)
 
 
 def cache_dir() -> Path:
@@ -140,7 +142,23 @@ def _cpu_tag() -> str:
     return platform.processor() or platform.machine()
 
 
-def _build(out: Path) -> None:
+def widest() -> int:
+    """The widest block the CPU supports: 16 envs with AVX-512F (read from /proc/cpuinfo), else 8."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return 16 if "avx512f" in line.split() else 8
+    except OSError:
+        pass
+    return 8
+
+
+def build_flags(width: int) -> tuple[str, ...]:
+    """g++ flags of the kernel with ``width`` envs per block."""
+    return (*FLAGS, f"-DSIM2REAL_KERNEL_WIDTH={width}")
+
+
+def _build(out: Path, flags: tuple[str, ...]) -> None:
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
@@ -148,42 +166,47 @@ def _build(out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp_lib = Path(tmp) / out.name
         proc = subprocess.run(
-            [compiler, *FLAGS, str(SOURCE), "-o", str(tmp_lib)], capture_output=True, text=True, timeout=300
+            [compiler, *flags, str(SOURCE), "-o", str(tmp_lib)], capture_output=True, text=True, timeout=300
         )
         if proc.returncode != 0:
             raise RuntimeError(f"{compiler} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
         os.replace(tmp_lib, out)  # atomic: concurrent builders (pytest-xdist, several runs) never see a partial file
 
 
-def load_kernel() -> ctypes.CDLL | None:
-    """The compiled kernel (built on first use and cached), or None with a logged warning if it cannot be built."""
-    global _kernel, _tried
+def load_kernel(width: int | None = None) -> ctypes.CDLL | None:
+    """The compiled kernel with ``width`` envs per block (8 or 16; None: :func:`widest`), built on first use and
+    cached, or None with a logged warning if it cannot be built. Both widths compute bit-identical results."""
+    width = widest() if width is None else width
+    if width not in WIDTHS:
+        raise ValueError(f"kernel width must be one of {WIDTHS} envs per block, got {width}")
     with _lock:
-        if _tried:
-            return _kernel
-        _tried = True
-        key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_tag().encode()).hexdigest()[:16]
-        path = cache_dir() / f"quad_step_{key}.so"
+        if width in _kernels:
+            return _kernels[width]
+        flags = build_flags(width)
+        key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + _cpu_tag().encode()).hexdigest()[:16]
+        path = cache_dir() / f"quad_step_w{width}_{key}.so"
         try:
             if not path.exists():
-                log.info("building the native quadrotor kernel into %s", path)
-                _build(path)
+                log.info("building the native quadrotor kernel (%d envs per block) into %s", width, path)
+                _build(path, flags)
             lib = ctypes.CDLL(str(path))
             if lib.quad_args_size() != ctypes.sizeof(Args):
                 raise RuntimeError(f"struct size mismatch: C++ {lib.quad_args_size()} vs ctypes {ctypes.sizeof(Args)}")
+            if lib.quad_width() != width:
+                raise RuntimeError(f"built {lib.quad_width()} envs per block, asked for {width}")
             lib.quad_step.argtypes = [ctypes.POINTER(Args)]
             lib.quad_observe.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p, ctypes.c_int64]
             lib.quad_reset.argtypes = [ctypes.POINTER(Args), ctypes.POINTER(ResetArgs)]
             lib.quad_reset_done.argtypes = [ctypes.POINTER(Args)]
-            _kernel = lib
+            _kernels[width] = lib
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             log.warning(
                 "the native quadrotor kernel could not be built or loaded (%s); falling back to the torch step, "
                 "which is several times slower on CPU. Install g++ (or set CXX) to get the fast path.",
                 exc,
             )
-            _kernel = None
-        return _kernel
+            _kernels[width] = None
+        return _kernels[width]
 
 
 def _ptr(t: Tensor) -> int:
@@ -207,7 +230,8 @@ class NativeStep:
     state: (17, N); params: (P, N); act_slots: max(S, 2) (4, N) buffers (slot 0 = the last action, the last one
     is recycled for the new action); obs_slots: S (18, N) (the last one is recycled for the new sensed values).
     The env's own buffers (params, episode length and return) are re-read at every call: rsl_rl reassigns
-    ``episode_length_buf``.
+    ``episode_length_buf``. ``lib`` may be swapped for the kernel of the other width (``load_kernel(8)``) between
+    calls: both compute the same function on the same buffers.
     """
 
     def __init__(self, lib: ctypes.CDLL, env, state: Tensor, act_slots: list[Tensor], obs_slots: list[Tensor]):

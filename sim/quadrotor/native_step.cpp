@@ -1,7 +1,9 @@
 // One-pass CPU kernel of the quadrotor hover step (rpm actions): delayed action, physics substeps, rewards,
-// terminations, interval due-masks, noisy delayed observations and the critic state, for 8 envs at a time in
-// AVX registers (GCC vector extensions). The torch implementation in env.py is the reference; this file must
-// compute the same function (checked in tests/sim/quadrotor/test_native.py). Built and loaded by native.py.
+// terminations, interval due-masks, noisy delayed observations and the critic state, for W envs at a time in vector
+// registers (GCC vector extensions): W = 16 (AVX-512, zmm) where the compiler targets AVX-512F, else W = 8 (AVX2,
+// ymm); -DSIM2REAL_KERNEL_WIDTH=8 or 16 picks one. Every lane computes the same operations in the same order, so
+// both widths give bit-identical results (tested). The torch implementation in env.py is the reference; this file
+// must compute the same function (checked in tests/sim/quadrotor/test_native.py). Built and loaded by native.py.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -9,9 +11,34 @@
 #include <cstring>
 #include <omp.h>
 
-typedef float vf __attribute__((vector_size(32)));
-typedef int32_t vi __attribute__((vector_size(32)));
-constexpr int W = 8;
+#ifndef SIM2REAL_KERNEL_WIDTH
+#ifdef __AVX512F__
+#define SIM2REAL_KERNEL_WIDTH 16
+#else
+#define SIM2REAL_KERNEL_WIDTH 8
+#endif
+#endif
+#if SIM2REAL_KERNEL_WIDTH == 16 && !defined(__AVX512F__)
+#error "SIM2REAL_KERNEL_WIDTH=16 needs AVX-512F (-march=native on a CPU with AVX-512)"
+#elif SIM2REAL_KERNEL_WIDTH != 8 && SIM2REAL_KERNEL_WIDTH != 16
+#error "SIM2REAL_KERNEL_WIDTH must be 8 or 16"
+#endif
+constexpr int W = SIM2REAL_KERNEL_WIDTH;  // envs per block (float lanes of one vector)
+typedef float vf __attribute__((vector_size(4 * W)));
+typedef int32_t vi __attribute__((vector_size(4 * W)));
+#if SIM2REAL_KERNEL_WIDTH == 16
+static inline vf vsqrt(vf a) { return (vf)_mm512_sqrt_ps((__m512)a); }
+static inline vf vround(vf a) {
+  return (vf)_mm512_roundscale_ps((__m512)a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline void vstream(float* p, vf v) { _mm512_stream_ps(p, (__m512)v); }
+#else
+static inline vf vsqrt(vf a) { return (vf)_mm256_sqrt_ps((__m256)a); }
+static inline vf vround(vf a) {
+  return (vf)_mm256_round_ps((__m256)a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline void vstream(float* p, vf v) { _mm256_stream_ps(p, (__m256)v); }
+#endif
 constexpr int MAX_SLOTS = 8;
 constexpr int MAX_DUE = 4;
 constexpr int SENSED = 18;
@@ -92,10 +119,11 @@ struct Lanes {
       for (int l = 0; l < cnt; ++l) row[idx[l]] = v[l];
     }
   }
-  // Streaming store (no read-for-ownership) for outputs that are written once and not read back by the kernel.
+  // Streaming store (no read-for-ownership) for outputs that are written once and not read back by the kernel;
+  // needs a row address aligned to the vector (blocks start at multiples of 16 envs of 64-byte aligned rows).
   inline void stream(float* row, vf v) const {
     if (contig && cnt == W) {
-      _mm256_stream_ps(row + idx[0], (__m256)v);
+      vstream(row + idx[0], v);
     } else {
       store(row, v);
     }
@@ -107,7 +135,6 @@ struct Lanes {
 
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
-static inline vf vsqrt(vf a) { return (vf)_mm256_sqrt_ps((__m256)a); }
 static inline vf splat(double x) { return vf{} + (float)x; }
 static inline vi isfinite_mask(vf x) { return (x - x) == 0.0f; }
 
@@ -115,7 +142,7 @@ static inline vi isfinite_mask(vf x) { return (x - x) == 0.0f; }
 static inline vf vexp_neg(vf x) {
   x = vmax(x, splat(-87.0));
   vf fx = x * 1.44269504088896341f;
-  vf k = (vf)_mm256_round_ps((__m256)fx, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  vf k = vround(fx);
   vf r = x - k * 0.693359375f + k * 2.12194440e-4f;
   vf r2 = r * r;
   vf p = splat(1.9875691500E-4);
@@ -191,8 +218,45 @@ struct NoiseRows {
 
 static inline const float* noise_row(const Args& a, int64_t env) { return a.noise_table + NoiseRows(a, env).row * SENSED; }
 
-// Noisy sensed values, delay, and the 44 observation rows of the envs in L (state b, after any reset).
-// out[j][l] = src[l][col + j] for j < 8: an 8x8 transpose in registers (element inserts cost ~3x more).
+// The 18 noise values of the W lanes' table rows src[l], as 18 vectors: noise[j][l] = src[l][j]. Columns 0-15 by
+// register transposes of 8 rows x 8 columns (element inserts cost ~3x more), columns 16-17 by inserts.
+#if SIM2REAL_KERNEL_WIDTH == 16
+// out[j][l] = src[l][col + j], j < 8: rows l and l + 8 share a zmm register (one in each 256-bit half), the 8x8
+// transpose runs in both halves at once, and one two-source permute per column puts the 16 lanes in order.
+static inline void transpose16x8(const float* const src[W], int col, vf out[8]) {
+  __m512 r[8];
+  for (int k = 0; k < 8; ++k) {  // (insertf64x4: AVX-512F alone, unlike insertf32x8)
+    const __m512d low = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(src[k] + col)));
+    r[k] = _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_castps_pd(_mm256_loadu_ps(src[k + 8] + col)), 1));
+  }
+  __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+  __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+  __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
+  __m512 t6 = _mm512_unpacklo_ps(r[6], r[7]), t7 = _mm512_unpackhi_ps(r[6], r[7]);
+  __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
+  __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+  __m512 u4 = _mm512_shuffle_ps(t4, t6, 0x44), u5 = _mm512_shuffle_ps(t4, t6, 0xEE);
+  __m512 u6 = _mm512_shuffle_ps(t5, t7, 0x44), u7 = _mm512_shuffle_ps(t5, t7, 0xEE);
+  // Low 128 bits of each 256-bit half (columns 0-3), then the high ones (columns 4-7).
+  const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+  const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  out[0] = (vf)_mm512_permutex2var_ps(u0, lo, u4);
+  out[1] = (vf)_mm512_permutex2var_ps(u1, lo, u5);
+  out[2] = (vf)_mm512_permutex2var_ps(u2, lo, u6);
+  out[3] = (vf)_mm512_permutex2var_ps(u3, lo, u7);
+  out[4] = (vf)_mm512_permutex2var_ps(u0, hi, u4);
+  out[5] = (vf)_mm512_permutex2var_ps(u1, hi, u5);
+  out[6] = (vf)_mm512_permutex2var_ps(u2, hi, u6);
+  out[7] = (vf)_mm512_permutex2var_ps(u3, hi, u7);
+}
+
+static inline void gather_noise(const float* const src[W], vf noise[SENSED]) {
+  transpose16x8(src, 0, noise);
+  transpose16x8(src, 8, noise + 8);
+  for (int l = 0; l < W; ++l) noise[16][l] = src[l][16], noise[17][l] = src[l][17];
+}
+#else
+// out[j][l] = src[l][col + j] for j < 8.
 static inline void transpose8(const float* const src[W], int col, vf out[8]) {
   __m256 r0 = _mm256_loadu_ps(src[0] + col), r1 = _mm256_loadu_ps(src[1] + col);
   __m256 r2 = _mm256_loadu_ps(src[2] + col), r3 = _mm256_loadu_ps(src[3] + col);
@@ -216,10 +280,20 @@ static inline void transpose8(const float* const src[W], int col, vf out[8]) {
   out[7] = (vf)_mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+static inline void gather_noise(const float* const src[W], vf noise[SENSED]) {
+  transpose8(src, 0, noise);
+  transpose8(src, 8, noise + 8);
+  for (int l = 0; l < W; ++l) noise[16][l] = src[l][16], noise[17][l] = src[l][17];
+}
+#endif
+
+// Noisy sensed values, delay, and the 44 observation rows of the envs in L (state b, after any reset).
 // rows: the noise table rows of the lanes (nullptr: computed here, with divisions).
 // last_act: the lanes' newest action when already in registers (else loaded from act_new).
-static void observe(const Args& a, const Lanes& L, const State& b, const int64_t* rows = nullptr,
-                    const vf* last_act = nullptr) {
+// Always inlined: left to the compiler, the inlining (and with it which products fuse into FMAs) differed between
+// the two widths, and their results with it (by an ulp, in a few envs).
+static __attribute__((always_inline)) inline void observe(const Args& a, const Lanes& L, const State& b,
+                                                         const int64_t* rows = nullptr, const vf* last_act = nullptr) {
   const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
   const float* P = a.params;
   vf R[9];
@@ -230,9 +304,7 @@ static void observe(const Args& a, const Lanes& L, const State& b, const int64_t
   vf noise[SENSED];
   const float* src[W];
   for (int l = 0; l < W; ++l) src[l] = rows ? a.noise_table + rows[l] * SENSED : noise_row(a, L.idx[l]);
-  transpose8(src, 0, noise);  // columns 0-7 of the 8 lanes' rows
-  transpose8(src, 8, noise + 8);
-  for (int l = 0; l < W; ++l) noise[16][l] = src[l][16], noise[17][l] = src[l][17];
+  gather_noise(src, noise);
   vf noise_scale = L.load(P + a.row_noise_scale * a.pstride);
   vf sensed[SENSED];
   for (int j = 0; j < SENSED; ++j) {
@@ -373,11 +445,11 @@ static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
   vf ang_l2 = b.wx * b.wx + b.wy * b.wy + b.wz * b.wz;
   vf rot_zz = 1.0f - 2.0f * (b.qx * b.qx + b.qy * b.qy);
   vf act_l2 = act[0] * act[0] + act[1] * act[1] + act[2] * act[2] + act[3] * act[3];
-  vf rate_l2 = splat(0.0);
-  for (int m = 0; m < 4; ++m) {
-    vf d = act[m] - L.load(a.act_prev + m * n);
-    rate_l2 = m == 0 ? d * d : rate_l2 + d * d;
-  }
+  vf d[4];
+  for (int m = 0; m < 4; ++m) d[m] = act[m] - L.load(a.act_prev + m * n);
+  // One expression (not a sum built in a loop): how a loop is unrolled may differ between the widths, and with it
+  // which products the compiler fuses into FMAs (the widths' results must stay bit-identical).
+  vf rate_l2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + d[3] * d[3];
   vf penalty = (float)a.w_pos * vsqrt(pos_l2) + (float)a.w_vel * vel_l2 + (float)a.w_ang * ang_l2 +
                (float)a.w_tilt * (1.0f - rot_zz) + (float)a.w_act * act_l2 + (float)a.w_rate * rate_l2;
   vf rew = (float)a.w_alive * vexp_neg(-penalty);  // alive * exp(-penalty): terms.alive_exp
@@ -526,7 +598,7 @@ static inline void reset_env(const Args& a, int64_t e, const ResetSource& r) {
 
 // In-pass resets of chunk c (after every env has stepped): each finished env is logged into the done_* outputs,
 // reset from pool column pool_next + its ordinal, its position-error integral restarts from zero, and its
-// observations are rewritten (8 envs at a time), so the step returns the fresh episodes' first observations.
+// observations are rewritten (W envs at a time), so the step returns the fresh episodes' first observations.
 static void reset_chunk(const Args& a, int64_t c) {
   const int64_t begin = c * CHUNK, end = begin + CHUNK < a.n ? begin + CHUNK : a.n;
   const int64_t n = a.stride;
@@ -672,6 +744,8 @@ void quad_reset(const Args* ap, const ResetArgs* r) {
 int64_t quad_args_size() { return sizeof(Args); }
 
 int64_t quad_chunk_envs() { return CHUNK; }
+
+int64_t quad_width() { return W; }
 
 // Advance every env one control step and write its observations; with reset_inline, also reset the finished envs
 // (see run_parallel). counts[] tells the caller what happened.

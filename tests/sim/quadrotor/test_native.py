@@ -7,7 +7,7 @@ import torch
 
 from sim.quadrotor.config import QuadrotorTaskCfg, default_randomization
 from sim.quadrotor.env import QuadrotorEnv
-from sim.quadrotor.native import load_kernel
+from sim.quadrotor.native import load_kernel, widest
 from sim.randomization import ParamDistribution as D
 
 pytestmark = pytest.mark.skipif(load_kernel() is None, reason="the native kernel could not be built (no g++?)")
@@ -97,8 +97,7 @@ def test_native_is_refused_for_unsupported_configs_and_skipped_by_default():
 def test_build_failure_falls_back_to_torch_with_a_warning(monkeypatch, tmp_path, caplog):
     from sim.quadrotor import native as native_module
 
-    monkeypatch.setattr(native_module, "_kernel", None)
-    monkeypatch.setattr(native_module, "_tried", False)
+    monkeypatch.setattr(native_module, "_kernels", {})
     monkeypatch.setenv("SIM2REAL_CACHE", str(tmp_path))  # nothing cached: it must build
     monkeypatch.setenv("CXX", "no-such-compiler-for-sim2real")
     with caplog.at_level("WARNING", logger="sim.quadrotor.native"):
@@ -168,3 +167,37 @@ def test_in_pass_resets_keep_each_steps_outputs_for_one_more_step():
     second, *_ = env.step(torch.zeros(64, 4))
     assert torch.equal(first["policy"], kept) and torch.equal(rew, kept_rew)
     assert second["policy"].data_ptr() != first["policy"].data_ptr()
+
+
+@pytest.mark.skipif(widest() < 16, reason="the CPU has no AVX-512F: only the 8-env (AVX2) kernel can run here")
+def test_avx512_kernel_equals_the_avx2_kernel_bit_for_bit():
+    """16 envs per block (AVX-512) and 8 (AVX2) compute every lane alike: the same env stepped with either library
+    gives identical observations, rewards, flags, state and episode buffers (resets, latency and noise included)."""
+    spec = default_randomization().replace(
+        action_latency=D("int_uniform", low=0, high=2, operation="absolute"),
+        obs_latency=D("int_uniform", low=0, high=2, operation="absolute"),
+        obs_noise_scale=D("uniform", low=0.5, high=1.5, when="interval", interval_s=0.07),
+    )
+    cfg = QuadrotorTaskCfg(task="hover", randomization=spec, episode_s=0.8)
+    envs = {}
+    for width in (16, 8):
+        envs[width] = QuadrotorEnv(cfg, 2003, seed=3, native=True)  # 2003: partial last blocks of both widths
+        envs[width]._native.lib = load_kernel(width)
+    wide, narrow = envs[16], envs[8]
+    assert wide._native.lib.quad_width() == 16 and narrow._native.lib.quad_width() == 8
+    g = torch.Generator().manual_seed(0)
+    resets = 0
+    for step in range(100):
+        a = 2 * torch.rand(2003, 4, generator=g) - 1  # crashes from ~35 steps on
+        a[:600] *= 0.05  # these time out
+        a[::29] = float("nan")
+        ow, rw, dw, xw = wide.step(a)
+        on, rn, dn, xn = narrow.step(a)
+        assert equal_obs(ow, on), f"step {step}: observations differ"
+        assert torch.equal(rw, rn), f"step {step}: rewards differ by up to {(rw - rn).abs().max():.3g}"
+        assert torch.equal(dw, dn) and torch.equal(xw["time_outs"], xn["time_outs"]), f"step {step}: dones differ"
+        resets += int(dw.sum())
+    assert torch.equal(wide._native.state, narrow._native.state)
+    for name in ("params", "episode_return", "episode_length_buf", "error_integral"):
+        assert torch.equal(getattr(wide, name), getattr(narrow, name)), name
+    assert resets > 500
