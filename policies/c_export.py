@@ -87,7 +87,7 @@ def header_source(w: ActorWeights, spec: ActionSpec, obs_spec: ObsSpec, metadata
             f"    for (i = 0; i < {rows}; ++i) {{",
             f"        float s = sim2real_b{k}[i];",
             f"        for (j = 0; j < {cols}; ++j) s += sim2real_w{k}[i * {cols} + j] * x[j];",
-            (f"        y[i] = {out};" if last else f"        y[i] = {act};"),
+            f"        y[i] = {out if last else act};",
             "    }",
             "    t = x; x = y; y = t;",
         ]

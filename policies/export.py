@@ -1,8 +1,8 @@
 """``sim2real export RUN_DIR_OR_CHECKPOINT``: ``policy.onnx`` (+ ``policy.h``) next to the checkpoint.
 
 The ONNX graph is written node by node (no tracing): ``obs -> (obs - mean) / denom -> MLP [-> tanh] -> action``
-(the deterministic action in normalized units) ``-> clip(-1, 1) * scale + offset -> clip(low, high) -> command`` (physical
-units, e.g. RPM). Opset pinned to :data:`OPSET`. Metadata: see :mod:`policies.onnx_policy`.
+(the deterministic action in normalized units; the tanh for actors that end in one, e.g. TD3's)
+``-> clip(-1, 1) * scale + offset -> clip(low, high) -> command`` (physical units, e.g. RPM). Opset pinned to :data:`OPSET`. Metadata: see :mod:`policies.onnx_policy`.
 """
 
 from __future__ import annotations
