@@ -338,7 +338,7 @@ static __attribute__((always_inline)) inline void observe(const Args& a, const L
   for (int k = 0; k < (int)a.n_integral; ++k) {
     vf v = L.load(a.integral_prev + k * n) + observed_error[k] * (float)a.control_dt;
     v = vmin(vmax(v, splat(-lim)), splat(lim));
-    L.store(a.integral_new + k * n, v);
+    L.stream(a.integral_new + k * n, v);  // read back only at the next step
     float s = (float)a.policy_scale[SENSED + 4 + k];
     L.stream(a.obs_out + (SENSED + 4 + k) * n, s != 1.0f ? v * s : v);
   }
@@ -504,6 +504,7 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
   for (int j = 0; j < SENSED; j += 3) rd(a.params + a.row_std[j] * a.pstride + i);
   for (int s = 0; s + 1 < a.obs_slots; ++s)
     for (int j = 0; j < SENSED; ++j) rd(a.obs_slot[s] + j * n + i);
+  for (int k = 0; k < a.n_integral; ++k) rd(a.integral_prev + k * n + i);  // integral_new: streaming stores
 }
 
 static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advance);
