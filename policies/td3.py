@@ -5,10 +5,12 @@ The actor sees the actor's observation groups (what the robot measures); the two
 preallocated replay buffer on the env's device; an update samples a batch, regresses both critics on the clipped
 double-Q target and, every ``policy_delay`` updates, steps the actor and moves the target networks.
 
-Tiny MLPs in PyTorch are bound by per-operator dispatch, not arithmetic, so the update is written for few
-operators: the twin critics are one batched network (``baddbmm`` over a leading dimension of 2), a transition is
-one row of the buffer (one gather per batch), the target networks move with one ``_foreach_lerp_`` and Adam runs
-fused. Every random draw (initialisation, exploration noise, batch indices) comes from the learner's own generator.
+The update is written for few operators: the twin critics are one batched network (``baddbmm`` over a leading
+dimension of 2), a transition is one row of the buffer (one gather per batch), the target networks move with one
+``_foreach_lerp_`` and Adam runs fused. At 64-64 networks and a batch of 128, about two thirds of an update
+is still fixed per-operator cost on a CPU (measured in docs/training.md, with what did not help).
+Every random draw (initialisation, exploration noise, target noise, batch indices) comes from the learner's own
+generator.
 
 The actor's state dict has the keys of an rsl_rl ``MLPModel`` (``mlp.<i>.weight`` / ``bias``,
 ``obs_normalizer._mean`` / ``_std``), so export and evaluation read it unchanged; its output ends in tanh
