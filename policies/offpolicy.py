@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from policies.nstep import nstep_returns
-from policies.train import IterationStats, TrainResult, _mean, _progress_bar, checkpoint_infos
+from policies.train import IterationLoop, IterationStats, TrainResult, checkpoint_infos
 from policies.train_cfg import TrainCfg
 
 log = logging.getLogger("sim2real.train")
@@ -75,7 +75,6 @@ def train_offpolicy(
 
     Deterministic for a given (seed, device, config): the env and the learner draw from their own generators.
     """
-    from policies.curriculum import InitStateCurriculum
     from policies.runinfo import git_commit, write_run_info
     from policies.td3 import TD3
     from sim.tasks import make_env
@@ -118,26 +117,13 @@ def train_offpolicy(
     td3.observe(chunk.obs[steps])
 
     def save(it: int) -> None:
-        if run_dir is None:
-            return
         path = run_dir / f"model_{it}.pt"
-        infos = checkpoint_infos(cfg, env, it, time.perf_counter() - t_start, commit)
+        infos = checkpoint_infos(cfg, env, it, loop.elapsed(), commit)
         torch.save({**td3.state_dict(), "iter": it, "infos": infos}, path)
         result.checkpoints.append(path)
 
-    curriculum = InitStateCurriculum(cfg.curriculum)
-    curriculum.apply(env)
-    bar = _progress_bar(progress)
-    with bar:
-        task = bar.add_task(
-            cfg.task,
-            total=cfg.max_iterations,
-            sps=0.0,
-            rew=math.nan,
-            ep=math.nan,
-            crash=math.nan,
-            level=curriculum.level,
-        )
+    loop = IterationLoop(cfg, env, result, save if run_dir is not None else None, on_iteration, t_start, progress)
+    with loop:
         it = 0
         for it in range(cfg.max_iterations):
             t0 = time.perf_counter()
@@ -167,51 +153,14 @@ def train_offpolicy(
                     "rewards' scale"
                 )
             t2 = time.perf_counter()
-            stats = IterationStats(
-                iteration=it,
-                wall_s=t2 - t_start,
-                steps_per_s=n * steps / (t2 - t0),
-                mean_reward=reward_sum.item() / steps,
-                episode_return=_mean(episodes, "/episode/return"),
-                episode_length_s=_mean(episodes, "/episode/length_s"),
-                crash_rate=_mean(episodes, "/episode/crash_rate"),
-            )
-            stats.curriculum_level = curriculum.level
-            curriculum.update(stats.crash_rate)
-            curriculum.apply(env)
-            result.history.append(stats)
+            stats = loop.stats(it, t0, t2, n * steps, reward_sum.item() / steps, episodes)
             if writer is not None:
                 _write_scalars(writer, stats, td3, t1 - t0, t2 - t1)
-            bar.update(
-                task,
-                advance=1,
-                sps=stats.steps_per_s,
-                rew=stats.mean_reward,
-                ep=stats.episode_length_s,
-                crash=stats.crash_rate,
-                level=curriculum.level,
-            )
-            if it % cfg.save_interval == 0 and it > 0:
-                save(it)
-            if on_iteration is not None:
-                t_pause = time.perf_counter()
-                stop = on_iteration(stats, td3)
-                paused = time.perf_counter() - t_pause
-                result.paused_s += paused
-                t_start += paused  # the training clock stands still during the callback
-                if stop:
-                    log.info("stopping after iteration %d: requested by the iteration callback", it)
-                    break
-            if cfg.max_seconds is not None and time.perf_counter() - t_start >= cfg.max_seconds:
-                log.info("stopping after iteration %d: wall-clock limit %.0f s reached", it, cfg.max_seconds)
+            if loop.end(stats, td3):
                 break
-    if not result.checkpoints or result.checkpoints[-1].name != f"model_{it}.pt":
-        save(it)
     if writer is not None:
         writer.close()
-    result.iterations = it + 1
-    result.wall_s = time.perf_counter() - t_start
-    return result
+    return loop.finish(it)
 
 
 def _write_scalars(writer: Any, s: IterationStats, td3: Any, t_collect: float, t_learn: float) -> None:

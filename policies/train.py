@@ -130,7 +130,6 @@ def train(
     from rsl_rl.runners import OnPolicyRunner
     from rsl_rl.utils import check_nan
 
-    from policies.curriculum import InitStateCurriculum
     from policies.runinfo import git_commit, write_run_info
     from sim.tasks import make_env
 
@@ -164,26 +163,17 @@ def train(
     alg.train_mode()
 
     def save(it: int) -> None:
-        if run_dir is None:
-            return
         path = run_dir / f"model_{it}.pt"
         runner.current_learning_iteration = it
-        runner.save(str(path), infos=checkpoint_infos(cfg, env, it, time.perf_counter() - t_start, commit))
+        runner.save(str(path), infos=checkpoint_infos(cfg, env, it, loop.elapsed(), commit))
         result.checkpoints.append(path)
 
-    curriculum = InitStateCurriculum(cfg.curriculum)
-    curriculum.apply(env)
-    bar = _progress_bar(progress)
-    with bar:
-        task = bar.add_task(
-            cfg.task,
-            total=cfg.max_iterations,
-            sps=0.0,
-            rew=math.nan,
-            ep=math.nan,
-            crash=math.nan,
-            level=curriculum.level,
-        )
+    def write(stats: IterationStats, losses: dict[str, float], t_collect: float, t_learn: float) -> None:
+        if writer is not None:
+            _write_scalars(writer, stats, losses, alg, t_collect, t_learn)
+
+    loop = IterationLoop(cfg, env, result, save if run_dir is not None else None, on_iteration, t_start, progress)
+    with loop:
         it = 0
         for it in range(cfg.max_iterations):
             t0 = time.perf_counter()
@@ -209,57 +199,121 @@ def train(
                     "lower ppo.learning_rate or check the rewards' scale"
                 )
             t2 = time.perf_counter()
-            stats = IterationStats(
-                iteration=it,
-                wall_s=t2 - t_start,
-                steps_per_s=steps_per_iteration / (t2 - t0),
-                mean_reward=reward_sum.item() / cfg.ppo.num_steps_per_env,
-                episode_return=_mean(episodes, "/episode/return"),
-                episode_length_s=_mean(episodes, "/episode/length_s"),
-                crash_rate=_mean(episodes, "/episode/crash_rate"),
-            )
-            stats.curriculum_level = curriculum.level
-            curriculum.update(stats.crash_rate)
-            curriculum.apply(env)
-            result.history.append(stats)
-            if writer is not None:
-                _write_scalars(writer, stats, losses, alg, t1 - t0, t2 - t1)
-            bar.update(
-                task,
-                advance=1,
-                sps=stats.steps_per_s,
-                rew=stats.mean_reward,
-                ep=stats.episode_length_s,
-                crash=stats.crash_rate,
-                level=curriculum.level,
-            )
-            if it % cfg.save_interval == 0 and it > 0:
-                save(it)
-            if on_iteration is not None:
-                t_pause = time.perf_counter()
-                stop = on_iteration(stats, runner)
-                alg.train_mode()
-                paused = time.perf_counter() - t_pause
-                result.paused_s += paused
-                t_start += paused  # the training clock stands still during the callback
-                if stop:
-                    log.info("stopping after iteration %d: requested by the iteration callback", it)
-                    break
-            if cfg.max_seconds is not None and time.perf_counter() - t_start >= cfg.max_seconds:
-                log.info("stopping after iteration %d: wall-clock limit %.0f s reached", it, cfg.max_seconds)
+            stats = loop.stats(it, t0, t2, steps_per_iteration, reward_sum.item() / cfg.ppo.num_steps_per_env, episodes)
+            write(stats, losses, t1 - t0, t2 - t1)
+            if loop.end(stats, runner, resume=alg.train_mode):
                 break
-    if not result.checkpoints or result.checkpoints[-1].name != f"model_{it}.pt":
-        save(it)
     if writer is not None:
         writer.close()
-    result.iterations = it + 1
-    result.wall_s = time.perf_counter() - t_start
-    return result
+    return loop.finish(it)
 
 
 def _mean(episodes: list[dict[str, torch.Tensor]], key: str) -> float:
     values = [e[key] for e in episodes if key in e]
     return torch.stack(values).mean().item() if values else math.nan
+
+
+class IterationLoop:
+    """What every learner's training loop does around its iterations: the progress bar, the initial-state
+    curriculum, the history, periodic checkpoints (``save(it)``, None: no run directory), the ``on_iteration``
+    callback (paused out of the training clock) and the wall-clock limit. Use as a context manager (the bar)."""
+
+    def __init__(
+        self,
+        cfg: TrainCfg,
+        env: Any,
+        result: TrainResult,
+        save: Callable[[int], None] | None,
+        on_iteration: IterationCallback | None,
+        t_start: float,
+        progress: bool = True,
+    ):
+        from policies.curriculum import InitStateCurriculum
+
+        self.cfg, self.env, self.result, self.save, self.on_iteration = cfg, env, result, save, on_iteration
+        self.t_start = t_start  # moves forward by the callback's time, so that elapsed() counts training only
+        self.curriculum = InitStateCurriculum(cfg.curriculum)
+        self.curriculum.apply(env)
+        self.bar = _progress_bar(progress)
+        self.task: Any = None
+
+    def __enter__(self) -> IterationLoop:
+        self.bar.__enter__()
+        self.task = self.bar.add_task(
+            self.cfg.task,
+            total=self.cfg.max_iterations,
+            sps=0.0,
+            rew=math.nan,
+            ep=math.nan,
+            crash=math.nan,
+            level=self.curriculum.level,
+        )
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def elapsed(self) -> float:
+        """Training seconds so far (callback time excluded)."""
+        return time.perf_counter() - self.t_start
+
+    def stats(
+        self, it: int, t0: float, t1: float, steps: int, mean_reward: float, episodes: list[dict[str, torch.Tensor]]
+    ) -> IterationStats:
+        """The iteration's statistics: ``steps`` env steps between ``t0`` and ``t1`` (perf_counter seconds)."""
+        return IterationStats(
+            iteration=it,
+            wall_s=t1 - self.t_start,
+            steps_per_s=steps / (t1 - t0),
+            mean_reward=mean_reward,
+            episode_return=_mean(episodes, "/episode/return"),
+            episode_length_s=_mean(episodes, "/episode/length_s"),
+            crash_rate=_mean(episodes, "/episode/crash_rate"),
+            curriculum_level=self.curriculum.level,
+        )
+
+    def end(self, stats: IterationStats, learner: Any, resume: Callable[[], Any] | None = None) -> bool:
+        """Close iteration ``stats.iteration``: curriculum, history, bar, checkpoint, callback (then ``resume()``,
+        e.g. back to train mode). True when training should stop."""
+        it = stats.iteration
+        self.curriculum.update(stats.crash_rate)
+        self.curriculum.apply(self.env)
+        self.result.history.append(stats)
+        self.bar.update(
+            self.task,
+            advance=1,
+            sps=stats.steps_per_s,
+            rew=stats.mean_reward,
+            ep=stats.episode_length_s,
+            crash=stats.crash_rate,
+            level=self.curriculum.level,
+        )
+        if self.save is not None and it % self.cfg.save_interval == 0 and it > 0:
+            self.save(it)
+        if self.on_iteration is not None:
+            t_pause = time.perf_counter()
+            stop = self.on_iteration(stats, learner)
+            if resume is not None:
+                resume()
+            paused = time.perf_counter() - t_pause
+            self.result.paused_s += paused
+            self.t_start += paused  # the training clock stands still during the callback
+            if stop:
+                log.info("stopping after iteration %d: requested by the iteration callback", it)
+                return True
+        if self.cfg.max_seconds is not None and self.elapsed() >= self.cfg.max_seconds:
+            log.info("stopping after iteration %d: wall-clock limit %.0f s reached", it, self.cfg.max_seconds)
+            return True
+        return False
+
+    def finish(self, it: int) -> TrainResult:
+        """Save the last iteration (unless just saved) and fill in the result."""
+        checkpoints = self.result.checkpoints
+        if self.save is not None and (not checkpoints or checkpoints[-1].name != f"model_{it}.pt"):
+            self.save(it)
+        self.result.iterations = it + 1
+        self.result.wall_s = self.elapsed()
+        return self.result
 
 
 def _write_scalars(writer: Any, s: IterationStats, losses: dict[str, float], alg: Any, t_collect, t_learn) -> None:
