@@ -151,83 +151,70 @@ def bench_env(
     ]
 
 
-def compare_resets(task: str, num_envs: int, steps: int, repeats: int) -> dict:
-    """Env-steps/s of the native step with in-pass resets and with the eager reset path, alternated round by round
-    (the order flips every round) on one env under the same random actions."""
+def _alternate(task: str, num_envs: int, steps: int, repeats: int, variants: dict) -> tuple[dict, float]:
+    """Env-steps/s (best, median) of each of two native-step ``variants`` (name -> function that switches the env
+    to it), alternated round by round (the order flips every round) on one env under the same random actions, so
+    that the load of a shared machine falls on both alike; and the resets per step."""
     env = make_env(task, num_envs, device="cpu", seed=0, compile=True, native=True)
     g = torch.Generator().manual_seed(0)
     pool = [2 * torch.rand(num_envs, 4, generator=g) - 1 for _ in range(8)]
     for k in range(10):
         env.step(pool[k % 8])
-    times: dict[bool, list[float]] = {True: [], False: []}
+    names = list(variants)
+    times: dict[str, list[float]] = {name: [] for name in names}
     resets = 0
     for r in range(repeats):
-        for inline in (True, False) if r % 2 == 0 else (False, True):
-            env._native.inline_resets = inline
+        for name in names if r % 2 == 0 else names[::-1]:
+            variants[name](env)
             t0 = time.perf_counter()
             for k in range(steps):
                 _, _, done, _ = env.step(pool[k % len(pool)])
                 resets += int(done.sum())
-            times[inline].append(time.perf_counter() - t0)
+            times[name].append(time.perf_counter() - t0)
     rate = {k: (num_envs * steps / min(v), num_envs * steps / statistics.median(v)) for k, v in times.items()}
-    return {
-        "task": task,
-        "device": "cpu",
-        "num_envs": num_envs,
-        "what": "env_step_resets_in_pass_vs_eager",
-        "steps": steps,
-        "repeats": repeats,
-        "in_pass_env_steps_per_s": rate[True][0],
-        "in_pass_median_env_steps_per_s": rate[True][1],
-        "eager_env_steps_per_s": rate[False][0],
-        "eager_median_env_steps_per_s": rate[False][1],
-        "ratio_best": rate[True][0] / rate[False][0],
-        "ratio_median": rate[True][1] / rate[False][1],
-        "resets_per_step": resets / (2 * steps * repeats),
-        "threads": torch.get_num_threads(),
-    }
+    return rate, resets / (len(names) * steps * repeats)
+
+
+def _comparison(task: str, num_envs: int, steps: int, repeats: int, what: str, variants: dict) -> dict:
+    """One JSON line of :func:`_alternate`: each variant's best and median, and the first over the second."""
+    rate, resets = _alternate(task, num_envs, steps, repeats, variants)
+    first, second = list(variants)
+    line = {"task": task, "device": "cpu", "num_envs": num_envs, "what": what, "steps": steps, "repeats": repeats}
+    for name in (first, second):
+        line[f"{name}_env_steps_per_s"], line[f"{name}_median_env_steps_per_s"] = rate[name]
+    line["ratio_best"] = rate[first][0] / rate[second][0]
+    line["ratio_median"] = rate[first][1] / rate[second][1]
+    return {**line, "resets_per_step": resets, "threads": torch.get_num_threads()}
+
+
+def compare_resets(task: str, num_envs: int, steps: int, repeats: int) -> dict:
+    """The native step with in-pass resets against the eager reset path (:func:`_alternate`)."""
+
+    def use(inline: bool):
+        def switch(env) -> None:
+            env._native.inline_resets = inline
+
+        return switch
+
+    variants = {"in_pass": use(True), "eager": use(False)}
+    return _comparison(task, num_envs, steps, repeats, "env_step_resets_in_pass_vs_eager", variants)
 
 
 def compare_widths(task: str, num_envs: int, steps: int, repeats: int) -> dict:
-    """Env-steps/s of the native step with the 16-env (AVX-512) and the 8-env (AVX2) kernel, alternated round by
-    round (the order flips every round) on one env under the same random actions."""
+    """The native step with the 16-env (AVX-512) kernel against the 8-env (AVX2) one (:func:`_alternate`)."""
     if widest() < 16:
         raise SystemExit("--compare-widths needs a CPU with AVX-512F (the 16-env kernel cannot run here)")
     libs = {w: load_kernel(w) for w in (16, 8)}
     if None in libs.values():
         raise SystemExit("the native kernel could not be built (see the warning above)")
-    env = make_env(task, num_envs, device="cpu", seed=0, compile=True, native=True)
-    g = torch.Generator().manual_seed(0)
-    pool = [2 * torch.rand(num_envs, 4, generator=g) - 1 for _ in range(8)]
-    for k in range(10):
-        env.step(pool[k % 8])
-    times: dict[int, list[float]] = {16: [], 8: []}
-    resets = 0
-    for r in range(repeats):
-        for width in (16, 8) if r % 2 == 0 else (8, 16):
+
+    def use(width: int):
+        def switch(env) -> None:
             env._native.lib = libs[width]
-            t0 = time.perf_counter()
-            for k in range(steps):
-                _, _, done, _ = env.step(pool[k % len(pool)])
-                resets += int(done.sum())
-            times[width].append(time.perf_counter() - t0)
-    rate = {k: (num_envs * steps / min(v), num_envs * steps / statistics.median(v)) for k, v in times.items()}
-    return {
-        "task": task,
-        "device": "cpu",
-        "num_envs": num_envs,
-        "what": "env_step_width16_vs_width8",
-        "steps": steps,
-        "repeats": repeats,
-        "w16_env_steps_per_s": rate[16][0],
-        "w16_median_env_steps_per_s": rate[16][1],
-        "w8_env_steps_per_s": rate[8][0],
-        "w8_median_env_steps_per_s": rate[8][1],
-        "ratio_best": rate[16][0] / rate[8][0],
-        "ratio_median": rate[16][1] / rate[8][1],
-        "resets_per_step": resets / (2 * steps * repeats),
-        "threads": torch.get_num_threads(),
-    }
+
+        return switch
+
+    return _comparison(task, num_envs, steps, repeats, "env_step_width16_vs_width8", {"w16": use(16), "w8": use(8)})
 
 
 def bench_articulated(

@@ -12,7 +12,6 @@ into the replay buffer, then ``steps_per_iteration * td3.updates_per_step`` grad
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from policies.nstep import nstep_returns
-from policies.train import IterationLoop, IterationStats, TrainResult, checkpoint_infos
+from policies.train import IterationLoop, IterationStats, TrainResult, checkpoint_infos, write_iteration_scalars
 from policies.train_cfg import TrainCfg
 
 log = logging.getLogger("sim2real.train")
@@ -168,17 +167,5 @@ def _write_scalars(writer: Any, s: IterationStats, td3: Any, t_collect: float, t
     for key, value in td3.losses.items():
         writer.add_scalar(f"Loss/{key}", float(value), it)
     writer.add_scalar("Loss/updates", td3.updates, it)
-    writer.add_scalar("Perf/steps_per_s", s.steps_per_s, it)
-    writer.add_scalar("Perf/collection_time", t_collect, it)
-    writer.add_scalar("Perf/learning_time", t_learn, it)
-    writer.add_scalar("Train/mean_reward", s.mean_reward, it)
-    writer.add_scalar("Train/curriculum_level", s.curriculum_level, it)
     writer.add_scalar("Train/buffer_size", td3.buffer.size, it)
-    for name, value in (
-        ("episode_return", s.episode_return),
-        ("episode_length_s", s.episode_length_s),
-        ("crash_rate", s.crash_rate),
-    ):
-        if not math.isnan(value):
-            writer.add_scalar(f"Episode/{name}", value, it)
-            writer.add_scalar(f"Episode/{name}_vs_wall_s", value, int(s.wall_s))
+    write_iteration_scalars(writer, s, t_collect, t_learn)

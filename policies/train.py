@@ -322,6 +322,12 @@ def _write_scalars(writer: Any, s: IterationStats, losses: dict[str, float], alg
         writer.add_scalar(f"Loss/{key}", value, it)
     writer.add_scalar("Loss/learning_rate", alg.learning_rate, it)
     writer.add_scalar("Policy/mean_std", alg.get_policy().output_std.mean().item(), it)
+    write_iteration_scalars(writer, s, t_collect, t_learn)
+
+
+def write_iteration_scalars(writer: Any, s: IterationStats, t_collect: float, t_learn: float) -> None:
+    """The TensorBoard scalars every learner writes per iteration: speed, reward, curriculum, episodes."""
+    it = s.iteration
     writer.add_scalar("Perf/steps_per_s", s.steps_per_s, it)
     writer.add_scalar("Perf/collection_time", t_collect, it)
     writer.add_scalar("Perf/learning_time", t_learn, it)
