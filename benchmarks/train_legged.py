@@ -38,7 +38,7 @@ from sim.tasks import make_env
 
 log = logging.getLogger("train_legged")
 # task -> (metric, target, lower is better)
-TARGETS = {"legged-walk": ("velocity_error_rms_m_s", 0.1, True), "arm-reach": ("success_rate", 0.95, False)}
+TARGETS = {"legged-walk": ("velocity_error_mean_m_s", 0.1, True), "arm-reach": ("success_rate", 0.95, False)}
 
 
 def eval_cfg(cfg: TrainCfg, seconds: float):
@@ -82,8 +82,11 @@ class PeriodicEval:
         with torch.inference_mode():
             m = rollout(env, act, self.env_cfg.max_episode_length).metrics()
         value = m[self.metric]
-        self.history.append({"iteration": stats.iteration, "train_s": round(stats.wall_s, 1), self.metric: value})
-        log.info("it %d at %.0f s: %s = %.3f", stats.iteration, stats.wall_s, self.metric, value)
+        extra = {k: round(m[k], 4) for k in ("velocity_error_rms_m_s", "crash_rate") if k in m and k != self.metric}
+        self.history.append(
+            {"iteration": stats.iteration, "train_s": round(stats.wall_s, 1), self.metric: value, **extra}
+        )
+        log.info("it %d at %.0f s: %s = %.3f %s", stats.iteration, stats.wall_s, self.metric, value, extra or "")
         ok = value < self.target if self.lower else value >= self.target
         if ok:
             self.reached = stats

@@ -147,6 +147,19 @@ def feet_air_time_reward(air_time: Tensor, first_contact: Tensor, threshold_s: f
     return per_foot.sum(-1) * moving.to(air_time.dtype)
 
 
+def trot_contact_pattern(contact: Tensor, pairs: tuple[tuple[int, int], tuple[int, int]], moving: Tensor) -> Tensor:
+    """1 while the feet keep a trot's contact pattern, else 0; only while commanded to move.
+
+    A trot moves the diagonal feet together and the two diagonals in turn: each pair's feet agree (both down or both
+    up) and the pairs disagree. Scores the fraction of pairs in agreement (0, 0.5 or 1) times whether the pairs
+    alternate, so standing on four feet scores 0. No clock: the gait's frequency stays the policy's choice.
+    contact: (N, F) bool; pairs: two (i, j) foot index pairs; moving: (N,) bool. -> (N,)"""
+    (a, b), (c, d) = pairs
+    agree = 0.5 * ((contact[:, a] == contact[:, b]).float() + (contact[:, c] == contact[:, d]).float())
+    alternate = (contact[:, a] != contact[:, c]).float()
+    return agree * alternate * moving.float()
+
+
 # ----------------------------------------------------------------------------------------------- arm rewards
 def position_error_l2(pos: Tensor, target: Tensor) -> Tensor:
     """Distance (m) to the target. (N, 3) m -> (N,) m (the norm, not its square)."""

@@ -238,3 +238,22 @@ def test_env_step_runs_its_torch_ops_on_one_thread_and_restores_the_callers_sett
     torch.set_num_threads(2)
     env.step(torch.zeros(4, 12))
     assert seen == [1] and torch.get_num_threads() == 2
+
+
+def test_legged_trot_term_rejects_foot_pairs_the_robot_does_not_have() -> None:
+    cfg = task_entry("legged-walk").make_cfg()
+    cfg.reward.diagonal_pairs = ((0, 3), (1, 4))
+    with pytest.raises(ValueError, match="diagonal_pairs must be two pairs of foot indices"):
+        make_env("legged-walk", 2, seed=0, cfg=cfg)
+
+
+def test_legged_trot_reward_follows_the_contacts_when_weighted() -> None:
+    cfg = task_entry("legged-walk").make_cfg()
+    cfg.reward.trot = 2.0
+    cfg.command.standing_fraction = 0.0
+    cfg.command.lin_vel_x_m_s = (0.5, 0.5)
+    env = make_env("legged-walk", 4, seed=0, cfg=cfg)
+    env.step(torch.zeros(4, 12))
+    env.contact[:] = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 1, 0], [1, 0, 1, 1]], dtype=torch.bool)
+    parts = env._rewards()
+    assert torch.allclose(parts["trot"], torch.tensor([1.0, 0.0, 1.0, 0.5]) * 2.0 * cfg.control_dt)

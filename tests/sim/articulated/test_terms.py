@@ -95,3 +95,22 @@ def test_contacts_and_nonfinite() -> None:
     a = torch.tensor([[0.0, 1.0], [NAN, 0.0], [0.0, 0.0]])
     b = torch.tensor([[0.0], [0.0], [float("inf")]])
     assert T.state_nonfinite(a, b).tolist() == [False, True, True]
+
+
+def test_trot_contact_pattern() -> None:
+    """Feet FR, FL, RR, RL; diagonals FR-RL and FL-RR. Only a trot's pattern scores 1, four feet down scores 0."""
+    pairs = ((0, 3), (1, 2))
+    c = torch.tensor(
+        [
+            [1, 0, 0, 1],  # trot, FR-RL down
+            [0, 1, 1, 0],  # trot, FL-RR down
+            [1, 1, 1, 1],  # standing: diagonals agree but do not alternate
+            [1, 0, 1, 0],  # pace-like: FR-RL disagree, FL-RR disagree
+            [1, 0, 1, 1],  # FR-RL agree (down), FL-RR disagree, diagonals alternate: half
+            [0, 0, 0, 0],  # all in the air
+        ],
+        dtype=torch.bool,
+    )
+    moving = torch.ones(6, dtype=torch.bool)
+    assert T.trot_contact_pattern(c, pairs, moving).tolist() == [1.0, 1.0, 0.0, 0.0, 0.5, 0.0]
+    assert T.trot_contact_pattern(c, pairs, ~moving).tolist() == [0.0] * 6

@@ -1,0 +1,45 @@
+"""Metrics of articulated rollouts, by hand on a synthetic record."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sim.articulated.rollout import ArticulatedRollout
+
+
+def _record(error: torch.Tensor, alive: torch.Tensor, failed: torch.Tensor) -> ArticulatedRollout:
+    t, n = error.shape
+    command = torch.zeros(t, n, 3)
+    command[..., 0] = 0.5  # 0.5 m/s forward
+    return ArticulatedRollout(
+        task="legged-walk",
+        dt=0.02,
+        alive=alive,
+        failed=failed,
+        command=command,
+        measured=torch.zeros(t, n, 3),
+        error=error,
+        angle_error=torch.zeros(t, n),
+        action=torch.zeros(t, n, 12),
+    )
+
+
+def test_mean_velocity_error_counts_the_steps_after_a_fall_at_the_commanded_speed() -> None:
+    t = 10
+    error = torch.stack([torch.full((t,), 0.05), torch.full((t,), 0.1)], -1)
+    alive = torch.ones(t, 2, dtype=torch.bool)
+    alive[5:, 1] = False  # env 1 fell after 5 steps
+    failed = torch.tensor([False, True])
+    m = _record(error, alive, failed).metrics()
+    # env 0: 0.05 throughout; env 1: 0.1 for 5 steps, then 0.5 (standing still against 0.5 m/s) for 5
+    assert m["velocity_error_mean_m_s"] == pytest.approx((0.05 + (5 * 0.1 + 5 * 0.5) / 10) / 2)
+    assert m["velocity_error_rms_m_s"] == pytest.approx((0.05 + 0.1) / 2)  # over the steps each env was up
+    assert m["crash_rate"] == 0.5
+
+
+def test_mean_velocity_error_of_a_time_out_is_the_plain_mean() -> None:
+    error = torch.tensor([[0.0], [0.2], [0.1], [0.1]])
+    m = _record(error, torch.ones(4, 1, dtype=torch.bool), torch.tensor([False])).metrics()
+    assert m["velocity_error_mean_m_s"] == pytest.approx(0.1)
+    assert m["velocity_error_rms_m_s"] == pytest.approx((0.06 / 4) ** 0.5)
