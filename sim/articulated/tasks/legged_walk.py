@@ -80,6 +80,11 @@ class LeggedWalkCfg(ArticulatedCfg):
     reward: LeggedRewardCfg = field(default_factory=LeggedRewardCfg)
     init: LeggedInitCfg = field(default_factory=LeggedInitCfg)
     max_tilt_rad: float | None = None  # None: the profile's safety.max_base_tilt_rad
+    # The actor observes the base's linear velocity as a state estimator gives it (leg odometry + IMU; on the robot
+    # the runtime reads it from state/twist). Without it a blind policy cannot tell how fast it goes under the
+    # randomized friction, masses and gains (docs/articulated.md, "Walking on this CPU").
+    observe_base_velocity: bool = False
+    base_velocity_noise_m_s: float = 0.1  # std of the estimate's noise (legged_gym's lin_vel noise)
 
 
 class LeggedWalkEnv(ArticulatedEnv):
@@ -110,11 +115,16 @@ class LeggedWalkEnv(ArticulatedEnv):
 
     # ------------------------------------------------------------------ specs
     def policy_obs_spec(self) -> ObsSpec:
-        """What the A1 measures: IMU (gyro, gravity direction), encoders, its command and last action.
-        Noise stds: legged_gym (ang vel 0.2, gravity 0.05, joint pos 0.01, joint vel 1.5)."""
+        """What the A1 measures: IMU (gyro, gravity direction), encoders, its command and last action, and (with
+        ``observe_base_velocity``) the state estimator's base velocity.
+        Noise stds: legged_gym (lin vel 0.1, ang vel 0.2, gravity 0.05, joint pos 0.01, joint vel 1.5)."""
         j = self.cfg.params.joints.dim
+        velocity = ObsTerm(
+            "base_lin_vel_estimate", 3, 2.0, self.cfg.base_velocity_noise_m_s, "m/s", "state estimate, base frame"
+        )
         return ObsSpec(
-            (
+            (velocity,) * self.cfg.observe_base_velocity
+            + (
                 ObsTerm("base_ang_vel", 3, 0.25, 0.2, "rad/s", "gyro, base frame"),
                 ObsTerm("projected_gravity", 3, 1.0, 0.05, "", "unit gravity direction, base frame"),
                 ObsTerm("velocity_command", 3, 1.0, 0.0, "m/s, m/s, rad/s", "vx, vy (heading frame), yaw rate"),
@@ -244,7 +254,9 @@ class LeggedWalkEnv(ArticulatedEnv):
         return {"/metrics/velocity_error_m_s": (self.vel_error_sum[ids] / steps).mean()}
 
     def _sensor_values(self) -> dict[str, Tensor]:
+        velocity = {"base_lin_vel_estimate": self.base_lin_vel} if self.cfg.observe_base_velocity else {}
         return {
+            **velocity,
             "base_ang_vel": self.base_ang_vel,
             "projected_gravity": terms.projected_gravity(self.base_quat),
             "velocity_command": self.command,
