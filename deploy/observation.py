@@ -144,7 +144,19 @@ class JointContext:
 #: quaternion / angular_velocity are the base's IMU (legged) and whose position / quaternion are the end
 #: effector's pose in the base frame (arm). ``position_error`` here is the arm's target minus end effector; the
 #: quadrotor's (TERMS) is position minus reference: each table follows its own tasks' specs.
+def base_velocity(state: RobotState) -> np.ndarray:
+    """(3,) base linear velocity in the base frame, R^T v, from the state's world-frame velocity (the state
+    estimator's, ``state/twist``) and orientation. Raises ValueError when the state carries no velocity."""
+    if state.linear_velocity.size != 3:
+        raise ValueError(
+            "the policy observes the base velocity estimate (base_lin_vel_estimate) but the robot state has none: "
+            "publish the state estimator's base twist (geometry_msgs/TwistStamped, state/twist)"
+        )
+    return rotation_matrix(state.quaternion).reshape(3, 3).T @ state.linear_velocity
+
+
 JOINT_TERMS: dict[str, Callable[[RobotState, JointContext], np.ndarray]] = {
+    "base_lin_vel_estimate": lambda s, c: base_velocity(s),
     "base_ang_vel": lambda s, c: s.angular_velocity,
     "projected_gravity": lambda s, c: projected_gravity(s.quaternion),
     "velocity_command": lambda s, c: c.velocity_command,

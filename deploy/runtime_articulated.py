@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from deploy.articulated_plan import ArmPlan, ArmTarget, LeggedPlan, PlanStep
 from deploy.articulated_wire import JointOrder, JointStateError, joint_command_msg, quat_wxyz
 from deploy.loop import FixedRateLoop, LoopStats
 from deploy.msgs import Imu, JointState, PoseStamped, TwistStamped, time_to_ns
-from deploy.observation import JointContext, JointObservationBuilder
+from deploy.observation import JointContext, JointObservationBuilder, base_velocity
 from deploy.recording import FlightRecorder
 from deploy.runtime import Policy
 from deploy.safety import SafetyLayer, SafetyState, StateSample
@@ -70,8 +70,11 @@ def joint_reading(
             joint_position=q,
             joint_velocity=qd,
         )
-        v = None if twist is None else twist.twist.linear
-        return JointReading(state, tau, (joints, other), None if v is None else np.array([v.x, v.y, v.z]))
+        if twist is None:
+            return JointReading(state, tau, (joints, other))
+        v = twist.twist.linear
+        velocity = np.array([v.x, v.y, v.z])
+        return JointReading(replace(state, linear_velocity=velocity), tau, (joints, other, twist), velocity)
     p = other.pose.position
     state = RobotState(
         stamp_s,
@@ -118,6 +121,9 @@ class ArticulatedRuntime:
         self.default_pose = np.asarray(default_pose, dtype=float)
         self.realtime_priority, self.fallback_hold_s = realtime_priority, fallback_hold_s
         self.builder = JointObservationBuilder(policy.obs_spec, len(self.names))
+        self.needs_twist = "base_lin_vel_estimate" in policy.obs_spec.names  # the state estimator's base velocity
+        if self.needs_twist and robot_class != "legged":
+            raise ValueError("the policy observes a base velocity estimate: it needs a legged robot's state/twist")
         self.order = JointOrder(self.names)
         topic = transport.topic
         self.joints_sub = node.subscription(topic("joint_states").name, JointState, topic("joint_states").qos)
@@ -144,10 +150,11 @@ class ArticulatedRuntime:
         joints raises :class:`JointStateError` when ``strict`` (before arming), else is logged and ignored."""
         joints = self.joints_sub.latest()
         other = self.imu_sub.latest() if self.legged else self.pose_sub.latest()
-        if joints is None or other is None:
+        twist = self.twist_sub.latest() if self.legged else None
+        if joints is None or other is None or (self.needs_twist and twist is None):
             return None
         try:
-            return joint_reading(self.order, joints, other, self.twist_sub.latest() if self.legged else None)
+            return joint_reading(self.order, joints, other, twist)
         except JointStateError as exc:
             if strict:
                 raise
@@ -251,14 +258,7 @@ class ArticulatedRuntime:
         if self.legged:
             if reading.base_velocity is None:
                 return
-            w, x, y, z = s.quaternion
-            # world -> base: R^T v, with R from the IMU orientation
-            r = np.array(
-                [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                 [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                 [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
-            )  # fmt: skip
-            v = r.T @ reading.base_velocity
+            v = base_velocity(s)  # world -> base frame, with the IMU orientation
             error = float(np.linalg.norm(step.velocity_command[:2] - v[:2]))
         else:
             error = float(np.linalg.norm(step.target_position - s.position))

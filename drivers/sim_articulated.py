@@ -14,6 +14,9 @@ Like :mod:`drivers.sim_robot` this module imports the simulator (and torch); the
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -34,8 +37,10 @@ class SimulatedArticulatedRobot:
         seed: int = 0,
         randomization: RandomizationSpec | None = None,
         profile: ArticulatedProfile | None = None,
+        cfg: Any = None,
     ):
-        cfg = task_entry(task).make_cfg()
+        """``cfg``: the task's env config to start from (default: the task's defaults); copied, not changed."""
+        cfg = copy.deepcopy(cfg) if cfg is not None else task_entry(task).make_cfg()
         if randomization is not None:
             cfg.randomization = randomization
         if profile is not None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.articulated_wire import JointOrder, imu_msg, joint_state_msg, pose_msg
+from deploy.articulated_wire import JointOrder, imu_msg, joint_state_msg, pose_msg, twist_msg
 from deploy.msgs import Imu, JointState, PoseStamped
 from deploy.observation import (
     JOINT_TERMS,
@@ -22,15 +22,22 @@ from drivers.sim_articulated import SimulatedArticulatedRobot
 from sim.articulated import terms
 from sim.obs_spec import ObsSpec, ObsSpecError, ObsTerm
 from sim.randomization import RandomizationSpec
+from sim.tasks import task_entry
 
 
 def _wire(msg):
     return type(msg).deserialize(msg.serialize())
 
 
-@pytest.mark.parametrize("task", ["legged-walk", "arm-reach"])
-def test_deploy_observation_equals_the_simulator_policy_observation(task):
-    robot = SimulatedArticulatedRobot(task, seed=2, randomization=RandomizationSpec({}))  # no noise, no latency
+@pytest.mark.parametrize(
+    ("task", "velocity"), [("legged-walk", False), ("legged-walk", True), ("arm-reach", False)], ids=str
+)
+def test_deploy_observation_equals_the_simulator_policy_observation(task, velocity):
+    """``velocity``: the legged actor also observes the base velocity estimate (from the robot's state/twist)."""
+    cfg = task_entry(task).make_cfg()
+    if task == "legged-walk":
+        cfg.observe_base_velocity = velocity
+    robot = SimulatedArticulatedRobot(task, seed=2, randomization=RandomizationSpec({}), cfg=cfg)  # no noise/latency
     env = robot.env
     env.params["obs_noise_scale"][:] = 0.0
     gen = torch.Generator().manual_seed(5)
@@ -56,12 +63,16 @@ def test_deploy_observation_equals_the_simulator_policy_observation(task):
                 target_position=env.target_pos[0].numpy(),
                 target_quat=env.target_quat[0].numpy(),
             )
-        reading = joint_reading(order, joints, other)
+        twist = _wire(twist_msg(s.linear_velocity, s.angular_velocity, stamp)) if velocity else None
+        reading = joint_reading(order, joints, other, twist)
         obs_deploy = builder.build(reading.state, context)
         assert obs_deploy.shape == obs_sim.shape == (env.obs_spec.dim,)
         np.testing.assert_allclose(obs_deploy, obs_sim, rtol=0, atol=1e-6)
     assert isinstance(joints, JointState) and isinstance(other, Imu | PoseStamped)
     assert np.abs(obs_sim).max() > 0.1  # a real state, not zeros
+    if velocity:
+        assert env.obs_spec.names[0] == "base_lin_vel_estimate"
+        assert np.abs(obs_sim[:3]).max() > 0.01  # the robot moves: the term is compared on real values
 
 
 def test_articulated_terms_match_the_simulator_terms_by_hand():
@@ -87,3 +98,13 @@ def test_the_builder_refuses_terms_it_cannot_build_and_other_joint_counts():
         JointObservationBuilder(ObsSpec((ObsTerm("joint_pos", 12), ObsTerm("base_height", 1))), 12)
     with pytest.raises(ObsSpecError, match="'joint_vel' has 7 values, the robot has 12 joints"):
         JointObservationBuilder(ObsSpec((ObsTerm("joint_vel", 7),)), 12)
+
+
+def test_the_base_velocity_estimate_is_rotated_into_the_base_frame_and_required():
+    builder = JointObservationBuilder(ObsSpec((ObsTerm("base_lin_vel_estimate", 3, 2.0),)), 12)
+    yawed = np.array([np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4)])  # yaw +90 deg: base x = world y
+    context = JointContext(np.zeros(12), np.zeros(12), velocity_command=np.zeros(3))
+    state = RobotState(0.0, quaternion=yawed, linear_velocity=np.array([0.0, 0.5, 0.1]))
+    np.testing.assert_allclose(builder.build(state, context), [1.0, 0.0, 0.2], atol=1e-6)  # scaled by 2
+    with pytest.raises(ValueError, match=r"publish the state estimator's base twist .*state/twist"):
+        builder.build(RobotState(0.0, quaternion=yawed), context)

@@ -18,8 +18,9 @@ from deploy.articulated_wire import (
     imu_msg,
     joint_command_msg,
     joint_state_msg,
+    twist_msg,
 )
-from deploy.msgs import Imu, JointCommand, JointState
+from deploy.msgs import Imu, JointCommand, JointState, TwistStamped
 from deploy.profile import DeployProfileError, check_policy, load_deploy_profile
 from deploy.runtime_articulated import ArmPlan, ArmTarget, ArticulatedRuntime, LeggedPlan
 from deploy.safety import SafetyLayer
@@ -95,6 +96,45 @@ def test_a_joint_state_without_the_profile_joints_is_refused_before_arming():
         with pytest.raises(JointStateError, match=r"lacks the joints \['RL_lower_joint'\] of the robot profile"):
             runtime.wait_and_arm(timeout_s=5.0)
         assert not runtime.safety.transitions  # never armed
+
+
+def test_a_policy_that_observes_the_base_velocity_waits_for_the_twist():
+    """Joint states and IMU alone are not a state for it: the runtime reads none until state/twist arrives, and
+    then the twist's velocity (world frame) is in the state and the recorded messages."""
+    domain = random.randint(1, 230)
+    names = A1.action_names
+    policy = FakePolicy(names, extra_term="base_lin_vel_estimate")
+    policy.obs_spec = ObsSpec((ObsTerm("base_lin_vel_estimate", 3), *policy.obs_spec.terms[:-1]))
+    with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:
+        transport = A1.transport
+        runtime = ArticulatedRuntime(policy, node, transport, SafetyLayer(A1.safety), np.zeros(12), "legged")
+        assert runtime.needs_twist
+        t = transport.topic
+        joints = node.publisher(t("joint_states").name, JointState, t("joint_states").qos)
+        imu = node.publisher(t("imu").name, Imu, t("imu").qos)
+        twist = node.publisher(t("twist").name, TwistStamped, t("twist").qos)
+        assert runtime.joints_sub.wait_for_publishers(1, 10.0) and runtime.twist_sub.wait_for_publishers(1, 10.0)
+
+        def publish(with_twist: bool) -> None:
+            stamp = time.monotonic_ns()
+            joints.publish(joint_state_msg(names, np.zeros(12), np.zeros(12), np.zeros(12), stamp))
+            imu.publish(imu_msg(np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3), stamp))
+            if with_twist:
+                twist.publish(twist_msg(np.array([0.4, -0.1, 0.0]), np.zeros(3), stamp))
+
+        deadline = time.monotonic() + 10.0
+        while (runtime.joints_sub.latest() is None or runtime.imu_sub.latest() is None) and time.monotonic() < deadline:
+            publish(False)
+            time.sleep(0.02)
+        assert runtime.read_state() is None  # no twist yet: not a state this policy can use
+        reading = None
+        while reading is None and time.monotonic() < deadline:
+            publish(True)
+            time.sleep(0.02)
+            reading = runtime.read_state()
+        assert reading is not None
+        np.testing.assert_allclose(reading.state.linear_velocity, [0.4, -0.1, 0.0])
+        assert any(isinstance(m, TwistStamped) for m in reading.messages)
 
 
 def test_a_policy_for_another_robot_is_refused_with_the_joints_named(articulated_policies):

@@ -83,7 +83,7 @@ class LeggedWalkCfg(ArticulatedCfg):
     # The actor observes the base's linear velocity as a state estimator gives it (leg odometry + IMU; on the robot
     # the runtime reads it from state/twist). Without it a blind policy cannot tell how fast it goes under the
     # randomized friction, masses and gains (docs/articulated.md, "Walking on this CPU").
-    observe_base_velocity: bool = False
+    observe_base_velocity: bool = True
     base_velocity_noise_m_s: float = 0.1  # std of the estimate's noise (legged_gym's lin_vel noise)
 
 

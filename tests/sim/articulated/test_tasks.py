@@ -145,7 +145,7 @@ def test_action_latency_and_gains_reach_the_actuators() -> None:
     assert torch.equal(env.actuators.targets.delay, torch.full((2,), 3))
     assert torch.allclose(env.actuators.kp_scale, torch.full((2, 12), 1.2))
     assert torch.allclose(env.actuators.strength, torch.full((2, 12), 0.9))
-    assert env.obs_spec.dim == 45 and env.privileged_spec.dim == 1 + 1 + 3 + 4 * 12 + 2
+    assert env.obs_spec.dim == 3 + 45 and env.privileged_spec.dim == 1 + 1 + 3 + 4 * 12 + 2
 
 
 def test_software_in_the_loop_a1_stands_behind_the_safety_layer_and_is_damped_when_tipped() -> None:
