@@ -140,10 +140,6 @@ class JointContext:
         self.target_quat = target_quat
 
 
-#: Terms of the articulated tasks (sim/articulated/tasks: legged-walk, arm-reach), from a RobotState whose
-#: quaternion / angular_velocity are the base's IMU (legged) and whose position / quaternion are the end
-#: effector's pose in the base frame (arm). ``position_error`` here is the arm's target minus end effector; the
-#: quadrotor's (TERMS) is position minus reference: each table follows its own tasks' specs.
 def base_velocity(state: RobotState) -> np.ndarray:
     """(3,) base linear velocity in the base frame, R^T v, from the state's world-frame velocity (the state
     estimator's, ``state/twist``) and orientation. Raises ValueError when the state carries no velocity."""
@@ -155,6 +151,10 @@ def base_velocity(state: RobotState) -> np.ndarray:
     return rotation_matrix(state.quaternion).reshape(3, 3).T @ state.linear_velocity
 
 
+#: Terms of the articulated tasks (sim/articulated/tasks: legged-walk, arm-reach), from a RobotState whose
+#: quaternion / angular_velocity are the base's IMU (legged) and whose position / quaternion are the end
+#: effector's pose in the base frame (arm). ``position_error`` here is the arm's target minus end effector; the
+#: quadrotor's (TERMS) is position minus reference: each table follows its own tasks' specs.
 JOINT_TERMS: dict[str, Callable[[RobotState, JointContext], np.ndarray]] = {
     "base_lin_vel_estimate": lambda s, c: base_velocity(s),
     "base_ang_vel": lambda s, c: s.angular_velocity,

@@ -50,7 +50,6 @@ class JointReading:
     state: RobotState
     torque_nm: np.ndarray | None
     messages: tuple
-    base_velocity: np.ndarray | None = None  # (3,) m/s world, where someone publishes the base twist
 
 
 def joint_reading(
@@ -72,9 +71,8 @@ def joint_reading(
         )
         if twist is None:
             return JointReading(state, tau, (joints, other))
-        v = twist.twist.linear
-        velocity = np.array([v.x, v.y, v.z])
-        return JointReading(replace(state, linear_velocity=velocity), tau, (joints, other, twist), velocity)
+        v = twist.twist.linear  # world frame; in the state as linear_velocity
+        return JointReading(replace(state, linear_velocity=np.array([v.x, v.y, v.z])), tau, (joints, other, twist))
     p = other.pose.position
     state = RobotState(
         stamp_s,
@@ -256,7 +254,7 @@ class ArticulatedRuntime:
             return
         s = reading.state
         if self.legged:
-            if reading.base_velocity is None:
+            if s.linear_velocity.size != 3:  # no base twist published
                 return
             v = base_velocity(s)  # world -> base frame, with the IMU orientation
             error = float(np.linalg.norm(step.velocity_command[:2] - v[:2]))

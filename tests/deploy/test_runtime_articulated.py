@@ -103,8 +103,8 @@ def test_a_policy_that_observes_the_base_velocity_waits_for_the_twist():
     then the twist's velocity (world frame) is in the state and the recorded messages."""
     domain = random.randint(1, 230)
     names = A1.action_names
-    policy = FakePolicy(names, extra_term="base_lin_vel_estimate")
-    policy.obs_spec = ObsSpec((ObsTerm("base_lin_vel_estimate", 3), *policy.obs_spec.terms[:-1]))
+    policy = FakePolicy(names)
+    policy.obs_spec = ObsSpec((ObsTerm("base_lin_vel_estimate", 3), *policy.obs_spec.terms))
     with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:
         transport = A1.transport
         runtime = ArticulatedRuntime(policy, node, transport, SafetyLayer(A1.safety), np.zeros(12), "legged")

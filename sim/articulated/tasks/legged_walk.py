@@ -53,8 +53,8 @@ class LeggedRewardCfg:
     action_rate: float = -0.01
     feet_air_time: float = 1.0  # per s of air time beyond air_time_s at touchdown
     air_time_s: float = 0.5
-    # per s with the diagonal feet together and the diagonals alternating (terms.trot_contact_pattern): walking
-    # emerged after ~50 iterations instead of ~150 (docs/articulated.md, "Walking on this CPU")
+    # per s with the diagonal feet together and the diagonals alternating (terms.trot_contact_pattern): with the
+    # narrower commands, walking began after ~50 iterations instead of ~90 (one run each; docs/articulated.md)
     trot: float = 1.0
     diagonal_pairs: tuple[tuple[int, int], tuple[int, int]] = ((0, 3), (1, 2))  # indices into bodies.feet
     joint_limits: float = -10.0  # per rad beyond the limits
