@@ -15,6 +15,7 @@ If it cannot be built, :func:`load_kernel` logs a warning and returns None, and 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -142,8 +143,9 @@ def _cpu_tag() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
 def widest() -> int:
-    """The widest block the CPU supports: 16 envs with AVX-512F (read from /proc/cpuinfo), else 8."""
+    """The widest block the CPU supports: 16 envs with AVX-512F (read from /proc/cpuinfo once), else 8."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
