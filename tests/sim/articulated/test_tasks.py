@@ -257,3 +257,21 @@ def test_legged_trot_reward_follows_the_contacts_when_weighted() -> None:
     env.contact[:] = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 1, 0], [1, 0, 1, 1]], dtype=torch.bool)
     parts = env._rewards()
     assert torch.allclose(parts["trot"], torch.tensor([1.0, 0.0, 1.0, 0.5]) * 2.0 * cfg.control_dt)
+
+
+def test_legged_fine_tracking_kernel_is_narrower_than_the_wide_one() -> None:
+    """Both kernels by hand at the env's true base velocity: 0.2 m/s off costs 15 % of the wide kernel
+    (exp(-0.04 / 0.25)) and 86 % of the narrow one (exp(-0.04 / 0.02))."""
+    cfg = task_entry("legged-walk").make_cfg()
+    cfg.reward.lin_vel_xy_fine = 2.0
+    cfg.command.standing_fraction = 0.0
+    env = make_env("legged-walk", 3, seed=0, cfg=cfg)
+    env.step(torch.zeros(3, 12))
+    v = env.base_lin_vel[:, :2]
+    env.command[:, :2] = v + torch.tensor([[0.0, 0.0], [0.2, 0.0], [0.0, -0.1]])
+    parts = env._rewards()
+    dt = cfg.control_dt
+    expected_err2 = torch.tensor([0.0, 0.04, 0.01])
+    assert torch.allclose(parts["lin_vel_xy"], torch.exp(-expected_err2 / 0.25) * dt, atol=1e-6)
+    assert torch.allclose(parts["lin_vel_xy_fine"], 2.0 * torch.exp(-expected_err2 / 0.02) * dt, atol=1e-6)
+    assert parts["lin_vel_xy_fine"][1] / (2.0 * dt) < 0.14
