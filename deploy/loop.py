@@ -107,11 +107,12 @@ class FixedRateLoop:
         total = cycles if cycles is not None else max(1, round(duration_s / self.period))
         stats = LoopStats(self.period)
         affinity = self._pin()  # first: it may refuse the CPU before anything else has changed
-        # The cyclic garbage collector stops the interpreter for milliseconds at unpredictable times: collect
-        # once now, then keep it off while the loop runs (reference counting still frees everything acyclic).
+        # The cyclic garbage collector stops the interpreter for milliseconds at unpredictable times: keep it off
+        # while the loop runs (reference counting still frees everything acyclic). Freeze, do not collect: a full
+        # collection in a process holding torch took 1.6-2 s, a stall between arming and the first cycle.
         gc_was_enabled = gc.isenabled()
-        gc.collect()
         gc.disable()
+        gc.freeze()
         # A thread that gives up the GIL (onnxruntime, DDS and file calls do) waits for it up to the switch
         # interval (5 ms by default) when another Python thread took it meanwhile: keep that wait well under
         # a period while the loop runs.
@@ -126,6 +127,7 @@ class FixedRateLoop:
             if affinity is not None:
                 os.sched_setaffinity(0, affinity)
             sys.setswitchinterval(switch_interval)
+            gc.unfreeze()
             if gc_was_enabled:
                 gc.enable()
 
