@@ -89,7 +89,12 @@ class Subscription(Generic[M]):
         self._waitset.attach(self._condition)
 
     def _on_data(self, reader: DataReader) -> None:
-        for sample in self._valid(reader.take(N=max(self.qos.depth, 16))):
+        try:
+            samples = reader.take(N=max(self.qos.depth, 16))
+        except DDSException:  # the node closed while Cyclone DDS was delivering: the reader is gone
+            log.debug("data on %s arrived while its reader was deleted; dropped", self.topic)
+            return
+        for sample in self._valid(samples):
             self._remember(sample)
             try:
                 self._callback(sample)  # type: ignore[misc]

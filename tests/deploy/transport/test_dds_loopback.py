@@ -101,3 +101,16 @@ def test_errors(node: Ros2Node) -> None:
     node.close()
     with pytest.raises(TransportError, match="closed"):
         node.publisher("/x", Bool)
+
+
+def test_data_arriving_while_the_node_closes_is_dropped_quietly(domain_id: int) -> None:
+    """Cyclone DDS can call a subscription's listener while the node is deleting its reader; the take then fails
+    (DDS_RETCODE_PRECONDITION_NOT_MET). The listener runs on a DDS thread, where an exception is lost to an
+    'unraisable' warning: it must drop the data instead."""
+    seen: list[String] = []
+    node = Ros2Node("closing_node", domain_id=domain_id, config=LOOPBACK_CONFIG)
+    sub = node.subscription("/closing", String, "default", callback=seen.append)
+    reader = sub._reader
+    node.close()
+    sub._on_data(reader)  # what the DDS thread does when data races the close
+    assert seen == [] and sub.received_count == 0
