@@ -110,7 +110,7 @@ class FixedRateLoop:
         # The cyclic garbage collector stops the interpreter for milliseconds at unpredictable times: keep it off
         # while the loop runs (reference counting still frees everything acyclic). Freeze, do not collect: a full
         # collection in a process holding torch took 1.6-2 s, a stall between arming and the first cycle.
-        gc_was_enabled = gc.isenabled()
+        gc_was_enabled, frozen_before = gc.isenabled(), gc.get_freeze_count()
         gc.disable()
         gc.freeze()
         # A thread that gives up the GIL (onnxruntime, DDS and file calls do) waits for it up to the switch
@@ -127,7 +127,8 @@ class FixedRateLoop:
             if affinity is not None:
                 os.sched_setaffinity(0, affinity)
             sys.setswitchinterval(switch_interval)
-            gc.unfreeze()
+            if not frozen_before:  # the caller's own frozen heap stays frozen
+                gc.unfreeze()
             if gc_was_enabled:
                 gc.enable()
 
