@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from drivers.robot import RobotState
-from sim.obs_spec import ObsSpec, ObsSpecError
+from sim.obs_spec import HISTORY_TERM, ObsSpec, ObsSpecError, split_history
 from sim.obs_terms import integrate_position_error
 
 
@@ -47,23 +47,26 @@ TERMS: dict[str, Callable[[RobotState, Context], np.ndarray]] = {
 }
 
 
-STATEFUL_TERMS = ("position_error_integral",)  # computed from the history of builds (sim.obs_terms)
+STATEFUL_TERMS = ("position_error_integral", HISTORY_TERM)  # computed from the history of builds
 
 
 class ObservationBuilder:
     """Builds policy observations for ``spec``; refuses, at construction, specs with terms it cannot build.
 
-    Stateful terms (``position_error_integral``) advance once per :meth:`build`, so call it once per control
-    period of ``control_dt`` seconds (the policy's control rate), and :meth:`reset` it when a flight starts.
+    Stateful terms (``position_error_integral``, ``observation_history``) advance once per :meth:`build`, so call
+    it once per control period of ``control_dt`` seconds (the policy's control rate), and :meth:`reset` it when a
+    flight starts.
     """
 
     def __init__(self, spec: ObsSpec, control_dt: float | None = None):
-        stateful = [name for name in spec.names if name in STATEFUL_TERMS]
+        self.base_spec, self.history_steps = split_history(spec)
+        self.history: list[np.ndarray] = []  # previous base observations, newest first
+        stateful = [name for name in self.base_spec.names if name in STATEFUL_TERMS]
         if stateful and not (control_dt is not None and control_dt > 0):
             raise ValueError(f"the observation terms {stateful} integrate over time: pass control_dt (s) > 0")
         self.control_dt = control_dt
         self.integral = np.zeros(3)
-        unknown = [name for name in spec.names if name not in TERMS and name not in STATEFUL_TERMS]
+        unknown = [name for name in self.base_spec.names if name not in TERMS and name not in STATEFUL_TERMS]
         if unknown:
             raise ObsSpecError(
                 f"the policy's observation needs terms {unknown} that the runtime cannot build from a robot state; "
@@ -74,10 +77,19 @@ class ObservationBuilder:
     def reset(self) -> None:
         """Start a new flight: stateful terms back to zero (the simulator's episode start)."""
         self.integral = np.zeros(3)
+        self.history = []
 
     def build(self, state: RobotState, context: Context) -> np.ndarray:
         """(D,) float32 observation."""
-        names = self.spec.names
+        base = self._build_base(state, context)
+        if not self.history_steps:
+            return base
+        previous = self.history or [base] * self.history_steps  # a flight starts with copies of its first one
+        self.history = [base, *previous[:-1]]
+        return np.concatenate([base, *previous])
+
+    def _build_base(self, state: RobotState, context: Context) -> np.ndarray:
+        names = self.base_spec.names
         values = {name: np.asarray(TERMS[name](state, context), dtype=np.float64) for name in names if name in TERMS}
         if "position_error_integral" in names:
             error = np.asarray(TERMS["position_error"](state, context), dtype=np.float64)
@@ -86,7 +98,7 @@ class ObservationBuilder:
                 self.integral.astype(np.float32), error.astype(np.float32), np.float32(self.control_dt)
             ).astype(np.float64)
             values["position_error_integral"] = self.integral
-        return self.spec.assemble(values).astype(np.float32)
+        return self.base_spec.assemble(values).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------- articulated robots

@@ -197,3 +197,45 @@ def _infer_concat(example: Any) -> Any:
     import numpy as np
 
     return lambda blocks, dim: np.concatenate(blocks, axis=dim)
+
+
+# ----------------------------------------------------------------------------------------------- observation history
+HISTORY_TERM = "observation_history"
+
+
+def with_history(base: ObsSpec, steps: int) -> ObsSpec:
+    """``base`` followed by the ``steps`` previous ``base`` vectors (term ``observation_history``).
+
+    The history holds the vectors exactly as the policy received them at the previous control steps (scaled,
+    noisy, delayed), newest first. When a flight (episode) starts, every slot holds the first observation.
+    A memoryless policy cannot tell a slow motor or a delayed loop from a fast one; with a few past steps it can
+    (docs/training.md, "Observation history"). ``steps`` 0 returns ``base`` unchanged.
+    """
+    if int(steps) != steps or steps < 0:
+        raise ObsSpecError(f"observation history must be a whole number of control steps >= 0, got {steps!r}")
+    if steps == 0:
+        return base
+    if HISTORY_TERM in base.names:
+        raise ObsSpecError(f"the base observation spec already has a {HISTORY_TERM!r} term")
+    description = f"the {steps} previous observations of the terms above as the policy saw them, newest first"
+    return ObsSpec((*base.terms, ObsTerm(HISTORY_TERM, steps * base.dim, 1.0, 0.0, "", description)), base.version)
+
+
+def split_history(spec: ObsSpec) -> tuple[ObsSpec, int]:
+    """The inverse of :func:`with_history`: (base spec, number of history steps); (spec, 0) without history.
+
+    Refuses a history term that is not last or whose size is not a whole number of base vectors: such a file
+    was not written by :func:`with_history` and its layout cannot be rebuilt.
+    """
+    if HISTORY_TERM not in spec.names:
+        return spec, 0
+    if spec.terms[-1].name != HISTORY_TERM or len(spec.terms) < 2:
+        raise ObsSpecError(f"{HISTORY_TERM!r} must be the last term after at least one other; got {list(spec.names)}")
+    base = ObsSpec(spec.terms[:-1], spec.version)
+    size = spec.terms[-1].size
+    if size % base.dim:
+        raise ObsSpecError(
+            f"{HISTORY_TERM!r} has {size} columns, not a whole number of {base.dim}-column observations "
+            f"of {list(base.names)}"
+        )
+    return base, size // base.dim

@@ -160,6 +160,7 @@ def _make_env(flight: SyntheticFlight):
     cfg.termination.position_m = cfg.termination.speed_m_s = cfg.termination.angular_velocity_rad_s = 1e3
     if hasattr(cfg, "integral_observation"):  # the env's own observations are not used here: keep the layout
         cfg.integral_observation = False  # the one-pass native kernel supports (40 us per step instead of 4 ms)
+        cfg.observation_history = 0
     env = QuadrotorEnv(cfg, 1, seed=flight.seed, native=None)
     env.set_state_rows("position", torch.tensor([[0.0, 0.0, 1.0]]))
     env.set_state_rows("velocity", torch.zeros(1, 3))

@@ -17,6 +17,7 @@ from tensordict import TensorDict
 from torch import Tensor
 
 from sim.env import BatchedEnv
+from sim.obs_spec import split_history
 from sim.obs_terms import integrate_position_error
 from sim.quadrotor import terms
 from sim.quadrotor.actions import action_spec, ctbr_rate_loop
@@ -50,7 +51,7 @@ def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
         "disturbance_force": [0.0, 0.0, 0.0],
         "disturbance_torque": [0.0, 0.0, 0.0],
     }
-    for term in cfg.policy_obs_spec().terms:
+    for term in cfg.base_obs_spec().terms:
         values[f"obs_noise.{term.name}"] = [term.noise_std]
     return values
 
@@ -84,6 +85,8 @@ class QuadrotorEnv(BatchedEnv):
             )
         self.action_spec = action_spec(cfg.action_interface, cfg.params, cfg.max_body_rate_rad_s)
         self.obs_spec = cfg.policy_obs_spec()
+        # The step computes the base observation; the history of it is appended afterwards (_append_history).
+        self.base_obs_spec, self.history_steps = split_history(self.obs_spec)
         self.critic_spec = cfg.critic_obs_spec()
         self.privileged_spec = cfg.privileged_obs_spec()
         nominal = nominal_values(cfg)
@@ -114,7 +117,7 @@ class QuadrotorEnv(BatchedEnv):
         self.action_slots = [tuple(torch.zeros(4, n, device=dev)) for _ in range(self.latency_slots)]
         # Terms the policy computes itself (not measured: no noise or delay of their own).
         self.sensor_terms = tuple(
-            t for t in self.obs_spec.terms if t.name not in ("last_action", "position_error_integral")
+            t for t in self.base_obs_spec.terms if t.name not in ("last_action", "position_error_integral")
         )
         self.sensor_dim = sum(t.size for t in self.sensor_terms)
         self.obs_slots = [tuple(torch.zeros(self.sensor_dim, n, device=dev)) for _ in range(self.latency_slots)]
@@ -192,9 +195,35 @@ class QuadrotorEnv(BatchedEnv):
     def reset(self) -> tuple[TensorDict, dict]:
         """Reset every env; returns (observations, extras)."""
         self._reset_idx(torch.arange(self.num_envs, device=self.device))
-        return self._compute_obs(), {}
+        self._compute_obs()
+        return self._append_history(None), {}
 
     def step(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
+        _, reward, done, extras = self._step(actions)
+        return self._append_history(done), reward, done, extras
+
+    def _append_history(self, done: Tensor | None) -> TensorDict:
+        """Append the ``observation_history`` to the base policy observation just computed (``self._obs``).
+
+        Row i of the result is [base_t, base_t-1, ..., base_t-K]; an env that was just reset (``done``, or every
+        env when None) starts with K copies of its first observation, as the deploy runtime's builder does.
+        """
+        k = self.history_steps
+        if k == 0:
+            return self._obs
+        base = self._obs["policy"]
+        if done is None:
+            full = base.repeat(1, k + 1)
+        else:
+            full = torch.cat([base, self._policy_obs[:, : k * base.shape[1]]], 1)
+            ids = done.nonzero().squeeze(-1)
+            if ids.numel():
+                full[ids] = base[ids].repeat(1, k + 1)
+        self._policy_obs = full
+        self._obs["policy"] = full
+        return self._obs
+
+    def _step(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
         if self._native is not None:
             return self._step_native(actions)
         # Component-major copy of the actions (a separate compiled transpose: reading (N, 4) with stride 4 inside
@@ -291,7 +320,7 @@ class QuadrotorEnv(BatchedEnv):
         return self._obs, reward, done, extras
 
     def _obs_groups(self, both: Tensor) -> TensorDict:
-        policy, critic = (x.T for x in both.split([self.obs_spec.dim, self.critic_spec.dim]))
+        policy, critic = (x.T for x in both.split([self.base_obs_spec.dim, self.critic_spec.dim]))
         groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
         return TensorDict(groups, batch_size=[self.num_envs], device=self.device)
 
@@ -548,7 +577,7 @@ class QuadrotorEnv(BatchedEnv):
 
     def _compute_obs(self) -> TensorDict:
         if self._native is not None:
-            both = padded_empty(self.obs_spec.dim + self.critic_spec.dim, self.num_envs)
+            both = padded_empty(self.base_obs_spec.dim + self.critic_spec.dim, self.num_envs)
             self._native.observe(both, int(self.counter))
             self._native.rotate()
             self._native_views(self._native)
@@ -587,10 +616,10 @@ class QuadrotorEnv(BatchedEnv):
         for t in self.sensor_terms:
             values[t.name], j = delayed[j : j + t.size], j + t.size
         values["last_action"] = last_action
-        if "position_error_integral" in self.obs_spec.names:
+        if "position_error_integral" in self.base_obs_spec.names:
             integral = integrate_position_error(integral, torch.stack(values["position_error"]), cfg.control_dt)
             values["position_error_integral"] = tuple(integral.unbind(0))
-        columns = self.obs_spec.columns(values)
+        columns = self.base_obs_spec.columns(values)
         critic_values = {
             "true_position_error": true["position_error"],
             "true_rotation_matrix": true["rotation_matrix"],

@@ -283,13 +283,13 @@ class NativeStep:
         a.w_alive, a.w_pos, a.w_vel, a.w_ang, a.w_tilt = w.alive, w.position, w.velocity, w.angular_velocity, w.tilt
         a.w_act, a.w_rate, a.w_term = w.action, w.action_rate, w.termination
         a.lim_pos, a.lim_speed, a.lim_rate, a.floor = t.position_m, t.speed_m_s, t.angular_velocity_rad_s, t.floor_m
-        for j, s in enumerate(env.obs_spec.scales()):
+        for j, s in enumerate(env.base_obs_spec.scales()):
             a.policy_scale[j] = s
         # position_error_integral: double-buffered (3, N); integral[0] is the state after the last completed step.
-        a.n_integral = 3 if "position_error_integral" in env.obs_spec.names else 0
+        a.n_integral = 3 if "position_error_integral" in env.base_obs_spec.names else 0
         a.integral_limit = POSITION_ERROR_INTEGRAL_LIMIT
         self.integral = [padded_empty(3, env.num_envs).zero_() for _ in range(2)]
-        self.out_rows = env.obs_spec.dim + env.critic_spec.dim
+        self.out_rows = env.base_obs_spec.dim + env.critic_spec.dim
         for j, s in enumerate(env.critic_spec.scales()[:SENSED]):
             a.critic_scale[j] = s
         # In-pass resets (step_and_reset): fixed scratch and report buffers, bound once.
@@ -321,9 +321,9 @@ class NativeStep:
         if env.latency_slots > MAX_SLOTS or len(env._interval_groups) > MAX_DUE:
             return f"more than {MAX_SLOTS - 1} latency steps or {MAX_DUE} interval groups"
         sensors = tuple((t.name, t.size) for t in env.sensor_terms)
-        computed = tuple(t.name for t in env.obs_spec.terms[len(sensors) :])
+        computed = tuple(t.name for t in env.base_obs_spec.terms[len(sensors) :])
         if sensors != SENSOR_LAYOUT or computed not in (("last_action",), ("last_action", "position_error_integral")):
-            return f"policy observation layout {env.obs_spec.names}"
+            return f"policy observation layout {env.base_obs_spec.names}"
         if tuple((t.name, t.size) for t in env.critic_spec.terms) != CRITIC_LAYOUT:
             return f"critic observation layout {env.critic_spec.names}"
         if env.params.dtype != torch.float32 or env.noise_table.shape[1] != SENSED:
@@ -353,7 +353,7 @@ class NativeStep:
     def _new_outputs(self) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
         n, env = self.env.num_envs, self.env
         out = padded_empty(self.out_rows, n)
-        groups = tuple(x.T for x in out.split([env.obs_spec.dim, env.critic_spec.dim]))  # (N, D) policy, critic
+        groups = tuple(x.T for x in out.split([env.base_obs_spec.dim, env.critic_spec.dim]))  # (N, D) policy, critic
         return out, torch.empty(n), torch.empty(3 + self.args.n_due, n, dtype=torch.bool), groups
 
     def _launch(self, actions: Tensor, counter: int, out: Tensor, reward: Tensor, flags: Tensor) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from deploy.observation import Context, ObservationBuilder
 from drivers.robot import RobotState
-from sim.obs_spec import ObsSpec, ObsSpecError, ObsTerm
+from sim.obs_spec import ObsSpec, ObsSpecError, ObsTerm, with_history
 from sim.quadrotor.config import QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
 from sim.randomization import ParamDistribution, RandomizationSpec
@@ -19,9 +19,9 @@ QUIET = RandomizationSpec({"obs_noise_scale": ParamDistribution("constant", mean
 @pytest.mark.parametrize("task", ["hover", "track"])
 def test_runtime_observation_equals_simulator_observation(task):
     """Fed the same states step after step, the runtime builds the simulator's vectors, including the
-    stateful position_error_integral (which both sides advance once per control step)."""
+    stateful position_error_integral and observation_history (which both sides advance once per control step)."""
     env = QuadrotorEnv(QuadrotorTaskCfg(task=task, randomization=QUIET), 64, seed=2, compile=False)
-    assert "position_error_integral" in env.obs_spec.names
+    assert "position_error_integral" in env.obs_spec.names and env.obs_spec.names[-1] == "observation_history"
     g = torch.Generator().manual_seed(0)
     builders = [ObservationBuilder(env.obs_spec, env.cfg.control_dt) for _ in range(64)]
     obs, _ = env.reset()
@@ -39,6 +39,22 @@ def test_runtime_observation_equals_simulator_observation(task):
             np.testing.assert_allclose(built, obs["policy"][i].numpy(), atol=1e-6, rtol=0)
     integral = obs["policy"][:, env.obs_spec.slice("position_error_integral")]
     assert integral.abs().max() > 1e-3  # the integral did move: the comparison above covers it
+    d = env.base_obs_spec.dim
+    assert (obs["policy"][:, :d] - obs["policy"][:, d : 2 * d]).abs().max() > 1e-3  # and so did the history
+
+
+def test_history_term_starts_each_flight_with_copies_of_its_first_observation():
+    base = ObsSpec((ObsTerm("position_error", 3), ObsTerm("last_action", 4)))
+    builder = ObservationBuilder(with_history(base, 2))
+    ctx = Context(np.array([0.0, 0.0, 1.0]), np.zeros(3), np.zeros(4))
+
+    def state(x: float) -> RobotState:
+        return RobotState(0.0, np.array([x, 0.0, 1.0]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3))
+
+    xs = [builder.build(state(x), ctx)[::7] for x in (0.1, 0.2, 0.3, 0.4)]  # the x error of each 7-column block
+    np.testing.assert_allclose(xs, [[0.1, 0.1, 0.1], [0.2, 0.1, 0.1], [0.3, 0.2, 0.1], [0.4, 0.3, 0.2]], atol=1e-7)
+    builder.reset()
+    np.testing.assert_allclose(builder.build(state(0.5), ctx)[::7], [0.5, 0.5, 0.5], atol=1e-7)
 
 
 def test_integral_term_needs_the_control_period_and_restarts_on_reset():

@@ -71,9 +71,9 @@ def test_onnx_file_is_valid_with_pinned_opset_and_full_metadata(trained_run):
     assert props["sim2real.profile_hash"] == profile_hash(QuadrotorTaskCfg().params.to_dict())
     assert props["sim2real.randomization_digest"] == default_randomization().digest()
     assert props["sim2real.git_commit"] and props["sim2real.git_commit"] != "unknown"
-    # only the actor: the graph's weights are the actor's (obs 25 -> 64 -> 64 -> 4), nothing of the critic
+    # only the actor: the graph's weights are the actor's (obs 4 x 25 -> 64 -> 64 -> 4), nothing of the critic
     shapes = sorted(tuple(i.dims) for i in model.graph.initializer if len(i.dims) == 2)
-    assert shapes == [(25, 64), (64, 4), (64, 64)]
+    assert shapes == [(64, 4), (64, 64), (100, 64)]
 
 
 def test_loader_reads_typed_metadata(trained_run):
@@ -106,7 +106,7 @@ def test_onnxruntime_matches_torch_actor_normalizer_and_scaling(trained_run, sou
 
 def test_loader_rejects_wrong_observation_shape(trained_run):
     policy = load_policy(trained_run.paths["onnx"])
-    with pytest.raises(PolicyFileError, match=r"expected observations of shape \(25,\)"):
+    with pytest.raises(PolicyFileError, match=r"expected observations of shape \(100,\)"):
         policy(np.zeros(21, dtype=np.float32))
 
 
@@ -148,7 +148,7 @@ def test_loader_rejects_unknown_format_version_and_edited_profile(trained_run, t
 def test_loader_imports_neither_torch_nor_the_simulator(trained_run):
     code = (
         "import sys; from policies.onnx_policy import load_policy; import numpy as np; "
-        f"p = load_policy({str(trained_run.paths['onnx'])!r}); p(np.zeros(25, dtype=np.float32)); "
+        f"p = load_policy({str(trained_run.paths['onnx'])!r}); p(np.zeros(100, dtype=np.float32)); "
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('sim.quadrotor')]; "
         "assert not bad, bad; print('ok')"
     )
@@ -164,13 +164,13 @@ def test_c_header_compiles_and_matches_onnxruntime(trained_run):
     if c_compiler() is None:
         pytest.skip("no C compiler (cc, gcc or clang) on this machine: policy.h cannot be built")
     policy = load_policy(trained_run.paths["onnx"])
-    obs = np.concatenate([env_observations(trained_run, n=16, steps=16), random_observations(25, 256)])
+    obs = np.concatenate([env_observations(trained_run, n=16, steps=16), random_observations(100, 256)])
     result = run_header(trained_run.paths["header"], obs, repeats=50)
     expected = policy(obs)
     assert result.commands.shape == expected.shape
     assert np.all(np.abs(result.commands - expected) <= C_RTOL * command_range(policy.action_spec))
     num_params = load_checkpoint(trained_run.run_dir).weights.num_params + 4 * 4
-    assert result.param_bytes == 4 * num_params  # sizeof the const arrays: 25*2 + 25*64+64 + 64*64+64 + 64*4+4 + 16
+    assert result.param_bytes == 4 * num_params  # sizeof the const arrays: 100*2 + 100*64+64 + 64*64+64 + 64*4+4 + 16
     assert 0 < result.ns_per_inference < 1e6
     text = trained_run.paths["header"].read_text()
     assert "malloc" not in text and "sim2real_policy(const float obs[SIM2REAL_POLICY_OBS_DIM]" in text

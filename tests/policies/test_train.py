@@ -55,7 +55,7 @@ def test_actor_sees_policy_group_only_and_critic_sees_privileged_groups():
     env, alg = result.runner.env, result.runner.alg
     assert alg.actor.obs_groups == ["policy"]
     assert alg.critic.obs_groups == ["policy", "critic", "privileged"]
-    assert alg.actor.obs_dim == env.obs_spec.dim == 25
+    assert alg.actor.obs_dim == env.obs_spec.dim == 4 * 25  # 25 measured, then 3 steps of their history
     assert alg.critic.obs_dim == env.obs_spec.dim + env.critic_spec.dim + env.privileged_spec.dim
 
 

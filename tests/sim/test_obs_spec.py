@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sim.obs_spec import ObsSpec, ObsSpecError, ObsTerm
+from sim.obs_spec import HISTORY_TERM, ObsSpec, ObsSpecError, ObsTerm, split_history, with_history
 
 SPEC = ObsSpec((ObsTerm("a", 2, 2.0, 0.1, "m"), ObsTerm("b", 3), ObsTerm("c", 1, 0.5)))
 
@@ -83,3 +83,20 @@ def test_specs_import_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[2.0, 2.0]"
+
+
+def test_history_round_trip_and_bad_layouts_are_refused():
+    base = ObsSpec((ObsTerm("a", 2, 0.5), ObsTerm("b", 3)))
+    spec = with_history(base, 4)
+    assert spec.names == ("a", "b", HISTORY_TERM) and spec.dim == 5 * 5
+    assert split_history(spec) == (base, 4)
+    assert split_history(ObsSpec.from_json(spec.to_json())) == (base, 4)  # survives the exported file
+    assert with_history(base, 0) is base and split_history(base) == (base, 0)
+    with pytest.raises(ObsSpecError, match="whole number of control steps"):
+        with_history(base, 1.5)
+    with pytest.raises(ObsSpecError, match="already has"):
+        with_history(spec, 1)
+    with pytest.raises(ObsSpecError, match="must be the last term"):
+        split_history(ObsSpec((ObsTerm(HISTORY_TERM, 5), *base.terms)))
+    with pytest.raises(ObsSpecError, match="not a whole number of 5-column"):
+        split_history(ObsSpec((*base.terms, ObsTerm(HISTORY_TERM, 7))))
