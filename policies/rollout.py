@@ -35,16 +35,24 @@ class Rollout:
     crashed: torch.Tensor  # (N,) bool: the first episode ended in a failure
     crash_step: torch.Tensor  # (N,) long: step of the failure (T when none)
 
+    def _rms_last(self, c: HoverCriterion) -> torch.Tensor:
+        window = min(self.error.shape[0], round(c.rms_window_s / self.dt))
+        return self.error[-window:].square().mean(0).sqrt()  # (N,)
+
+    def success(self, criterion: HoverCriterion | None = None) -> torch.Tensor:
+        """(N,) bool: the envs that met the hover criterion in their first episode."""
+        c = criterion or HoverCriterion()
+        settle = min(self.error.shape[0] - 1, round(c.settle_s / self.dt))
+        settled = (self.error[settle:] < c.settle_m).all(0)
+        return ~self.crashed & settled & (self._rms_last(c) < c.rms_m)
+
     def metrics(self, criterion: HoverCriterion | None = None) -> dict[str, float]:
         c = criterion or HoverCriterion()
         T = self.error.shape[0]
-        settle = min(T - 1, round(c.settle_s / self.dt))
-        window = min(T, round(c.rms_window_s / self.dt))
         alive = ~self.crashed
         err = self.error
-        rms_last = err[-window:].square().mean(0).sqrt()  # (N,)
-        settled = (err[settle:] < c.settle_m).all(0)
-        success = alive & settled & (rms_last < c.rms_m)
+        rms_last = self._rms_last(c)
+        success = self.success(c)
         # time to settle: first step after which the error stays below settle_m
         below = err < c.settle_m
         stays = torch.flip(torch.cummin(torch.flip(below.int(), [0]), 0).values, [0]).bool()
