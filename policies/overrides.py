@@ -17,6 +17,16 @@ class OverrideError(ValueError):
     pass
 
 
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; as a number it is what everyone means."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _convert(key: str, current: Any, raw: str) -> Any:
     try:
         value = yaml.safe_load(raw)
@@ -29,6 +39,7 @@ def _convert(key: str, current: Any, raw: str) -> Any:
             raise OverrideError(f"{key}: expected true or false, found {raw!r}")
         return value
     if isinstance(current, int | float):
+        value = _number(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise OverrideError(f"{key}: expected a number like {current!r}, found {raw!r}")
         if isinstance(current, int) and not float(value).is_integer():
@@ -38,6 +49,7 @@ def _convert(key: str, current: Any, raw: str) -> Any:
         items = value if isinstance(value, list) else [value]
         if current and all(isinstance(c, int | float) for c in current):
             kind = type(current[0])
+            items = [_number(v) for v in items]
             if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
                 raise OverrideError(f"{key}: expected a list of numbers like {list(current)}, found {raw!r}")
             items = [kind(v) for v in items]

@@ -168,7 +168,9 @@ def test_set_overrides_reach_nested_fields_and_refuse_bad_input():
     train_mod.add_arguments(p)
     args = ["quadrotor-hover", "--set", "ppo.num_learning_epochs=3", "--set", "env.reward.position=4.5"]
     args += ["--set", "critic.hidden_dims=[32, 16]", "--set", "curriculum.enabled=false"]
+    args += ["--set", "ppo.learning_rate=3e-4", "--set", "td3.exploration_noise=5E-2"]  # YAML 1.1 reads these as text
     cfg = cfg_from_args(p.parse_args(args))
+    assert cfg.ppo.learning_rate == 3e-4 and cfg.td3.exploration_noise == 0.05
     assert cfg.ppo.num_learning_epochs == 3 and isinstance(cfg.ppo.num_learning_epochs, int)
     assert cfg.env.reward.position == 4.5 and cfg.critic.hidden_dims == (32, 16) and not cfg.curriculum.enabled
     for bad, message in (
