@@ -108,15 +108,19 @@ class TrainCfg:
 def _quadrotor(task: str, **overrides: Any) -> TrainCfg:
     """Chosen by measurement for wall-clock time to hover on 2 CPU cores (docs/training.md, "Time to hover"):
     512 envs x 32 steps per iteration (0.25 s) learn as much per iteration as 4096 x 24 (1.3 s); a 64-64 critic
-    is 4x cheaper to update than 128-128 at no loss; 2 epochs of 2 minibatches instead of 5 x 4 (with the
-    observation history: 95 % in a median 36 s instead of 47 s over 3 seeds); initial-state curriculum on."""
+    is 4x cheaper to update than 128-128 at no loss; initial-state curriculum on. With the observation history,
+    2 epochs of 2 minibatches instead of 5 x 4, initial action std 0.5 instead of 0.3, curriculum steps of 0.2
+    and a first learning rate of 3e-3 (adapted from there): 95 % in a median 26 s instead of 47 s over 3 seeds."""
+    ppo = PPOCfg(
+        num_steps_per_env=32, init_noise_std=0.5, num_learning_epochs=2, num_mini_batches=2, learning_rate=3e-3
+    )
     return TrainCfg(
         task=f"quadrotor-{task}",
         env=QuadrotorTaskCfg(task=task),
         num_envs=512,
         critic=ModelCfg(hidden_dims=(64, 64), activation="elu"),
-        ppo=PPOCfg(num_steps_per_env=32, init_noise_std=0.3, num_learning_epochs=2, num_mini_batches=2),
-        curriculum=CurriculumCfg(enabled=True),
+        ppo=ppo,
+        curriculum=CurriculumCfg(enabled=True, step=0.2),
         **overrides,
     )
 
