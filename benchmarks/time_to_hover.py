@@ -83,7 +83,7 @@ def run_seed(args: argparse.Namespace, interface: str, seed: int) -> dict:
     cfg = train_cfg(args.task)
     if args.algo:
         cfg.select_algo(args.algo)
-    cfg.env.action_interface = interface
+    cfg.select_interface(interface)
     cfg.seed = seed
     cfg.max_seconds = args.max_seconds
     cfg.max_iterations = 100_000

@@ -37,7 +37,7 @@ def main() -> None:
     cfg = train_cfg(args.task)
     cfg.num_envs = args.num_envs or cfg.num_envs
     cfg.max_iterations = args.iterations + 1
-    cfg.env.action_interface = args.interface
+    cfg.select_interface(args.interface)
     result = train(cfg, None, progress=False)
     h = result.history
     times = [b.wall_s - a.wall_s for a, b in itertools.pairwise(h)]

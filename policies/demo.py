@@ -54,7 +54,7 @@ def _train_and_export(args: argparse.Namespace, out: Path) -> Path:
     from policies.train_cfg import train_cfg
 
     cfg = train_cfg(args.task)
-    cfg.env.action_interface = args.interface
+    cfg.select_interface(args.interface)
     cfg.seed, cfg.max_seconds, cfg.max_iterations = args.seed, args.train_seconds, 100_000
     cfg.save_interval = 100_000  # the last iteration only
     run_dir = out / "train"

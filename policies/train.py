@@ -420,7 +420,7 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
         if value is not None:
             setattr(cfg, name, value)
     if getattr(args, "interface", None):
-        cfg.env.action_interface = args.interface
+        cfg.select_interface(args.interface)
     if getattr(args, "randomization", None) is not None:
         cfg.env.randomization = RandomizationSpec.from_yaml(args.randomization)
     try:

@@ -90,6 +90,15 @@ class TrainCfg:
             self.num_envs = self.td3.num_envs
         self.algo = algo
 
+    def select_interface(self, interface: str) -> None:
+        """Act through ``interface`` ("rpm" | "ctbr") with that interface's measured learner settings (quadrotor
+        tasks: :func:`quadrotor_learner`); call it before ``--set`` overrides."""
+        if self.task.startswith("quadrotor-"):
+            learner = quadrotor_learner(interface)  # refuses an unknown interface before anything changes
+            if self.algo == "ppo":
+                self.ppo, self.curriculum = learner
+        self.env.action_interface = interface
+
     def rsl_rl_dict(self) -> dict[str, Any]:
         """The training config in rsl_rl v5's format (the runner mutates it: pass a fresh copy)."""
         p = self.ppo
@@ -105,22 +114,38 @@ class TrainCfg:
         }
 
 
+def quadrotor_learner(interface: str) -> tuple[PPOCfg, CurriculumCfg]:
+    """PPO and curriculum settings per action interface, chosen by wall-clock time to hover on 2 CPU cores
+    (docs/training.md, "Time to hover" and "PPO settings with the history").
+
+    rpm: 2 epochs of 2 minibatches instead of 5 x 4, initial action std 0.5, curriculum steps of 0.2 and a first
+    learning rate of 3e-3 (adapted from there): 95 % in a median 24 s over 5 seeds (47 s with the earlier settings).
+    ctbr keeps the earlier settings (5 x 4, std 0.3, steps of 0.1, 1e-3): with the rpm ones it had 58 % at 104 s
+    where they reach 95 % at 43 s (seed 0)."""
+    if interface == "rpm":
+        ppo = PPOCfg(
+            num_steps_per_env=32, init_noise_std=0.5, num_learning_epochs=2, num_mini_batches=2, learning_rate=3e-3
+        )
+        return ppo, CurriculumCfg(enabled=True, step=0.2)
+    if interface == "ctbr":
+        return PPOCfg(num_steps_per_env=32, init_noise_std=0.3), CurriculumCfg(enabled=True, step=0.1)
+    raise ValueError(f"unknown action interface {interface!r}; expected 'rpm' or 'ctbr'")
+
+
 def _quadrotor(task: str, **overrides: Any) -> TrainCfg:
     """Chosen by measurement for wall-clock time to hover on 2 CPU cores (docs/training.md, "Time to hover"):
     512 envs x 32 steps per iteration (0.25 s) learn as much per iteration as 4096 x 24 (1.3 s); a 64-64 critic
-    is 4x cheaper to update than 128-128 at no loss; initial-state curriculum on. With the observation history,
-    2 epochs of 2 minibatches instead of 5 x 4, initial action std 0.5 instead of 0.3, curriculum steps of 0.2
-    and a first learning rate of 3e-3 (adapted from there): 95 % in a median 26 s instead of 47 s over 3 seeds."""
-    ppo = PPOCfg(
-        num_steps_per_env=32, init_noise_std=0.5, num_learning_epochs=2, num_mini_batches=2, learning_rate=3e-3
-    )
+    is 4x cheaper to update than 128-128 at no loss; initial-state curriculum on; the learner's settings per
+    action interface (:func:`quadrotor_learner`, rpm by default; ``select_interface`` switches)."""
+    env = QuadrotorTaskCfg(task=task)
+    ppo, curriculum = quadrotor_learner(env.action_interface)
     return TrainCfg(
         task=f"quadrotor-{task}",
-        env=QuadrotorTaskCfg(task=task),
+        env=env,
         num_envs=512,
         critic=ModelCfg(hidden_dims=(64, 64), activation="elu"),
         ppo=ppo,
-        curriculum=CurriculumCfg(enabled=True, step=0.2),
+        curriculum=curriculum,
         **overrides,
     )
 

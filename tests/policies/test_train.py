@@ -215,3 +215,19 @@ def test_init_state_curriculum_widens_on_low_crash_rate_and_narrows_on_high():
     assert InitStateCurriculum(CurriculumCfg(enabled=False)).level == 1.0
     with pytest.raises(ValueError, match="promote_below <= demote_above"):
         InitStateCurriculum(CurriculumCfg(promote_below=0.7, demote_above=0.6))
+
+
+def test_each_action_interface_gets_its_measured_learner_settings():
+    from policies.train_cfg import train_cfg
+
+    cfg = train_cfg("quadrotor-hover")
+    assert cfg.env.action_interface == "rpm" and cfg.ppo.num_learning_epochs == 2 and cfg.curriculum.step == 0.2
+    cfg.select_interface("ctbr")
+    assert cfg.env.action_interface == "ctbr" and cfg.ppo.num_learning_epochs == 5 and cfg.ppo.init_noise_std == 0.3
+    assert cfg.curriculum.step == 0.1 and cfg.ppo.learning_rate == 1e-3
+    args = argparse.ArgumentParser()
+    train_mod.add_arguments(args)
+    cli = cfg_from_args(args.parse_args(["quadrotor-hover", "--interface", "ctbr", "--set", "ppo.num_mini_batches=3"]))
+    assert cli.ppo.num_learning_epochs == 5 and cli.ppo.num_mini_batches == 3  # --set applies after the interface
+    with pytest.raises(ValueError, match="unknown action interface 'thrust'"):
+        cfg.select_interface("thrust")
