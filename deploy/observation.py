@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from drivers.robot import RobotState
-from sim.obs_spec import HISTORY_TERM, ObsSpec, ObsSpecError, split_history
+from sim.obs_spec import ObsSpec, ObsSpecError, split_history
 from sim.obs_terms import integrate_position_error
 
 
@@ -47,7 +47,9 @@ TERMS: dict[str, Callable[[RobotState, Context], np.ndarray]] = {
 }
 
 
-STATEFUL_TERMS = ("position_error_integral", HISTORY_TERM)  # computed from the history of builds
+# Computed from the history of builds (sim.obs_terms). The observation_history term is not a base term: build()
+# appends it (sim.obs_spec.split_history).
+STATEFUL_TERMS = ("position_error_integral",)
 
 
 class ObservationBuilder:

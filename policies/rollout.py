@@ -42,9 +42,12 @@ class Rollout:
     def success(self, criterion: HoverCriterion | None = None) -> torch.Tensor:
         """(N,) bool: the envs that met the hover criterion in their first episode."""
         c = criterion or HoverCriterion()
+        return self._success(c, self._rms_last(c))
+
+    def _success(self, c: HoverCriterion, rms_last: torch.Tensor) -> torch.Tensor:
         settle = min(self.error.shape[0] - 1, round(c.settle_s / self.dt))
         settled = (self.error[settle:] < c.settle_m).all(0)
-        return ~self.crashed & settled & (self._rms_last(c) < c.rms_m)
+        return ~self.crashed & settled & (rms_last < c.rms_m)
 
     def metrics(self, criterion: HoverCriterion | None = None) -> dict[str, float]:
         c = criterion or HoverCriterion()
@@ -52,7 +55,7 @@ class Rollout:
         alive = ~self.crashed
         err = self.error
         rms_last = self._rms_last(c)
-        success = self.success(c)
+        success = self._success(c, rms_last)
         # time to settle: first step after which the error stays below settle_m
         below = err < c.settle_m
         stays = torch.flip(torch.cummin(torch.flip(below.int(), [0]), 0).values, [0]).bool()
