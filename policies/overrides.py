@@ -68,17 +68,28 @@ def apply_overrides(cfg: Any, assignments: list[str]) -> list[str]:
         *path, leaf = key.split(".")
         obj = cfg
         for i, name in enumerate(path):
-            if not hasattr(obj, name):
+            if not _has(obj, name):
                 raise OverrideError(_unknown(".".join(path[:i]), name, obj))
-            obj = getattr(obj, name)
-        if not hasattr(obj, leaf) or callable(getattr(obj, leaf)):
-            raise OverrideError(_unknown(".".join(path), leaf, obj))
-        setattr(obj, leaf, _convert(key, getattr(obj, leaf), raw))
+            obj = obj[name] if isinstance(obj, dict) else getattr(obj, name)
+        if isinstance(obj, dict):  # e.g. obs_groups.critic: replaces an existing entry's value
+            if leaf not in obj:
+                raise OverrideError(_unknown(".".join(path), leaf, obj))
+            obj[leaf] = _convert(key, obj[leaf], raw)
+        else:
+            if not hasattr(obj, leaf) or callable(getattr(obj, leaf)):
+                raise OverrideError(_unknown(".".join(path), leaf, obj))
+            setattr(obj, leaf, _convert(key, getattr(obj, leaf), raw))
         done.append(key)
     return done
 
 
+def _has(obj: Any, name: str) -> bool:
+    return name in obj if isinstance(obj, dict) else hasattr(obj, name)
+
+
 def _unknown(prefix: str, name: str, obj: Any) -> str:
     where = prefix or "the config"
+    if isinstance(obj, dict):
+        return f"{where} has no entry {name!r}; its entries: {', '.join(map(str, obj))}"
     fields = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else sorted(vars(obj))
     return f"{where} has no field {name!r}; its fields: {', '.join(fields)}"

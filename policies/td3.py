@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from policies.actor import NORMALIZER_EPS
+from policies.actor import NORMALIZER_EPS, batch_moments
 
 
 @dataclass
@@ -81,10 +81,9 @@ class Normalizer(nn.Module):
         n = x.shape[0]
         total = self.count + n
         ratio = n / total
-        batch_mean = x.mean(0, keepdim=True)
+        batch_mean, batch_var = batch_moments(x)
         delta = batch_mean - self._mean
         self._mean.add_(delta * ratio)
-        batch_var = x.var(0, keepdim=True, unbiased=False)
         self._var.add_((batch_var - self._var + delta.square() * (1 - ratio)) * ratio)
         torch.sqrt(self._var, out=self._std)
         self.count.copy_(total)

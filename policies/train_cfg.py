@@ -15,10 +15,13 @@ from policies.td3 import TD3Cfg
 from sim.env import OBS_GROUPS
 from sim.quadrotor.config import QuadrotorTaskCfg
 
+MODEL_CLASS = "policies.models:MLPModel"  # the rsl_rl model every PPO config builds (``class_name``)
+
 
 @dataclass
 class ModelCfg:
-    """An MLP (rsl_rl ``MLPModel``) with empirical observation normalization."""
+    """An MLP (rsl_rl's ``MLPModel`` as :class:`policies.models.MLPModel`) with empirical observation
+    normalization."""
 
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "tanh"  # "tanh" | "elu": the C export supports these two
@@ -26,7 +29,7 @@ class ModelCfg:
 
     def to_rsl_rl(self, distribution: dict[str, Any] | None = None) -> dict[str, Any]:
         cfg: dict[str, Any] = {
-            "class_name": "MLPModel",
+            "class_name": MODEL_CLASS,
             "hidden_dims": list(self.hidden_dims),
             "activation": self.activation,
             "obs_normalization": self.obs_normalization,

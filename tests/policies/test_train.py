@@ -169,7 +169,9 @@ def test_set_overrides_reach_nested_fields_and_refuse_bad_input():
     args = ["quadrotor-hover", "--set", "ppo.num_learning_epochs=3", "--set", "env.reward.position=4.5"]
     args += ["--set", "critic.hidden_dims=[32, 16]", "--set", "curriculum.enabled=false"]
     args += ["--set", "ppo.learning_rate=3e-4", "--set", "td3.exploration_noise=5E-2"]  # YAML 1.1 reads these as text
+    args += ["--set", "obs_groups.critic=[policy, critic]"]  # an entry of a dict field
     cfg = cfg_from_args(p.parse_args(args))
+    assert cfg.obs_groups == {"actor": ["policy"], "critic": ["policy", "critic"]}
     assert cfg.ppo.learning_rate == 3e-4 and cfg.td3.exploration_noise == 0.05
     assert cfg.ppo.num_learning_epochs == 3 and isinstance(cfg.ppo.num_learning_epochs, int)
     assert cfg.env.reward.position == 4.5 and cfg.critic.hidden_dims == (32, 16) and not cfg.curriculum.enabled
@@ -179,6 +181,7 @@ def test_set_overrides_reach_nested_fields_and_refuse_bad_input():
         ("env.reward.position=far", "expected a number"),
         ("curriculum.enabled=3", "expected true or false"),
         ("seed", "expected KEY=VALUE"),
+        ("obs_groups.teacher=[policy]", "obs_groups has no entry 'teacher'; its entries: actor, critic"),
     ):
         with pytest.raises(SystemExit, match=re.escape(message)):
             cfg_from_args(p.parse_args(["quadrotor-hover", "--set", bad]))
