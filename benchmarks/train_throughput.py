@@ -35,9 +35,9 @@ def main() -> None:
     from policies.train_cfg import train_cfg
 
     cfg = train_cfg(args.task)
+    cfg.select_interface(args.interface)
     cfg.num_envs = args.num_envs or cfg.num_envs
     cfg.max_iterations = args.iterations + 1
-    cfg.select_interface(args.interface)
     result = train(cfg, None, progress=False)
     h = result.history
     times = [b.wall_s - a.wall_s for a, b in itertools.pairwise(h)]

@@ -408,6 +408,8 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
     cfg = train_cfg(args.task)
     if getattr(args, "algo", None):
         cfg.select_algo(args.algo)
+    if getattr(args, "interface", None):
+        cfg.select_interface(args.interface)  # its number of envs and settings; the flags below override them
     for attr, name in (
         ("seed", "seed"),
         ("device", "device"),
@@ -419,8 +421,6 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
         value = getattr(args, attr, None)
         if value is not None:
             setattr(cfg, name, value)
-    if getattr(args, "interface", None):
-        cfg.select_interface(args.interface)
     if getattr(args, "randomization", None) is not None:
         cfg.env.randomization = RandomizationSpec.from_yaml(args.randomization)
     try:

@@ -94,12 +94,12 @@ class TrainCfg:
         self.algo = algo
 
     def select_interface(self, interface: str) -> None:
-        """Act through ``interface`` ("rpm" | "ctbr") with that interface's measured learner settings (quadrotor
-        tasks: :func:`quadrotor_learner`); call it before ``--set`` overrides."""
+        """Act through ``interface`` ("rpm" | "ctbr") with that interface's measured learner settings and number of
+        envs (quadrotor tasks, PPO: :func:`quadrotor_learner`); call it before ``--num-envs`` and ``--set``."""
         if self.task.startswith("quadrotor-"):
             learner = quadrotor_learner(interface)  # refuses an unknown interface before anything changes
             if self.algo == "ppo":
-                self.ppo, self.curriculum = learner
+                self.num_envs, self.ppo, self.curriculum = learner.num_envs, learner.ppo, learner.curriculum
         self.env.action_interface = interface
 
     def rsl_rl_dict(self) -> dict[str, Any]:
@@ -117,38 +117,56 @@ class TrainCfg:
         }
 
 
-def quadrotor_learner(interface: str) -> tuple[PPOCfg, CurriculumCfg]:
-    """PPO and curriculum settings per action interface, chosen by wall-clock time to hover on 2 CPU cores
-    (docs/training.md, "Time to hover" and "PPO settings with the history").
+@dataclass
+class QuadrotorLearner:
+    """What the quadrotor tasks' PPO runs with, per action interface (:func:`quadrotor_learner`)."""
 
-    rpm: 2 epochs of 2 minibatches instead of 5 x 4, initial action std 0.5, curriculum steps of 0.2 and a first
-    learning rate of 3e-3 (adapted from there): 95 % in a median 24 s over 5 seeds (47 s with the earlier settings).
-    ctbr keeps the earlier settings (5 x 4, std 0.3, steps of 0.1, 1e-3): with the rpm ones it had 58 % at 104 s
-    where they reach 95 % at 43 s (seed 0)."""
+    num_envs: int
+    ppo: PPOCfg
+    curriculum: CurriculumCfg
+
+
+def quadrotor_learner(interface: str) -> QuadrotorLearner:
+    """PPO settings and number of envs per action interface, chosen by wall-clock time to hover on 2 CPU cores
+    (docs/training.md, "Time to hover", "PPO settings with the history" and "Smaller iterations").
+
+    rpm: 192 envs x 32 steps, 2 epochs of 2 minibatches, initial action std 0.5, curriculum steps of 0.2, first
+    learning rate 1e-3 (adapted from there), gamma 0.98 (a ~0.5 s horizon): 95 % in a median ~16 s over 5 seeds
+    (24 s with 512 envs, lr 3e-3 and gamma 0.99; 47 s with 5 x 4 epochs). ctbr keeps the earlier settings (512
+    envs, 5 x 4, std 0.3, steps of 0.1, 1e-3, 0.99): with the rpm ones of session 7 it had 58 % at 104 s where
+    they reach 95 % at 43 s (seed 0)."""
     if interface == "rpm":
         ppo = PPOCfg(
-            num_steps_per_env=32, init_noise_std=0.5, num_learning_epochs=2, num_mini_batches=2, learning_rate=3e-3
+            num_steps_per_env=32,
+            init_noise_std=0.5,
+            num_learning_epochs=2,
+            num_mini_batches=2,
+            learning_rate=1e-3,
+            gamma=0.98,
         )
-        return ppo, CurriculumCfg(enabled=True, step=0.2)
+        return QuadrotorLearner(192, ppo, CurriculumCfg(enabled=True, step=0.2))
     if interface == "ctbr":
-        return PPOCfg(num_steps_per_env=32, init_noise_std=0.3), CurriculumCfg(enabled=True, step=0.1)
+        return QuadrotorLearner(
+            512, PPOCfg(num_steps_per_env=32, init_noise_std=0.3), CurriculumCfg(enabled=True, step=0.1)
+        )
     raise ValueError(f"unknown action interface {interface!r}; expected 'rpm' or 'ctbr'")
 
 
 def _quadrotor(task: str, **overrides: Any) -> TrainCfg:
     """Chosen by measurement for wall-clock time to hover on 2 CPU cores (docs/training.md, "Time to hover"):
-    512 envs x 32 steps per iteration (0.25 s) learn as much per iteration as 4096 x 24 (1.3 s); a 64-64 critic
-    is 4x cheaper to update than 128-128 at no loss; initial-state curriculum on; the learner's settings per
-    action interface (:func:`quadrotor_learner`, rpm by default; ``select_interface`` switches)."""
+    a few hundred envs x 32 steps per iteration (many cheap iterations learn faster per second than 4096 x 24), a
+    64-64 critic (4x cheaper to update than 128-128 at no loss), the initial-state curriculum; the number of envs
+    and the learner's settings per action interface (:func:`quadrotor_learner`, rpm by default;
+    ``select_interface`` switches)."""
     env = QuadrotorTaskCfg(task=task)
-    ppo, curriculum = quadrotor_learner(env.action_interface)
+    learner = quadrotor_learner(env.action_interface)
     return TrainCfg(
         task=f"quadrotor-{task}",
         env=env,
-        num_envs=512,
+        num_envs=learner.num_envs,
         critic=ModelCfg(hidden_dims=(64, 64), activation="elu"),
-        ppo=ppo,
-        curriculum=curriculum,
+        ppo=learner.ppo,
+        curriculum=learner.curriculum,
         **overrides,
     )
 

@@ -114,7 +114,7 @@ def test_cli_defaults_and_overrides_resolve_into_the_typed_config():
     assert (cfg.task, cfg.env.task, cfg.num_envs, cfg.seed, cfg.max_seconds) == (
         "quadrotor-track",
         "track",
-        512,
+        192,
         0,
         None,
     )
@@ -225,12 +225,18 @@ def test_each_action_interface_gets_its_measured_learner_settings():
 
     cfg = train_cfg("quadrotor-hover")
     assert cfg.env.action_interface == "rpm" and cfg.ppo.num_learning_epochs == 2 and cfg.curriculum.step == 0.2
+    assert cfg.num_envs == 192 and cfg.ppo.gamma == 0.98
     cfg.select_interface("ctbr")
     assert cfg.env.action_interface == "ctbr" and cfg.ppo.num_learning_epochs == 5 and cfg.ppo.init_noise_std == 0.3
     assert cfg.curriculum.step == 0.1 and cfg.ppo.learning_rate == 1e-3
+    assert cfg.num_envs == 512 and cfg.ppo.gamma == 0.99
     args = argparse.ArgumentParser()
     train_mod.add_arguments(args)
-    cli = cfg_from_args(args.parse_args(["quadrotor-hover", "--interface", "ctbr", "--set", "ppo.num_mini_batches=3"]))
+    argv = ["quadrotor-hover", "--interface", "ctbr", "--set", "ppo.num_mini_batches=3", "--num-envs", "64"]
+    cli = cfg_from_args(args.parse_args(argv))
     assert cli.ppo.num_learning_epochs == 5 and cli.ppo.num_mini_batches == 3  # --set applies after the interface
+    assert cli.num_envs == 64  # and so does --num-envs
+    td3 = cfg_from_args(args.parse_args(["quadrotor-hover", "--algo", "td3", "--interface", "ctbr"]))
+    assert td3.num_envs == td3.td3.num_envs  # the interface's PPO env count is not TD3's
     with pytest.raises(ValueError, match="unknown action interface 'thrust'"):
         cfg.select_interface("thrust")
