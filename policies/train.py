@@ -183,13 +183,15 @@ def train(
                 for _ in range(cfg.ppo.num_steps_per_env):
                     actions = alg.act(obs)
                     obs, rewards, dones, extras = env.step(actions.to(env.device))
-                    if cfg.check_nan:
-                        check_nan(obs, rewards, dones)
                     obs, rewards, dones = obs.to(cfg.device), rewards.to(cfg.device), dones.to(cfg.device)
                     alg.process_env_step(obs, rewards, dones, extras)
                     reward_sum += rewards.mean()
                     if "log" in extras:
                         episodes.append({k: v.float() for k, v in extras["log"].items()})
+                if cfg.check_nan:  # once per rollout, before anything is learnt from it (per step: ~2 % of the time)
+                    st = alg.storage
+                    check_nan(st.observations, st.rewards, st.dones)
+                    check_nan(obs, rewards, dones)
                 alg.compute_returns(obs)
             t1 = time.perf_counter()
             losses = alg.update()
