@@ -169,7 +169,7 @@ def main() -> None:
         "--confirm-episodes",
         type=int,
         default=1024,
-        help="re-fly the policy that met the target on this many other episodes (0: skip); not in any time",
+        help="re-fly the policy that met the target on this many other episodes (0: skip); counted in eval_s",
     )
     p.add_argument(
         "--until-confirmed",
