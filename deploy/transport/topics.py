@@ -23,6 +23,7 @@ from deploy.msgs import (
     BatteryState,
     Bool,
     Float32MultiArray,
+    Header,
     Imu,
     JointCommand,
     JointState,
@@ -72,6 +73,14 @@ DEFAULT_TOPICS: dict[str, TopicSpec] = {
     # safety and diagnostics
     "safety_transition": TopicSpec("safety/transition", SafetyTransition, "default", "state machine changes"),
     "estop": TopicSpec("safety/estop", Bool, "default", "operator emergency stop (true = stop), read"),
+    # the operator in the loop (`sim2real operator`, deploy/operator.py), read by the runtime
+    "operator_heartbeat": TopicSpec(
+        "operator/heartbeat",
+        Header,
+        "sensor_data",
+        "operator dead-man heartbeat (stamp: operator wall clock, frame_id: operator id)",
+    ),
+    "operator_command": TopicSpec("operator/command", String, "default", "operator command: arm|disarm|reset|land"),
     "timing": TopicSpec("diagnostics/timing", LoopTiming, "sensor_data", "per-cycle loop timing (s)"),
     "status": TopicSpec("status", String, "default", "human-readable runtime status"),
 }
