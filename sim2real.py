@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("policies.evaluate", "evaluate a run or policy.onnx across the randomization beside the PID baseline"),
     "deploy": ("deploy.cli", "fly an exported policy on a robot (or the simulated one, --sil) behind the safety layer"),
+    "operator": (
+        "deploy.operator",
+        "the operator in the loop: heartbeat, arm/disarm/reset/land and e-stop from keyboard, gamepad or a script",
+    ),
     "replay": (
         "deploy.replay.cli",
         "replay a logged run: policy on logged observations vs logged actions, re-simulation gap, report",
