@@ -389,20 +389,30 @@ def transport_config(args: argparse.Namespace) -> TransportConfig:
     return TransportConfig.from_mapping(section)
 
 
-def _sources(args: argparse.Namespace, start: float) -> tuple[list, int | None]:
-    """Input sources (the last one may block) and the terminal fd to put in cbreak mode (None: no keyboard)."""
-    schedule: list[tuple[float, str]] = []
-    scripted = any(v is not None for v in (args.script, args.script_file, args.estop_at, args.heartbeat_stop_at))
-    if args.script is not None:
-        schedule += parse_script(args.script)
+def _schedule(args: argparse.Namespace) -> list[tuple[float, str]] | None:
+    """The scripted actions of --script, --script-file, --estop-at, --heartbeat-stop-at; None: not scripted."""
+    if all(v is None for v in (args.script, args.script_file, args.estop_at, args.heartbeat_stop_at)):
+        return None
+    text = ",".join(
+        [args.script or ""]
+        + [
+            f"{a}@{v}"
+            for v, a in ((args.estop_at, "estop"), (args.heartbeat_stop_at, "heartbeat_stop"))
+            if v is not None
+        ]
+    )
     if args.script_file is not None:
         try:
-            schedule += parse_script(Path(args.script_file).read_text())
+            text += "\n" + Path(args.script_file).read_text()
         except OSError as exc:
             raise OperatorError(f"cannot read --script-file {args.script_file}: {exc}") from exc
-    for value, action in ((args.estop_at, "estop"), (args.heartbeat_stop_at, "heartbeat_stop")):
-        if value is not None:
-            schedule += parse_script(f"{action}@{value}")
+    return parse_script(text)
+
+
+def _sources(
+    args: argparse.Namespace, schedule: list[tuple[float, str]] | None, start: float
+) -> tuple[list, int | None]:
+    """Input sources (the last one may block) and the terminal fd to put in cbreak mode (None: no keyboard)."""
     sources: list = []
     if args.gamepad:
         mapping = parse_gamepad_map(args.gamepad_map)
@@ -410,10 +420,10 @@ def _sources(args: argparse.Namespace, start: float) -> tuple[list, int | None]:
         log.info("gamepad %r: %s", name, ", ".join(f"{a}=button {b}" for a, b in mapping.items()))
         sources.append(GamepadSource(buttons, GamepadMapper(mapping)))
     tty_fd = None
-    if not scripted and sys.stdin.isatty():
+    if schedule is None and sys.stdin.isatty():
         tty_fd = sys.stdin.fileno()
         sources.append(KeyboardSource(tty_fd))
-    if scripted:
+    if schedule is not None:
         sources.append(ScriptSource(schedule, start))
     if not sources:
         raise OperatorError("stdin is not a terminal: give --script/--script-file (scripted operator) or --gamepad")
@@ -435,6 +445,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = transport_config(args)
         parse_gamepad_map(args.gamepad_map)
+        schedule = _schedule(args)
         node = Ros2Node("operator", namespace=config.namespace, domain_id=config.domain_id)
     except (OperatorError, TransportError) as exc:
         log.error("%s", exc)
@@ -445,7 +456,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         start = time.monotonic()
         try:
-            sources, tty_fd = _sources(args, start)
+            sources, tty_fd = _sources(args, schedule, start)
         except OperatorError as exc:
             log.error("%s", exc)
             return 2
