@@ -199,7 +199,7 @@ class Operator:
     def status(self) -> str:
         estop = "E-STOP HELD" if self.estop_held else "e-stop off"
         hb = f"heartbeat {self.heartbeats}" + ("" if self.heartbeat_on else " (stopped)")
-        return f"{hb} | last: {self.last} | {estop} | keys: a arm, d disarm, space/e e-stop, r reset, l land, q quit"
+        return f"{hb} | last: {self.last} | {estop} | a arm d disarm space e-stop r reset l land q quit"
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -422,6 +422,7 @@ def _sources(
     tty_fd = None
     if schedule is None and sys.stdin.isatty():
         tty_fd = sys.stdin.fileno()
+        log.info("keys: a arm, d disarm, space/e e-stop, r reset, l land, q quit (stops the heartbeat)")
         sources.append(KeyboardSource(tty_fd))
     if schedule is not None:
         sources.append(ScriptSource(schedule, start))
@@ -524,11 +525,16 @@ def _status_line(operator: Operator, interactive: bool) -> Iterator[Callable[[],
     from rich.live import Live
     from rich.text import Text
 
-    with Live(Text(operator.status()), refresh_per_second=10, transient=True, redirect_stderr=True) as live:
+    def line() -> Text:
+        return Text(
+            operator.status(), style="bold red" if operator.estop_held else "", no_wrap=True, overflow="ellipsis"
+        )
+
+    with Live(line(), refresh_per_second=10, transient=True, redirect_stderr=True) as live:
         handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
         streams = [h.setStream(sys.stderr) for h in handlers]  # the live display's proxy: logs above the line
         try:
-            yield lambda: live.update(Text(operator.status(), style="bold red" if operator.estop_held else ""))
+            yield lambda: live.update(line())
         finally:
             for h, s in zip(handlers, streams, strict=True):
                 h.setStream(s)

@@ -312,3 +312,14 @@ def test_transport_from_a_profile(tmp_path: Path) -> None:
     args.profile = tmp_path / "missing.yaml"
     with pytest.raises(OperatorError, match="cannot read deploy profile"):
         transport_config(args)
+
+
+def test_torch_free_and_light() -> None:
+    """The robot computer has no torch; the operator imports only deploy.msgs and deploy.transport of the project."""
+    code = (
+        "import sys; sys.modules['torch'] = None; import deploy.operator; "
+        "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('deploy.')}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['msgs', 'operator', 'transport']"
