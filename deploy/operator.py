@@ -141,7 +141,7 @@ class OperatorLink:
 
 
 class Operator:
-    """Publishes the heartbeat, commands and the e-stop. ``clock``: monotonic seconds; ``wall_ns``: stamps."""
+    """Publishes the heartbeat, commands and the e-stop of ``operator_id``; ``wall_ns``: heartbeat stamps, ns."""
 
     def __init__(
         self,
@@ -389,6 +389,15 @@ def transport_config(args: argparse.Namespace) -> TransportConfig:
     return TransportConfig.from_mapping(section)
 
 
+def default_operator_id() -> str:
+    """``user@host:pid`` (user ``operator`` where the system has no name for this uid)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "operator"
+    return f"{user}@{socket.gethostname()}:{os.getpid()}"
+
+
 def _schedule(args: argparse.Namespace) -> list[tuple[float, str]] | None:
     """The scripted actions of --script, --script-file, --estop-at, --heartbeat-stop-at; None: not scripted."""
     if all(v is None for v in (args.script, args.script_file, args.estop_at, args.heartbeat_stop_at)):
@@ -451,9 +460,9 @@ def run(args: argparse.Namespace) -> int:
     except (OperatorError, TransportError) as exc:
         log.error("%s", exc)
         return 2
-    operator_id = args.operator_id or f"{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}"
-    operator = Operator(node, config, operator_id)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    operator = Operator(node, config, args.operator_id or default_operator_id())
+    main_thread = threading.current_thread() is threading.main_thread()  # signal handlers: main thread only
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         start = time.monotonic()
         try:
@@ -463,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         log.info(
             "operator %s on domain %d: heartbeat %s Hz on %s, commands on %s, e-stop on %s",
-            operator_id,
+            operator.operator_id,
             node.domain_id,
             args.rate,
             config.topic("operator_heartbeat").name,
@@ -475,7 +484,8 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, _Terminated):
         reason = "interrupted"
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         node.close()
     log.warning(
         "operator stopped (%s) after %d heartbeats: no more heartbeats, the runtime falls back (lands or holds) "
