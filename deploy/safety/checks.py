@@ -70,13 +70,17 @@ def describe_shape(value: object) -> str:
 
 @dataclass
 class EStopCheck:
-    """Operator e-stop (latched until reset by disarm) or the robot's hardware e-stop input -> ESTOP."""
+    """Operator e-stop (latched until reset()) or the robot's hardware e-stop input -> ESTOP."""
 
     name: str = "estop"
 
     def evaluate(self, inputs: SafetyInputs, now: float) -> Verdict:
         if inputs.estop_requested:
-            return Verdict(Severity.ESTOP, self.name, "operator e-stop is latched (reset with disarm)")
+            return Verdict(
+                Severity.ESTOP,
+                self.name,
+                "e-stop is latched (operator, hardware input or an ESTOP verdict; reset with reset())",
+            )
         if inputs.state is not None and bool(inputs.state.estop_pressed):
             return Verdict(Severity.ESTOP, self.name, "hardware e-stop input is active")
         return ok(self.name)

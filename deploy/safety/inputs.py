@@ -52,6 +52,7 @@ class SafetyInputs:
     dt_s: time since the previous cycle, seconds (0 when the clock did not advance).
     now_backwards_s: how far ``now`` went backwards this cycle, seconds (0 normally).
     estop_requested: the operator asked for an e-stop and it has not been reset.
+    trust: the state-trust bookkeeping (``deploy.safety.consistency.TrustStatus``): suspect state, input faults.
     """
 
     state: StateSample | None
@@ -63,6 +64,7 @@ class SafetyInputs:
     dt_s: float
     now_backwards_s: float = 0.0
     estop_requested: bool = False
+    trust: object | None = None
 
 
 class CommandMode(enum.Enum):

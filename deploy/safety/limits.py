@@ -56,6 +56,25 @@ class CommonLimits:
     max_inference_time_s: float | None = None
     max_consecutive_overruns: int = 3  # then FALLBACK (Franka aborts after 20 missed 1 ms packets = 20 ms)
     arming_duration_s: float = 0.5  # checks must stay clean this long in ARMING before ACTIVE
+    # --- state consistency gate (deploy/safety/consistency.py; docs/safety.md "State the runtime can trust") ---
+    #: attitude gate: angle between the reported quaternion and the previous accepted one integrated with the
+    #: mean of both gyro readings over dt may exceed this floor by at most max_angular_accel_rad_s2 * dt^2 / 4.
+    #: 0.1 rad = 5.7 deg in one sample: estimator corrections are < 1 deg per sample (Crazyflie, A1 IMU), the
+    #: simulated robot publishes its exact attitude with 0.005 rad/s gyro noise.
+    attitude_jump_rad: float = 0.1
+    #: bound on |d(omega)/dt| used to widen the gates over long gaps [rad/s^2]; a Crazyflie reaches ~500 rad/s^2
+    #: at full differential thrust, legged robots see more at foot impacts: 1000 rad/s^2 covers both.
+    max_angular_accel_rad_s2: float = 1000.0
+    #: on the ground (DISARMED / ESTOP) this many inconsistent samples within consistency_window_s mark the
+    #: state suspect (in flight, one is enough).
+    consistency_max_rejections: int = 3
+    consistency_window_s: float = 1.0
+    #: suspect state becomes trusted again only on the ground, after this long without an inconsistent sample
+    #: and without an input fault (never in flight).
+    consistency_recover_s: float = 1.0
+    #: on the ground only: this many consecutive rejected samples that agree with each other (a new track, e.g.
+    #: the motion capture re-zeroed) re-anchor the gate. The state stays suspect for consistency_recover_s.
+    consistency_reanchor_samples: int = 10
 
     @property
     def inference_deadline_s(self) -> float:
@@ -68,8 +87,17 @@ class CommonLimits:
             _positive(self, "max_inference_time_s")
         _positive(self, "arming_duration_s")
         _require(self.max_state_future_s >= 0, "common.max_state_future_s", "seconds >= 0", self.max_state_future_s)
-        n = self.max_consecutive_overruns
-        _require(isinstance(n, int) and n >= 1, "common.max_consecutive_overruns", "an integer >= 1", n)
+        for name in ("max_consecutive_overruns", "consistency_max_rejections", "consistency_reanchor_samples"):
+            n = getattr(self, name)
+            _require(isinstance(n, int) and n >= 1, f"common.{name}", "an integer >= 1", n)
+        _positive(self, "attitude_jump_rad", "max_angular_accel_rad_s2", "consistency_window_s")
+        _positive(self, "consistency_recover_s")
+        _require(
+            self.attitude_jump_rad <= math.pi,
+            "common.attitude_jump_rad",
+            "radians in (0, pi] (a value above pi is probably in degrees: multiply by pi/180)",
+            self.attitude_jump_rad,
+        )
 
 
 @dataclass(frozen=True)
@@ -207,11 +235,91 @@ class QuadrotorFallbackGains:
 
 
 @dataclass(frozen=True)
+class QuadrotorConsistency:
+    """Position/velocity gate of a new state sample against the previous accepted one (dt apart):
+
+        |p_new - (p_old + (v_old + v_new) / 2 * dt)| <= position_jump_m + max_accel_m_s2 * dt^2 / 4
+        |v_new - v_old|                              <= velocity_jump_m_s + max_accel_m_s2 * dt
+
+    The trapezoid residual of a body whose acceleration stays within max_accel is at most max_accel dt^2 / 4;
+    the floors absorb sensor noise. At 100 Hz a real Crazyflie with motion capture (mm noise) or Lighthouse
+    (cm, occasional few-cm corrections) and the simulated robot (2 mm position, 5 mm/s velocity noise) stay
+    below 1 cm and 0.1 m/s per sample; a 0.5 m jump in 10 ms (50 m/s) or a 1000 m one is rejected.
+    """
+
+    position_jump_m: float = 0.1
+    #: 1 m/s per sample also bounds how much of a position jump a faked velocity can explain: <= 5 mm at 100 Hz.
+    velocity_jump_m_s: float = 1.0
+    #: thrust-to-weight 2.2 (max_rpm / hover) gives ~22 m/s^2; 30 m/s^2 leaves margin for gusts and contact.
+    max_accel_m_s2: float = 30.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "position_jump_m", "velocity_jump_m_s", "max_accel_m_s2")
+
+
+@dataclass(frozen=True)
+class QuadrotorLevelDescent:
+    """The fallback when the position is suspect: level on attitude and body rates only, descend, motors off.
+
+    With a trusted velocity: collective = hover * (1 + vertical_gain_1_s * (-descent_rate - vz) / g) / cos(tilt)
+    within [min_thrust_fraction, max_thrust_fraction] of hover, and the horizontal velocity is damped (no
+    position error is ever formed). Without a trusted velocity: open loop, ``open_loop_thrust_fraction`` of hover
+    until the descent rate would be reached, then ``glide_thrust_fraction`` (keeps sinking if the mass is within
+    3 % of the model). Motors off after at most (altitude_ceiling_m - ground_z_m) / descent_rate_m_s +
+    margin_s, or earlier at a detected touchdown (trusted velocity only).
+    """
+
+    descent_rate_m_s: float = 0.4
+    vertical_gain_1_s: float = 3.0
+    horizontal_damping_1_s: float = 2.0  # a_xy = -gain * v_xy while the velocity is trusted
+    min_thrust_fraction: float = 0.75  # of hover thrust: at most 0.25 g downwards
+    max_thrust_fraction: float = 1.2  # of hover thrust: can arrest a fall, climbs at most 0.2 g on a bad vz
+    open_loop_thrust_fraction: float = 0.85  # 0.15 g down for descent_rate / (0.15 g) = 0.27 s
+    glide_thrust_fraction: float = 0.97
+    margin_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "descent_rate_m_s", "vertical_gain_1_s", "horizontal_damping_1_s", "margin_s")
+        for name in ("min_thrust_fraction", "open_loop_thrust_fraction", "glide_thrust_fraction"):
+            value = getattr(self, name)
+            _require(0 < value < 1, f"quadrotor.level_descent.{name}", "a fraction of hover thrust in (0, 1)", value)
+        _require(
+            self.max_thrust_fraction >= 1.0,
+            "quadrotor.level_descent.max_thrust_fraction",
+            ">= 1 (a fall must be arrestable)",
+            self.max_thrust_fraction,
+        )
+
+
+@dataclass(frozen=True)
+class QuadrotorTouchdown:
+    """Landed = height above the floor <= height_m, speed <= speed_m_s and mean commanded thrust (rpm^2) <=
+    thrust_fraction of hover; the attitude-only fallback (no trusted height) needs speed and thrust for hold_s.
+    PX4's land detector uses the same three signs. A vehicle flying at 5-15 cm commands ~hover thrust."""
+
+    height_m: float = 0.1
+    speed_m_s: float = 0.2
+    thrust_fraction: float = 0.8
+    hold_s: float = 0.3
+
+    def __post_init__(self) -> None:
+        _positive(self, "height_m", "speed_m_s", "thrust_fraction", "hold_s")
+
+
+@dataclass(frozen=True)
 class QuadrotorLimits:
     body: QuadrotorBody = field(default_factory=QuadrotorBody)
     envelope: QuadrotorEnvelope = field(default_factory=QuadrotorEnvelope)
     fallback: QuadrotorFallback = field(default_factory=QuadrotorFallback)
     gains: QuadrotorFallbackGains = field(default_factory=QuadrotorFallbackGains)
+    consistency: QuadrotorConsistency = field(default_factory=QuadrotorConsistency)
+    level_descent: QuadrotorLevelDescent = field(default_factory=QuadrotorLevelDescent)
+    touchdown: QuadrotorTouchdown = field(default_factory=QuadrotorTouchdown)
+
+    def level_descent_max_s(self) -> float:
+        """The longest the attitude-only fallback runs before the motors go off [s]."""
+        height = self.envelope.altitude_ceiling_m - self.fallback.ground_z_m
+        return max(height, 0.0) / self.level_descent.descent_rate_m_s + self.level_descent.margin_s
 
 
 def _per_joint(obj: JointLimits, name: str) -> None:
@@ -249,6 +357,11 @@ class JointLimits:
     kd_nm_s_per_rad: tuple[float, ...]
     target_max_rate_rad_s: tuple[float, ...] | None = None  # position-target slew; None -> velocity_max_rad_s
     position_margin_rad: float = 0.05  # measured position may exceed the limits by this before FALLBACK
+    #: joint gate, per joint: |q_new - (q_old + (qd_old + qd_new) / 2 * dt)| <= position_jump_rad +
+    #: max_accel_rad_s2 * dt^2 / 4. 0.1 rad absorbs differentiated-encoder velocity noise (~1 rad/s on an A1 at
+    #: 50 Hz: 0.02 rad); encoders never jump. 500 rad/s^2 covers foot impacts (Franka's spec is 10-20 rad/s^2).
+    position_jump_rad: tuple[float, ...] = 0.1
+    max_accel_rad_s2: float = 500.0
 
     def __post_init__(self) -> None:
         names = tuple(str(n) for n in self.names)
@@ -264,11 +377,13 @@ class JointLimits:
             "kp_nm_per_rad",
             "kd_nm_s_per_rad",
             "target_max_rate_rad_s",
+            "position_jump_rad",
         ):
             _per_joint(self, name)
         for i, (lo, hi) in enumerate(zip(self.position_min_rad, self.position_max_rad)):
             _require(lo < hi, f"joints.position_min_rad[{i}] ({names[i]})", f"< position_max_rad={hi}", lo)
-        for name in ("velocity_max_rad_s", "torque_max_nm", "target_max_rate_rad_s"):
+        _positive(self, "max_accel_rad_s2")
+        for name in ("velocity_max_rad_s", "torque_max_nm", "target_max_rate_rad_s", "position_jump_rad"):
             _require(all(v > 0 for v in getattr(self, name)), f"joints.{name}", "values > 0", getattr(self, name))
         for name in ("kp_nm_per_rad", "kd_nm_s_per_rad"):
             _require(all(v >= 0 for v in getattr(self, name)), f"joints.{name}", "values >= 0", getattr(self, name))
@@ -338,6 +453,20 @@ class SafetyProfile:
         if self.quadrotor is not None:
             return np.full(4, self.quadrotor.body.max_rpm)
         return np.asarray(self.joints.position_max_rad, dtype=float)
+
+    @property
+    def fallback_max_s(self) -> float:
+        """The longest the layer's own fallback runs before it ends by itself [s]: a quadrotor lands (position
+        hold + descent + timeout, or the attitude-only descent, or blind_timeout_s without a state); a joint
+        robot's fallback does not end by itself (0.0: the runtime bounds it with its own hold time)."""
+        if self.quadrotor is None:
+            return 0.0
+        q = self.quadrotor
+        fb = q.fallback
+        height = max(q.envelope.altitude_ceiling_m - fb.ground_z_m, 0.0)
+        held = fb.hover_s + height / fb.descent_rate_m_s + fb.landing_timeout_margin_s
+        # worst case: the position goes suspect at the end of a held descent, then the attitude-only descent
+        return held + q.level_descent_max_s() + fb.blind_timeout_s
 
     def command_max_rate_per_s(self) -> np.ndarray:
         """Max change of each command element per second (RPM/s or rad/s)."""

@@ -25,6 +25,8 @@ from typing import Any
 from deploy.safety.limits import PRESETS, ProfileError, RobotClass, SafetyProfile
 
 _UNIT_SUFFIXES = (
+    "_rad_s2",
+    "_m_s2",
     "_rad_s",
     "_rad",
     "_deg_s",

@@ -141,11 +141,16 @@ class HoverDescendController:
             accel[:2] *= a_xy_max / norm_xy
         accel[2] = float(np.clip(accel[2], -0.6 * GRAVITY_M_S2, 0.8 * GRAVITY_M_S2))
         force = body.mass_kg * (accel + np.array([0.0, 0.0, GRAVITY_M_S2]))
+        return self.attitude_rpm(force, quat_wxyz, rates_rad_s)
 
+    def attitude_rpm(self, force_world_n: np.ndarray, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray) -> np.ndarray:
+        """Per-motor RPM (4,) that turn body z toward ``force_world_n`` (3,) [N] (PD on the attitude error and
+        the body rates, yaw rate damped only) with the collective thrust projected on body z."""
+        gains = self.limits.gains
         rot = quat_to_rotation(quat_wxyz)
         z_body = rot[:, 2]
-        z_des = force / np.linalg.norm(force)
-        collective = max(float(force @ z_body), 0.0)
+        z_des = force_world_n / np.linalg.norm(force_world_n)
+        collective = max(float(force_world_n @ z_body), 0.0)
         axis_world = np.cross(z_body, z_des)
         sin_angle = np.linalg.norm(axis_world)
         angle = math.atan2(sin_angle, float(z_body @ z_des))
@@ -160,3 +165,108 @@ class HoverDescendController:
         ang_acc[2] = -gains.yaw_rate_gain_1_s * rates_rad_s[2]
         torque = self.inertia * ang_acc
         return self.rpm(self.mixer.thrusts(np.array([collective, *torque])))
+
+
+@dataclass
+class _LevelPhase:
+    start_s: float
+    start_z_m: float  # the last trusted height [m], NaN when unknown
+    seen_descent: bool = False
+    still_since_s: float | None = None
+
+
+class LevelDescentController(HoverDescendController):
+    """The fallback for a suspect position: level and descend on attitude, body rates and (when trusted) the
+    velocity alone; no position error is ever formed. See :class:`deploy.safety.limits.QuadrotorLevelDescent`.
+    Call :meth:`start` when the position goes suspect, then :meth:`level_command` and :meth:`touchdown` each cycle."""
+
+    def __init__(self, limits: QuadrotorLimits) -> None:
+        super().__init__(limits)
+        self.level: _LevelPhase | None = None
+
+    def start_level(self, now: float, last_trusted_z_m: float) -> None:
+        self.level = _LevelPhase(now, float(last_trusted_z_m))
+
+    def deadline_s(self) -> float:
+        return self.level.start_s + self.limits.level_descent_max_s()
+
+    def thrust_fraction(self, now: float, velocity_m_s: np.ndarray | None) -> float:
+        """Collective thrust as a fraction of hover: closed loop on vz when the velocity is trusted, else the
+        open-loop profile (open_loop_thrust_fraction until the descent rate is reached, then glide)."""
+        ld = self.limits.level_descent
+        if velocity_m_s is not None:
+            a_z = ld.vertical_gain_1_s * (-ld.descent_rate_m_s - float(velocity_m_s[2]))
+            return float(np.clip(1.0 + a_z / GRAVITY_M_S2, ld.min_thrust_fraction, ld.max_thrust_fraction))
+        t_reach = ld.descent_rate_m_s / ((1.0 - ld.open_loop_thrust_fraction) * GRAVITY_M_S2)
+        return ld.open_loop_thrust_fraction if now - self.level.start_s < t_reach else ld.glide_thrust_fraction
+
+    def level_command(
+        self, now: float, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray, velocity_m_s: np.ndarray | None
+    ) -> np.ndarray:
+        """Per-motor RPM (4,): level (horizontal velocity damped when trusted), descend. quat: (4,) body to
+        world; rates: (3,) body rad/s; velocity: (3,) world m/s, or None when it is not trusted."""
+        ld, body = self.limits.level_descent, self.limits.body
+        a_xy = np.zeros(2)
+        if velocity_m_s is not None:
+            a_xy = -ld.horizontal_damping_1_s * np.asarray(velocity_m_s[:2], dtype=float)
+            a_max = GRAVITY_M_S2 * math.tan(self.limits.gains.max_tilt_cmd_rad)
+            norm = math.hypot(*a_xy)
+            if norm > a_max:
+                a_xy *= a_max / norm
+        a_z = GRAVITY_M_S2 * self.thrust_fraction(now, velocity_m_s)
+        return self.attitude_rpm(body.mass_kg * np.array([a_xy[0], a_xy[1], a_z]), quat_wxyz, rates_rad_s)
+
+    def touchdown(self, now: float, velocity_m_s: np.ndarray | None) -> bool:
+        """Touchdown evidence without a trusted height: the vehicle descended (|vz| reached half the descent
+        rate) or started within touchdown.height_m of the floor, and then its speed stayed <= touchdown.speed_m_s
+        for touchdown.hold_s while a descent was commanded. Never without a trusted velocity."""
+        if velocity_m_s is None:
+            return False
+        td, ph = self.limits.touchdown, self.level
+        if float(velocity_m_s[2]) <= -0.5 * self.limits.level_descent.descent_rate_m_s:
+            ph.seen_descent = True
+        if not (ph.seen_descent or self.started_low()):
+            return False
+        if float(np.linalg.norm(velocity_m_s)) > td.speed_m_s:
+            ph.still_since_s = None
+            return False
+        ph.still_since_s = now if ph.still_since_s is None else ph.still_since_s
+        return now - ph.still_since_s >= td.hold_s
+
+    def started_low(self) -> bool:
+        """The last trusted height was within touchdown.height_m of the floor (it was on the ground)."""
+        z = self.level.start_z_m
+        return math.isfinite(z) and z - self.limits.fallback.ground_z_m <= self.limits.touchdown.height_m
+
+
+def thrust_fraction_of_hover(rpm: np.ndarray, body) -> float:
+    """Mean commanded thrust (4,) RPM as a fraction of the hover thrust (thrust ~ rpm^2)."""
+    hover_rpm2 = body.mass_kg * GRAVITY_M_S2 / (4.0 * body.kf_n_per_rpm2)
+    return float(np.mean(np.square(np.asarray(rpm, dtype=float)))) / hover_rpm2
+
+
+def touched_down(state, last_command, limits, floor_z_m: float | None = None) -> bool:
+    """Whether a quadrotor is on the ground: height above the floor <= touchdown.height_m (0.1 m), speed <=
+    touchdown.speed_m_s (0.2 m/s) and mean commanded thrust <= touchdown.thrust_fraction (0.8) of hover.
+
+    state: a StateSample (position_m, velocity_m_s world frame). last_command: a SafeCommand or its (4,) RPM
+    values. limits: QuadrotorLimits or a SafetyProfile with them. floor_z_m: world z of the floor [m] (e.g. the
+    start position's z); None -> limits.fallback.ground_z_m. Missing or non-finite inputs -> False. Pure; the
+    runtime uses it to decide when the plan's end may disarm (hold it for touchdown.hold_s itself)."""
+    limits = getattr(limits, "quadrotor", None) or limits
+    td = limits.touchdown
+    values = getattr(last_command, "values", last_command)
+    try:
+        p = np.asarray(state.position_m, dtype=float).reshape(3)
+        v = np.asarray(state.velocity_m_s, dtype=float).reshape(3)
+        rpm = np.asarray(values, dtype=float).reshape(4)
+    except (AttributeError, TypeError, ValueError):
+        return False
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(v)) and np.all(np.isfinite(rpm))):
+        return False
+    floor = limits.fallback.ground_z_m if floor_z_m is None else float(floor_z_m)
+    return bool(
+        p[2] - floor <= td.height_m
+        and float(np.linalg.norm(v)) <= td.speed_m_s
+        and thrust_fraction_of_hover(rpm, limits.body) <= td.thrust_fraction
+    )

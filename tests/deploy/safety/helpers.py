@@ -108,3 +108,13 @@ class Driver:
 
 def with_common(profile: SafetyProfile, **changes) -> SafetyProfile:
     return replace(profile, common=replace(profile.common, **changes))
+
+
+def loose_gate(profile: SafetyProfile) -> SafetyProfile:
+    """The consistency gate opened wide: for tests that teleport the state to inject another check's fault."""
+    profile = with_common(profile, attitude_jump_rad=math.pi)
+    if profile.quadrotor is not None:
+        q = profile.quadrotor
+        consistency = replace(q.consistency, position_jump_m=1e6, velocity_jump_m_s=1e6)
+        return replace(profile, quadrotor=replace(q, consistency=consistency))
+    return replace(profile, joints=replace(profile.joints, position_jump_rad=1e6))

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 
 from deploy.safety import CommandMode, SafetyState, a1_profile, crazyflie_profile, franka_profile
-from tests.deploy.safety.helpers import Driver, healthy_sample, nominal_action, tilted_quat
+from tests.deploy.safety.helpers import Driver, healthy_sample, loose_gate, nominal_action, tilted_quat
 
 PROFILES = {"quadrotor": crazyflie_profile, "legged": a1_profile, "arm": franka_profile}
 
 
-def active(profile_name: str) -> Driver:
-    d = Driver(PROFILES[profile_name]())
+def active(profile_name: str, loose: bool = False) -> Driver:
+    """ACTIVE on a healthy robot. loose: the consistency gate opened wide, for tests that teleport the state
+    to inject another check's fault (the gate itself is tested in test_consistency.py)."""
+    profile = PROFILES[profile_name]()
+    d = Driver(loose_gate(profile) if loose else profile)
     d.to_active()
     return d
 
@@ -59,9 +62,14 @@ def test_hardware_estop_input(name):
     d.sample_fn = lambda t: replace(healthy_sample(d.profile, t), estop_pressed=True)
     d.run(0.05)
     assert_reaction(d, t_fault, SafetyState.ESTOP, "estop", CommandMode.STOP)
-    d.layer.disarm(d.t)  # reset while the button is still pressed: latched again next cycle
+    assert not d.layer.reset(d.t)  # refused while the button is still pressed
+    d.layer.disarm(d.t)  # disarm does not clear an e-stop
     d.run(d.period)
     assert d.layer.state is SafetyState.ESTOP
+    d.sample_fn = lambda t: healthy_sample(d.profile, t)  # released
+    d.run(d.period)
+    assert d.layer.state is SafetyState.ESTOP  # still latched until the reset
+    assert d.layer.reset(d.t) and d.layer.state is SafetyState.DISARMED
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -167,7 +175,7 @@ def _quad_with(d: Driver, **fields):
 
 
 def test_quadrotor_tilt_sustained_estops():
-    d = active("quadrotor")
+    d = active("quadrotor", loose=True)
     t_start = d.t + 1e-6
     d.sample_fn = _quad_with(d, quat_wxyz=tilted_quat(math.radians(70)))
     d.run(0.6)
@@ -176,7 +184,7 @@ def test_quadrotor_tilt_sustained_estops():
 
 
 def test_quadrotor_short_tilt_excursion_is_tolerated():
-    d = active("quadrotor")
+    d = active("quadrotor", loose=True)
     d.sample_fn = _quad_with(d, quat_wxyz=tilted_quat(math.radians(70), (0.0, 1.0, 0.0)))
     d.run(0.2)
     d.sample_fn = lambda t: healthy_sample(d.profile, t)
@@ -189,7 +197,7 @@ def test_quadrotor_short_tilt_excursion_is_tolerated():
     [((2.5, 0.0, 1.0), "geofence"), ((0.0, 0.0, 2.5), "altitude"), ((0.0, 0.0, -0.3), "altitude")],
 )
 def test_quadrotor_envelope(position, check):
-    d = active("quadrotor")
+    d = active("quadrotor", loose=True)
     t_fault = d.t + 1e-6
     d.sample_fn = _quad_with(d, position_m=np.array(position))
     d.run(0.05)
@@ -220,7 +228,7 @@ def test_quadrotor_battery():
 @pytest.mark.parametrize("name", ["legged", "arm"])
 @pytest.mark.parametrize("check", ["joint_position", "joint_velocity", "joint_torque"])
 def test_joint_limits(name, check):
-    d = active(name)
+    d = active(name, loose=True)
     j = d.profile.joints
     field, value = {
         "joint_position": ("joint_pos_rad", j.position_max_rad[2] + 0.2),

@@ -91,7 +91,8 @@ def test_operator_can_always_disarm_and_estop(make, state, command):
     drive_to(d, state)
     assert d.layer.state is state
     getattr(d.layer, command)(d.t)
-    want = S.DISARMED if command == "disarm" else S.ESTOP
+    # disarm does not clear an e-stop: only reset() leaves ESTOP
+    want = S.DISARMED if command == "disarm" and state is not S.ESTOP else S.ESTOP
     assert d.layer.state is want
     cmd = d.step()
     assert cmd.mode is CommandMode.STOP and cmd.state is want
@@ -118,9 +119,14 @@ def test_arm_refused_with_stale_state_and_outside_disarmed():
     assert d.layer.arm(d.t)
     assert not d.layer.arm(d.t)  # already ARMING
     d.layer.estop(d.t)
-    assert not d.layer.arm(d.t)  # ESTOP must be reset with disarm first
+    assert not d.layer.arm(d.t)  # ESTOP must be reset first
     d.layer.disarm(d.t)
-    assert d.layer.state is S.DISARMED and d.layer.arm(d.t)
+    assert d.layer.state is S.ESTOP and not d.layer.arm(d.t)  # disarm is not a reset
+    assert d.layer.reset(d.t) and d.layer.state is S.DISARMED
+    assert not d.layer.arm(d.t)  # needs a fresh heartbeat and state after the reset
+    d.t += d.period
+    d.feed()
+    assert d.layer.arm(d.t)
 
 
 def test_arming_window_then_active_and_fault_in_arming_aborts():
