@@ -180,9 +180,10 @@ class SafetyLayer:
         if isinstance(sample, StateSample):
             # the hardware e-stop input is honoured from every sample, even one rejected below
             self._hw_estop_active = bool(sample.estop_pressed)
-            if self._hw_estop_active and not self._estop_latched:
+            if self._hw_estop_active:
                 self._estop_latched = True
-                logger.error("hardware e-stop input active: e-stop latched")
+                if self.state is not SafetyState.ESTOP:
+                    self.machine.go(SafetyState.ESTOP, self._time(now), "hardware e-stop input is active", "estop")
         why = ""
         if not isinstance(sample, StateSample):
             why = f"expected a StateSample, found {type(sample).__name__}"

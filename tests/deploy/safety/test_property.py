@@ -10,6 +10,15 @@ For every command c_k returned by ``filter(action, now_k, ...)``, with c_{k-1} t
   P6  joint gains: 0 <= kp <= profile kp; 0 <= kd <= max(profile kd, damping kd).
 Cutting to STOP is always allowed (it is the zero command); leaving STOP only happens through ARMING, whose
 first command (quadrotor idle min_rpm, joints hold the measured pose) is not rate-limited against the stop.
+
+And over the whole sequence (e-stop latch and reset):
+  P7  after any ``estop()`` call or any state sample reporting the hardware e-stop input (accepted or not), every
+      command up to the next successful ``reset()`` is emitted in ESTOP (so the first ``filter`` after it is);
+      ``disarm`` and ``arm`` change nothing there.
+  P8  ``reset()`` succeeds only in ESTOP and leaves DISARMED; an ``arm()`` after it succeeds only once a
+      heartbeat and a state sample were accepted after the reset, and never while an input fault is present.
+The events also include spoofed samples (position / joint jumps, attitude jumps), input faults and their
+clearing, and resets.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy.safety import CommandMode, SafetyLayer, SafetyState, a1_profile, crazyflie_profile, franka_profile
-from tests.deploy.safety.helpers import healthy_sample, nominal_action, with_common
+from tests.deploy.safety.helpers import healthy_sample, nominal_action, tilted_quat, with_common
 
 WILD = st.sampled_from([math.nan, math.inf, -math.inf, 1e300, -1e300, 0.0, -1.0, 1e5])
 SCALE = st.floats(-3.0, 3.0, allow_nan=False)
@@ -60,7 +69,16 @@ def check_command(profile, prev, prev_now, cmd, now) -> None:
 
 @st.composite
 def events(draw, size: int):
-    kind = draw(st.sampled_from(["tick"] * 6 + ["state"] * 4 + ["heartbeat"] * 2 + ["arm", "disarm", "estop"]))
+    kind = draw(
+        st.sampled_from(
+            ["tick"] * 6 + ["state"] * 4 + ["heartbeat"] * 2 + ["arm", "disarm", "estop", "reset", "spoof", "fault"]
+        )
+    )
+    if kind == "spoof":
+        jump = draw(st.one_of(st.floats(-1000.0, 1000.0, allow_nan=False), st.sampled_from([0.05, 0.5, 1e6])))
+        return ("spoof", jump, draw(st.booleans()))
+    if kind == "fault":
+        return ("fault", draw(st.sampled_from(["writers.pose", "writers.command"])), draw(st.booleans()))
     if kind == "tick":
         dt = draw(st.one_of(st.just(None), st.floats(-0.2, 0.6, allow_nan=False), st.sampled_from([math.nan, 1e9])))
         action = draw(
@@ -112,12 +130,25 @@ def apply_fault(sample, faults: dict):
     return replace(sample, **changes)
 
 
+def spoofed(profile, stamp: float, jump: float, attitude: bool):
+    """A sample whose position (quadrotor) or joint positions jump by ``jump`` (m or rad) with no velocity to
+    explain it; ``attitude``: the quaternion jumps by min(|jump|, pi) rad with the gyro at zero."""
+    sample = healthy_sample(profile, stamp)
+    if attitude:
+        return replace(sample, quat_wxyz=tilted_quat(min(abs(jump), math.pi)), body_rates_rad_s=np.zeros(3))
+    if profile.quadrotor is not None:
+        return replace(sample, position_m=sample.position_m + np.array([jump, 0.0, 0.0]))
+    return replace(sample, joint_pos_rad=sample.joint_pos_rad + jump)
+
+
 def run_sequence(profile, seq) -> list:
     layer = SafetyLayer(profile)
     period = profile.common.control_period_s
     size = profile.command_size
     now, prev, prev_now = 0.0, None, 0.0
     nominal = nominal_action(profile)
+    latched = False  # P7: an e-stop was requested and not reset
+    since_reset = {"heartbeat": True, "state": True}  # P8
     for ev in seq:
         if ev[0] == "tick":
             _, dt, action, inference = ev
@@ -130,20 +161,49 @@ def run_sequence(profile, seq) -> list:
                     action = nominal + action * (profile.command_high() - profile.command_low()) / 4
             cmd = layer.filter(action, now, inference)
             check_command(profile, prev, prev_now, cmd, now)
+            if latched:
+                assert cmd.state is SafetyState.ESTOP and cmd.mode is CommandMode.STOP, cmd  # P7
             prev, prev_now = cmd, now
             if not math.isfinite(now):
                 now = prev_now = layer._last_now  # the layer keeps its own finite time
         elif ev[0] == "state":
             _, age, faults = ev
-            layer.on_state(apply_fault(healthy_sample(profile, now - age), faults), now)
+            sample = apply_fault(healthy_sample(profile, now - age), faults)
+            latched = latched or bool(sample.estop_pressed)
+            since_reset["state"] |= layer.on_state(sample, now)
+        elif ev[0] == "spoof":
+            since_reset["state"] |= layer.on_state(spoofed(profile, now, ev[1], ev[2]), now)
+        elif ev[0] == "fault":
+            _, name, clear = ev
+            if clear:
+                layer.clear_input_fault(name)
+            else:
+                layer.input_fault(now, name, "a second writer", position_suspect=name != "writers.command")
         elif ev[0] == "heartbeat":
+            before = layer.last_heartbeat_s
             layer.heartbeat(now)
+            since_reset["heartbeat"] |= layer.last_heartbeat_s is not None and layer.last_heartbeat_s != before
         elif ev[0] == "arm":
-            layer.arm(now)
+            state = layer.state
+            armed = layer.arm(now)
+            if armed:  # P8
+                assert state is SafetyState.DISARMED and not latched and not layer.input_faults
+                assert since_reset["heartbeat"] and since_reset["state"]
         elif ev[0] == "disarm":
             layer.disarm(now)
+            assert not latched or layer.state is SafetyState.ESTOP  # P7
+        elif ev[0] == "reset":
+            state = layer.state
+            if layer.reset(now):  # P8
+                assert state is SafetyState.ESTOP and layer.state is SafetyState.DISARMED
+                latched = False
+                since_reset = {"heartbeat": False, "state": False}
+            else:
+                assert layer.state is state
         else:
             layer.estop(now)
+            latched = True
+            assert layer.state is SafetyState.ESTOP  # P7
     return layer.transitions
 
 
