@@ -6,6 +6,7 @@ from deploy.transport.names import dds_to_ros_topic, resolve_topic_name, ros_to_
 from deploy.transport.node import Publisher, Ros2Node, Subscription
 from deploy.transport.qos import DEFAULT, PRESETS, SENSOR_DATA, QosProfile, resolve_qos
 from deploy.transport.topics import DEFAULT_NAMESPACE, DEFAULT_TOPICS, ResolvedTopic, TopicSpec, TransportConfig
+from deploy.transport.writers import WriterInfo, foreign_writers
 
 __all__ = [
     "DEFAULT",
@@ -24,8 +25,10 @@ __all__ = [
     "TopicSpec",
     "TransportConfig",
     "TransportError",
+    "WriterInfo",
     "cyclone_config_xml",
     "dds_to_ros_topic",
+    "foreign_writers",
     "resolve_domain_id",
     "resolve_qos",
     "resolve_topic_name",

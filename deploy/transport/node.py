@@ -15,18 +15,21 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from cyclonedds.core import DDSException, InstanceState, Listener, ReadCondition, SampleState, ViewState, WaitSet
+from cyclonedds.core import DDSException, InstanceState, ReadCondition, SampleState, ViewState, WaitSet
 from cyclonedds.domain import Domain, DomainParticipant
 from cyclonedds.pub import DataWriter
+from cyclonedds.qos import Policy, Qos
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
 from deploy.msgs import message_info
 from deploy.transport.config import resolve_domain_id
+from deploy.transport.dispatch import CallbackThread
 from deploy.transport.errors import TransportError
 from deploy.transport.names import resolve_topic_name, ros_to_dds_topic, validate_namespace
 from deploy.transport.qos import QosProfile, resolve_qos
+from deploy.transport.writers import WriterInfo, WriterPin, unsigned_handle, writer_entity_name
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
@@ -62,9 +65,14 @@ class Publisher(Generic[M]):
 class Subscription(Generic[M]):
     """Receives messages of one type on one topic. Create with :meth:`Ros2Node.subscription`.
 
-    Without a callback, samples queue in the reader (``qos.depth`` of them) until :meth:`take`.
-    With a callback, it runs on a Cyclone DDS thread for each sample; keep it short and thread-safe.
-    :meth:`latest` works in both modes.
+    Without a callback, samples queue in the reader (``qos.depth`` of them, the oldest dropped first) until
+    :meth:`take`; a subscription that is never read holds at most that many and never slows a writer.
+    With a callback, it runs on the node's callback thread (one per node, never a DDS thread) for each sample;
+    keep it short and thread-safe. :meth:`latest` works in both modes.
+
+    Writers: :meth:`writers` lists the matched writers; every sample's writer is known (:meth:`latest_from`);
+    after :meth:`pin` only that writer's samples are returned or passed to the callback, the others are counted
+    (:attr:`rejected_count`, :attr:`rejected_writers`) and dropped.
     """
 
     def __init__(
@@ -77,69 +85,160 @@ class Subscription(Generic[M]):
         callback: Callable[[M], Any] | None,
     ) -> None:
         self.topic, self.msg_type, self.qos = topic, msg_type, qos
+        #: GUID of this node's DDS participant (a writer with this participant GUID is this node's own).
+        self.participant_guid = str(participant.guid)
         self._callback = callback
         self._lock = threading.Lock()
-        self._latest: M | None = None
+        self._last: tuple[M, int] | None = None  # (sample, writer handle)
         self._received = 0
         self._waited = 0
-        listener = Listener(on_data_available=self._on_data) if callback is not None else None
-        self._reader = DataReader(participant, topic_entity, qos=qos.to_cyclone(), listener=listener)
+        self._pin = WriterPin()
+        self._writer_info: dict[int, WriterInfo] = {}
+        self._reader = DataReader(participant, topic_entity, qos=qos.to_cyclone())
         self._condition = ReadCondition(self._reader, SampleState.Any | ViewState.Any | InstanceState.Any)
-        self._waitset = WaitSet(participant)
-        self._waitset.attach(self._condition)
+        self._waitset: WaitSet | None = None
+        if callback is None:  # with a callback, the node's callback thread waits on the condition
+            self._waitset = WaitSet(participant)
+            self._waitset.attach(self._condition)
 
     def _on_data(self, reader: DataReader) -> None:
-        try:
-            samples = reader.take(N=max(self.qos.depth, 16))
-        except DDSException:  # the node closed while Cyclone DDS was delivering: the reader is gone
-            log.debug("data on %s arrived while its reader was deleted; dropped", self.topic)
-            return
-        for sample in self._valid(samples):
-            self._remember(sample)
+        """Take what the reader holds and run the callback for each admitted sample (the callback thread)."""
+        while True:
             try:
-                self._callback(sample)  # type: ignore[misc]
-            except Exception:
-                log.exception("callback of subscription on %s raised", self.topic)
+                raw = reader.take(N=max(self.qos.depth, 16))
+            except DDSException:  # the node closed while data was arriving: the reader is gone
+                log.debug("data on %s arrived while its reader was deleted; dropped", self.topic)
+                return
+            if not raw:
+                return
+            for sample in self._admit(raw):
+                try:
+                    self._callback(sample)  # type: ignore[misc]
+                except Exception:
+                    log.exception("callback of subscription on %s raised", self.topic)
 
-    def _valid(self, samples: list[Any]) -> list[M]:
-        # Instance state changes (a writer going away) arrive as InvalidSample objects without data.
-        return [s for s in samples if isinstance(s, self.msg_type)]
-
-    def _remember(self, sample: M) -> None:
+    def _admit(self, samples: list[Any]) -> list[M]:
+        """Valid samples of admitted writers, remembered as the latest; others counted and dropped."""
+        admitted: list[M] = []
         with self._lock:
-            self._latest = sample
-            self._received += 1
+            for sample in samples:
+                # Instance state changes (a writer going away) arrive as InvalidSample objects without data.
+                if not isinstance(sample, self.msg_type):
+                    continue
+                writer = unsigned_handle(sample.sample_info.publication_handle)  # type: ignore[attr-defined]
+                if self._pin.admit(writer):
+                    admitted.append(sample)
+                    self._last = (sample, writer)
+                    self._received += 1
+        return admitted
 
     def take(self, max_samples: int = 64) -> list[M]:
-        """All queued samples (at most ``max_samples``), oldest first; never blocks; [] if none."""
-        samples = self._valid(self._reader.take(N=max_samples))
-        for sample in samples:
-            self._remember(sample)
-        return samples
+        """All queued samples (at most ``max_samples``), oldest first; never blocks; [] if none.
+
+        Pinned: only the pinned writer's samples (up to ``max_samples`` are taken from the reader)."""
+        return self._admit(self._reader.take(N=max_samples))
 
     def latest(self) -> M | None:
         """The most recent sample received so far (taking queued ones first), or None if none yet."""
+        return self.latest_from()[0]
+
+    def latest_from(self) -> tuple[M | None, int | None]:
+        """(latest sample, handle of the writer that sent it), as :meth:`latest`; (None, None) if none yet.
+
+        The handle is :attr:`WriterInfo.handle` of one of :meth:`writers`."""
         if self._callback is None:
-            self.take()
+            while True:
+                raw = self._reader.take(N=64)
+                self._admit(raw)
+                if len(raw) < 64:
+                    break
         with self._lock:
-            return self._latest
+            return (None, None) if self._last is None else self._last
+
+    @property
+    def latest_writer(self) -> int | None:
+        """Handle of the writer of the latest sample (without taking queued samples), or None."""
+        with self._lock:
+            return None if self._last is None else self._last[1]
 
     @property
     def received_count(self) -> int:
-        """Samples taken through this subscription so far."""
+        """Samples taken through this subscription so far (admitted ones when pinned)."""
         with self._lock:
             return self._received
 
     def wait(self, timeout_s: float) -> bool:
         """Block until a sample is available or ``timeout_s`` seconds pass; True if one is available.
 
-        With a callback: True if the callback ran since the previous ``wait`` returned True."""
-        if self._callback is not None:
+        With a callback: True if the callback ran since the previous ``wait`` returned True.
+        Pinned, without a callback: samples of other writers also wake it (``take`` then drops them)."""
+        if self._waitset is None:
             if _poll(lambda: self.received_count > self._waited, timeout_s):
                 self._waited = self.received_count
                 return True
             return False
         return self._waitset.wait(duration(seconds=max(timeout_s, 0.0))) > 0
+
+    # ------------------------------------------------------------------ writers
+    def writers(self) -> list[WriterInfo]:
+        """The matched writers (QoS-compatible, this node's own included), sorted by GUID."""
+        handles = {unsigned_handle(h): h for h in self._reader.get_matched_publications()}
+        infos = []
+        for handle, raw in handles.items():
+            info = self._writer_info.get(handle)
+            if info is None:
+                endpoint = self._reader.get_matched_publication_data(raw)
+                if endpoint is None:  # unmatched since the list was read
+                    continue
+                info = self._writer_info[handle] = WriterInfo.from_endpoint(handle, endpoint)
+            infos.append(info)
+        for gone in set(self._writer_info) - set(handles):
+            del self._writer_info[gone]
+        return sorted(infos, key=lambda w: w.guid)
+
+    def pin(self, writer: int | WriterInfo) -> None:
+        """From now on admit only samples of ``writer`` (a handle or a :class:`WriterInfo`).
+
+        Samples already taken are kept: :meth:`latest` stays what it was until the pinned writer sends."""
+        handle = writer.handle if isinstance(writer, WriterInfo) else unsigned_handle(writer)
+        with self._lock:
+            self._pin.pin(handle)
+
+    def pin_current(self) -> int | None:
+        """Pin the writer of the latest sample; returns its handle.
+
+        Before any sample: the only matched writer if there is exactly one, else the writer of the next sample
+        (returns None; :attr:`pinned_writer` tells which once it arrived)."""
+        _, writer = self.latest_from()
+        if writer is None:
+            matched = self._reader.get_matched_publications()
+            writer = unsigned_handle(matched[0]) if len(matched) == 1 else None
+        with self._lock:
+            self._pin.pin(writer)
+        return writer
+
+    def unpin(self) -> None:
+        """Admit every writer again (the rejected count and writers stay readable until the next pin)."""
+        with self._lock:
+            self._pin.unpin()
+
+    @property
+    def pinned_writer(self) -> int | None:
+        """Handle of the pinned writer; None when not pinned or pinned to the next sample's writer."""
+        with self._lock:
+            return self._pin.handle
+
+    @property
+    def rejected_count(self) -> int:
+        """Samples of other writers dropped since the last :meth:`pin`."""
+        with self._lock:
+            return self._pin.rejected_count
+
+    @property
+    def rejected_writers(self) -> frozenset[int]:
+        """Handles of the other writers whose samples were dropped since the last :meth:`pin`."""
+        with self._lock:
+            return frozenset(self._pin.rejected_writers)
 
     @property
     def matched_count(self) -> int:
@@ -177,8 +276,15 @@ class Ros2Node:
             ) from err
         self._topics: dict[str, tuple[Topic, type]] = {}
         self._endpoints: list[Publisher[Any] | Subscription[Any]] = []
+        self._callbacks = CallbackThread(self._participant, name)
+        self._writer_name = writer_entity_name(name)
         self._closed = False
         log.debug("node %s on domain %d", name, self.domain_id)
+
+    @property
+    def guid(self) -> str:
+        """GUID of this node's DDS participant: :attr:`WriterInfo.participant` of the writers it owns."""
+        return str(self._participant.guid)
 
     def _topic(self, topic: str, msg_type: type) -> tuple[str, Topic]:
         if self._closed:
@@ -201,9 +307,9 @@ class Ros2Node:
         """A publisher of ``msg_type`` (a deploy.msgs class) on ROS 2 topic ``topic``."""
         full, entity = self._topic(topic, msg_type)
         profile = resolve_qos(qos)
-        pub: Publisher[M] = Publisher(
-            DataWriter(self._participant, entity, qos=profile.to_cyclone()), full, msg_type, profile
-        )
+        # The entity name travels with discovery: a subscriber's writers() says which node, host and pid this is.
+        writer_qos = Qos(*profile.to_cyclone(), Policy.EntityName(self._writer_name))
+        pub: Publisher[M] = Publisher(DataWriter(self._participant, entity, qos=writer_qos), full, msg_type, profile)
         self._endpoints.append(pub)
         return pub
 
@@ -217,6 +323,8 @@ class Ros2Node:
         """A subscription to ``msg_type`` on ROS 2 topic ``topic``; see :class:`Subscription`."""
         full, entity = self._topic(topic, msg_type)
         sub: Subscription[M] = Subscription(self._participant, entity, full, msg_type, resolve_qos(qos), callback)
+        if callback is not None:
+            self._callbacks.add(sub._condition, lambda: sub._on_data(sub._reader))
         self._endpoints.append(sub)
         return sub
 
@@ -225,6 +333,7 @@ class Ros2Node:
         if self._closed:
             return
         self._closed = True
+        self._callbacks.close()  # no callback runs once the participant is gone
         self._endpoints.clear()
         self._topics.clear()
         # Deleting the participant deletes its topics, readers, writers and wait sets in Cyclone DDS.
