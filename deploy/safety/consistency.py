@@ -12,8 +12,10 @@ finite), dt = stamp difference in seconds:
     joints    (joint_pos_rad, joint_vel_rad_s), arm and legged, per joint:
               |q_new - (q_old + (qd_old + qd_new) / 2 dt)| <= position_jump_rad + max_accel_rad_s2 dt^2 / 4
 
-A trapezoid step of a motion whose acceleration stays within the bound errs by at most bound * dt^2 / 4; the
-floors absorb sensor noise (values and sources in deploy/safety/limits.py). A part the sample does not carry,
+A trapezoid step of a motion whose acceleration stays within the bound errs by at most bound * dt^2 / 4, so
+the limits widen with the gap since the anchor. Once the state is suspect in flight they stop widening beyond
+a gap of max_state_age_s: a fake track that outlives the truth is never accepted by waiting (the fallback goes
+blind instead of levelling on a faked attitude). The floors absorb sensor noise (values and sources in deploy/safety/limits.py). A part the sample does not carry,
 or carries non-finite, is not gated (the ``finite`` check reports it) and does not move its anchor.
 
 Re-anchoring (decided here, documented in docs/safety.md): in flight (ARMING, ACTIVE, FALLBACK) the gate never
@@ -128,37 +130,39 @@ class ConsistencyGate:
         parts = {name: self._part(name, sample) for name in self.parts}
         return {name: a for name, a in parts.items() if a is not None}
 
-    def compare(self, anchors: dict[str, _Anchor], sample: StateSample) -> GateResult:
-        """Gate ``sample`` against ``anchors``; the first inconsistent part decides the reason."""
+    def compare(self, anchors: dict[str, _Anchor], sample: StateSample, max_gap_s: float = math.inf) -> GateResult:
+        """Gate ``sample`` against ``anchors``; the first inconsistent part decides the reason. max_gap_s caps
+        the dt that widens the limits (the prediction itself uses the true dt)."""
         with np.errstate(all="ignore"):
             for name, new in self.anchors_of(sample).items():
                 old = anchors.get(name)
                 if old is None or not new.stamp_s > old.stamp_s:
                     continue
-                result = getattr(self, f"_gate_{name}")(old, new, new.stamp_s - old.stamp_s)
+                dt = new.stamp_s - old.stamp_s
+                result = getattr(self, f"_gate_{name}")(old, new, dt, min(dt, max_gap_s))
                 if not result.ok:
                     return result
         return OK
 
-    def _gate_position(self, old: _Anchor, new: _Anchor, dt: float) -> GateResult:
+    def _gate_position(self, old: _Anchor, new: _Anchor, dt: float, grow: float) -> GateResult:
         lim = self.profile.quadrotor.consistency
         dv = float(np.linalg.norm(new.rate - old.rate))
-        dv_max = lim.velocity_jump_m_s + lim.max_accel_m_s2 * dt
+        dv_max = lim.velocity_jump_m_s + lim.max_accel_m_s2 * grow
         if not dv <= dv_max:
             return GateResult(False, f"velocity jumped {dv:.3g} m/s in {dt:.3f} s (> {dv_max:.3g} m/s)", True)
         predicted = old.value + 0.5 * (old.rate + new.rate) * dt
         err = float(np.linalg.norm(new.value - predicted))
-        err_max = lim.position_jump_m + lim.max_accel_m_s2 * dt * dt / 4.0
+        err_max = lim.position_jump_m + lim.max_accel_m_s2 * grow * grow / 4.0
         if not err <= err_max:
             return GateResult(
                 False, f"position {err:.3g} m off the prediction from velocity over {dt:.3f} s (> {err_max:.3g} m)"
             )
         return OK
 
-    def _gate_attitude(self, old: _Anchor, new: _Anchor, dt: float) -> GateResult:
+    def _gate_attitude(self, old: _Anchor, new: _Anchor, dt: float, grow: float) -> GateResult:
         common = self.profile.common
         angle = quat_angle_rad(predicted_attitude(old.value, old.rate, new.rate, dt), new.value)
-        limit = common.attitude_jump_rad + common.max_angular_accel_rad_s2 * dt * dt / 4.0
+        limit = common.attitude_jump_rad + common.max_angular_accel_rad_s2 * grow * grow / 4.0
         if not angle <= limit:
             return GateResult(
                 False,
@@ -167,10 +171,10 @@ class ConsistencyGate:
             )
         return OK
 
-    def _gate_joints(self, old: _Anchor, new: _Anchor, dt: float) -> GateResult:
+    def _gate_joints(self, old: _Anchor, new: _Anchor, dt: float, grow: float) -> GateResult:
         j = self.profile.joints
         err = np.abs(new.value - (old.value + 0.5 * (old.rate + new.rate) * dt))
-        limit = np.asarray(j.position_jump_rad) + j.max_accel_rad_s2 * dt * dt / 4.0
+        limit = np.asarray(j.position_jump_rad) + j.max_accel_rad_s2 * grow * grow / 4.0
         bad = np.flatnonzero(~(err <= limit))
         if bad.size:
             i = bad[0]
@@ -181,8 +185,8 @@ class ConsistencyGate:
             )
         return OK
 
-    def check(self, sample: StateSample) -> GateResult:
-        return self.compare(self.anchors, sample)
+    def check(self, sample: StateSample, max_gap_s: float = math.inf) -> GateResult:
+        return self.compare(self.anchors, sample, max_gap_s)
 
     def accept(self, sample: StateSample) -> None:
         self.anchors.update(self.anchors_of(sample))

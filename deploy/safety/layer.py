@@ -200,7 +200,8 @@ class SafetyLayer:
         if why:
             logger.debug("state sample rejected: %s", why)
             return False
-        result = self.gate.check(sample)
+        suspect_in_flight = self._in_flight() and not (self.position_trusted and self.velocity_trusted)
+        result = self.gate.check(sample, c.max_state_age_s if suspect_in_flight else math.inf)
         if not result.ok:
             agreeing = self.gate.reject(sample)
             self.trust.rejected(now, result, self._in_flight())

@@ -39,6 +39,7 @@ def healthy_sample(profile: SafetyProfile, stamp_s: float) -> StateSample:
     return StateSample(
         stamp_s,
         quat_wxyz=LEVEL.copy(),
+        body_rates_rad_s=np.zeros(3),
         joint_pos_rad=nominal_action(profile),
         joint_vel_rad_s=np.zeros(n),
         joint_torque_nm=np.zeros(n),
