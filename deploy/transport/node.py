@@ -4,6 +4,9 @@ Interoperates with rclpy/rclcpp nodes using rmw_cyclonedds_cpp or rmw_fastrtps_c
 Not provided: ROS 2 graph information (``ros2 node list`` will not show this node, ``ros2 topic list``
 does show its topics), services, parameters, and the Iron+ type hash in USER_DATA (ROS 2 nodes still match
 and may log a warning).
+
+Threads: no Cyclone DDS thread runs Python (no DDS listeners). Subscription callbacks run on one Python thread
+per node (deploy/transport/dispatch.py says why: a listener could deadlock ``publish`` on the GIL).
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ class Publisher(Generic[M]):
         self.topic, self.msg_type, self.qos = topic, msg_type, qos
 
     def publish(self, msg: M) -> None:
-        """Send one message (non-blocking for best effort; reliable blocks at most qos.max_blocking_s)."""
+        """Send one message (non-blocking for best effort; reliable blocks at most qos.max_blocking_s).
+
+        Holds the GIL while it blocks (cyclonedds does not release it): other Python threads pause that long."""
         if type(msg) is not self.msg_type:
             raise TypeError(
                 f"publisher on {self.topic} sends {self.msg_type.__name__}, got {type(msg).__name__}; "
