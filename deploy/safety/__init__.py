@@ -6,6 +6,7 @@ Every command that leaves the runtime is returned by :meth:`SafetyLayer.filter`.
 from __future__ import annotations
 
 from deploy.safety.checks import Severity, Verdict
+from deploy.safety.consistency import InputFault
 from deploy.safety.inputs import CommandMode, SafeCommand, SafetyInputs, StateSample
 from deploy.safety.layer import SafetyLayer, build_checks
 from deploy.safety.limits import (
@@ -22,6 +23,7 @@ from deploy.safety.limits import (
     franka_profile,
 )
 from deploy.safety.profile_io import load_profile, profile_from_dict
+from deploy.safety.quadrotor_control import touched_down
 from deploy.safety.state_machine import ALLOWED_TRANSITIONS, ForbiddenTransition, SafetyState, Transition
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "CommandMode",
     "CommonLimits",
     "ForbiddenTransition",
+    "InputFault",
     "JointLimits",
     "LeggedLimits",
     "ProfileError",
@@ -50,4 +53,5 @@ __all__ = [
     "franka_profile",
     "load_profile",
     "profile_from_dict",
+    "touched_down",
 ]

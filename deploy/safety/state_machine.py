@@ -1,9 +1,11 @@
 """The safety state machine: five states, an explicit table of allowed transitions, a record of each.
 
-    DISARMED --arm (pre-arm checks pass)--> ARMING --arming window clean--> ACTIVE --fault--> FALLBACK
+    DISARMED --arm (pre-arm checks pass, no e-stop latched)--> ARMING --arming window clean--> ACTIVE
+    ACTIVE --fault / request_fallback--> FALLBACK
     ARMING --fault or disarm--> DISARMED     FALLBACK --landed or disarm--> DISARMED
-    any state --estop / ESTOP verdict--> ESTOP --disarm (operator reset)--> DISARMED
-    any state --disarm--> DISARMED
+    any state (DISARMED included) --estop / hardware e-stop / ESTOP verdict--> ESTOP (latched)
+    ESTOP --reset (the only way out; disarm is refused there)--> DISARMED
+    ARMING / ACTIVE / FALLBACK --disarm--> DISARMED
 
 A transition that is not in :data:`ALLOWED_TRANSITIONS` raises :class:`ForbiddenTransition`: the layer
 never attempts one, so reaching it is a bug. Every transition is kept (``history``) and logged.
@@ -23,13 +25,13 @@ class SafetyState(enum.Enum):
     ARMING = "arming"  # pre-flight window: checks must stay clean for arming_duration_s
     ACTIVE = "active"  # the policy's (clamped, rate-limited) command goes out
     FALLBACK = "fallback"  # the robot class's fallback controller drives the robot (stop category 1/2)
-    ESTOP = "estop"  # latched stop: actuators off (stop category 0) until the operator resets
+    ESTOP = "estop"  # latched stop: actuators off (stop category 0) until the operator's reset()
 
 
 S = SafetyState
 
-#: (from, to) pairs that may happen; anything else is a bug. The operator's disarm and estop are in here
-#: from every state, so they can never be refused.
+#: (from, to) pairs that may happen; anything else is a bug. The operator's estop is in here from every state,
+#: so it can never be refused; disarm from every state but ESTOP, which only ``reset`` leaves (ESTOP, DISARMED).
 ALLOWED_TRANSITIONS: frozenset[tuple[SafetyState, SafetyState]] = frozenset(
     {
         (S.DISARMED, S.ARMING),
