@@ -24,12 +24,12 @@ from deploy.operator import (
     Operator,
     OperatorError,
     OperatorLink,
-    _loop,
     main,
     parse_gamepad_map,
     parse_script,
     transport_config,
 )
+from deploy.operator.cli import _loop
 from deploy.transport import DEFAULT_TOPICS, LOOPBACK_CONFIG, Ros2Node, TransportConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,21 +1,7 @@
 """``sim2real operator``: the human operator in the loop of the deploy runtime, as a separate process.
 
-It publishes on the robot's namespace (topic keys of deploy/transport/topics.py, docs/operator.md):
-
-- ``operator_heartbeat`` (``operator/heartbeat``, std_msgs/Header, sensor_data) at ``--rate`` Hz (20): stamp = the
-  operator's wall clock, frame_id = the operator id (``user@host:pid``). The runtime's dead-man check falls back
-  when heartbeats stop arriving (``max_heartbeat_age_s``, 0.5 s by default);
-- ``operator_command`` (``operator/command``, std_msgs/String, default = RELIABLE): ``arm|disarm|reset|land``;
-- ``estop`` (``safety/estop``, std_msgs/Bool, RELIABLE): a burst of 5 ``true`` over 50 ms when pressed, then ``true``
-  again at the heartbeat rate while the e-stop is held. The operator releases it only with ``reset``.
-
-Heartbeat QoS, sensor_data (BEST_EFFORT): a heartbeat says "the operator is alive *now*"; a retransmitted old one
-is worth nothing, and a RELIABLE writer may block (up to 0.1 s) or queue stale samples when the link is bad. A lossy
-link then shows as missing heartbeats, and the runtime falls back, which is what a lossy operator link should cause.
-
-Inputs: the keyboard (single keys, terminal in cbreak mode, restored on exit), a gamepad (pygame, optional), or a
-script (``--script "arm@1,land@8"``) for software-in-the-loop and tests. The runtime side reads all three topics
-with :class:`OperatorLink`. Torch-free: imports deploy.msgs, deploy.transport, the standard library and yaml.
+:class:`Operator` publishes the heartbeat, commands and the e-stop; :func:`run` reads the inputs
+(deploy/operator/inputs.py) and drives it at the heartbeat rate.
 """
 
 from __future__ import annotations
@@ -24,120 +10,35 @@ import argparse
 import getpass
 import logging
 import os
-import select
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.msgs import Bool, Header, String, make_header
+from deploy.msgs import Bool, String, make_header
+from deploy.operator.inputs import (
+    SCRIPT_ACTIONS,
+    GamepadMapper,
+    GamepadSource,
+    KeyboardSource,
+    OperatorError,
+    ScriptSource,
+    cbreak,
+    open_pygame_joystick,
+    parse_gamepad_map,
+    parse_script,
+)
+from deploy.operator.link import COMMANDS
 from deploy.transport import Ros2Node, TransportConfig, TransportError
 
 log = logging.getLogger("sim2real.operator")
 
-#: Commands on the ``operator_command`` topic.
-COMMANDS = ("arm", "disarm", "reset", "land")
-#: Actions of the operator's inputs: the commands, plus the e-stop and quitting this process.
-ACTIONS = (*COMMANDS, "estop", "quit")
-#: Scripted-only actions: stop the heartbeat (a lost operator).
-SCRIPT_ACTIONS = (*ACTIONS, "heartbeat_stop")
-
-#: Keyboard: one key, no Enter.
-KEYS: dict[str, str] = {"a": "arm", "d": "disarm", " ": "estop", "e": "estop", "r": "reset", "l": "land", "q": "quit"}
-
-#: Gamepad: action -> button index as SDL2/pygame numbers an Xbox-layout pad on Linux (A=0 B=1 X=2 Y=3 LB=4 RB=5
-#: Back=6 Start=7). B is the e-stop; quitting is keyboard-only unless mapped (``--gamepad-map quit=8``).
-GAMEPAD_MAP: dict[str, int] = {"arm": 7, "disarm": 6, "estop": 1, "reset": 2, "land": 3}
-
 ESTOP_BURST = 5  # messages
 ESTOP_BURST_SPACING_S = 0.01  # 5 messages over 50 ms
-
-
-class OperatorError(Exception):
-    """A bad flag, script or gamepad map; the message says what was expected."""
-
-
-# ------------------------------------------------------------------------------------------------ runtime side
-
-
-@dataclass(frozen=True)
-class OperatorInputs:
-    """What the operator sent since the previous :meth:`OperatorLink.poll`.
-
-    heartbeat_s: monotonic ARRIVAL time (the link's clock, seconds) of the newest heartbeat so far, None if none ever
-    arrived; heartbeat_age_s: ``now - heartbeat_s`` at the poll (inf if none); estop: a ``true`` arrived on the
-    e-stop topic since the previous poll (from any writer); commands: commands that arrived since the previous poll,
-    oldest first, each one of :data:`COMMANDS`; operator_id: frame_id of the newest heartbeat ("" if none).
-    """
-
-    heartbeat_s: float | None
-    heartbeat_age_s: float
-    estop: bool
-    commands: list[str]
-    operator_id: str = ""
-
-
-class OperatorLink:
-    """The runtime's end of the operator link: subscribes to ``operator_heartbeat``, ``operator_command`` and
-    ``estop`` of ``config`` on ``node``.
-
-    Contract:
-
-    - :meth:`poll` never blocks and loses nothing between polls: each sample is queued by a DDS-thread callback
-      (under a lock) the moment it arrives, and handed out by exactly one poll.
-    - Heartbeat time is the arrival time on this computer's ``clock`` (default ``time.monotonic``, the runtime's
-      clock), not the sender's stamp: the two computers' clocks need not agree. Pass it to
-      ``SafetyLayer.heartbeat(inputs.heartbeat_s)`` when it changed.
-    - ``estop`` is True if any ``true`` arrived since the previous poll, from any writer (operator, a hardware
-      button node, ``ros2 topic pub``); ``false`` releases nothing: the runtime's e-stop is reset with a command.
-    - Unknown command strings are dropped with a warning, never passed on.
-    """
-
-    def __init__(self, node: Ros2Node, config: TransportConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._heartbeat_s: float | None = None
-        self._operator_id = ""
-        self._estop = False
-        self._commands: list[str] = []
-        hb, cmd, estop = (config.topic(k) for k in ("operator_heartbeat", "operator_command", "estop"))
-        self.heartbeat_sub = node.subscription(hb.name, hb.msg_type, hb.qos, callback=self._on_heartbeat)
-        self.command_sub = node.subscription(cmd.name, cmd.msg_type, cmd.qos, callback=self._on_command)
-        self.estop_sub = node.subscription(estop.name, estop.msg_type, estop.qos, callback=self._on_estop)
-
-    def _on_heartbeat(self, msg: Header) -> None:
-        arrived = self._clock()
-        with self._lock:
-            if self._heartbeat_s is None or arrived >= self._heartbeat_s:
-                self._heartbeat_s, self._operator_id = arrived, msg.frame_id
-
-    def _on_command(self, msg: String) -> None:
-        if msg.data not in COMMANDS:
-            log.warning("ignoring unknown operator command %r; expected one of %s", msg.data, ", ".join(COMMANDS))
-            return
-        with self._lock:
-            self._commands.append(msg.data)
-
-    def _on_estop(self, msg: Bool) -> None:
-        if msg.data:
-            with self._lock:
-                self._estop = True
-
-    def poll(self, now_monotonic: float) -> OperatorInputs:
-        """Everything since the previous poll; ``now_monotonic``: the runtime's time now (for the age), s."""
-        with self._lock:
-            hb, operator_id, estop, commands = self._heartbeat_s, self._operator_id, self._estop, self._commands
-            self._estop, self._commands = False, []
-        age = float("inf") if hb is None else now_monotonic - hb
-        return OperatorInputs(hb, age, estop, commands, operator_id)
-
-
-# ------------------------------------------------------------------------------------------------ operator side
 
 
 class Operator:
@@ -200,156 +101,6 @@ class Operator:
         estop = "E-STOP HELD" if self.estop_held else "e-stop off"
         hb = f"heartbeat {self.heartbeats}" + ("" if self.heartbeat_on else " (stopped)")
         return f"{hb} | last: {self.last} | {estop} | a arm d disarm space e-stop r reset l land q quit"
-
-
-# ------------------------------------------------------------------------------------------------ inputs
-
-
-def parse_script(text: str) -> list[tuple[float, str]]:
-    """``"arm@1.0,disarm@20"`` (commas or new lines, ``#`` comments) -> [(1.0, "arm"), (20.0, "disarm")], by time."""
-    items: list[tuple[float, str]] = []
-    for line in text.splitlines():
-        for item in line.split("#", 1)[0].split(","):
-            item = item.strip()
-            if not item:
-                continue
-            action, sep, at = item.partition("@")
-            action = action.strip()
-            try:
-                t = float(at) if sep else float("nan")
-            except ValueError:
-                t = float("nan")
-            if action not in SCRIPT_ACTIONS or not t >= 0.0 or t == float("inf"):
-                raise OperatorError(
-                    f"bad script item {item!r}: expected ACTION@SECONDS (seconds >= 0 after start), "
-                    f"ACTION one of {', '.join(SCRIPT_ACTIONS)}"
-                )
-            items.append((t, action))
-    return sorted(items, key=lambda x: x[0])
-
-
-class ScriptSource:
-    """Actions at fixed times after ``start`` (monotonic seconds)."""
-
-    def __init__(self, schedule: Sequence[tuple[float, str]], start: float) -> None:
-        self._pending = sorted(schedule, key=lambda x: x[0])
-        self._start = start
-
-    def read(self, timeout_s: float) -> list[str]:
-        if self._pending:
-            wait = self._start + self._pending[0][0] - time.monotonic()
-            timeout_s = min(timeout_s, max(wait, 0.0))
-        time.sleep(max(timeout_s, 0.0))
-        now = time.monotonic() - self._start
-        due = [a for t, a in self._pending if t <= now]
-        self._pending = self._pending[len(due) :]
-        return due
-
-
-class KeyboardSource:
-    """Single keys from terminal ``fd`` (put in cbreak mode by :func:`cbreak`); end of input is ``quit``."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def read(self, timeout_s: float) -> list[str]:
-        ready, _, _ = select.select([self._fd], [], [], max(timeout_s, 0.0))
-        if not ready:
-            return []
-        data = os.read(self._fd, 64)
-        if not data:
-            return ["quit"]
-        return [KEYS[k] for k in data.decode(errors="replace").lower() if k in KEYS]
-
-
-@contextmanager
-def cbreak(fd: int) -> Iterator[None]:
-    """Terminal ``fd`` in cbreak mode (keys without Enter, no echo; Ctrl-C still interrupts), restored on exit."""
-    import termios
-    import tty
-
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setcbreak(fd, termios.TCSANOW)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSANOW, saved)
-
-
-def parse_gamepad_map(text: str | None) -> dict[str, int]:
-    """``"arm=7,estop=1"`` -> the default map with those entries replaced (``ACTION=BUTTON``)."""
-    mapping = dict(GAMEPAD_MAP)
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        action, _, button = item.partition("=")
-        action = action.strip()
-        if action not in ACTIONS or not button.strip().isdigit():
-            raise OperatorError(
-                f"bad --gamepad-map item {item!r}: expected ACTION=BUTTON, ACTION one of {', '.join(ACTIONS)}, "
-                "BUTTON a button index (0, 1, ...)"
-            )
-        mapping[action] = int(button)
-    return mapping
-
-
-class GamepadMapper:
-    """Button states -> actions on presses (rising edges). ``buttons``: one bool per button, index = button."""
-
-    def __init__(self, mapping: dict[str, int]) -> None:
-        self._by_button: dict[int, list[str]] = {}
-        for action, button in mapping.items():
-            self._by_button.setdefault(button, []).append(action)
-        self._previous: Sequence[bool] = ()
-
-    def update(self, buttons: Sequence[bool]) -> list[str]:
-        pressed = [i for i, down in enumerate(buttons) if down and not (i < len(self._previous) and self._previous[i])]
-        self._previous = list(buttons)
-        return [a for i in pressed for a in self._by_button.get(i, [])]
-
-
-class GamepadSource:
-    """Actions from ``buttons()`` (a callable returning the current button states) through a :class:`GamepadMapper`.
-
-    The states are polled every 10 ms at most; a press shorter than that can be missed, a real one is 50+ ms.
-    """
-
-    POLL_S = 0.01
-
-    def __init__(self, buttons: Callable[[], Sequence[bool]], mapper: GamepadMapper) -> None:
-        self._buttons, self._mapper = buttons, mapper
-
-    def read(self, timeout_s: float) -> list[str]:
-        time.sleep(min(max(timeout_s, 0.0), self.POLL_S))
-        return self._mapper.update(self._buttons())
-
-
-def open_pygame_joystick(index: int = 0) -> tuple[str, Callable[[], Sequence[bool]]]:
-    """(name, button-state function) of joystick ``index`` through pygame (SDL2, headless); OperatorError if none."""
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    try:
-        import pygame
-    except ImportError:
-        raise OperatorError(
-            "--gamepad needs pygame (SDL2 joystick support), which is not installed: pip install pygame"
-        ) from None
-    pygame.init()
-    pygame.joystick.init()
-    count = pygame.joystick.get_count()
-    if count <= index:
-        raise OperatorError(
-            f"--gamepad: no joystick {index} found (pygame sees {count}); plug one in, check it appears under "
-            "/dev/input/js* and that this user may read it, or use the keyboard"
-        )
-    stick = pygame.joystick.Joystick(index)
-    stick.init()
-
-    def buttons() -> list[bool]:
-        pygame.event.pump()
-        return [bool(stick.get_button(i)) for i in range(stick.get_numbuttons())]
-
-    return stick.get_name(), buttons
 
 
 # ------------------------------------------------------------------------------------------------ command line
@@ -559,7 +310,3 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
