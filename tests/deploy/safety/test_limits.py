@@ -94,3 +94,29 @@ def test_load_yaml(tmp_path):
         load_profile(tmp_path / "no.yaml")
     with pytest.raises(ProfileError, match="not found"):
         load_profile(tmp_path / "missing.yaml")
+
+
+def test_consistency_and_level_descent_keys():
+    p = profile_from_dict(
+        {
+            "preset": "crazyflie",
+            "common": {"attitude_jump_rad": 0.2, "consistency_max_rejections": 5},
+            "quadrotor": {
+                "consistency": {"position_jump_m": 0.05, "max_accel_m_s2": 40},
+                "level_descent": {"descent_rate_m_s": 0.3},
+                "touchdown": {"height_m": 0.15},
+            },
+        }
+    )
+    assert p.common.attitude_jump_rad == 0.2 and p.common.consistency_max_rejections == 5
+    assert p.quadrotor.consistency.position_jump_m == 0.05 and p.quadrotor.consistency.max_accel_m_s2 == 40.0
+    assert p.quadrotor.level_descent_max_s() == pytest.approx(2.0 / 0.3 + 3.0)
+    assert p.quadrotor.touchdown.height_m == 0.15
+    a1 = profile_from_dict({"preset": "a1", "joints": {"position_jump_rad": 0.2}})
+    assert a1.joints.position_jump_rad == (0.2,) * 12
+    with pytest.raises(ProfileError, match="expected 'attitude_jump_rad'"):
+        profile_from_dict({"preset": "crazyflie", "common": {"attitude_jump_deg": 6}})
+    with pytest.raises(ProfileError, match="probably in degrees"):
+        profile_from_dict({"preset": "crazyflie", "common": {"attitude_jump_rad": 6}})
+    with pytest.raises(ProfileError, match="max_thrust_fraction"):
+        profile_from_dict({"preset": "crazyflie", "quadrotor": {"level_descent": {"max_thrust_fraction": 0.9}}})
