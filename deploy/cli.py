@@ -1,21 +1,35 @@
 """``sim2real deploy``: run an exported policy on a robot described by a deploy profile, behind the safety
-layer, recording everything. ``--sil`` starts the simulated robot as a separate process on the same ROS 2 domain
-first: drivers/sim_robot.py for a quadrotor, drivers/sim_articulated_node.py for an arm or a legged robot (the
-profile's ``robot_class`` picks the runtime: deploy/runtime.py or deploy/runtime_articulated.py). Torch-free
-except for that separate process."""
+layer, recording everything. One path for every robot class (deploy/runtime/: one runtime, one adapter per
+class). The operator is a separate process (``sim2real operator``); without one nothing arms.
+
+``--sil`` starts the simulated robot as a separate process on the profile's ROS 2 domain and namespace first
+(drivers/sim_robot.py for a quadrotor, drivers/sim_articulated_node.py for an arm or a legged robot) and a
+scripted operator (``python -m deploy.operator --script arm@0``) unless ``--operator external``. Every child is
+ended with the deploy process, also when it is killed (PR_SET_PDEATHSIG). Torch-free except for the simulated
+robot's process.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 log = logging.getLogger("sim2real.deploy")
+ROOT = Path(__file__).resolve().parents[1]
+SIL_MODULES = {
+    "quadrotor": "drivers.sim_robot",
+    "legged": "drivers.sim_articulated_node",
+    "arm": "drivers.sim_articulated_node",
+}
+SIL_TASKS = {"legged": "legged-walk", "arm": "arm-reach"}  # the task whose simulated robot stands in
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,115 +37,91 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", type=Path, required=True, help="policy.onnx from `sim2real export`")
     p.add_argument("--sil", action="store_true", help="start the simulated robot (software-in-the-loop) first")
     p.add_argument(
+        "--operator",
+        choices=("scripted", "external"),
+        default=None,
+        help="scripted: start a scripted operator that arms at once (the --sil default); external: wait for "
+        "`sim2real operator` (the only choice without --sil)",
+    )
+    p.add_argument(
         "--log", type=Path, default=None, help="MCAP file to write (default: <profile recording dir>/<time>.mcap)"
     )
-    p.add_argument("--hover-s", type=float, default=None, help="override the plan's hover time, s")
+    p.add_argument("--hover-s", type=float, default=None, help="override the plan's hover time, s (quadrotor)")
+    p.add_argument("--arm-timeout-s", type=float, default=30.0, help="how long arming may take once asked for, s")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the deploy process dies, however it dies (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(cmd: list[str], profile) -> subprocess.Popen:
+    """A child process on the profile's ROS 2 domain that ends with this one."""
+    env = dict(os.environ)
+    if profile.transport.domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(profile.transport.domain_id)
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_die_with_parent)
+
+
+def sil_command(profile) -> list[str]:
+    """The simulated robot of the profile's class, on the profile's namespace, for the profile's vehicle."""
+    sil, cls = profile.sil, profile.robot_class
+    cmd = [sys.executable, "-m", SIL_MODULES[cls], "--seconds", str(profile.plan.duration_s + 120.0)]
+    cmd += ["--seed", str(sil.get("seed", 0)), "--namespace", profile.transport.namespace]
+    cmd += ["--vehicle-id", profile.vehicle_id]
+    if cls == "quadrotor":
+        cmd += ["--rate", str(profile.control_hz), "--start-height", str(sil.get("start_height_m", 0.0))]
+        return cmd
+    cmd += ["--task", SIL_TASKS[cls]]
+    if profile.robot_file is not None:
+        cmd += ["--robot", str(profile.robot_file)]
+    if "start_joint_position_rad" in sil:
+        cmd += ["--start-pose", ",".join(str(float(v)) for v in sil["start_joint_position_rad"])]
+    if "start_height_m" in sil:
+        cmd += ["--start-height", str(float(sil["start_height_m"]))]
+    return cmd
+
+
+def _load(args: argparse.Namespace):
+    """Profile and policy, every field checked before anything starts; raises DeployProfileError et al."""
+    from dataclasses import replace
+
+    from deploy.profile import DeployProfileError, check_plan, check_policy, load_deploy_profile
+    from policies.onnx_policy import load_policy
+
+    profile = load_deploy_profile(args.profile)
+    if args.hover_s is not None:
+        if profile.articulated:
+            raise DeployProfileError("--hover-s sets a quadrotor plan; set an articulated plan in the profile")
+        profile.plan = replace(profile.plan, hover_s=args.hover_s)
+    if args.arm_timeout_s <= 0:
+        raise DeployProfileError(f"--arm-timeout-s: expected seconds > 0, got {args.arm_timeout_s}")
+    operator = args.operator or ("scripted" if args.sil else "external")
+    if operator == "scripted" and not args.sil:
+        raise DeployProfileError("--operator scripted is for --sil only: a real robot needs a person at the controls")
+    check_plan(profile, start_height_m=float(profile.sil.get("start_height_m", 0.0)) if args.sil else 0.0)
+    policy = load_policy(args.policy)
+    check_policy(profile, policy, policy.profile_hash)
+    return profile, policy, operator
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from deploy.profile import DeployProfileError, check_policy, load_deploy_profile
+    from deploy.operator import OperatorLink
+    from deploy.profile import DeployProfileError
     from deploy.recording import FlightRecorder, RecorderError
-    from deploy.runtime import QuadrotorRuntime
+    from deploy.runtime import Runtime, adapter_for
     from deploy.safety import SafetyLayer, SafetyState
-    from deploy.transport import Ros2Node
-    from policies.onnx_policy import PolicyFileError, load_policy
+    from deploy.transport import Ros2Node, TransportError
+    from policies.onnx_policy import PolicyFileError
 
     try:
-        profile = load_deploy_profile(args.profile)
-        if args.hover_s is not None:
-            if profile.articulated:
-                raise DeployProfileError("--hover-s sets a quadrotor plan; set an articulated plan in the profile")
-            profile.plan = replace(profile.plan, hover_s=args.hover_s)
-        policy = load_policy(args.policy)
-        check_policy(profile, policy, policy.profile_hash)
-    except (DeployProfileError, PolicyFileError, ValueError) as exc:
+        profile, policy, operator = _load(args)
+    except (DeployProfileError, PolicyFileError, TransportError, ValueError) as exc:
         log.error("refusing to deploy: %s", exc)
         return 2
-    if profile.articulated:
-        return run_articulated(args, profile, policy)
-    log_path = args.log or profile.recording_dir / time.strftime("%Y%m%d-%H%M%S.mcap")
-    meta = {
-        "sim2real": {
-            "policy": str(args.policy),
-            "profile": profile.name,
-            "robot_hash": profile.robot_hash,
-            "policy_git_commit": policy.git_commit,
-            "observation_spec": policy.obs_spec.to_json(),
-            "action_spec": policy.action_spec.to_json(),
-        }
-    }
-    try:
-        recorder = FlightRecorder(log_path, metadata=meta)
-    except RecorderError as exc:
-        log.error("refusing to arm: the flight cannot be recorded: %s", exc)
-        return 2
-    robot = None
-    try:
-        if args.sil:
-            seconds = profile.plan.duration_s + 30.0
-            cmd = [
-                sys.executable,
-                "-m",
-                "drivers.sim_robot",
-                "--seconds",
-                str(seconds),
-                "--rate",
-                str(profile.control_hz),
-            ]
-            cmd += [
-                "--seed",
-                str(profile.sil.get("seed", 0)),
-                "--start-height",
-                str(profile.sil.get("start_height_m", 0.0)),
-            ]
-            robot = subprocess.Popen(cmd, env=dict(os.environ), cwd=Path(__file__).resolve().parents[1])
-        with Ros2Node("deploy", namespace=profile.transport.namespace) as node:
-            runtime = QuadrotorRuntime(
-                policy,
-                node,
-                profile.transport,
-                SafetyLayer(profile.safety),
-                recorder,
-                profile.plan,
-                profile.realtime_priority,
-            )
-            if not runtime.pose_sub.wait_for_publishers(1, timeout_s=30.0):
-                log.error("no robot publishes %s on ROS_DOMAIN_ID %d", runtime.pose_sub.topic, node.domain_id)
-                return 1
-            stats = runtime.fly(timeout_s=20.0)
-    finally:
-        recorder.close()
-        if robot is not None:
-            robot.kill()
-            robot.wait(timeout=10)
-    transitions = [str(t) for t in runtime.safety.transitions]
-    errors = [
-        e for t, e in runtime.errors if profile.plan.climb_s + 1.0 < t < profile.plan.climb_s + profile.plan.hover_s
-    ]
-    summary = {
-        "log": str(log_path),
-        "transitions": transitions,
-        "hover_rms_m": (sum(e * e for e in errors) / len(errors)) ** 0.5 if errors else None,
-        "loop": stats.summary(),
-    }
-    print(json.dumps(summary, indent=2))
-    failed = any(t.to_state in (SafetyState.FALLBACK, SafetyState.ESTOP) for t in runtime.safety.transitions)
-    return 1 if failed else 0
-
-
-SIL_TASKS = {"legged": "legged-walk", "arm": "arm-reach"}  # the task whose simulated robot stands in
-
-
-def run_articulated(args: argparse.Namespace, profile, policy) -> int:
-    """``sim2real deploy`` for an arm or a legged robot (profile and policy already checked)."""
-    from deploy.articulated_wire import JointStateError
-    from deploy.recording import FlightRecorder, RecorderError
-    from deploy.runtime_articulated import ArticulatedRuntime
-    from deploy.safety import SafetyLayer, SafetyState
-    from deploy.transport import Ros2Node
-
     log_path = args.log or profile.recording_dir / time.strftime("%Y%m%d-%H%M%S.mcap")
     meta = {
         "sim2real": {
@@ -139,6 +129,7 @@ def run_articulated(args: argparse.Namespace, profile, policy) -> int:
             "profile": profile.name,
             "robot_class": profile.robot_class,
             "robot_hash": profile.robot_hash,
+            "vehicle_id": profile.vehicle_id,
             "policy_git_commit": policy.git_commit,
             "observation_spec": policy.obs_spec.to_json(),
             "action_spec": policy.action_spec.to_json(),
@@ -149,51 +140,60 @@ def run_articulated(args: argparse.Namespace, profile, policy) -> int:
     except RecorderError as exc:
         log.error("refusing to arm: the run cannot be recorded: %s", exc)
         return 2
-    robot = None
-    runtime = None
+    children: list[subprocess.Popen] = []
+    runtime = stats = None
     try:
         if args.sil:
-            sil = profile.sil
-            cmd = [sys.executable, "-m", "drivers.sim_articulated_node", "--task", SIL_TASKS[profile.robot_class]]
-            cmd += ["--seconds", str(profile.plan.duration_s + 40.0), "--seed", str(sil.get("seed", 0))]
-            cmd += ["--namespace", profile.transport.namespace]
-            if profile.robot_file is not None:
-                cmd += ["--robot", str(profile.robot_file)]
-            if "start_joint_position_rad" in sil:
-                cmd += ["--start-pose", ",".join(str(float(v)) for v in sil["start_joint_position_rad"])]
-            if "start_height_m" in sil:
-                cmd += ["--start-height", str(float(sil["start_height_m"]))]
-            robot = subprocess.Popen(cmd, env=dict(os.environ), cwd=Path(__file__).resolve().parents[1])
-        with Ros2Node("deploy", namespace=profile.transport.namespace) as node:
-            runtime = ArticulatedRuntime(
+            children.append(spawn(sil_command(profile), profile))
+        if operator == "scripted":
+            script = [sys.executable, "-m", "deploy.operator", "--profile", str(args.profile), "--script", "arm@0"]
+            children.append(spawn(script, profile))
+        with Ros2Node("deploy", namespace=profile.transport.namespace, domain_id=profile.transport.domain_id) as node:
+            adapter = adapter_for(profile, policy, node)
+            runtime = Runtime(
+                adapter,
                 policy,
                 node,
                 profile.transport,
                 SafetyLayer(profile.safety),
-                profile.robot.joints.default_position_rad,
-                profile.robot_class,
                 recorder,
-                profile.plan,
-                profile.realtime_priority,
+                operator=OperatorLink(node, profile.transport),
+                vehicle_id=profile.vehicle_id,
+                realtime_priority=profile.realtime_priority,
             )
-            if not runtime.joints_sub.wait_for_publishers(1, timeout_s=60.0):
-                log.error("no robot publishes %s on ROS_DOMAIN_ID %d", runtime.joints_sub.topic, node.domain_id)
+            primary = next(iter(adapter.inputs.values()))
+            if not primary.wait_for_publishers(1, timeout_s=60.0):
+                log.error("no robot publishes %s on ROS_DOMAIN_ID %d", primary.topic, node.domain_id)
                 return 1
-            stats = runtime.run(timeout_s=30.0)
-    except (JointStateError, RuntimeError) as exc:
+            if operator == "external":
+                log.info("waiting for the operator: run `sim2real operator --profile %s` and press 'a'", args.profile)
+            stats = runtime.run(timeout_s=args.arm_timeout_s)
+    except RuntimeError as exc:
         log.error("refusing to arm: %s", exc)
         return 2
     finally:
-        recorder.close()
-        if robot is not None:
-            robot.kill()
-            robot.wait(timeout=10)
+        try:
+            recorder.close()
+        except RecorderError as exc:
+            log.error("the log could not be closed cleanly: %s", exc)
+        for child in children:
+            _end(child)
     summary = {
         "log": str(log_path),
         "transitions": [str(t) for t in runtime.safety.transitions],
-        "tracking": runtime.summary(),
+        **runtime.summary(),
         "loop": stats.summary(),
     }
     print(json.dumps(summary, indent=2))
     failed = any(t.to_state in (SafetyState.FALLBACK, SafetyState.ESTOP) for t in runtime.safety.transitions)
-    return 1 if failed else 0
+    return 1 if failed or runtime.recorder_error else 0
+
+
+def _end(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=5)

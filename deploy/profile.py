@@ -12,6 +12,7 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     recording: {directory: runs/deploy}
     sil: {seed: 0, start_height_m: 0.0}    # software-in-the-loop robot (drivers/sim_robot.py)
     realtime_priority: 50                  # SCHED_FIFO for the control loop (needs root / CAP_SYS_NICE)
+    vehicle_id: cf1                        # carried in every command; default: the namespace without '/'
 
 Articulated robots (``robot_class: legged | arm``; launch/sim_a1.yaml, launch/sim_franka.yaml) name an articulated
 robot profile (``launch/robots/*.yaml``, top-level ``articulated:``) whose control rate, joints and safety
@@ -39,9 +40,10 @@ import yaml
 
 from deploy.articulated_plan import ArmPlan, LeggedPlan
 from deploy.observation import JointObservationBuilder, ObservationBuilder
-from deploy.runtime import FlightPlan, Policy
-from deploy.safety import SafetyProfile, profile_from_dict
-from deploy.transport import TransportConfig
+from deploy.runtime import FlightPlan, PlanError, Policy
+from deploy.safety import ProfileError, SafetyProfile, profile_from_dict
+from deploy.transport import TransportConfig, TransportError
+from drivers.vehicle import default_vehicle_id
 from sim.articulated.profile import ArticulatedProfile, ArticulatedProfileError, load_profile
 from sim.quadrotor.params import QuadrotorParams
 
@@ -59,6 +61,7 @@ KEYS = {
     "recording",
     "sil",
     "realtime_priority",
+    "vehicle_id",
 }
 
 
@@ -81,6 +84,7 @@ class DeployProfile:
     robot_class: str = "quadrotor"
     realtime_priority: int | None = None  # SCHED_FIFO priority of the control loop; None = normal scheduling
     robot_file: Path | None = None  # the robot profile YAML, where the deploy profile names one
+    vehicle_id: str = ""  # carried in every command; robots reject commands for another vehicle
 
     @property
     def robot_hash(self) -> str:
@@ -116,10 +120,45 @@ def load_deploy_profile(path: str | Path) -> DeployProfile:
             f"{path}: robot_class {robot_class!r}: expected quadrotor, {' or '.join(ARTICULATED_CLASSES)}"
         )
     rate = data["control_hz"]
-    if not isinstance(rate, int | float) or rate <= 0:
-        raise DeployProfileError(f"{path}: control_hz must be a positive number of Hz, found {rate!r}")
-    if robot_class in ARTICULATED_CLASSES:
-        return _articulated_profile(path, data, robot_class, float(rate))
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 10_000:
+        raise DeployProfileError(f"{path}: control_hz must be a number of Hz in (0, 10000], found {rate!r}")
+    _check_common(path, data)
+    try:
+        if robot_class in ARTICULATED_CLASSES:
+            profile = _articulated_profile(path, data, robot_class, float(rate))
+        else:
+            profile = _quadrotor_profile(path, data, float(rate))
+    except (TransportError, ProfileError) as exc:
+        raise DeployProfileError(f"{path}: {exc}") from exc
+    profile.vehicle_id = _vehicle_id(path, data, profile.transport)
+    return profile
+
+
+def _check_common(path: Path, data: Mapping[str, Any]) -> None:
+    """Fields every profile has, checked before anything is started."""
+    priority = data.get("realtime_priority")
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 99
+    ):
+        raise DeployProfileError(
+            f"{path}: realtime_priority: expected an integer SCHED_FIFO priority 1..99 or null (normal "
+            f"scheduling), found {priority!r}"
+        )
+    for key in ("sil", "recording", "plan"):
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
+            raise DeployProfileError(f"{path}: {key}: expected a mapping, found {data[key]!r}")
+
+
+def _vehicle_id(path: Path, data: Mapping[str, Any], transport: TransportConfig) -> str:
+    vid = data.get("vehicle_id", default_vehicle_id(transport.namespace))
+    if not isinstance(vid, str) or not vid or not vid.replace("_", "").replace("-", "").replace("/", "").isalnum():
+        raise DeployProfileError(
+            f"{path}: vehicle_id: expected a non-empty name of letters, digits, '_', '-' or '/', found {vid!r}"
+        )
+    return vid
+
+
+def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> DeployProfile:
     robot = data["robot"]
     robot_params = (
         QuadrotorParams.from_yaml(path.parent / robot)
@@ -135,13 +174,13 @@ def load_deploy_profile(path: str | Path) -> DeployProfile:
     plan = data.get("plan") or {}
     try:
         flight_plan = FlightPlan(**plan)
-    except TypeError as exc:
+    except (TypeError, PlanError) as exc:
         raise DeployProfileError(
             f"{path}: plan: {exc}; keys are height_m, climb_rate_m_s, hover_s, descent_rate_m_s"
         ) from exc
     return DeployProfile(
         name=str(data.get("name", path.stem)),
-        control_hz=float(rate),
+        control_hz=rate,
         robot=robot_params,
         action_interface=str(action["interface"]),
         action_names=tuple(action["names"]),
@@ -218,6 +257,28 @@ def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, 
         realtime_priority=data.get("realtime_priority"),
         robot_file=path.parent / robot if isinstance(robot, str) else None,
     )
+
+
+def check_plan(profile: DeployProfile, start_height_m: float = 0.0) -> None:
+    """Refuse, before anything starts, a plan that does not fit the safety envelope: a quadrotor plan above the
+    altitude ceiling (from ``start_height_m``), an articulated robot whose default pose (where every plan goes)
+    lies outside its joint limits."""
+    if not profile.articulated:
+        try:
+            profile.plan.check_envelope(profile.safety.quadrotor.envelope.altitude_ceiling_m, start_height_m)
+        except PlanError as exc:
+            raise DeployProfileError(f"profile {profile.name!r}: {exc}") from exc
+        return
+    import numpy as np
+
+    pose = np.asarray(profile.robot.joints.default_position_rad, dtype=float)
+    low, high = profile.safety.command_low(), profile.safety.command_high()
+    outside = [n for n, q, lo, hi in zip(profile.action_names, pose, low, high, strict=True) if not lo <= q <= hi]
+    if outside:
+        raise DeployProfileError(
+            f"profile {profile.name!r}: the default pose of joints {outside} is outside the joint limits; every "
+            "plan moves there first. Fix the robot profile's default_position_rad or its limits"
+        )
 
 
 def check_policy(profile: DeployProfile, policy: Policy, policy_robot_hash: str | None = None) -> None:

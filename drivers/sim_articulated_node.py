@@ -49,6 +49,7 @@ from deploy.loop import FixedRateLoop
 from deploy.msgs import JointCommand, String
 from deploy.transport import Ros2Node, TransportConfig, resolve_topic_name
 from drivers.sim_articulated import SimulatedArticulatedRobot
+from drivers.vehicle import VehicleFilter, default_vehicle_id
 from sim.articulated.profile import load_profile
 
 log = logging.getLogger("sim2real.sim_articulated")
@@ -66,8 +67,10 @@ class ArticulatedNode:
         command_timeout_s: float = 0.5,
         start_pose: np.ndarray | None = None,
         start_height_m: float | None = None,
+        vehicle_id: str | None = None,
     ):
         self.robot, self.profile = robot, robot.profile
+        self.vehicle = VehicleFilter(vehicle_id or default_vehicle_id(transport.namespace))
         self.legged = self.profile.robot_class == "legged"
         self.names = self.profile.joints.names
         self.order = JointOrder(self.names)
@@ -88,6 +91,8 @@ class ArticulatedNode:
 
     # ------------------------------------------------------------------ wire callbacks (DDS threads)
     def _on_command(self, msg: JointCommand) -> None:
+        if not self.vehicle.accepts(msg):
+            return
         with self._lock:
             self._command = (msg, time.monotonic())
 
@@ -201,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--command-timeout", type=float, default=0.5, help="s without commands before the fallback")
     ap.add_argument("--start-pose", default=None, help="legged: joint positions at launch, rad, comma-separated")
     ap.add_argument("--start-height", type=float, default=None, help="legged: base height at launch, m")
+    ap.add_argument("--vehicle-id", default=None, help="obey only commands for this robot (default: the namespace)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -212,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--start-pose: expected {robot.profile.joints.dim} values, got {start_pose.size}")
     rate = robot.profile.control_hz
     with Ros2Node("sim_articulated", namespace=transport.namespace) as node:
-        sim = ArticulatedNode(node, transport, robot, args.command_timeout, start_pose, args.start_height)
+        sim = ArticulatedNode(
+            node, transport, robot, args.command_timeout, start_pose, args.start_height, args.vehicle_id
+        )
         sim.pubs["status"].publish(String(f"sim_articulated {robot.profile.name} ready"))
         log.info(
             "simulated %s (%s) on domain %d, %g Hz, for %g s",

@@ -37,6 +37,7 @@ from deploy.msgs import (
     make_header,
 )
 from deploy.transport import Ros2Node, TransportConfig
+from drivers.vehicle import VehicleFilter, default_vehicle_id
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
 
@@ -56,8 +57,10 @@ class SimulatedQuadrotor:
         command_timeout_s: float = 0.5,
         battery_start: float = 0.95,
         battery_drain_per_s: float = 1.0 / 420.0,  # a Crazyflie flies about 7 minutes
+        vehicle_id: str | None = None,
     ):
         cfg = cfg or QuadrotorTaskCfg()
+        self.vehicle = VehicleFilter(vehicle_id or default_vehicle_id(transport.namespace))
         cfg.episode_s = 1e6  # a robot has no episodes
         cfg.init = InitCfg(0.0, 0.0, 0.0, 0.0)
         cfg.termination.floor_m = -math.inf  # the ground is handled here
@@ -85,6 +88,8 @@ class SimulatedQuadrotor:
         self.steps = 0
 
     def _on_command(self, msg: MotorCommand) -> None:
+        if not self.vehicle.accepts(msg):
+            return
         rpm = np.asarray(msg.rpm, dtype=np.float32)
         if rpm.shape != (4,) or not np.isfinite(rpm).all():
             log.warning("ignoring a motor command with %s values (expected 4 finite RPMs)", rpm.shape)
@@ -141,13 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=100.0, help="control rate, Hz (the simulator's control step)")
     ap.add_argument("--start-height", type=float, default=0.0, help="m; 0 = resting on the ground, motors off")
     ap.add_argument("--namespace", default=None, help="ROS 2 namespace of the topics (default: the transport table's)")
+    ap.add_argument("--vehicle-id", default=None, help="obey only commands for this vehicle (default: the namespace)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     transport = TransportConfig.from_mapping({"namespace": args.namespace} if args.namespace else None)
     cfg = QuadrotorTaskCfg(control_hz=args.rate)
     with Ros2Node("sim_robot", namespace=transport.namespace) as node:
-        robot = SimulatedQuadrotor(node, transport, cfg, seed=args.seed, start_height_m=args.start_height)
+        robot = SimulatedQuadrotor(
+            node, transport, cfg, seed=args.seed, start_height_m=args.start_height, vehicle_id=args.vehicle_id
+        )
         robot.status_pub.publish(String("sim_robot ready"))
         log.info("simulated quadrotor on domain %d, %g Hz, for %g s", node.domain_id, args.rate, args.seconds)
         stats = FixedRateLoop(args.rate).run(robot.step, duration_s=args.seconds)

@@ -191,7 +191,7 @@ def _fly_sil(policy: Path, log_path: Path) -> str:
     except ValueError:
         log.warning("the SIL flight did not complete (exit %d): %s", done.returncode, done.stderr[-500:])
         return f"did not complete (exit {done.returncode}); see the log above"
-    rms = summary.get("hover_rms_m")
+    rms = summary.get("tracking", {}).get("hover_rms_m")
     text = f"`{log_path.name}`: {' / '.join(t.split(' [')[0].split(' ', 1)[1] for t in summary['transitions'])}"
     text += f"; hover RMS {100 * rms:.1f} cm" if rms is not None else ""
     text += f"; {summary['loop']['deadline_misses']} deadline misses in {summary['loop']['cycles']} cycles"

@@ -86,6 +86,8 @@ _MSG_TEXT: dict[str, str] = {
         "# Per-motor speed setpoints, revolutions per minute, motor order as in the robot profile.\n"
         "std_msgs/Header header\n"
         "float32[] rpm\n"
+        "# The vehicle this command is for; a robot rejects commands for another vehicle.\n"
+        "string vehicle_id\n"
     ),
     "sim2real_msgs/msg/JointCommand": (
         "# Per-joint PD command, joints by name; the motor applies effort + kp (position - q) + kd (velocity - dq).\n"
@@ -104,6 +106,8 @@ _MSG_TEXT: dict[str, str] = {
         "float64[] kd\n"
         "# What produced the command: policy, arming, fallback or stop.\n"
         "string mode\n"
+        "# The robot this command is for; a robot rejects commands for another robot.\n"
+        "string vehicle_id\n"
     ),
     "sim2real_msgs/msg/SafetyTransition": (
         "# A state change of the sim2real safety state machine (DISARMED, ARMING, ACTIVE, FALLBACK, ESTOP).\n"

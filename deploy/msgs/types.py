@@ -207,10 +207,11 @@ class BatteryState(IdlStruct, typename="sensor_msgs.msg.dds_.BatteryState_"):
 @dataclass
 class MotorCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.MotorCommand_"):
     """sim2real_msgs/msg/MotorCommand: per-motor speed setpoints in revolutions per minute, motor order
-    as in the robot profile."""
+    as in the robot profile; ``vehicle_id``: the vehicle the command is for (robots reject other vehicles')."""
 
     header: Header = field(default_factory=Header)
     rpm: sequence[float32] = field(default_factory=list)
+    vehicle_id: str = ""
 
 
 @dataclass
@@ -221,7 +222,8 @@ class JointCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.JointCommand_"):
 
     position: target angle (rad); velocity: target speed (rad/s); effort: feed-forward torque (N m);
     kp: stiffness (N m/rad); kd: damping (N m s/rad); all zero = zero torque; kp 0, kd > 0 = damping.
-    mode: what produced it (policy, arming, fallback, stop), for logs."""
+    mode: what produced it (policy, arming, fallback, stop), for logs; vehicle_id: the robot the command is
+    for (robots reject other robots' commands)."""
 
     header: Header = field(default_factory=Header)
     name: sequence[str] = field(default_factory=list)
@@ -231,6 +233,7 @@ class JointCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.JointCommand_"):
     kp: sequence[float64] = field(default_factory=list)
     kd: sequence[float64] = field(default_factory=list)
     mode: str = ""
+    vehicle_id: str = ""
 
 
 @dataclass

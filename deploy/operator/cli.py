@@ -50,8 +50,13 @@ class Operator:
         config: TransportConfig,
         operator_id: str,
         wall_ns: Callable[[], int] = time.time_ns,
+        hold_until_runtime: bool = False,
     ) -> None:
         self.operator_id, self._wall_ns = operator_id, wall_ns
+        # scripted operators: a command sent before any runtime subscribes would be lost (volatile QoS), so it
+        # waits, in order, until one does; a person at the keyboard sees the warning and presses again
+        self.hold_until_runtime = hold_until_runtime
+        self.pending: list[str] = []
         hb, cmd, estop = (config.topic(k) for k in ("operator_heartbeat", "operator_command", "estop"))
         self._hb = node.publisher(hb.name, hb.msg_type, hb.qos)
         self._cmd = node.publisher(cmd.name, cmd.msg_type, cmd.qos)
@@ -68,6 +73,11 @@ class Operator:
             self.heartbeats += 1
         if self.estop_held:
             self._estop.publish(Bool(True))
+        if self.pending and self._cmd.matched_count > 0:
+            pending, self.pending = self.pending, []
+            for action in pending:
+                self._cmd.publish(String(action))
+                log.info("sent %s (held until a runtime subscribed)", action)
 
     def act(self, action: str) -> None:
         """One operator action (a command, ``estop`` or ``heartbeat_stop``; ``quit`` is the caller's)."""
@@ -89,7 +99,12 @@ class Operator:
             if action == "reset" and self.estop_held:
                 self.estop_held = False
                 log.warning("e-stop released by the operator (reset)")
-            if self._cmd.matched_count == 0:
+            if self._cmd.matched_count == 0 or self.pending:
+                if self.hold_until_runtime:
+                    log.info("no runtime subscribes to %s yet; %r waits for one", self._cmd.topic, action)
+                    self.pending.append(action)
+                    self.last = action
+                    return
                 log.warning("no runtime subscribes to %s; %r sent anyway", self._cmd.topic, action)
             self._cmd.publish(String(action))
             log.info("sent %s", action)
@@ -211,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
     except (OperatorError, TransportError) as exc:
         log.error("%s", exc)
         return 2
-    operator = Operator(node, config, args.operator_id or default_operator_id())
+    scripted = bool(args.script or args.script_file)
+    operator = Operator(node, config, args.operator_id or default_operator_id(), hold_until_runtime=scripted)
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers: main thread only
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:

@@ -73,7 +73,7 @@ DEFAULT_TOPICS: dict[str, TopicSpec] = {
     # safety and diagnostics
     "safety_transition": TopicSpec("safety/transition", SafetyTransition, "default", "state machine changes"),
     "estop": TopicSpec("safety/estop", Bool, "default", "operator emergency stop (true = stop), read"),
-    # the operator in the loop (`sim2real operator`, deploy/operator.py), read by the runtime
+    # the operator in the loop (`sim2real operator`, deploy/operator/), read by the runtime
     "operator_heartbeat": TopicSpec(
         "operator/heartbeat",
         Header,

@@ -44,7 +44,9 @@ def test_sim2real_deploy_runs_the_a1_in_sil_and_prints_a_summary(articulated_pol
     assert summary["loop"]["cycles"] > 50 and summary["loop"]["rate_hz"] == 50.0
     contents = read_log(log)
     assert contents.complete and contents.metadata["sim2real"]["robot_class"] == "legged"
-    assert len(contents.topic("/sim2real/command/joints")) >= summary["loop"]["cycles"]
+    armed_at = contents.topic("/sim2real/safety/transition")[0].log_time_ns  # no command before the arming
+    assert len(contents.topic("/sim2real/command/joints")) >= summary["loop"]["cycles"] - 10
+    assert all(m.log_time_ns >= armed_at for m in contents.topic("/sim2real/command/joints"))
     assert len(contents.topic("/sim2real/policy/observation")) > 0
     # `sim2real replay` reads the log and the policy reproduces the logged actions from the logged observations
     out_dir = tmp_path / "replay"

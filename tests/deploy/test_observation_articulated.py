@@ -16,7 +16,7 @@ from deploy.observation import (
     projected_gravity,
     rotation_error_vector,
 )
-from deploy.runtime_articulated import joint_reading
+from deploy.runtime.articulated import joint_reading
 from drivers.robot import RobotState
 from drivers.sim_articulated import SimulatedArticulatedRobot
 from sim.articulated import terms

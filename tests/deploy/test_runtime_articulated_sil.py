@@ -16,11 +16,13 @@ from deploy.msgs import JointCommand, JointState, PoseStamped, String, time_to_n
 from deploy.profile import load_deploy_profile
 from deploy.recording import read_log
 from deploy.recording.recorder import FlightRecorder
-from deploy.runtime_articulated import ArmPlan, ArmTarget, ArticulatedRuntime, LeggedPlan
+from deploy.runtime.articulated import ArmPlan, ArmTarget, LeggedPlan
+from deploy.runtime.core import Runtime
 from deploy.safety import SafetyLayer, SafetyState
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, resolve_topic_name
 from drivers.sim_articulated_node import INJECT_TOPIC
 from policies.onnx_policy import load_policy
+from tests.deploy.runtimes import articulated_runtime
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 
@@ -59,7 +61,7 @@ def setup(node: Ros2Node, policy, deploy_profile: str, plan, recorder=None):
     # The simulator shares two cores with this process, the recorder and other work: it may stall for a second.
     # A watchdog of 1 s keeps such a stall from ending a test about other checks (profiles keep 0.25 s).
     safety = replace(profile.safety, common=replace(profile.safety.common, max_state_age_s=1.0))
-    runtime = ArticulatedRuntime(
+    runtime = articulated_runtime(
         policy,
         node,
         transport,
@@ -70,9 +72,9 @@ def setup(node: Ros2Node, policy, deploy_profile: str, plan, recorder=None):
         plan,
     )
     wire = Wire(node, transport, profile.robot_class == "legged")
-    assert runtime.joints_sub.wait_for_publishers(1, timeout_s=60.0), "the simulated robot did not come up"
+    assert runtime.adapter.joints_sub.wait_for_publishers(1, timeout_s=60.0), "the simulated robot did not come up"
     assert wire.inject.wait_for_subscribers(1, timeout_s=10.0)
-    for sub in wire.subs:
+    for sub in (wire.subs[0], wire.subs[2]):  # the runtime's command writer exists from its first arming on
         assert sub.wait_for_publishers(1, timeout_s=10.0)
     wire.send("reset")  # as at launch, whatever the previous test did
     sent = time.monotonic_ns()
@@ -88,7 +90,7 @@ def setup(node: Ros2Node, policy, deploy_profile: str, plan, recorder=None):
     return runtime, wire, profile
 
 
-def drive(runtime: ArticulatedRuntime, seconds: float, until=None) -> None:
+def drive(runtime: Runtime, seconds: float, until=None) -> None:
     """Cycle at the policy rate for ``seconds`` or until ``until(now)`` is true."""
     period = 1.0 / runtime.policy.control_hz
     start = next_t = time.monotonic()
@@ -137,7 +139,7 @@ def test_legged_zero_action_policy_stands_walks_the_plan_and_logs(legged_sil, ar
         (SafetyState.ARMING, SafetyState.ACTIVE),
         (SafetyState.ACTIVE, SafetyState.DISARMED),
     ], [str(t) for t in runtime.safety.transitions]
-    assert runtime.safety.transitions[-1].reason == "plan complete"
+    assert runtime.safety.transitions[-1].reason == "plan complete, robot at rest"
     assert stats.cycles >= 0.3 * plan.duration_s * 50  # cycles skipped on a busy computer are counted as misses
     # stood up and stayed up under the policy: base above 15 cm, tilt under 30 deg, from the end of the stand-up
     # to the disarm
@@ -182,7 +184,11 @@ def test_legged_base_tilt_trips_the_damping_fallback(legged_sil, articulated_pol
         wire.send("tip_over")
         drive(runtime, 3.0, until=lambda now: runtime.safety.state is SafetyState.FALLBACK)
         fallback = [t for t in runtime.safety.transitions if t.to_state is SafetyState.FALLBACK]
-        assert fallback and fallback[0].check == "base_tilt", [str(t) for t in runtime.safety.transitions]
+        # the injection teleports the base 100 deg in one step: the consistency gate (attitude vs gyro) sees that
+        # before the tilt check; either way the fallback is damping
+        assert fallback and fallback[0].check in ("base_tilt", "state_consistency"), [
+            str(t) for t in runtime.safety.transitions
+        ]
         drive(runtime, 1.0)
         assert runtime.safety.state is SafetyState.FALLBACK  # damping goes on until the operator disarms
         assert_damping(wire, fallback[0].time_s, profile.safety.legged.damping_kd_nm_s_per_rad)
@@ -220,7 +226,9 @@ def test_legged_commands_beyond_the_limits_are_clamped_and_a_joint_beyond_them_t
         wire.send("displace FR_lower_joint -0.5")  # 0.42 rad beyond the calf's upper limit (an impact, a bad encoder)
         drive(runtime, 3.0, until=lambda now: runtime.safety.state is SafetyState.FALLBACK)
         fallback = [t for t in runtime.safety.transitions if t.to_state is SafetyState.FALLBACK]
-        assert fallback and fallback[0].check == "joint_position", [str(t) for t in runtime.safety.transitions]
+        assert fallback and fallback[0].check in ("joint_position", "state_consistency"), [
+            str(t) for t in runtime.safety.transitions
+        ]
         assert "FR_lower_joint" in fallback[0].reason
         drive(runtime, 1.0)
         assert_damping(wire, fallback[0].time_s, profile.safety.legged.damping_kd_nm_s_per_rad)
@@ -235,7 +243,7 @@ def test_arm_zero_action_policy_holds_the_default_pose_through_the_targets(arm_s
     with Ros2Node("deploy", domain_id=arm_sil, config=LOOPBACK_CONFIG) as node:
         runtime, wire, profile = setup(node, policy, "sim_franka.yaml", plan)
         runtime.run(timeout_s=30.0)
-        reading = runtime.read_state()
+        reading = runtime.adapter.read()
     assert [t.to_state for t in runtime.safety.transitions] == [
         SafetyState.ARMING,
         SafetyState.ACTIVE,
@@ -266,7 +274,7 @@ def test_arm_joint_beyond_its_limit_trips_the_hold_fallback(arm_sil, articulated
         fallback = [t for t in runtime.safety.transitions if t.to_state is SafetyState.FALLBACK]
         # The joint limit throws the joint back within the physics steps of one control period: the first state
         # after the displacement shows it beyond its limit or moving faster than the velocity limit.
-        assert fallback and fallback[0].check in ("joint_position", "joint_velocity"), fallback
+        assert fallback and fallback[0].check in ("joint_position", "joint_velocity", "state_consistency"), fallback
         drive(runtime, 1.0)
         with wire.lock:
             held = [c for c in wire.commands if time_to_ns(c.header.stamp) * 1e-9 > fallback[0].time_s]

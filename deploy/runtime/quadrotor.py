@@ -1,0 +1,198 @@
+"""The quadrotor's part of the deploy runtime (see deploy/runtime/core.py for the contract). Torch-free.
+
+State: ``pose`` (PoseStamped) + ``twist`` (TwistStamped) + optional ``battery``; command: ``motor_command``
+(sim2real_msgs/MotorCommand, RPM in the robot profile's motor order, with the vehicle id). The plan moves the
+reference the policy tracks: climb to a height above the start point, hover, descend to the start height, then
+keep descending below it at the same rate (``sink_m`` at most) so that the policy presses the vehicle onto
+the ground: touchdown (:func:`deploy.safety.touched_down`: low height, low speed, low thrust, held for the
+safety profile's ``quadrotor.touchdown.hold_s``) is what lets the plan disarm.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from deploy.msgs import BatteryState, MotorCommand, PoseStamped, TwistStamped, make_header, time_to_ns
+from deploy.observation import Context, ObservationBuilder
+from deploy.runtime.core import Act, Policy, Reading
+from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
+from deploy.transport import Ros2Node, TransportConfig
+from drivers.robot import RobotState
+
+
+class PlanError(ValueError):
+    """A plan that cannot be flown safely (negative durations or rates, outside the envelope)."""
+
+
+@dataclass(frozen=True)
+class FlightPlan:
+    """Reference relative to the start position: climb, hover, descend. Times in s, rates in m/s, height m."""
+
+    height_m: float = 1.0
+    climb_rate_m_s: float = 0.5
+    hover_s: float = 10.0
+    descent_rate_m_s: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("height_m", "climb_rate_m_s", "descent_rate_m_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise PlanError(f"plan.{name}: expected a positive finite number, got {value!r}")
+        if not (isinstance(self.hover_s, int | float) and math.isfinite(self.hover_s) and self.hover_s >= 0):
+            raise PlanError(f"plan.hover_s: expected seconds >= 0, got {self.hover_s!r}")
+
+    @property
+    def climb_s(self) -> float:
+        return self.height_m / self.climb_rate_m_s
+
+    @property
+    def duration_s(self) -> float:
+        return self.climb_s + self.hover_s + self.height_m / self.descent_rate_m_s
+
+    def reference(self, t: float, sink_m: float = 0.0) -> tuple[float, float]:
+        """(height above start m, vertical speed m/s) at ``t`` seconds after the start of the plan; after the
+        descent the reference goes on down to ``-sink_m`` (pressing the vehicle onto the ground)."""
+        if t < 0:
+            return 0.0, 0.0
+        if t < self.climb_s:
+            return self.climb_rate_m_s * t, self.climb_rate_m_s
+        t -= self.climb_s
+        if t < self.hover_s:
+            return self.height_m, 0.0
+        t -= self.hover_s
+        z = self.height_m - self.descent_rate_m_s * t
+        if z > -sink_m:
+            return z, -self.descent_rate_m_s
+        return -sink_m, 0.0
+
+    def check_envelope(self, ceiling_m: float, start_height_m: float = 0.0) -> None:
+        """Refuse a plan whose top is above the altitude ceiling (from the start height, m)."""
+        if start_height_m + self.height_m > ceiling_m:
+            raise PlanError(
+                f"the plan climbs to {start_height_m + self.height_m:.2f} m (start {start_height_m:.2f} m + height "
+                f"{self.height_m:.2f} m), above the altitude ceiling {ceiling_m:.2f} m: lower plan.height_m"
+            )
+
+
+class QuadrotorAdapter:
+    """The quadrotor: reads pose/twist/battery, runs the policy on the plan's reference, sends MotorCommand."""
+
+    command_key = "motor_command"
+    fallback_hold_s = None  # the layer's fallback lands and disarms by itself
+
+    def __init__(
+        self,
+        policy: Policy,
+        node: Ros2Node,
+        transport: TransportConfig,
+        plan: FlightPlan | None = None,
+        limits: QuadrotorLimits | None = None,
+        sink_m: float = 0.3,
+    ):
+        self.policy, self.plan = policy, plan or FlightPlan()
+        self.limits = limits or crazyflie_profile().quadrotor
+        self.ceiling_m, self.sink_m = self.limits.envelope.altitude_ceiling_m, sink_m
+        self.builder = ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)
+        topic = transport.topic
+        self.pose_sub = node.subscription(topic("pose").name, PoseStamped, topic("pose").qos)
+        self.twist_sub = node.subscription(topic("twist").name, TwistStamped, topic("twist").qos)
+        self.battery_sub = node.subscription(topic("battery").name, BatteryState, topic("battery").qos)
+        self.inputs = {"pose": self.pose_sub, "twist": self.twist_sub, "battery": self.battery_sub}
+        self.last_action = np.zeros(policy.action_spec.dim, dtype=np.float32)
+        self.start_position: np.ndarray | None = None
+        self.errors: list[tuple[float, float]] = []  # (plan time s, |position - reference| m) per active cycle
+        self._rest_since: float | None = None
+
+    def read(self) -> Reading | None:
+        pose, twist = self.pose_sub.latest(), self.twist_sub.latest()
+        if pose is None or twist is None:
+            return None
+        p, q = pose.pose.position, pose.pose.orientation
+        v, w = twist.twist.linear, twist.twist.angular
+        stamp = min(time_to_ns(pose.header.stamp), time_to_ns(twist.header.stamp)) * 1e-9
+        battery = self.battery_sub.latest()
+        state = RobotState(
+            stamp,
+            np.array([p.x, p.y, p.z]),
+            np.array([q.w, q.x, q.y, q.z]),
+            np.array([v.x, v.y, v.z]),
+            np.array([w.x, w.y, w.z]),
+            battery_fraction=None if battery is None else float(battery.percentage),
+        )
+        sample = StateSample(
+            state.stamp_s,
+            state.position,
+            state.linear_velocity,
+            state.quaternion,
+            state.angular_velocity,
+            state.battery_fraction,
+        )
+        messages = (pose, twist) if battery is None else (pose, twist, battery)
+        return Reading(state, sample, messages)
+
+    def arm_refusal(self, reading: Reading | None) -> str:
+        """Why the plan may not be flown from here ('' if it may)."""
+        if reading is None:
+            return ""
+        try:
+            self.plan.check_envelope(self.ceiling_m, float(reading.state.position[2]))
+        except PlanError as exc:
+            return str(exc)
+        return ""
+
+    def idle(self) -> None:
+        self.builder.reset()  # stateful observation terms start again at the next arming
+        self.last_action[:] = 0.0
+        self.start_position = None
+        self._rest_since = None
+
+    def act(self, reading: Reading, t: float | None, active: bool) -> Act:
+        state = reading.state
+        if self.start_position is None:
+            self.start_position = state.position.copy()
+        dz, vz = self.plan.reference(-1.0 if t is None else t, self.sink_m)
+        ref_pos = self.start_position + np.array([0.0, 0.0, dz])
+        obs = self.builder.build(state, Context(ref_pos, np.array([0.0, 0.0, vz]), self.last_action))
+        t0 = time.perf_counter()
+        action = np.asarray(self.policy(obs), dtype=np.float32)
+        inference = time.perf_counter() - t0
+        self.last_action = np.clip(self.policy.action_spec.to_normalized(action), -1.0, 1.0).astype(np.float32)
+        if active and t is not None:
+            self.errors.append((t, float(np.linalg.norm(state.position - ref_pos))))
+        phase = "arming" if t is None else self._phase(t)
+        return Act(action, obs, self.last_action.copy(), inference, phase)
+
+    def _phase(self, t: float) -> str:
+        p = self.plan
+        if t < p.climb_s:
+            return "climb"
+        if t < p.climb_s + p.hover_s:
+            return "hover"
+        return "descend" if t < p.duration_s else "land"
+
+    def command_message(self, command: SafeCommand, stamp_ns: int, vehicle_id: str) -> MotorCommand:
+        return MotorCommand(make_header(stamp_ns), [float(v) for v in command.values], vehicle_id)
+
+    def at_rest(self, reading: Reading | None, command: SafeCommand) -> bool:
+        """Touchdown above the start point, held for ``limits.touchdown.hold_s`` of measurement time."""
+        if reading is None or self.start_position is None:
+            return False
+        s = reading.state
+        if not touched_down(reading.sample, command, self.limits, floor_z_m=float(self.start_position[2])):
+            self._rest_since = None
+            return False
+        if self._rest_since is None:
+            self._rest_since = s.stamp_s
+        return s.stamp_s - self._rest_since >= self.limits.touchdown.hold_s
+
+    def hover_rms(self) -> float | None:
+        p = self.plan
+        errors = [e for t, e in self.errors if p.climb_s + 1.0 < t < p.climb_s + p.hover_s]
+        return (sum(e * e for e in errors) / len(errors)) ** 0.5 if errors else None
+
+    def summary(self) -> dict:
+        return {"hover_rms_m": self.hover_rms()}
