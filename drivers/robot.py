@@ -1,9 +1,10 @@
-"""The one interface every hardware family implements (and the simulated robot, for software-in-the-loop)."""
+"""The robot state the runtime works with. The contract with a robot itself is the topic table (docs/runtime.md,
+"The contract with the robot"): a robot, simulated or real, is a process that publishes the state topics and obeys
+the command topic; there is no in-process robot interface."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
@@ -21,20 +22,3 @@ class RobotState:
     joint_position: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (J,) rad, profile joint order
     joint_velocity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (J,) rad/s
     battery_fraction: float | None = None  # 0..1
-
-
-class Robot(Protocol):
-    """What the deploy runtime needs from a robot. Implementations speak the robot's real protocol."""
-
-    def read_state(self) -> RobotState | None:
-        """The newest state, or None if none has arrived yet. Never blocks for long."""
-
-    def send_command(self, command: np.ndarray) -> None:
-        """Send a command that has passed the safety layer (physical units of the action spec)."""
-
-    def arm(self) -> None: ...
-
-    def disarm(self) -> None: ...
-
-    def fallback(self) -> None:
-        """Hand control to the robot's own fallback (e.g. firmware land / damping), if it has one."""

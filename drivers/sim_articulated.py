@@ -2,7 +2,8 @@
 :mod:`drivers.sim_articulated_node`).
 
 One env of an articulated task (``arm-reach`` or ``legged-walk``: its robot profile, model, randomized
-parameters, actuator latency and motor envelope) behind the :class:`drivers.robot.Robot` interface. Commands are
+parameters, actuator latency and motor envelope) behind ``read_state`` / ``send_command`` / ``arm`` / ``disarm`` (its node, :mod:`drivers.sim_articulated_node`,
+puts it on the topic table). Commands are
 joint position targets (rad, profile joint order) with the PD gains of each command, as joint-level motor drivers
 take them (Unitree low-level commands: q, kp, kd; Franka's joint impedance controller): the
 :class:`deploy.safety.SafeCommand` of the safety layer maps onto :meth:`send_command` directly, so its damping
@@ -58,7 +59,7 @@ class SimulatedArticulatedRobot:
         self._implicit_kd = torch.zeros(j.dim)  # damping-mode gains applied as joint damping (see _set_gains)
         self._set_gains(np.zeros(j.dim), np.zeros(j.dim))  # disarmed: zero torque
 
-    # ------------------------------------------------------------------ Robot interface
+    # ------------------------------------------------------------------ the robot's side
     def read_state(self) -> RobotState:
         e = self.env.engine
         state = {
