@@ -88,6 +88,11 @@ def test_runtime_takes_off_hovers_lands_and_logs(sim_robot, tmp_path):
     assert log.complete
     transitions = [m.msg.to_state for m in log.messages if m.topic.endswith("safety/transition")]
     assert transitions == ["ARMING", "ACTIVE", "DISARMED"]
+    # the plan's end disarmed on the ground (touchdown), not at the end of the descent's timer
+    disarm = runtime.safety.transitions[-1]
+    assert disarm.reason == "plan complete, robot at rest"
+    z_at_disarm = [m.msg.pose.position.z for m in log.messages if m.topic.endswith("state/pose")][-1]
+    assert z_at_disarm < 0.05 and disarm.time_s - runtime.plan_start_s > plan.duration_s
     # a command in every cycle from the arming on (none before: a runtime that never armed commands nothing)
     armed_at = runtime.safety.transitions[0].time_s
     assert sum(m.topic.endswith("command/motors") for m in log.messages) >= sum(s >= armed_at for s in stats.starts)
@@ -154,3 +159,48 @@ def test_exported_hover_policy_flies_in_sil(sim_robot, tmp_path, file):
     assert hovering.sum() >= 800  # >= 8 s of the 10 s hover at 100 Hz after settling
     rms = np.sqrt(np.mean(err[hovering] ** 2))
     assert rms < 0.1, f"hover RMS {rms:.3f} m"
+
+
+class NaNAfter:
+    """The PID policy until ``t_nan`` seconds after its first call, then NaN motor speeds (a diverged network)."""
+
+    def __init__(self, t_nan: float):
+        self.policy, self.t_nan, self.start = PIDPolicy(), t_nan, None
+        self.obs_spec, self.action_spec, self.control_hz = (
+            self.policy.obs_spec,
+            self.policy.action_spec,
+            self.policy.control_hz,
+        )
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        now = time.monotonic()
+        self.start = now if self.start is None else self.start
+        return np.full(4, np.nan) if now - self.start > self.t_nan else self.policy(obs)
+
+
+def test_nan_during_the_descent_falls_back_and_lands_without_a_drop(sim_robot, tmp_path):
+    """The policy turns to NaN halfway down: the finite check hands over to the fallback, which lands; the
+    vehicle never falls faster than 1 m/s and the plan's end does not cut the motors in the air."""
+    domain, _ = sim_robot
+    transport = TransportConfig.from_mapping(None)
+    plan = FlightPlan(height_m=1.0, climb_rate_m_s=0.5, hover_s=2.0, descent_rate_m_s=0.5)
+    policy = NaNAfter(plan.climb_s + plan.hover_s + 1.0 + 0.5)  # 0.5 s of arming first: at ~0.5 m, descending
+    with (
+        Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node,
+        FlightRecorder(tmp_path / "run.mcap") as rec,
+    ):
+        runtime = quadrotor_runtime(policy, node, transport, SafetyLayer(crazyflie_profile()), rec, plan)
+        assert runtime.adapter.pose_sub.wait_for_publishers(1, timeout_s=30.0)
+        runtime.run(timeout_s=20.0)
+    states = [(t.to_state, t.check) for t in runtime.safety.transitions]
+    assert states[2] == (SafetyState.FALLBACK, "finite"), [str(t) for t in runtime.safety.transitions]
+    assert states[-1][0] is SafetyState.DISARMED and SafetyState.ESTOP not in [s for s, _ in states]
+    fallback_at = runtime.safety.transitions[2].time_s
+    log = read_log(tmp_path / "run.mcap")
+    after = [m for m in log.messages if m.log_time_ns * 1e-9 > fallback_at]
+    during = np.array([m.msg.pose.position.z for m in after if m.topic.endswith("state/pose")])
+    vz = [m.msg.twist.linear.z for m in after if m.topic.endswith("state/twist")]
+    assert during[0] > 0.2, "the fault did not happen in the air"
+    assert len(during) > 50  # the log records the state during FALLBACK
+    assert min(vz) > -1.0, f"fell at {min(vz):.2f} m/s"
+    assert during[-1] < 0.1  # on the ground at the end
