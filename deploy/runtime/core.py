@@ -54,6 +54,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from deploy.loop import FixedRateLoop, LoopStats
+from deploy.msgs import String
 from deploy.recording import RecorderError
 from deploy.safety import CommandMode, SafeCommand, SafetyLayer, SafetyState, StateSample
 from deploy.transport import Ros2Node, TransportConfig
@@ -230,14 +231,21 @@ class Runtime:
             self.safety.clear_input_fault(name)
         self._faults = faults
 
+    def _pinned_subs(self) -> list:
+        """The state inputs, and the heartbeat of the operator who armed (another operator's heartbeat must not
+        keep a robot alive whose operator is gone). Commands and e-stops are heard from everyone."""
+        subs = list(self.adapter.inputs.values())
+        heartbeat = getattr(self.operator, "heartbeat_sub", None)
+        return subs if heartbeat is None else [*subs, heartbeat]
+
     def _pin(self) -> None:
-        for sub in self.adapter.inputs.values():
+        for sub in self._pinned_subs():
             sub.pin_current()
         self._pinned = True
 
     def _unpin(self) -> None:
         if self._pinned:
-            for sub in self.adapter.inputs.values():
+            for sub in self._pinned_subs():
                 sub.unpin()
             self._pinned = False
 
@@ -377,11 +385,13 @@ class Runtime:
                 st["arm_deadline"] = now + timeout_s
             if self.safety.state is SafetyState.ESTOP or self._stop_requests:
                 st["why"] = "e-stop" if self.safety.state is SafetyState.ESTOP else "stop requested"
+                self.end_reason = f"not armed: {st['why']}"
                 return False
             if self._try_arm(now):
                 st["armed"] = True
             elif st["arm_deadline"] is not None and now > st["arm_deadline"]:
                 st["why"] = self._can_arm(now) or str(self.safety.last_verdicts)
+                self.end_reason = f"not armed: {st['why']}"
                 return False
             return inference
         inference = self.cycle(now)
@@ -444,6 +454,7 @@ class Runtime:
         now = time.monotonic()
         if self.command_pub is None:  # never armed: nothing was ever commanded
             self._unpin()
+            self._record_end(round(now * 1e9))
             return
         try:
             if self.safety.state in RUNNING or self.safety.state is SafetyState.FALLBACK:
@@ -456,9 +467,21 @@ class Runtime:
             for _ in range(3):
                 self.command_pub.publish(msg)
             self._record(self._last_reading, Act(None), msg, stamp)
+            self._record_end(stamp)
         except Exception:
             log.exception("could not send the final stop command; the robot's own command timeout must stop it")
         self._unpin()
+
+    def _record_end(self, stamp: int) -> None:
+        """The log says why the run ended (topic ``status``), and what went wrong on the way."""
+        if self.recorder is None or self.recorder_error is not None:
+            return
+        why = self.end_reason or (self.safety.transitions[-1].reason if self.safety.transitions else "never armed")
+        text = f"run ended: {why}" + (f"; loop error: {self.loop_error}" if self.loop_error else "")
+        try:
+            self.recorder.write_key("status", String(text), stamp)
+        except (RecorderError, OSError) as exc:
+            self.recorder_error = str(exc)
 
     def summary(self) -> dict:
         out = {"tracking": self.adapter.summary(), "end": self.end_reason}

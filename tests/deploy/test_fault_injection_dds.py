@@ -114,6 +114,9 @@ def test_spoof_burst_far_away_lands_inside_the_geofence(tmp_path):
     after = track[track[:, 0] > t_inject]
     assert np.hypot(after[:, 1], after[:, 2]).max() < GEOFENCE_M  # never flew towards the fake
     assert after[-1, 3] < 0.1 and np.hypot(after[-1, 1], after[-1, 2]) < 0.5  # landed near the take-off point
+    assert len(after) > 100  # the log records the state during FALLBACK
+    ended = [m.msg.data for m in read_log(log).messages if m.topic == f"{namespace}/status"]
+    assert ended and ended[-1].startswith("run ended: fallback complete"), ended
     assert code == 1 and not left_behind(namespace)
 
 

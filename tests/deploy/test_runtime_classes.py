@@ -238,3 +238,21 @@ def test_no_heartbeat_no_arming(robot_class):
     bench.close()
     assert not bench.transitions() and isinstance(bench.error, RuntimeError)
     assert "heartbeat" in str(bench.error)
+
+
+def test_another_operators_heartbeat_does_not_keep_the_robot_alive(robot_class):
+    """The heartbeat of the operator who armed is pinned: a second operator (or a stuck script) heartbeating on
+    the same namespace does not hide that the first one is gone."""
+    bench = Bench(robot_class)
+    rogue = Operator(bench.op_node, bench.profile.transport, "rogue")
+    active(bench)
+    bench.heartbeat = False
+    stopped = time.monotonic()
+    end = stopped + 3.0
+    while time.monotonic() < end and bench.state() is SafetyState.ACTIVE:
+        rogue.tick()
+        bench.play(0.05)
+    bench.close()
+    fallback = [t for t in bench.transitions() if t.to_state is SafetyState.FALLBACK]
+    assert fallback and fallback[0].check == "heartbeat", [str(t) for t in bench.transitions()]
+    assert fallback[0].time_s - stopped <= bench.profile.safety.common.max_heartbeat_age_s + 0.15
