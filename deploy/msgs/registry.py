@@ -88,6 +88,8 @@ _MSG_TEXT: dict[str, str] = {
         "float32[] rpm\n"
         "# The vehicle this command is for; a robot rejects commands for another vehicle.\n"
         "string vehicle_id\n"
+        "# What produced the command: policy, arming, fallback or stop.\n"
+        "string mode\n"
     ),
     "sim2real_msgs/msg/JointCommand": (
         "# Per-joint PD command, joints by name; the motor applies effort + kp (position - q) + kd (velocity - dq).\n"

@@ -207,11 +207,14 @@ class BatteryState(IdlStruct, typename="sensor_msgs.msg.dds_.BatteryState_"):
 @dataclass
 class MotorCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.MotorCommand_"):
     """sim2real_msgs/msg/MotorCommand: per-motor speed setpoints in revolutions per minute, motor order
-    as in the robot profile; ``vehicle_id``: the vehicle the command is for (robots reject other vehicles')."""
+    as in the robot profile; ``vehicle_id``: the vehicle the command is for (robots reject other vehicles');
+    ``mode``: what produced it (policy, arming, fallback, stop): a bridge to an autopilot hands control back to
+    the autopilot's own landing on ``fallback`` and disarms on ``stop``."""
 
     header: Header = field(default_factory=Header)
     rpm: sequence[float32] = field(default_factory=list)
     vehicle_id: str = ""
+    mode: str = ""
 
 
 @dataclass

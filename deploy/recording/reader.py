@@ -126,8 +126,13 @@ def _parse(record_bytes: bytes) -> list[Any]:
 
 
 def _decode(schema: Schema, data: bytes, decoders: dict[int, Any]) -> Any:
+    """With the project's class when the file's definition is today's; otherwise (a log written before a message
+    changed, e.g. MotorCommand before it carried the vehicle id, or a type of another package) from the schema
+    the file carries, so old logs stay readable."""
     try:
-        return message_info(schema.name).cls.deserialize(data)
+        info = message_info(schema.name)
+        if schema.data.decode(errors="replace") == info.full_definition:
+            return info.cls.deserialize(data)
     except UnknownMessageTypeError:
         pass
     if schema.id not in decoders:

@@ -175,7 +175,7 @@ class QuadrotorAdapter:
         return "descend" if t < p.duration_s else "land"
 
     def command_message(self, command: SafeCommand, stamp_ns: int, vehicle_id: str) -> MotorCommand:
-        return MotorCommand(make_header(stamp_ns), [float(v) for v in command.values], vehicle_id)
+        return MotorCommand(make_header(stamp_ns), [float(v) for v in command.values], vehicle_id, command.mode.value)
 
     def at_rest(self, reading: Reading | None, command: SafeCommand) -> bool:
         """Touchdown above the start point, held for ``limits.touchdown.hold_s`` of measurement time."""

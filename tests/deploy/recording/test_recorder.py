@@ -255,3 +255,14 @@ def test_cached_vector_bytes_equal_the_generic_serializer(tmp_path: Path, n: int
         label = layouts[topic]
         generic = Float32MultiArray(MultiArrayLayout([MultiArrayDimension(label, n, n)], 0), values).serialize()
         assert data == generic
+
+
+def test_a_log_written_before_motor_commands_carried_vehicle_id_and_mode_still_reads():
+    """tests/deploy/data/golden_small_v1.mcap is the golden file as written before sim2real_msgs/MotorCommand
+    gained ``vehicle_id`` and ``mode``: our reader decodes it from the definition the file carries."""
+    contents = read_log(GOLDEN_PATH.with_name("golden_small_v1.mcap"))
+    assert contents.complete
+    commands = contents.topic(TOPICS["motor_command"].name)
+    assert [list(m.msg.rpm) for m in commands] == [[15000.0 + i, 15001.0, 15002.0, 15003.0] for i in range(5)]
+    assert not hasattr(commands[0].msg, "vehicle_id")  # decoded with the old definition, not today's class
+    assert [m.topic for m in contents.messages] == [topic for topic, _msg, _t in EXPECTED]
