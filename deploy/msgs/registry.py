@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from deploy.msgs import px4
 from deploy.msgs import types as m
 
 SEPARATOR = "=" * 80
@@ -154,6 +155,8 @@ _CLASSES: dict[str, type] = {
     "sim2real_msgs/msg/SafetyTransition": m.SafetyTransition,
     "sim2real_msgs/msg/LoopTiming": m.LoopTiming,
 }
+_MSG_TEXT.update(px4.MSG_TEXT)  # px4_msgs (PX4 v1.15), deploy/msgs/px4.py
+_CLASSES.update(px4.CLASSES)
 
 _PRIMITIVES = frozenset(
     "bool byte char float32 float64 int8 uint8 int16 uint16 int32 uint32 int64 uint64 string wstring".split()

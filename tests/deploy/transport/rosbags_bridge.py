@@ -31,7 +31,7 @@ _INT_RANGES = {
 }
 _NP_DTYPES = {"float32": np.float32, "float64": np.float64, "bool": np.bool_, **{k: k for k in _INT_RANGES}}
 _NP_DTYPES.update(byte=np.uint8, char=np.uint8)
-CUSTOM_PACKAGES = ("sim2real_msgs",)
+CUSTOM_PACKAGES = ("sim2real_msgs", "px4_msgs")
 
 
 @cache
