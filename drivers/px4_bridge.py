@@ -1,0 +1,269 @@
+"""The PX4 bridge: the runtime's topic table on one side, PX4's uXRCE-DDS topics (px4_msgs) on the other.
+
+    python -m drivers.px4_bridge --namespace /px4_1 --vehicle-id px4_1 --config launch/px4_bridge.yaml
+        [--px4-namespace ""] [--topic-suffix _v1] [--seconds 0]
+
+State: ``/fmu/out/vehicle_odometry`` (NED / FRD, PX4 boot clock) -> ``state/pose``, ``state/twist`` (world ENU,
+body FLU, stamps on this computer's CLOCK_MONOTONIC through drivers.px4_convert.ClockOffset);
+``/fmu/out/battery_status`` -> ``state/battery``; ``/fmu/out/vehicle_status`` is kept for the rules below.
+
+Commands (``command/motors``, MotorCommand, only this vehicle's: drivers.vehicle.VehicleFilter):
+- OffboardControlMode (direct_actuator) streams at 20 Hz from the start, so PX4 accepts the switch; it stops with
+  the setpoints when the runtime's commands stop (below), which is what lets PX4's offboard-loss failsafe act.
+- mode ``arming``: VehicleCommand DO_SET_MODE offboard (param1 1, param2 6), then, once PX4 reports OFFBOARD,
+  COMPONENT_ARM_DISARM (param1 1); target_system 1, from_external true; retried every 0.3 s until armed.
+- mode ``arming`` / ``policy``: ActuatorMotors (RPM -> 0..1 through the vehicle's throttle curve, placed by the
+  motor map, NaN in unused slots) ONLY while PX4 reports nav_state OFFBOARD and armed.
+- mode ``fallback``: control goes back to PX4: VehicleCommand NAV_LAND (repeated until PX4 is in AUTO_LAND or
+  disarmed); no more actuator setpoints.
+- mode ``stop``: ActuatorMotors all NaN (motors off) and a forced disarm (param2 21196), repeated while armed.
+- no command for more than 0.5 s (``--command-timeout``): nothing more is sent, keep-alive included; PX4's
+  own offboard-loss failsafe (COM_OF_LOSS_T, COM_OBL_RC_ACT) takes over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+
+import numpy as np
+
+from deploy.loop import FixedRateLoop
+from deploy.msgs import (
+    BatteryState,
+    MotorCommand,
+    Point,
+    Pose,
+    PoseStamped,
+    Quaternion,
+    Twist,
+    TwistStamped,
+    Vector3,
+    make_header,
+)
+from deploy.msgs.px4 import (
+    ActuatorMotors,
+    BatteryStatus,
+    OffboardControlMode,
+    VehicleCommand,
+    VehicleOdometry,
+    VehicleStatus,
+)
+from deploy.transport import Ros2Node, TransportConfig
+from drivers.px4_convert import (
+    ClockOffset,
+    FrameError,
+    frd_to_flu,
+    position_to_enu,
+    quat_ned_frd_to_enu_flu,
+    to_px4_controls,
+    velocity_to_enu,
+)
+from drivers.px4_wire import (
+    CMD_ARM_DISARM,
+    CMD_DO_SET_MODE,
+    CMD_NAV_LAND,
+    FORCE_DISARM_MAGIC,
+    NAV_STATE_NAMES,
+    PX4_MAIN_MODE_OFFBOARD,
+    PX4_QOS,
+    MotorOptions,
+    Px4Topics,
+    add_shared_arguments,
+    motor_options_from_args,
+    topics_from_args,
+)
+from drivers.vehicle import VehicleFilter, default_vehicle_id
+
+log = logging.getLogger("sim2real.px4_bridge")
+OFFBOARD, AUTO_LAND = VehicleStatus.NAVIGATION_STATE_OFFBOARD, VehicleStatus.NAVIGATION_STATE_AUTO_LAND
+ARMED = VehicleStatus.ARMING_STATE_ARMED
+
+
+class Px4Bridge:
+    """Translates in both directions; call :meth:`tick` at the loop rate (100 Hz)."""
+
+    def __init__(
+        self,
+        node: Ros2Node,
+        transport: TransportConfig,
+        topics: Px4Topics,
+        motors: MotorOptions,
+        vehicle_id: str | None = None,
+        command_timeout_s: float = 0.5,
+        keepalive_hz: float = 20.0,
+        retry_s: float = 0.3,
+    ):
+        self.motors, self.command_timeout_s = motors, command_timeout_s
+        self.keepalive_period_s, self.retry_s = 1.0 / keepalive_hz, retry_s
+        self.vehicle = VehicleFilter(vehicle_id or default_vehicle_id(transport.namespace))
+        self.clock = ClockOffset()
+        self.status: VehicleStatus | None = None
+        self._command: MotorCommand | None = None
+        self._command_time = -math.inf
+        self._last_keepalive = self._last_request = -math.inf
+        self._stale_logged = False
+        self._frame_errors = 0
+        pose, twist, battery = transport.topic("pose"), transport.topic("twist"), transport.topic("battery")
+        self.pose_pub = node.publisher(pose.name, PoseStamped, pose.qos)
+        self.twist_pub = node.publisher(twist.name, TwistStamped, twist.qos)
+        self.battery_pub = node.publisher(battery.name, BatteryState, battery.qos)
+        motors_t = transport.topic("motor_command")
+        node.subscription(motors_t.name, MotorCommand, motors_t.qos, callback=self._on_motor_command)
+        node.subscription(topics.name("out", "vehicle_odometry"), VehicleOdometry, PX4_QOS, callback=self._on_odometry)
+        node.subscription(topics.name("out", "vehicle_status"), VehicleStatus, PX4_QOS, callback=self._on_status)
+        node.subscription(topics.name("out", "battery_status"), BatteryStatus, PX4_QOS, callback=self._on_battery)
+        self.keepalive_pub = node.publisher(topics.name("in", "offboard_control_mode"), OffboardControlMode, PX4_QOS)
+        self.actuator_pub = node.publisher(topics.name("in", "actuator_motors"), ActuatorMotors, PX4_QOS)
+        self.command_pub = node.publisher(topics.name("in", "vehicle_command"), VehicleCommand, PX4_QOS)
+
+    # ------------------------------------------------------------------ PX4 -> runtime
+    def _on_odometry(self, msg: VehicleOdometry) -> None:
+        self.clock.observe(msg.timestamp, time.monotonic_ns())
+        try:
+            position = position_to_enu(msg.position, msg.pose_frame)
+            velocity = velocity_to_enu(msg.velocity, msg.velocity_frame, msg.q)
+        except FrameError as err:
+            self._frame_errors += 1
+            if self._frame_errors == 1:
+                log.error("odometry dropped: %s (check EKF2 / the external vision setup)", err)
+            return
+        q = quat_ned_frd_to_enu_flu(msg.q) if np.isfinite(msg.q).all() else np.full(4, np.nan)
+        rates = frd_to_flu(msg.angular_velocity)
+        if not (np.isfinite(position).all() and np.isfinite(q).all()):
+            return  # PX4 has no pose estimate yet; the runtime sees a stale state and will not arm
+        header = make_header(self.clock.to_monotonic_ns(msg.timestamp_sample or msg.timestamp), "world")
+        orientation = Quaternion(float(q[1]), float(q[2]), float(q[3]), float(q[0]))
+        self.pose_pub.publish(PoseStamped(header, Pose(Point(*map(float, position)), orientation)))
+        if np.isfinite(velocity).all() and np.isfinite(rates).all():
+            twist = Twist(Vector3(*map(float, velocity)), Vector3(*map(float, rates)))
+            self.twist_pub.publish(TwistStamped(header, twist))
+
+    def _on_status(self, msg: VehicleStatus) -> None:
+        old = self.status
+        self.status = msg
+        if old is None or (old.nav_state, old.arming_state) != (msg.nav_state, msg.arming_state):
+            log.info(
+                "PX4: %s, %s",
+                NAV_STATE_NAMES.get(msg.nav_state, msg.nav_state),
+                "armed" if msg.arming_state == ARMED else "disarmed",
+            )
+
+    def _on_battery(self, msg: BatteryStatus) -> None:
+        if not self.clock.ready:
+            return
+        cells = [float(v) for v in msg.voltage_cell_v[: msg.cell_count]]
+        self.battery_pub.publish(
+            BatteryState(
+                make_header(self.clock.to_monotonic_ns(msg.timestamp)),
+                voltage=float(msg.voltage_v),
+                current=-float(msg.current_a),
+                percentage=float(msg.remaining),
+                present=bool(msg.connected),
+                cell_voltage=cells,
+            )
+        )
+
+    # ------------------------------------------------------------------ runtime -> PX4
+    def _on_motor_command(self, msg: MotorCommand) -> None:
+        if self.vehicle.accepts(msg):
+            self._command, self._command_time = msg, time.monotonic()
+
+    @property
+    def offboard_armed(self) -> bool:
+        return self.status is not None and self.status.nav_state == OFFBOARD and self.status.arming_state == ARMED
+
+    def _px4_us(self) -> int:
+        now_ns = time.monotonic_ns()
+        return self.clock.to_px4_us(now_ns) if self.clock.ready else now_ns // 1000
+
+    def send_command(self, command: int, param1: float = 0.0, param2: float = 0.0, param3: float = 0.0) -> None:
+        self.command_pub.publish(
+            VehicleCommand(
+                timestamp=self._px4_us(),
+                param1=param1,
+                param2=param2,
+                param3=param3,
+                command=command,
+                target_system=1,
+                target_component=1,
+                source_system=1,
+                source_component=1,
+                from_external=True,
+            )
+        )
+
+    def _send_motors(self, controls: list[float]) -> None:
+        stamp = self._px4_us()
+        self.actuator_pub.publish(ActuatorMotors(timestamp=stamp, timestamp_sample=stamp, control=controls))
+
+    def _request(self, now: float, command: int, param1: float, param2: float = 0.0, why: str = "") -> None:
+        if now - self._last_request >= self.retry_s:
+            self._last_request = now
+            log.info("-> PX4: %s", why)
+            self.send_command(command, param1, param2)
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        cmd = self._command
+        fresh = cmd is not None and now - self._command_time <= self.command_timeout_s
+        if cmd is not None and not fresh:
+            if not self._stale_logged:
+                self._stale_logged = True
+                log.warning("runtime commands stopped: no setpoints, no keep-alive; PX4's offboard-loss failsafe acts")
+            return
+        self._stale_logged = False
+        if now - self._last_keepalive >= self.keepalive_period_s:
+            self._last_keepalive = now
+            self.keepalive_pub.publish(OffboardControlMode(timestamp=self._px4_us(), direct_actuator=True))
+        if cmd is None:
+            return
+        status, mode = self.status, cmd.mode
+        if mode == "arming" and not self.offboard_armed:
+            if status is None or status.nav_state != OFFBOARD:
+                self._request(now, CMD_DO_SET_MODE, 1.0, float(PX4_MAIN_MODE_OFFBOARD), "DO_SET_MODE offboard")
+            else:
+                self._request(now, CMD_ARM_DISARM, 1.0, 0.0, "arm")
+        if mode in ("arming", "policy") and self.offboard_armed:
+            rpm = np.asarray(cmd.rpm, dtype=float)
+            if rpm.shape == (len(self.motors.motor_map),) and np.isfinite(rpm).all():
+                self._send_motors(to_px4_controls(self.motors.curve.normalized(rpm), self.motors.motor_map))
+        elif mode == "fallback" and status is not None and status.arming_state == ARMED:
+            if status.nav_state != AUTO_LAND:
+                self._request(now, CMD_NAV_LAND, 0.0, 0.0, "NAV_LAND (fallback: PX4 lands)")
+        elif mode == "stop":
+            if self.offboard_armed:
+                self._send_motors([math.nan] * ActuatorMotors.NUM_CONTROLS)
+            if status is not None and status.arming_state == ARMED:
+                self._request(now, CMD_ARM_DISARM, 0.0, FORCE_DISARM_MAGIC, "disarm (stop)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m drivers.px4_bridge", description=__doc__.splitlines()[0])
+    ap.add_argument("--namespace", default=None, help="the robot's ROS 2 namespace (the deploy profile's)")
+    ap.add_argument("--vehicle-id", default=None, help="obey only commands for this vehicle (default: the namespace)")
+    ap.add_argument("--rate", type=float, default=100.0, help="loop rate, Hz")
+    ap.add_argument("--seconds", type=float, default=0.0, help="run this long; 0 = until killed")
+    ap.add_argument("--command-timeout", type=float, default=0.5, help="s without commands -> stop sending")
+    add_shared_arguments(ap)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    transport = TransportConfig.from_mapping({"namespace": args.namespace} if args.namespace else None)
+    try:
+        motors = motor_options_from_args(args)
+    except (ValueError, OSError) as err:
+        ap.error(str(err))
+    with Ros2Node("px4_bridge", namespace=transport.namespace) as node:
+        bridge = Px4Bridge(
+            node, transport, topics_from_args(args), motors, args.vehicle_id, command_timeout_s=args.command_timeout
+        )
+        log.info("PX4 bridge for %s on domain %d", bridge.vehicle.vehicle_id, node.domain_id)
+        seconds = args.seconds if args.seconds > 0 else 10.0 * 365 * 86400
+        FixedRateLoop(args.rate).run(bridge.tick, duration_s=seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
