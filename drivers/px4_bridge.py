@@ -104,7 +104,7 @@ class Px4Bridge:
         self._command: MotorCommand | None = None
         self._command_time = -math.inf
         self._last_keepalive = self._last_request = -math.inf
-        self._stale_logged = False
+        self._stale_logged = self._not_engaged_logged = False
         self._frame_errors = 0
         pose, twist, battery = transport.topic("pose"), transport.topic("twist"), transport.topic("battery")
         self.pose_pub = node.publisher(pose.name, PoseStamped, pose.qos)
@@ -226,7 +226,14 @@ class Px4Bridge:
                 self._request(now, CMD_DO_SET_MODE, 1.0, float(PX4_MAIN_MODE_OFFBOARD), "DO_SET_MODE offboard")
             else:
                 self._request(now, CMD_ARM_DISARM, 1.0, 0.0, "arm")
+        if mode == "policy" and not self.offboard_armed and not self._not_engaged_logged:
+            self._not_engaged_logged = True
+            log.error(
+                "the runtime flies but PX4 is not in OFFBOARD and armed: no setpoints go out. PX4 needs the "
+                "keep-alive for > 1 s and a moment to arm: raise the profile's safety.common.arming_duration_s"
+            )
         if mode in ("arming", "policy") and self.offboard_armed:
+            self._not_engaged_logged = False
             rpm = np.asarray(cmd.rpm, dtype=float)
             if rpm.shape == (len(self.motors.motor_map),) and np.isfinite(rpm).all():
                 self._send_motors(to_px4_controls(self.motors.curve.normalized(rpm), self.motors.motor_map))
