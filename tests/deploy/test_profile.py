@@ -63,7 +63,7 @@ def test_bad_profiles_give_clear_errors(tmp_path):
     with pytest.raises(DeployProfileError, match=r"unknown keys \['wheels'\]"):
         load_deploy_profile(bad)
     bad.write_text("control_hz: -5\nrobot: {}\naction: {interface: rpm, names: [m1]}\n")
-    with pytest.raises(DeployProfileError, match="control_hz must be a positive number"):
+    with pytest.raises(DeployProfileError, match=r"control_hz must be a number of Hz in \(0, 10000\], found -5"):
         load_deploy_profile(bad)
     with pytest.raises(DeployProfileError, match="does not exist"):
         load_deploy_profile(tmp_path / "nope.yaml")

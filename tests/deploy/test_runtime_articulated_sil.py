@@ -251,7 +251,7 @@ def test_arm_zero_action_policy_holds_the_default_pose_through_the_targets(arm_s
     ], [str(t) for t in runtime.safety.transitions]
     default = np.array(profile.robot.joints.default_position_rad)
     assert np.abs(reading.state.joint_position - default).max() < 0.1  # action 0 = the default pose (gravity sags it)
-    summary = runtime.summary()
+    summary = runtime.summary()["tracking"]
     assert set(summary["final_ee_error_m"]) == {"target0", "target1"}
     # the default pose is not the targets: the errors are the distances from the default pose's end effector
     ee = reading.state.position

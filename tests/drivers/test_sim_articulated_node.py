@@ -36,7 +36,9 @@ class Bench:
         assert self.inject.wait_for_subscribers(1, 10.0)
 
     def command(self, q, kp, kd) -> None:
-        self.cmd.publish(joint_command_msg(self.names, q, kp, kd, "policy", time.monotonic_ns()))
+        msg = joint_command_msg(self.names, q, kp, kd, "policy", time.monotonic_ns())
+        msg.vehicle_id = "sim2real"  # the node's default id: its namespace's
+        self.cmd.publish(msg)
 
     def steps(self, n: int, now_offset_s: float = 0.0, command=None) -> JointState:
         for _ in range(n):
@@ -83,7 +85,9 @@ def test_legged_node_publishes_takes_commands_falls_back_when_they_stop_and_goes
     kd = b.sim.profile.safety.damping_kd_nm_s_per_rad
     np.testing.assert_allclose(msg.effort, -kd * np.array(msg.velocity), atol=1e-9)
 
-    b.cmd.publish(joint_command_msg(b.names[:-1], default[:-1], np.full(n - 1, 20.0), np.zeros(n - 1), "policy", 0))
+    partial = joint_command_msg(b.names[:-1], default[:-1], np.full(n - 1, 20.0), np.zeros(n - 1), "policy", 0)
+    partial.vehicle_id = "sim2real"
+    b.cmd.publish(partial)
     time.sleep(0.05)
     b.steps(1)
     assert b.sim.mode == "fallback"  # a command without all joints is ignored

@@ -42,9 +42,15 @@ def test_simulated_robot_flies_on_commands_and_stops_when_they_stop():
             stamp_age = time.monotonic_ns() - (lambda s: s.sec * 10**9 + s.nanosec)(poses.latest().header.stamp)
             assert 0 <= stamp_age < 0.2e9  # stamps on the shared monotonic clock, fresh
             climb = 1.2 * QuadrotorParams().hover_rpm
-            t_end = time.monotonic() + 0.7
+            # commands for another vehicle (its namespace reached this one anyway) are rejected: it stays down
+            t_end = time.monotonic() + 0.5
             while time.monotonic() < t_end:
-                commands.publish(MotorCommand(make_header(time.monotonic_ns()), [climb] * 4))
+                commands.publish(MotorCommand(make_header(time.monotonic_ns()), [climb] * 4, "cf9", "policy"))
+                time.sleep(0.01)
+            assert abs(height()) < 0.02, "obeyed another vehicle's commands"
+            t_end = time.monotonic() + 0.7
+            while time.monotonic() < t_end:  # its own id: the namespace's, by default
+                commands.publish(MotorCommand(make_header(time.monotonic_ns()), [climb] * 4, "sim2real", "policy"))
                 time.sleep(0.01)
             top = height()
             assert top > 0.2, f"climbed only to {top:.3f} m"

@@ -183,8 +183,11 @@ def fly(learner, cfg, envs: int = 128) -> dict[str, float]:
 
 
 def test_a_short_training_learns_to_stay_up():
-    """~25 s on one thread: 900 iterations of 64 envs x 16 steps (14,400 updates). The untrained actor crashes in
-    every episode; the trained one (8 % measured) in at most a quarter of them, closer to the hover point."""
+    """~25 s: 900 iterations of 64 envs x 16 steps (14,400 updates). The untrained actor crashes in every episode;
+    the trained one in at most a quarter of them (8 % measured on an AMD EPYC host, 16 % on an Intel Xeon host) and
+    within a metre of the hover point. How close it gets in this budget depends on the host's floating-point path
+    (0.13 m RMSE on the EPYC host, 0.72 m on the Xeon, same seed, deterministic on each): the untrained actor's RMSE
+    is no yardstick, since its episodes end in a crash within a second."""
     cfg = td3_cfg(seed=0, iterations=900, envs=64)
     # Without the observation history: with it, TD3 stays up as well (9 % crashes) but in this budget flies
     # bang-bang 0.65 m off instead of 0.13 m (measured; docs/training.md, "Observation history").
@@ -196,5 +199,5 @@ def test_a_short_training_learns_to_stay_up():
     trained = fly(result.runner, cfg)
     assert untrained["crash_rate"] == 1.0
     assert trained["crash_rate"] <= 0.25, trained
-    assert trained["position_rmse_m"] < 0.8 * untrained["position_rmse_m"], (untrained, trained)
+    assert trained["position_rmse_m"] < 1.0, (untrained, trained)
     assert result.history[-1].episode_length_s > 2.0  # training episodes last 5 s unless they crash
