@@ -236,11 +236,17 @@ def test_two_vehicles_on_one_domain_fly_side_by_side_and_a_second_runtime_on_a_n
     domain = random.randint(1, 230)
     env = dds_env(domain)
     a, b = ns(), ns()
-    first = deploy(write_profile(tmp_path, a), tmp_path / "a.mcap", env)
-    second = deploy(write_profile(tmp_path, b), tmp_path / "b.mcap", env)
-    time.sleep(9.0)  # both airborne
+    first = deploy(write_profile(tmp_path, a, hover_s=4.0), tmp_path / "a.mcap", env)  # still up for the intruder
+    second = deploy(write_profile(tmp_path, b, hover_s=1.5), tmp_path / "b.mcap", env)
+    from deploy.msgs import MotorCommand
+    from deploy.transport import Ros2Node, TransportConfig
+
+    with Ros2Node("watcher", domain_id=domain, config=LOOPBACK_CONFIG) as node:  # a command writer = armed
+        for namespace in (a, b):
+            topic = TransportConfig.from_mapping({"namespace": namespace}).topic("motor_command")
+            assert node.subscription(topic.name, MotorCommand, topic.qos).wait_for_publishers(1, 60.0)
     (tmp_path / "x").mkdir()
-    cmd = [sys.executable, "sim2real.py", "deploy", "--profile", str(write_profile(tmp_path / "x", a))]
+    cmd = [sys.executable, "sim2real.py", "deploy", "--profile", str(write_profile(tmp_path / "x", a, hover_s=1.5))]
     cmd += [
         "--policy",
         str(POLICY),
