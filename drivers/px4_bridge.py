@@ -98,14 +98,8 @@ class Px4Bridge:
     ):
         self.motors, self.command_timeout_s = motors, command_timeout_s
         self.keepalive_period_s, self.retry_s = 1.0 / keepalive_hz, retry_s
-        self.vehicle = VehicleFilter(vehicle_id or default_vehicle_id(transport.namespace))
-        self.clock = ClockOffset()
-        self.status: VehicleStatus | None = None
-        self._command: MotorCommand | None = None
-        self._command_time = -math.inf
-        self._last_keepalive = self._last_request = -math.inf
-        self._stale_logged = self._not_engaged_logged = False
-        self._frame_errors = 0
+        self._vehicle_id = vehicle_id or default_vehicle_id(transport.namespace)
+        self.reset()
         pose, twist, battery = transport.topic("pose"), transport.topic("twist"), transport.topic("battery")
         self.pose_pub = node.publisher(pose.name, PoseStamped, pose.qos)
         self.twist_pub = node.publisher(twist.name, TwistStamped, twist.qos)
@@ -118,6 +112,17 @@ class Px4Bridge:
         self.keepalive_pub = node.publisher(topics.name("in", "offboard_control_mode"), OffboardControlMode, PX4_QOS)
         self.actuator_pub = node.publisher(topics.name("in", "actuator_motors"), ActuatorMotors, PX4_QOS)
         self.command_pub = node.publisher(topics.name("in", "vehicle_command"), VehicleCommand, PX4_QOS)
+
+    def reset(self) -> None:
+        """Forget the runtime's last command, PX4's status and the clock offset: a new session."""
+        self.vehicle = VehicleFilter(self._vehicle_id)
+        self.clock = ClockOffset()
+        self.status: VehicleStatus | None = None
+        self._command: MotorCommand | None = None
+        self._command_time = -math.inf
+        self._last_keepalive = self._last_request = -math.inf
+        self._stale_logged = self._not_engaged_logged = False
+        self._frame_errors = 0
 
     # ------------------------------------------------------------------ PX4 -> runtime
     def _on_odometry(self, msg: VehicleOdometry) -> None:
