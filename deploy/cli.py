@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             "robot_hash": profile.robot_hash,
             "vehicle_id": profile.vehicle_id,
             "policy_git_commit": policy.git_commit,
+            "policy_digest": policy.digest,
             "observation_spec": policy.obs_spec.to_json(),
             "action_spec": policy.action_spec.to_json(),
         }

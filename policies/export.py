@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from policies.actor import ActorWeights, Checkpoint, load_checkpoint
+from policies.onnx_digest import stamp
 from policies.onnx_policy import (
     ACTION_OUTPUT_NAME,
     FORMAT_VERSION,
@@ -81,6 +82,7 @@ def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sim2real", ir_version=IR_VERSION
     )
     helper.set_model_props(model, {PREFIX + k: v for k, v in metadata.items()})
+    stamp(model, PREFIX)  # the digest over the graph and every field: edits after export are refused at load
     onnx.checker.check_model(model, full_check=True)
     return model
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from policies.onnx_digest import DigestError, verify
 from sim.action_spec import ActionSpec
 from sim.obs_spec import ObsSpec
 
@@ -64,6 +65,7 @@ class ExportedPolicy:
     format_version: str
     metadata: dict[str, str] = field(repr=False)
     session: Any = field(repr=False)
+    digest: str = ""  # sha256 over the graph and every sim2real.* field (policies/onnx_digest.py)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.run(obs)[0]
@@ -122,8 +124,18 @@ def load_policy(path: str | Path) -> ExportedPolicy:
     path = Path(path)
     if not path.is_file():
         raise PolicyFileError(f"policy file {str(path)!r} does not exist; export one with `sim2real export RUN_DIR`")
-    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    data = path.read_bytes()
+    try:
+        session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for a file that is not a model
+        raise PolicyFileError(
+            f"{path}: not a loadable ONNX model ({exc}); export one with `sim2real export RUN_DIR`"
+        ) from None
     meta = _validated(path, session.get_modelmeta().custom_metadata_map)
+    try:
+        digest = verify(data, meta)
+    except DigestError as exc:
+        raise PolicyFileError(f"{path}: {exc}") from None
     obs_spec = ObsSpec.from_json(meta["obs_spec"])
     action_spec = ActionSpec.from_json(meta["action_spec"])
     profile = json.loads(meta["profile"])
@@ -157,4 +169,5 @@ def load_policy(path: str | Path) -> ExportedPolicy:
         format_version=meta["format_version"],
         metadata=meta,
         session=session,
+        digest=digest,
     )
