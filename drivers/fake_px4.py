@@ -124,7 +124,8 @@ class FakePx4:
         if nav_state is not None and nav_state != self.nav_state:
             self.nav_state, self._status_dirty = nav_state, True
             self._setpoint = None  # setpoints do not carry over a mode change
-            log.info("mode %s (%s)", NAV_STATE_NAMES.get(nav_state, nav_state), why)
+            height = float(self.env.state_rows("position")[0, 2])
+            log.info("mode %s (%s) at %.2f m", NAV_STATE_NAMES.get(nav_state, nav_state), why, height)
             if nav_state == AUTO_LAND:
                 self.lander = HoverDescendController(QuadrotorLimits())
 
@@ -197,9 +198,8 @@ class FakePx4:
                 self._on_command(msg, t)
         if self.nav_state == OFFBOARD and now - self._last_ocm > self.com_of_loss_t_s:
             self.failsafe = True
-            self._set(
-                nav_state=AUTO_LAND if self.arming_state == ARMED else POSCTL, why="offboard lost (COM_OF_LOSS_T)"
-            )
+            why = "offboard lost (COM_OF_LOSS_T)"
+            self._set(nav_state=AUTO_LAND if self.arming_state == ARMED else POSCTL, why=why)
         rpm = np.clip(self._motor_rpm(now), self.spec.low[0], self.spec.high[0])
         self.env.step(self.spec.to_normalized(torch.as_tensor(rpm, dtype=torch.float32))[None])
         self._ground()

@@ -17,8 +17,9 @@ Commands (``command/motors``, MotorCommand, only this vehicle's: drivers.vehicle
 - mode ``fallback``: control goes back to PX4: VehicleCommand NAV_LAND (repeated until PX4 is in AUTO_LAND or
   disarmed); no more actuator setpoints.
 - mode ``stop``: ActuatorMotors all NaN (motors off) and a forced disarm (param2 21196), repeated while armed.
-- no command for more than 0.5 s (``--command-timeout``): nothing more is sent, keep-alive included; PX4's
-  own offboard-loss failsafe (COM_OF_LOSS_T, COM_OBL_RC_ACT) takes over.
+- no command for more than 0.5 s (``--command-timeout``): no more setpoints and no keep-alive, and, if PX4 is
+  still in OFFBOARD and armed, NAV_LAND: PX4 would otherwise hold the last setpoint until COM_OF_LOSS_T. If the
+  bridge dies too, PX4's own offboard-loss failsafe (COM_OF_LOSS_T, COM_OBL_RC_ACT) takes over.
 """
 
 from __future__ import annotations
@@ -224,7 +225,9 @@ class Px4Bridge:
         if cmd is not None and not fresh:
             if not self._stale_logged:
                 self._stale_logged = True
-                log.warning("runtime commands stopped: no setpoints, no keep-alive; PX4's offboard-loss failsafe acts")
+                log.warning("runtime commands stopped: no setpoints, no keep-alive; NAV_LAND, PX4's failsafe behind it")
+            if self.offboard_armed:  # PX4 would hold the last setpoint until COM_OF_LOSS_T: hand over now
+                self._request(now, CMD_NAV_LAND, 0.0, 0.0, "NAV_LAND (runtime commands stopped)")
             return
         self._stale_logged = False
         if now - self._last_keepalive >= self.keepalive_period_s:

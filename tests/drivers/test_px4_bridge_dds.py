@@ -144,13 +144,13 @@ def test_stop_sends_nan_and_a_forced_disarm(rig):
     assert (disarm.command, disarm.param1, disarm.param2) == (400, 0.0, 21196.0)
 
 
-def test_commands_stop_then_setpoints_and_keepalive_stop(rig):
+def test_commands_stop_then_setpoints_and_keepalive_stop_and_px4_lands(rig):
     rig.px4(OFFBOARD, ARMED)
     rig.run(0.3, "policy")
     rig.clear()
     rig.run(1.0)  # the runtime is gone
-    late_ocm = [m for m in rig.seen["ocm"]]
-    assert len(late_ocm) <= 12  # at most the first 0.5 s (20 Hz) then nothing
+    assert len(rig.seen["ocm"]) <= 12  # at most the first 0.5 s (20 Hz) then nothing
+    assert [c.command for c in rig.seen["commands"]][:1] == [21]  # PX4 still offboard and armed: NAV_LAND
     rig.clear()
     rig.run(0.5)
     assert not rig.seen["ocm"] and not rig.seen["motors"]
