@@ -43,6 +43,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Errors that mean "the input is wrong", each with a message saying what was expected and what to do: the
+#: command line answers them with that one line and exit code 2, not a traceback. Looked up only in modules
+#: already imported (an exception of a module never imported cannot be raised), so the deploy path stays torch-free.
+USER_ERRORS: tuple[tuple[str, str], ...] = (
+    ("sim.randomization", "RandomizationSpecError"),
+    ("sim.obs_spec", "ObsSpecError"),
+    ("sim.action_spec", "ActionSpecError"),
+    ("sim.quadrotor.params", "ProfileError"),
+    ("sim.articulated.profile", "ArticulatedProfileError"),
+    ("sim.articulated.robots", "RobotModelError"),
+    ("policies.actor", "CheckpointError"),
+    ("policies.onnx_policy", "PolicyFileError"),
+    ("policies.overrides", "OverrideError"),
+    ("policies.train_cfg", "TrainConfigError"),
+    ("deploy.profile", "DeployProfileError"),
+    ("deploy.safety.limits", "ProfileError"),
+    ("deploy.transport.errors", "TransportError"),
+    ("deploy.replay.errors", "ReplayError"),
+    ("deploy.recording.reader", "LogFormatError"),
+    ("deploy.recording.errors", "RecorderError"),
+)
+
+
+def user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of :data:`USER_ERRORS`."""
+    for module, name in USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
 def _module_of(module: str):
     return importlib.import_module(module)
 
@@ -67,7 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except Exception as exc:
+        if not user_error(exc):
+            raise
+        logging.getLogger(f"sim2real.{name}").error("%s", exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -92,7 +92,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = resolve_checkpoint(path)
-    data = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc}); it is truncated or not a torch file. "
+            "Use another model_<iteration>.pt of the run, or train again"
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a sim2real checkpoint (a dict), found {type(data).__name__}")
     infos = data.get("infos") or {}
     from policies.train import CHECKPOINT_FORMAT
 

@@ -17,6 +17,7 @@ import contextlib
 import io
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -428,18 +429,34 @@ def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
     try:
         apply_overrides(cfg, list(getattr(args, "overrides", None) or []))
     except OverrideError as exc:
-        raise SystemExit(f"--set: {exc}") from None
+        raise OverrideError(f"--set: {exc}") from None
     return cfg
 
 
 def run(args: argparse.Namespace) -> int:
+    from policies.train_cfg import TrainConfigError
+
     cfg = cfg_from_args(args)
+    cfg.check()  # before the run directory exists: a refused run leaves nothing behind
     if args.threads is not None:
         if args.threads <= 0:
-            raise SystemExit(f"--threads must be positive, got {args.threads}")
+            raise TrainConfigError(f"--threads: expected a positive number, got {args.threads}")
         torch.set_num_threads(args.threads)
+    created = args.run_dir is None or not args.run_dir.exists()
     run_dir = args.run_dir if args.run_dir is not None else make_run_dir(args.runs, cfg.task)
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_into(cfg, run_dir, args)
+    except BaseException:
+        if created and not any(run_dir.glob("model_*.pt")):  # nothing worth keeping: no empty run directory
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for parent in (run_dir.parent, run_dir.parent.parent):  # runs/<task>, runs: only if now empty
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+        raise
+
+
+def _train_into(cfg: TrainCfg, run_dir: Path, args: argparse.Namespace) -> int:
     log.info(
         "training %s (%s actions): %d envs, up to %d iterations%s, seed %d, device %s -> %s",
         cfg.task,

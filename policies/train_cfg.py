@@ -18,6 +18,10 @@ from sim.quadrotor.config import QuadrotorTaskCfg
 MODEL_CLASS = "policies.models:MLPModel"  # the rsl_rl model every PPO config builds (``class_name``)
 
 
+class TrainConfigError(ValueError):
+    """A training setting no run can use (zero envs, a device this machine lacks, an interface the task has not)."""
+
+
 @dataclass
 class ModelCfg:
     """An MLP (rsl_rl's ``MLPModel`` as :class:`policies.models.MLPModel`) with empirical observation
@@ -93,9 +97,43 @@ class TrainCfg:
             self.num_envs = self.td3.num_envs
         self.algo = algo
 
+    def check(self) -> None:
+        """Refuse settings no run can use, before anything is created; raises :class:`TrainConfigError`."""
+        import torch
+
+        for name, value in (("num_envs", self.num_envs), ("max_iterations", self.max_iterations)):
+            if not (isinstance(value, int) and value > 0):
+                flag = "--num-envs" if name == "num_envs" else "--iterations"
+                raise TrainConfigError(f"{flag}: expected a positive whole number, got {value!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise TrainConfigError(f"--max-seconds: expected seconds > 0, got {self.max_seconds!r}")
+        if self.save_interval is not None and not self.save_interval > 0:
+            raise TrainConfigError(f"--save-interval: expected iterations > 0, got {self.save_interval!r}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise TrainConfigError(f"--device {self.device!r}: not a torch device ({exc}); use cpu or cuda:0") from None
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise TrainConfigError(
+                    f"--device {self.device}: this torch has no usable CUDA device (torch.cuda.is_available() is "
+                    "False); use --device cpu, or install a CUDA build of torch on a machine with a GPU"
+                )
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise TrainConfigError(
+                    f"--device {self.device}: there are {torch.cuda.device_count()} CUDA devices (0..)"
+                )
+        elif device.type != "cpu":
+            raise TrainConfigError(f"--device {self.device}: expected cpu or cuda[:N]")
+
     def select_interface(self, interface: str) -> None:
         """Act through ``interface`` ("rpm" | "ctbr") with that interface's measured learner settings and number of
         envs (quadrotor tasks, PPO: :func:`quadrotor_learner`); call it before ``--num-envs`` and ``--set``."""
+        if not self.task.startswith("quadrotor-"):
+            raise TrainConfigError(
+                f"task {self.task!r} acts through joint position targets; --interface {interface} (rpm | ctbr) is "
+                "for quadrotor tasks: leave it out"
+            )
         if self.task.startswith("quadrotor-"):
             learner = quadrotor_learner(interface)  # refuses an unknown interface before anything changes
             if self.algo == "ppo":

@@ -130,13 +130,63 @@ class RandomizationSpec:
         return RandomizationSpec({}, name=f"{self.name}-nominal" if self.name else "nominal")
 
     def check_params(self, known: set[str] | frozenset[str]) -> None:
-        """Refuse terms that name parameters the simulator does not have."""
+        """Refuse terms that name parameters the simulator does not have, and scale factors that are not > 0 (a
+        scale of zero or below is never physical: a mass scale of 0 gave NaN critics, 100 % crashes)."""
         unknown = sorted(set(self.terms) - set(known))
         if unknown:
             raise RandomizationSpecError(
                 f"randomization spec {self.name or '(unnamed)'} names unknown parameters {unknown}; "
                 f"this simulator randomizes {sorted(known)}"
             )
+        for name, term in self.terms.items():
+            if term.operation == "scale" and not term.bounds()[0] > 0:
+                raise RandomizationSpecError(
+                    f"randomization term {name!r}: a scale factor must be > 0, but {term.distribution} reaches "
+                    f"{term.bounds()[0]:g}; set low > 0 (and clip a normal with low/high)"
+                )
+
+    def value_range(self, name: str, nominal: list[float] | tuple[float, ...]) -> tuple[float, float]:
+        """Smallest and largest value parameter ``name`` can take (over its components), nominal if not
+        randomized."""
+        lo_n, hi_n = min(nominal), max(nominal)
+        term = self.terms.get(name)
+        if term is None:
+            return lo_n, hi_n
+        lo, hi = term.bounds()
+        if term.operation == "absolute":
+            return lo, hi
+        if term.operation == "offset":
+            return lo_n + lo, hi_n + hi
+        products = [a * b for a in (lo_n, hi_n) for b in (lo, hi) if math.isfinite(b)]
+        return (min(products), max(products)) if len(products) == 4 else (-math.inf, math.inf)
+
+    def check_physical(
+        self,
+        nominal: Mapping[str, Any],
+        positive: tuple[str, ...] = (),
+        nonnegative: tuple[str, ...] = (),
+        max_steps: Mapping[str, int] | None = None,
+    ) -> None:
+        """Refuse draws no robot can have: ``positive`` parameters (masses, inertias, time constants, motor
+        constants) reaching 0 or below, ``nonnegative`` ones (drag, noise) below 0, integer step counts
+        (latencies) reaching ``max_steps[name]`` or more (an episode shorter than its own latency)."""
+        for names, ok, what in ((positive, lambda v: v > 0, "> 0"), (nonnegative, lambda v: v >= 0, ">= 0")):
+            for name in names:
+                if name not in nominal:
+                    continue
+                lo, _hi = self.value_range(name, list(nominal[name]))
+                if not ok(lo):
+                    raise RandomizationSpecError(
+                        f"randomization term {name!r}: its values must be {what}, but it can reach {lo:g}; "
+                        "narrow low/high (or clip a normal) to physical values"
+                    )
+        for name, limit in (max_steps or {}).items():
+            term = self.terms.get(name)
+            if term is not None and term.bounds()[1] >= limit:
+                raise RandomizationSpecError(
+                    f"randomization term {name!r}: up to {term.bounds()[1]:g} control steps, but an episode has "
+                    f"{limit}; a latency must stay well below the episode length"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "terms": {k: v.to_dict() for k, v in self.terms.items()}}

@@ -12,6 +12,7 @@ import torch
 
 from policies import train as train_mod
 from policies.curriculum import CurriculumCfg, InitStateCurriculum
+from policies.overrides import OverrideError
 from policies.train import CHECKPOINT_FORMAT, cfg_from_args, train
 from sim.quadrotor.config import default_randomization
 from sim.randomization import RandomizationSpec
@@ -183,7 +184,7 @@ def test_set_overrides_reach_nested_fields_and_refuse_bad_input():
         ("seed", "expected KEY=VALUE"),
         ("obs_groups.teacher=[policy]", "obs_groups has no entry 'teacher'; its entries: actor, critic"),
     ):
-        with pytest.raises(SystemExit, match=re.escape(message)):
+        with pytest.raises(OverrideError, match=re.escape("--set: ") + ".*" + re.escape(message)):
             cfg_from_args(p.parse_args(["quadrotor-hover", "--set", bad]))
 
 

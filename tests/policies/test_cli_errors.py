@@ -1,0 +1,110 @@
+"""Bad values on the command line: one line saying what was expected and what to do, exit code 2, no traceback,
+no run directory left behind (the issue's cases: --num-envs 0, --device cuda:0 without CUDA, a truncated
+checkpoint, a mass scale <= 0, negative motor time constants, a latency beyond the episode, legged-walk --interface
+ctbr, files that do not exist)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+import sim2real
+
+
+def run(argv: list[str], caplog) -> tuple[int, list[str]]:
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        code = sim2real.main(argv)
+    return code, [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def spec(tmp_path: Path, term: str) -> Path:
+    path = tmp_path / "randomization.yaml"
+    path.write_text(f"terms:\n  {term}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--num-envs", "0"], "--num-envs: expected a positive whole number, got 0"),
+        (["--iterations", "-3"], "--iterations: expected a positive whole number, got -3"),
+        (["--max-seconds", "-5"], "--max-seconds: expected seconds > 0"),
+        (["--device", "cuda:0"], "this torch has no usable CUDA device"),
+        (["--device", "tpu"], "--device 'tpu': not a torch device"),
+        (["--threads", "0"], "--threads: expected a positive number"),
+    ],
+)
+def test_train_refuses_bad_settings_before_making_a_run_directory(tmp_path, caplog, args, message):
+    if "cuda:0" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the value is not bad here")
+    code, errors = run(["train", "quadrotor-hover", "--runs", str(tmp_path / "runs"), *args], caplog)
+    assert code == 2 and len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_refuses_an_interface_the_task_has_not(tmp_path, caplog):
+    code, errors = run(["train", "legged-walk", "--interface", "ctbr", "--runs", str(tmp_path / "runs")], caplog)
+    assert code == 2 and "acts through joint position targets" in errors[0]
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("term", "message"),
+    [
+        ("mass: {distribution: uniform, low: 0.0, high: 1.2}", "'mass': a scale factor must be > 0"),
+        ("mass: {distribution: normal, mean: 1.0, std: 0.1}", "'mass': a scale factor must be > 0, but normal"),
+        (
+            "motor_tau_up: {distribution: uniform, low: -0.01, high: 0.02, operation: absolute}",
+            "'motor_tau_up': its values must be > 0, but it can reach -0.01",
+        ),
+        (
+            "km: {distribution: uniform, low: -1.0, high: 0.0, operation: offset}",
+            "'km': its values must be > 0",
+        ),
+        (
+            "action_latency: {distribution: int_uniform, low: 0, high: 5000, operation: absolute}",
+            "'action_latency': up to 5000 control steps, but an episode has 500",
+        ),
+        (
+            "obs_noise_scale: {distribution: uniform, low: -1.0, high: 1.0, operation: absolute}",
+            "'obs_noise_scale': its values must be >= 0",
+        ),
+    ],
+)
+def test_physically_impossible_randomization_is_refused_and_leaves_nothing(tmp_path, caplog, term, message):
+    runs = tmp_path / "runs"
+    argv = ["train", "quadrotor-hover", "--randomization", str(spec(tmp_path, term)), "--iterations", "1"]
+    code, errors = run([*argv, "--runs", str(runs), "--no-progress"], caplog)
+    assert code == 2 and len(errors) == 1 and message in errors[0], errors
+    assert not runs.exists()
+
+
+def test_export_and_eval_answer_missing_and_truncated_checkpoints(tmp_path, caplog):
+    for command in ("export", "eval"):
+        code, errors = run([command, str(tmp_path / "nothing")], caplog)
+        assert code == 2 and "is neither a checkpoint file nor a run directory" in errors[0]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.save({"infos": {}, "actor_state_dict": {}}, run_dir / "model_5.pt")
+    (run_dir / "model_5.pt").write_bytes((run_dir / "model_5.pt").read_bytes()[:40])  # cut short
+    code, errors = run(["export", str(run_dir)], caplog)
+    assert code == 2 and "cannot read the checkpoint" in errors[0] and "truncated" in errors[0]
+
+
+@pytest.mark.parametrize("command", ["replay", "sysid"])
+def test_replay_and_sysid_answer_a_missing_log(tmp_path, caplog, command):
+    code, errors = run([command, str(tmp_path / "nothing.mcap")], caplog)
+    assert code == 2 and "does not exist" in errors[-1]
+
+
+def test_a_bug_is_not_disguised_as_a_usage_error(monkeypatch):
+    """Only the project's input errors become one line; anything else keeps its traceback."""
+    import policies.export
+
+    monkeypatch.setattr(policies.export, "run", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        sim2real.main(["export", "whatever"])
