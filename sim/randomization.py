@@ -130,20 +130,14 @@ class RandomizationSpec:
         return RandomizationSpec({}, name=f"{self.name}-nominal" if self.name else "nominal")
 
     def check_params(self, known: set[str] | frozenset[str]) -> None:
-        """Refuse terms that name parameters the simulator does not have, and scale factors that are not > 0 (a
-        scale of zero or below is never physical: a mass scale of 0 gave NaN critics, 100 % crashes)."""
+        """Refuse terms that name parameters the simulator does not have (what values are physical is
+        :meth:`check_physical`'s, with the simulator's own lists)."""
         unknown = sorted(set(self.terms) - set(known))
         if unknown:
             raise RandomizationSpecError(
                 f"randomization spec {self.name or '(unnamed)'} names unknown parameters {unknown}; "
                 f"this simulator randomizes {sorted(known)}"
             )
-        for name, term in self.terms.items():
-            if term.operation == "scale" and not term.bounds()[0] > 0:
-                raise RandomizationSpecError(
-                    f"randomization term {name!r}: a scale factor must be > 0, but {term.distribution} reaches "
-                    f"{term.bounds()[0]:g}; set low > 0 (and clip a normal with low/high)"
-                )
 
     def value_range(self, name: str, nominal: list[float] | tuple[float, ...]) -> tuple[float, float]:
         """Smallest and largest value parameter ``name`` can take (over its components), nominal if not

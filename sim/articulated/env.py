@@ -114,7 +114,13 @@ class ArticulatedEnv(BatchedEnv):
         nominal = nominal_values(profile, self.model)
         cfg.randomization.check_params(frozenset(nominal))
         latency_limit = {"action_latency": cfg.max_episode_length, "obs_latency": cfg.max_episode_length}
-        cfg.randomization.check_physical(nominal, max_steps=latency_limit)
+        cfg.randomization.check_physical(  # a mass scale <= 0 gave NaN critics and 100 % falls
+            nominal,
+            positive=("link_mass", "motor_strength"),
+            nonnegative=("ground_friction", "joint_friction", "joint_damping", "joint_armature", "kp_factor",
+                         "kd_factor", "obs_noise_scale"),
+            max_steps=latency_limit,
+        )  # fmt: skip
         self.nominal = {k: torch.tensor(v, dtype=torch.float32, device=dev) for k, v in nominal.items()}
         self.params = {k: v.expand(n, -1).clone() for k, v in self.nominal.items()}
         self.param_writer = ModelParamWriter(self.engine, profile)

@@ -55,8 +55,8 @@ def test_train_refuses_an_interface_the_task_has_not(tmp_path, caplog):
 @pytest.mark.parametrize(
     ("term", "message"),
     [
-        ("mass: {distribution: uniform, low: 0.0, high: 1.2}", "'mass': a scale factor must be > 0"),
-        ("mass: {distribution: normal, mean: 1.0, std: 0.1}", "'mass': a scale factor must be > 0, but normal"),
+        ("mass: {distribution: uniform, low: 0.0, high: 1.2}", "'mass': its values must be > 0, but it can reach 0"),
+        ("mass: {distribution: normal, mean: 1.0, std: 0.1}", "'mass': its values must be > 0, but it can reach -inf"),
         (
             "motor_tau_up: {distribution: uniform, low: -0.01, high: 0.02, operation: absolute}",
             "'motor_tau_up': its values must be > 0, but it can reach -0.01",
@@ -108,3 +108,12 @@ def test_a_bug_is_not_disguised_as_a_usage_error(monkeypatch):
     monkeypatch.setattr(policies.export, "run", lambda args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         sim2real.main(["export", "whatever"])
+
+
+def test_a_legged_link_mass_scale_of_zero_is_refused(tmp_path, caplog):
+    runs = tmp_path / "runs"
+    path = spec(tmp_path, "link_mass: {distribution: uniform, low: 0.0, high: 1.1}")
+    argv = ["train", "legged-walk", "--randomization", str(path), "--iterations", "1", "--num-envs", "2"]
+    code, errors = run([*argv, "--runs", str(runs), "--no-progress"], caplog)
+    assert code == 2 and "'link_mass': its values must be > 0, but it can reach 0" in errors[0], errors
+    assert not runs.exists()
