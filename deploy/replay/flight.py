@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from deploy.replay.cdr_fast import FAST, decode_many
 from deploy.replay.errors import LogReadError, ReplayError, TopicMapError
 from deploy.replay.sources import RawLog, RawMessage, read_messages
 from deploy.replay.topic_map import DEFAULT_FIELD, TopicMap, TopicRole, require
+
+if TYPE_CHECKING:
+    from deploy.replay.throttle import ThrottleCurve
 
 log = logging.getLogger(__name__)
 # world NED -> ENU and body FRD -> FLU
@@ -65,6 +68,8 @@ class Flight:
     problems: list[str] = field(default_factory=list)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     message_count: int = 0
+    # autopilot logs: series with no role (rates setpoint, battery), name -> {"t": (N,) s, field: (N, ...)}
+    extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -92,9 +97,15 @@ def load_flight(
     topic_map: TopicMap | None = None,
     needed: tuple[str, ...] = (),
     progress: Callable[[int], None] | None = None,
+    throttle: ThrottleCurve | None = None,
 ) -> Flight:
     """Read the log at ``path`` into a :class:`Flight`; raise naming the file and topics when a ``needed`` role
-    (e.g. ``("pose", "twist", "command")``) has no topic or no message."""
+    (e.g. ``("pose", "twist", "command")``) has no topic or no message. PX4 ``.ulg`` and ArduPilot ``.bin``
+    logs go to :mod:`deploy.replay.autopilot` (``throttle``: their motor output -> RPM curve)."""
+    from deploy.replay.autopilot import is_autopilot_log, load_autopilot_flight
+
+    if is_autopilot_log(path):
+        return load_autopilot_flight(path, throttle, needed)
     tmap = topic_map or TopicMap()
     roles: dict[str, TopicRole] = {}
 
