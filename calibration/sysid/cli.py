@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("calibration_out/sysid"))
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    from deploy.replay.throttle import add_throttle_arguments
+
+    add_throttle_arguments(p)  # PX4 .ulg / ArduPilot .bin logs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +81,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     from calibration.sysid.quadrotor import QuadrotorModel
     from calibration.sysid.spec import fitted_profile, randomization_from_fit, unidentified
     from deploy.replay.flight import load_flight
+    from deploy.replay.throttle import throttle_from_args
     from deploy.replay.topic_map import TopicMap
     from sim.quadrotor.params import QuadrotorParams
 
@@ -85,7 +89,10 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     tmap = TopicMap.from_yaml(args.map) if args.map else TopicMap()
     with Progress(console=Console(stderr=True)) as progress:  # stdout is for --json
         reading = progress.add_task("reading log", total=None)
-        flight = load_flight(args.log, tmap, ("pose", "twist", "command"), lambda n: progress.advance(reading, n))
+        throttle = throttle_from_args(args, args.profile)
+        flight = load_flight(
+            args.log, tmap, ("pose", "twist", "command"), lambda n: progress.advance(reading, n), throttle=throttle
+        )
         progress.update(reading, total=1, completed=1)
         data = from_flight(flight, nominal.hover_rpm, max_rpm=nominal.max_rpm)
         anchor_value = args.anchor_value or (nominal.kf if args.anchor == "kf" else nominal.mass)

@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-policy", action="store_true", help="skip the open-loop policy replay")
     p.add_argument("--out", type=Path, default=None, help="report directory (default: <log>_replay)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    from deploy.replay.throttle import add_throttle_arguments
+
+    add_throttle_arguments(p)  # PX4 .ulg / ArduPilot .bin logs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from deploy.replay.errors import ReplayError
     from deploy.replay.flight import load_flight
+    from deploy.replay.throttle import throttle_from_args
     from deploy.replay.topic_map import TopicMap
 
     try:
@@ -45,11 +49,16 @@ def run(args: argparse.Namespace) -> int:
             tmap = replace(tmap, typestore=args.typestore)
         with _progress() as progress:
             task = progress.add_task("reading log", total=None)
-            flight = load_flight(args.log, tmap, progress=lambda n: progress.advance(task, n))
+            flight = load_flight(
+                args.log,
+                tmap,
+                progress=lambda n: progress.advance(task, n),
+                throttle=throttle_from_args(args, args.profile),
+            )
         summary = _summary(flight)
         policy = None if args.no_policy else _policy(args, flight)
         replay = None
-        if policy is not None:
+        if policy is not None and _has_policy_io(flight):
             from deploy.replay.policy_replay import replay_policy
 
             replay = replay_policy(flight, policy)
@@ -100,6 +109,17 @@ def _summary(flight: Any) -> dict[str, Any]:
         "transitions": [f"{t.t:.3f} s {t.from_state} -> {t.to_state}: {t.reason}" for t in flight.transitions],
         "timing": timing,
     }
+
+
+def _has_policy_io(flight: Any) -> bool:
+    if len(flight.obs_t) and len(flight.action_t):
+        return True
+    log.warning(
+        "%s has no policy observations or actions (an autopilot log, or a recording without them): skipping the "
+        "open-loop policy replay; doing the re-simulation and the state, safety and timing plots",
+        flight.path,
+    )
+    return False
 
 
 def _policy(args: argparse.Namespace, flight: Any) -> Any:
