@@ -196,3 +196,31 @@ def test_replay_of_an_autopilot_log_skips_the_policy_replay_and_resimulates(flow
     assert "policy_replay" not in summary and summary["resimulation"] is not None
     assert "no policy observations or actions" in caplog.text and "skipping the open-loop policy replay" in caplog.text
     assert (tmp_path / "r" / "report.md").is_file()
+
+
+def test_older_px4_odometry_and_the_local_position_fallback_read_the_same(tmp_path):
+    t = np.array([1_000_000, 1_010_000])
+    old = [("uint64_t", "timestamp"), ("float", "x"), ("float", "y"), ("float", "z"), ("float[4]", "q"),
+           ("float", "vx"), ("float", "vy"), ("float", "vz"), ("float", "rollspeed"), ("float", "pitchspeed"),
+           ("float", "yawspeed"), ("uint8_t", "local_frame"), ("uint8_t", "velocity_frame")]  # fmt: skip
+    rows = {"timestamp": t, "x": [1.0, 1.0], "y": [2.0, 2.0], "z": [3.0, 3.0], "q": [[S, 0, 0, S]] * 2,
+            "vx": [1.0, 1.0], "vy": [0.0, 0.0], "vz": [0.0, 0.0], "rollspeed": [0.1, 0.1], "pitchspeed": [0.2, 0.2],
+            "yawspeed": [0.3, 0.3], "local_frame": [0, 0], "velocity_frame": [0, 3]}  # fmt: skip
+    f_old = load_flight(write_ulog(tmp_path / "old.ulg", {"vehicle_odometry": (old, rows)}))
+    lp = [("uint64_t", "timestamp")] + [("float", n) for n in ("x", "y", "z", "vx", "vy", "vz")]
+    att = [("uint64_t", "timestamp"), ("float[4]", "q")]
+    av = [("uint64_t", "timestamp"), ("float[3]", "xyz")]
+    topics = {
+        "vehicle_local_position": (lp, {"timestamp": t, "x": [1.0] * 2, "y": [2.0] * 2, "z": [3.0] * 2,
+                                        "vx": [1.0] * 2, "vy": [0.0] * 2, "vz": [0.0] * 2}),
+        "vehicle_attitude": (att, {"timestamp": t, "q": [[S, 0, 0, S]] * 2}),
+        "vehicle_angular_velocity": (av, {"timestamp": t, "xyz": [[0.1, 0.2, 0.3]] * 2}),
+    }  # fmt: skip
+    f_lp = load_flight(write_ulog(tmp_path / "lp.ulg", topics))
+    for f in (f_old, f_lp):
+        np.testing.assert_allclose(f.position, [[2.0, 1.0, -3.0]] * 2, atol=1e-6)
+        np.testing.assert_allclose(np.abs(f.quaternion[:, 0]), 1.0, atol=1e-6)  # nose east = ENU yaw 0
+        np.testing.assert_allclose(f.angular_velocity, [[0.1, -0.2, -0.3]] * 2, atol=1e-6)
+    np.testing.assert_allclose(f_old.velocity, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], atol=1e-6)  # NED north; body fwd
+    np.testing.assert_allclose(f_lp.velocity, [[0.0, 1.0, 0.0]] * 2, atol=1e-6)
+    assert f_lp.topics["pose"] == "vehicle_local_position + vehicle_attitude"
