@@ -20,7 +20,9 @@ log = logging.getLogger("sim2real.sysid")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("log", type=Path, help="sim2real .mcap, rosbag2 directory, or a .db3/.mcap storage file")
+    p.add_argument(
+        "log", type=Path, help="sim2real .mcap, rosbag2 directory, .db3/.mcap storage file, PX4 .ulg or ArduPilot .bin"
+    )
     p.add_argument("--map", type=Path, default=None, help="topic map YAML for logs from other stacks (docs/replay.md)")
     p.add_argument("--profile", type=Path, default=None, help="nominal robot profile YAML (default: Crazyflie 2.x)")
     p.add_argument(

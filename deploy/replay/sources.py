@@ -113,6 +113,11 @@ def read_messages(
     path = Path(path)
     if not path.exists():
         raise LogReadError(f"log {str(path)!r} does not exist; pass a .mcap or .db3 file or a rosbag2 directory")
+    if path.suffix.lower() in (".ulg", ".bin") and path.is_file():
+        raise LogReadError(
+            f"{path}: a PX4 / ArduPilot log has no ROS 2 topics; read it with deploy.replay.load_flight "
+            "(deploy/replay/autopilot.py)"
+        )
     wanted: Selector = topics if topics is None or callable(topics) else set(topics)
     try:
         return _read_rosbags(path, wanted, make_typestore(typestore, extra_msgs), typestore, progress)

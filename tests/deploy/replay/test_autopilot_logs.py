@@ -224,3 +224,16 @@ def test_older_px4_odometry_and_the_local_position_fallback_read_the_same(tmp_pa
     np.testing.assert_allclose(f_old.velocity, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], atol=1e-6)  # NED north; body fwd
     np.testing.assert_allclose(f_lp.velocity, [[0.0, 1.0, 0.0]] * 2, atol=1e-6)
     assert f_lp.topics["pose"] == "vehicle_local_position + vehicle_attitude"
+
+
+def test_a_hover_log_says_what_it_cannot_identify(tmp_path, caplog):
+    import sim2real
+
+    fly(tmp_path / "hover.mcap", SyntheticFlight(seconds=4.0, excitation=0.0, setpoint_m=0.0, setpoint_s=0, seed=3))
+    log = write_flight_ulog(tmp_path / "hover.ulg", load_flight(tmp_path / "hover.mcap"), ThrottleCurve())
+    with caplog.at_level(logging.WARNING):
+        assert sim2real.main(["sysid", str(log), "--out", str(tmp_path / "o"), "--max-latency", "1"]) == 0
+    summary = json.loads((tmp_path / "o" / "sysid.json").read_text())
+    assert {"drag_x", "drag_y", "inertia_z"} <= set(summary["not_identified"])
+    assert "not identified by this log" in caplog.text and "drag_x" in caplog.text
+    assert summary["estimates"]["mass"]["value"] == pytest.approx(TRUTH.mass / 1.12, rel=0.02)  # nominal mass
