@@ -57,6 +57,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("policies.onnx_policy", "PolicyFileError"),
     ("policies.overrides", "OverrideError"),
     ("policies.train_cfg", "TrainConfigError"),
+    ("policies.evaluate", "EvalSettingsError"),
     ("deploy.profile", "DeployProfileError"),
     ("deploy.safety.limits", "ProfileError"),
     ("deploy.transport.errors", "TransportError"),

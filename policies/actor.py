@@ -80,6 +80,10 @@ class Checkpoint:
 def resolve_checkpoint(path: str | Path) -> Path:
     """A ``model_<it>.pt`` file, or the latest one in a run directory."""
     path = Path(path)
+    if path.is_file() and path.suffix == ".onnx":
+        raise CheckpointError(
+            f"{str(path)!r} is an exported policy, not a checkpoint; pass its run directory or a model_<iteration>.pt"
+        )
     if path.is_file():
         return path
     if path.is_dir():

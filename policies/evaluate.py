@@ -25,6 +25,10 @@ from sim.obs_spec import ObsSpec
 log = logging.getLogger("sim2real.eval")
 
 
+class EvalSettingsError(ValueError):
+    """An evaluation setting no run can use (no episodes, an episode of no time, the wrong task)."""
+
+
 @dataclass
 class Controller:
     name: str
@@ -250,9 +254,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sim.randomization import RandomizationSpec
 
+    if args.episodes <= 0:
+        raise EvalSettingsError(f"--episodes: expected a positive whole number of episodes, got {args.episodes}")
+    if not (args.seconds > 0 and np.isfinite(args.seconds)):
+        raise EvalSettingsError(f"--seconds: expected an episode length > 0 s, got {args.seconds:g}")
     source = load_source(args.policy)
     if args.task is not None and args.task != source.task:
-        raise SystemExit(f"the policy was trained on {source.task!r}, not {args.task!r}; pass --task {source.task}")
+        raise EvalSettingsError(
+            f"--task {args.task}: the policy was trained on {source.task!r}; pass --task {source.task} or leave it out"
+        )
     spec = RandomizationSpec.from_yaml(args.randomization) if args.randomization else None
     metrics, rollouts, cfg = evaluate(
         source, args.episodes, args.seconds, args.seed, spec, pid=not args.no_pid, progress=True

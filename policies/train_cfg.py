@@ -125,6 +125,20 @@ class TrainCfg:
                 )
         elif device.type != "cpu":
             raise TrainConfigError(f"--device {self.device}: expected cpu or cuda[:N]")
+        self.check_randomization()
+
+    def check_randomization(self) -> None:
+        """Refuse a randomization spec the task cannot run (unknown parameters, physically impossible draws: a mass
+        scale <= 0, a negative time constant or noise std, a latency as long as an episode) without building the
+        simulator; raises :class:`~sim.randomization.RandomizationSpecError` naming the term."""
+        if isinstance(self.env, QuadrotorTaskCfg):
+            from sim.quadrotor.env import nominal_values
+
+            self.env.check_randomization(nominal_values(self.env))
+        else:
+            from sim.articulated.randomization import check_randomization
+
+            check_randomization(self.env)
 
     def select_interface(self, interface: str) -> None:
         """Act through ``interface`` ("rpm" | "ctbr") with that interface's measured learner settings and number of

@@ -163,7 +163,8 @@ class RandomizationSpec:
     ) -> None:
         """Refuse draws no robot can have: ``positive`` parameters (masses, inertias, time constants, motor
         constants) reaching 0 or below, ``nonnegative`` ones (drag, noise) below 0, integer step counts
-        (latencies) reaching ``max_steps[name]`` or more (an episode shorter than its own latency)."""
+        (latencies) below 0 or reaching ``max_steps[name]`` or more (an episode shorter than its own latency).
+        Raises :class:`RandomizationSpecError` naming the term, the bound and the value it can reach."""
         for names, ok, what in ((positive, lambda v: v > 0, "> 0"), (nonnegative, lambda v: v >= 0, ">= 0")):
             for name in names:
                 if name not in nominal:
@@ -175,11 +176,18 @@ class RandomizationSpec:
                         "narrow low/high (or clip a normal) to physical values"
                     )
         for name, limit in (max_steps or {}).items():
-            term = self.terms.get(name)
-            if term is not None and term.bounds()[1] >= limit:
+            if name not in self.terms:
+                continue
+            lo, hi = self.value_range(name, list(nominal.get(name, (0.0,))))
+            if not lo >= 0:
                 raise RandomizationSpecError(
-                    f"randomization term {name!r}: up to {term.bounds()[1]:g} control steps, but an episode has "
-                    f"{limit}; a latency must stay well below the episode length"
+                    f"randomization term {name!r}: a latency is a number of steps >= 0, but it can reach {lo:g}; "
+                    "set low >= 0"
+                )
+            if not hi < limit:
+                raise RandomizationSpecError(
+                    f"randomization term {name!r}: up to {hi:g} steps, but an episode has {limit}; a latency must "
+                    "stay well below the episode length"
                 )
 
     def to_dict(self) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from deploy.replay.errors import ReplayError
 
     try:
+        check_settings(args)
         summary = identify(args)
     except (CalibrationError, ReplayError, ValueError, OSError) as exc:
         log.error("%s", exc)
@@ -66,6 +67,29 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    """Refuse numeric options no identification can use, before the log is read (CalibrationError)."""
+    from calibration.errors import CalibrationError
+
+    expected = (
+        ("--segments", args.segments, lambda v: v >= 1, "a number of segments >= 1"),
+        ("--horizon", args.horizon, lambda v: v >= 1, "control steps >= 1"),
+        ("--max-latency", args.max_latency, lambda v: v >= 0, "control steps >= 0"),
+        ("--substeps", args.substeps, lambda v: v >= 1, "physics substeps >= 1"),
+        ("--sigmas", args.sigmas, lambda v: 0 < v < float("inf"), "standard deviations > 0"),
+        ("--min-spread", args.min_spread, lambda v: 0 <= v < float("inf"), "a relative half-width >= 0"),
+        ("--anchor-std", args.anchor_std, lambda v: 0 < v < float("inf"), "a relative uncertainty > 0"),
+    )
+    if args.anchor_value is not None:
+        unit = "N/RPM^2" if args.anchor == "kf" else "kg"
+        expected += (
+            ("--anchor-value", args.anchor_value, lambda v: 0 < v < float("inf"), f"{args.anchor} > 0 {unit}"),
+        )
+    for flag, value, ok, what in expected:
+        if not ok(value):
+            raise CalibrationError(f"{flag}: expected {what}, got {value:g}")
 
 
 def identify(args: argparse.Namespace) -> dict[str, Any]:

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from deploy.replay.topic_map import TopicMap
 
     try:
+        if args.latency < 0:
+            raise ReplayError(f"--latency: expected control steps >= 0, got {args.latency}")
         tmap = TopicMap.from_yaml(args.map) if args.map else TopicMap()
         if args.typestore:
             tmap = replace(tmap, typestore=args.typestore)

@@ -33,12 +33,48 @@ import mujoco
 import torch
 
 from sim.articulated.profile import ArticulatedProfile
-from sim.randomization import ParamDistribution, RandomizationSpec
+from sim.randomization import ParamDistribution, RandomizationSpec, RandomizationSpecError
 
 ENV_PARAMS = ("motor_strength", "kp_factor", "kd_factor", "default_pose_offset", "action_latency", "obs_latency")
 ENV_PARAMS += ("push_velocity", "obs_noise_scale")
 MODEL_PARAMS = ("ground_friction", "link_mass", "added_base_mass", "base_com")
 MODEL_PARAMS += ("joint_friction", "joint_damping", "joint_armature")
+
+
+#: Parameters whose randomized values must stay > 0 (a link mass scale of 0 gave NaN critics and 100 % falls) and
+#: those that may be 0 but not below (friction, damping, armature, PD factors, noise). Latencies must be >= 0 and
+#: shorter than an episode (action latency in physics steps, observation latency in control steps).
+POSITIVE_PARAMS = ("link_mass", "motor_strength")
+NONNEGATIVE_PARAMS = ("ground_friction", "joint_friction", "joint_damping", "joint_armature", "kp_factor")
+NONNEGATIVE_PARAMS += ("kd_factor", "obs_noise_scale")
+
+
+def check_randomization(cfg, model: mujoco.MjModel | None = None) -> None:
+    """Refuse a randomization spec an articulated task cannot run: parameters it does not have, and draws no robot
+    can have (:data:`POSITIVE_PARAMS` reaching 0, :data:`NONNEGATIVE_PARAMS` below 0, a base lighter than 0 kg
+    with ``added_base_mass``, latencies below 0 or as long as an episode). ``cfg``: the task's config
+    (``params`` profile, ``randomization``, ``max_episode_length`` in control steps); ``model``: its compiled
+    MuJoCo model (compiled here when not given: milliseconds, no simulator). Training calls it before it creates
+    a run directory. Raises :class:`~sim.randomization.RandomizationSpecError`."""
+    profile, spec = cfg.params, cfg.randomization
+    if model is None:
+        from sim.articulated.robots import load_model
+
+        model = load_model(profile)
+    nominal = nominal_values(profile, model)
+    spec.check_params(frozenset(nominal))
+    steps = cfg.max_episode_length
+    limits = {"action_latency": steps * profile.substeps, "obs_latency": steps}
+    spec.check_physical(nominal, positive=POSITIVE_PARAMS, nonnegative=NONNEGATIVE_PARAMS, max_steps=limits)
+    if "added_base_mass" in spec:
+        base_mass = nominal["link_mass"][model.body(profile.bodies.base).id - 1]
+        lightest = spec.value_range("link_mass", [base_mass])[0] + spec.value_range("added_base_mass", [0.0])[0]
+        if not lightest > 0:
+            raise RandomizationSpecError(
+                f"randomization terms 'link_mass' and 'added_base_mass': the base {profile.bodies.base!r} "
+                f"({base_mass:g} kg nominal) can weigh {lightest:g} kg; raise added_base_mass's low above "
+                f"-{base_mass:g} kg"
+            )
 
 
 def nominal_values(profile: ArticulatedProfile, model: mujoco.MjModel) -> dict[str, list[float]]:

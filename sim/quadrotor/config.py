@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sim.obs_spec import ObsSpec, ObsTerm, with_history
@@ -45,6 +46,14 @@ def default_randomization() -> RandomizationSpec:
         },
         name="crazyflie2-default",
     )  # fmt: skip
+
+
+#: Parameters whose randomized values must stay > 0 (a mass scale of 0 gave NaN critics and 100 % crashes; a
+#: motor time constant <= 0 has no meaning) and those that may be 0 but not below (rotor drag, noise stds: the
+#: ``obs_noise.<term>`` parameters too). Latencies (control steps) must be >= 0 and shorter than an episode.
+POSITIVE_PARAMS = ("mass", "inertia", "kf", "km", "motor_tau_up", "motor_tau_down", "max_rpm")
+NONNEGATIVE_PARAMS = ("drag", "obs_noise_scale")
+LATENCY_PARAMS = ("action_latency", "obs_latency")
 
 
 @dataclass
@@ -125,6 +134,22 @@ class QuadrotorTaskCfg:
     @property
     def max_episode_length(self) -> int:
         return round(self.episode_s * self.control_hz)
+
+    def check_randomization(self, nominal: Mapping[str, Sequence[float]]) -> None:
+        """Refuse a randomization spec this task cannot fly: parameters it does not have, and draws no quadrotor
+        can have (:data:`POSITIVE_PARAMS` reaching 0, :data:`NONNEGATIVE_PARAMS` and noise stds below 0, latencies
+        below 0 or as long as an episode). ``nominal``: parameter -> nominal values (``sim.quadrotor.env.
+        nominal_values``). Cheap, no simulator: training calls it before it creates a run directory.
+        Raises :class:`~sim.randomization.RandomizationSpecError`."""
+        spec = self.randomization
+        spec.check_params(frozenset(nominal))
+        noise = tuple(k for k in nominal if k.startswith("obs_noise."))
+        spec.check_physical(
+            nominal,
+            positive=POSITIVE_PARAMS,
+            nonnegative=NONNEGATIVE_PARAMS + noise,
+            max_steps=dict.fromkeys(LATENCY_PARAMS, self.max_episode_length),
+        )
 
     def policy_obs_spec(self) -> ObsSpec:
         """The actor's observation: :meth:`base_obs_spec`, then its ``observation_history`` previous values."""

@@ -67,12 +67,21 @@ def test_train_refuses_an_interface_the_task_has_not(tmp_path, caplog):
         ),
         (
             "action_latency: {distribution: int_uniform, low: 0, high: 5000, operation: absolute}",
-            "'action_latency': up to 5000 control steps, but an episode has 500",
+            "'action_latency': up to 5000 steps, but an episode has 500",
         ),
         (
             "obs_noise_scale: {distribution: uniform, low: -1.0, high: 1.0, operation: absolute}",
             "'obs_noise_scale': its values must be >= 0",
         ),
+        (
+            "obs_noise.linear_velocity: {distribution: uniform, low: -0.01, high: 0.01, operation: absolute}",
+            "'obs_noise.linear_velocity': its values must be >= 0, but it can reach -0.01",
+        ),
+        (
+            "obs_latency: {distribution: int_uniform, low: -2, high: 1, operation: absolute}",
+            "'obs_latency': a latency is a number of steps >= 0, but it can reach -2",
+        ),
+        ("inertia: {distribution: uniform, low: -0.5, high: 1.5}", "'inertia': its values must be > 0"),
     ],
 )
 def test_physically_impossible_randomization_is_refused_and_leaves_nothing(tmp_path, caplog, term, message):
@@ -95,12 +104,6 @@ def test_export_and_eval_answer_missing_and_truncated_checkpoints(tmp_path, capl
     assert code == 2 and "cannot read the checkpoint" in errors[0] and "truncated" in errors[0]
 
 
-@pytest.mark.parametrize("command", ["replay", "sysid"])
-def test_replay_and_sysid_answer_a_missing_log(tmp_path, caplog, command):
-    code, errors = run([command, str(tmp_path / "nothing.mcap")], caplog)
-    assert code == 2 and "does not exist" in errors[-1]
-
-
 def test_a_bug_is_not_disguised_as_a_usage_error(monkeypatch):
     """Only the project's input errors become one line; anything else keeps its traceback."""
     import policies.export
@@ -117,3 +120,72 @@ def test_a_legged_link_mass_scale_of_zero_is_refused(tmp_path, caplog):
     code, errors = run([*argv, "--runs", str(runs), "--no-progress"], caplog)
     assert code == 2 and "'link_mass': its values must be > 0, but it can reach 0" in errors[0], errors
     assert not runs.exists()
+
+
+def test_impossible_randomization_is_refused_before_the_run_directory_or_the_simulator(tmp_path, caplog, monkeypatch):
+    """The spec is checked against the task's nominal values, not by building the env and cleaning up after."""
+    import policies.train
+    import sim.quadrotor.env
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("reached")
+
+    monkeypatch.setattr(policies.train, "make_run_dir", must_not_run)
+    monkeypatch.setattr(sim.quadrotor.env.QuadrotorEnv, "__init__", must_not_run)
+    path = spec(tmp_path, "motor_tau_down: {distribution: uniform, low: -0.5, high: 1.0}")
+    code, errors = run(["train", "quadrotor-hover", "--randomization", str(path), "--runs", str(tmp_path)], caplog)
+    assert code == 2 and "'motor_tau_down': its values must be > 0, but it can reach -" in errors[0], errors
+
+
+def test_a_base_made_lighter_than_nothing_is_refused(tmp_path, caplog):
+    runs = tmp_path / "runs"
+    path = spec(tmp_path, "added_base_mass: {distribution: uniform, low: -50.0, high: 1.0, operation: offset}")
+    code, errors = run(["train", "legged-walk", "--randomization", str(path), "--runs", str(runs)], caplog)
+    assert code == 2 and "the base 'trunk'" in errors[0] and "can weigh -" in errors[0], errors
+    assert not runs.exists()
+
+
+def truncated_run(tmp_path: Path, run_dir: Path) -> Path:
+    """A run directory whose only checkpoint is the first 1000 bytes of the trained run's latest one."""
+    from policies.actor import resolve_checkpoint
+
+    cut = tmp_path / "run"
+    cut.mkdir()
+    latest = resolve_checkpoint(run_dir)
+    (cut / latest.name).write_bytes(latest.read_bytes()[:1000])
+    return cut
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--episodes", "0"], "--episodes: expected a positive whole number of episodes, got 0"),
+        (["--episodes", "-8"], "--episodes: expected a positive whole number of episodes, got -8"),
+        (["--seconds", "-1"], "--seconds: expected an episode length > 0 s, got -1"),
+        (["--seconds", "nan"], "--seconds: expected an episode length > 0 s, got nan"),
+    ],
+)
+def test_eval_refuses_bad_settings_before_reading_the_policy(tmp_path, caplog, args, message):
+    code, errors = run(["eval", str(tmp_path / "not-read"), *args], caplog)
+    assert code == 2 and len(errors) == 1 and message in errors[0], errors
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_answers_the_wrong_task_a_truncated_checkpoint_and_a_missing_policy(tmp_path, caplog, trained_run):
+    code, errors = run(["eval", str(trained_run.run_dir), "--task", "legged-walk"], caplog)
+    assert code == 2 and "the policy was trained on 'quadrotor-hover'; pass --task quadrotor-hover" in errors[0]
+    cut = truncated_run(tmp_path, trained_run.run_dir)
+    code, errors = run(["eval", str(cut)], caplog)
+    assert code == 2 and "cannot read the checkpoint" in errors[0] and "train again" in errors[0], errors
+    code, errors = run(["eval", str(tmp_path / "policy.onnx")], caplog)
+    assert code == 2 and "does not exist; export one with `sim2real export RUN_DIR`" in errors[0], errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no report directory
+
+
+def test_export_of_an_exported_file_or_a_truncated_one_says_what_it_takes(tmp_path, caplog, trained_run):
+    code, errors = run(["export", str(trained_run.paths["onnx"])], caplog)
+    assert code == 2 and "is an exported policy, not a checkpoint; pass its run directory" in errors[0], errors
+    cut = truncated_run(tmp_path, trained_run.run_dir)
+    code, errors = run(["export", str(cut), "--out", str(tmp_path / "out")], caplog)
+    assert code == 2 and "truncated" in errors[0]
+    assert not (tmp_path / "out").exists() and len(list(cut.iterdir())) == 1
