@@ -94,6 +94,18 @@ def stamp(model, prefix: str) -> None:
         entry.key, entry.value = prefix + key, value
 
 
+def stamp_file(path, prefix: str) -> str:
+    """Stamp the ONNX file at ``path`` in place (:func:`stamp`) and return its digest. For files this project's own
+    tools built (test data, fixtures that edit a model on purpose); a policy exported before digests existed is
+    re-exported (``sim2real export RUN_DIR``), so its metadata is rebuilt from the checkpoint, not vouched for."""
+    import onnx
+
+    model = onnx.load(str(path))
+    stamp(model, prefix)
+    onnx.save(model, str(path))
+    return next(p.value for p in model.metadata_props if p.key == prefix + DIGEST_KEY)
+
+
 def verify(model: bytes, metadata: Mapping[str, str]) -> str:
     """Check an ONNX file's bytes and its ``sim2real.*`` metadata (prefix removed) against the stored digest.
     Returns the digest; raises :class:`DigestError` naming what differs."""

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from policies.onnx_digest import DigestError, graph_bytes
+from policies.onnx_digest import DigestError, graph_bytes, stamp_file
 from policies.onnx_policy import PREFIX, PolicyFileError, load_policy
 
 ORIGINAL = Path(__file__).resolve().parents[1] / "data" / "hover_policy.onnx"
@@ -122,3 +122,20 @@ def test_a_truncated_or_foreign_file_is_refused_in_one_line(tmp_path):
 def test_graph_bytes_are_the_graph_onnx_serializes():
     model = onnx.load(str(ORIGINAL))
     assert graph_bytes(ORIGINAL.read_bytes()) == model.graph.SerializeToString()
+
+
+@pytest.mark.parametrize("name", ["hover_policy.onnx", "hover_policy_history.onnx"])
+def test_the_test_data_carry_the_current_digest_and_stamping_is_idempotent(tmp_path, name):
+    source = ORIGINAL.parent / name
+    copy = tmp_path / name
+    shutil.copy(source, copy)
+    digest = stamp_file(copy, PREFIX)
+    assert copy.read_bytes() == source.read_bytes() and load_policy(source).digest == digest
+
+
+def test_a_deliberate_edit_stamped_again_loads_with_a_new_digest(tmp_path):
+    """What the fixtures that change a weight on purpose do: the edited file is a new, consistent model."""
+    path = edited(tmp_path, nudge_a_weight)
+    with pytest.raises(PolicyFileError, match="the network"):
+        load_policy(path)
+    assert stamp_file(path, PREFIX) == load_policy(path).digest != load_policy(ORIGINAL).digest
