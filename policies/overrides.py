@@ -66,21 +66,42 @@ def apply_overrides(cfg: Any, assignments: list[str]) -> list[str]:
         if not sep or not key:
             raise OverrideError(f"expected KEY=VALUE (e.g. ppo.learning_rate=3e-4), found {item!r}")
         *path, leaf = key.split(".")
-        obj = cfg
+        obj, chain = cfg, [cfg]
         for i, name in enumerate(path):
             if not _has(obj, name):
                 raise OverrideError(_unknown(".".join(path[:i]), name, obj))
             obj = obj[name] if isinstance(obj, dict) else getattr(obj, name)
+            chain.append(obj)
         if isinstance(obj, dict):  # e.g. obs_groups.critic: replaces an existing entry's value
             if leaf not in obj:
                 raise OverrideError(_unknown(".".join(path), leaf, obj))
-            obj[leaf] = _convert(key, obj[leaf], raw)
+            value = _convert(key, obj[leaf], raw)
         else:
             if not hasattr(obj, leaf) or callable(getattr(obj, leaf)):
                 raise OverrideError(_unknown(".".join(path), leaf, obj))
-            setattr(obj, leaf, _convert(key, getattr(obj, leaf), raw))
+            value = _convert(key, getattr(obj, leaf), raw)
+        _assign(key, chain, [*path, leaf], value)
         done.append(key)
     return done
+
+
+def _assign(key: str, chain: list[Any], names: list[str], value: Any) -> None:
+    """Set ``names[-1]`` of ``chain[-1]`` to ``value``; ``chain[i]`` holds ``names[i]``. A frozen dataclass (a robot
+    profile, a randomization term) is rebuilt with the new value, which runs its own validation, and the copy is
+    set on its holder in turn."""
+    for obj, name in zip(reversed(chain), reversed(names), strict=True):
+        if isinstance(obj, dict):
+            obj[name] = value
+            return
+        params = getattr(obj, "__dataclass_params__", None)
+        if params is None or not params.frozen:
+            setattr(obj, name, value)
+            return
+        try:
+            value = dataclasses.replace(obj, **{name: value})
+        except (ValueError, TypeError) as exc:  # the class's own check of the new value
+            raise OverrideError(f"{key}: {exc}") from None
+    raise OverrideError(f"{key}: the config cannot be changed")
 
 
 def _has(obj: Any, name: str) -> bool:

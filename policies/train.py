@@ -443,8 +443,14 @@ def run(args: argparse.Namespace) -> int:
             raise TrainConfigError(f"--threads: expected a positive number, got {args.threads}")
         torch.set_num_threads(args.threads)
     created = args.run_dir is None or not args.run_dir.exists()
-    run_dir = args.run_dir if args.run_dir is not None else make_run_dir(args.runs, cfg.task)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir = args.run_dir if args.run_dir is not None else make_run_dir(args.runs, cfg.task)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = f"--run-dir {args.run_dir}" if args.run_dir is not None else f"--runs {args.runs}"
+        raise TrainConfigError(
+            f"{where}: cannot create the run directory ({exc.strerror or exc}); choose a directory you can write to"
+        ) from None
     try:
         return _train_into(cfg, run_dir, args)
     except BaseException:

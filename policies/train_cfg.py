@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,16 @@ class TrainCfg:
                 )
         elif device.type != "cpu":
             raise TrainConfigError(f"--device {self.device}: expected cpu or cuda[:N]")
+        env = self.env
+        if not (env.control_hz > 0 and math.isfinite(env.control_hz)):
+            raise TrainConfigError(f"env.control_hz: expected a rate > 0 Hz, got {env.control_hz!r}")
+        substeps = getattr(env, "physics_substeps", 1)
+        if not (isinstance(substeps, int) and substeps >= 1):
+            raise TrainConfigError(f"env.physics_substeps: expected a whole number >= 1, got {substeps!r}")
+        if not env.max_episode_length >= 1:
+            raise TrainConfigError(
+                f"env.episode_s: expected at least one control step ({1 / env.control_hz:g} s), got {env.episode_s!r}"
+            )
         self.check_randomization()
 
     def check_randomization(self) -> None:

@@ -36,6 +36,11 @@ def spec(tmp_path: Path, term: str) -> Path:
         (["--device", "cuda:0"], "this torch has no usable CUDA device"),
         (["--device", "tpu"], "--device 'tpu': not a torch device"),
         (["--threads", "0"], "--threads: expected a positive number"),
+        (["--set", "env.physics_substeps=0"], "env.physics_substeps: expected a whole number >= 1, got 0"),
+        (["--set", "env.control_hz=0"], "env.control_hz: expected a rate > 0 Hz, got 0.0"),
+        (["--set", "env.episode_s=-1"], "env.episode_s: expected at least one control step (0.01 s), got -1.0"),
+        (["--set", "env.params.mass=-1"], "--set: env.params.mass: quadrotor profile field 'mass' must be positive"),
+        (["--set", "env.randomization.terms.kf.low=0"], "'kf': its values must be > 0, but it can reach 0"),
     ],
 )
 def test_train_refuses_bad_settings_before_making_a_run_directory(tmp_path, caplog, args, message):
@@ -44,6 +49,15 @@ def test_train_refuses_bad_settings_before_making_a_run_directory(tmp_path, capl
     code, errors = run(["train", "quadrotor-hover", "--runs", str(tmp_path / "runs"), *args], caplog)
     assert code == 2 and len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_names_a_run_directory_it_cannot_create(tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, errors = run(["train", "quadrotor-hover", "--run-dir", str(blocker / "run"), "--num-envs", "4"], caplog)
+    assert code == 2 and len(errors) == 1 and errors[0].startswith(f"--run-dir {blocker / 'run'}: cannot create")
+    code, errors = run(["train", "quadrotor-hover", "--runs", str(blocker / "runs"), "--num-envs", "4"], caplog)
+    assert code == 2 and "choose a directory you can write to" in errors[0], errors
 
 
 def test_train_refuses_an_interface_the_task_has_not(tmp_path, caplog):

@@ -14,6 +14,7 @@ from policies import train as train_mod
 from policies.curriculum import CurriculumCfg, InitStateCurriculum
 from policies.overrides import OverrideError
 from policies.train import CHECKPOINT_FORMAT, cfg_from_args, train
+from policies.train_cfg import train_cfg
 from sim.quadrotor.config import default_randomization
 from sim.randomization import RandomizationSpec
 from tests.policies.conftest import small_cfg
@@ -176,6 +177,11 @@ def test_set_overrides_reach_nested_fields_and_refuse_bad_input():
     assert cfg.ppo.learning_rate == 3e-4 and cfg.td3.exploration_noise == 0.05
     assert cfg.ppo.num_learning_epochs == 3 and isinstance(cfg.ppo.num_learning_epochs, int)
     assert cfg.env.reward.position == 4.5 and cfg.critic.hidden_dims == (32, 16) and not cfg.curriculum.enabled
+    # frozen parts (the robot profile, a randomization term) are rebuilt with the value and checked again
+    more = ["--set", "env.params.mass=0.031", "--set", "env.randomization.terms.mass.high=1.3"]
+    cfg = cfg_from_args(p.parse_args(["quadrotor-hover", *more]))
+    assert cfg.env.params.mass == 0.031 and cfg.env.randomization.get("mass").high == 1.3
+    assert cfg.env.params.kf == train_cfg("quadrotor-hover").env.params.kf  # the other fields kept
     for bad, message in (
         ("ppo.num_learning_epoch=3", "has no field 'num_learning_epoch'"),
         ("ppo.num_learning_epochs=2.5", "expected an integer"),
@@ -183,6 +189,8 @@ def test_set_overrides_reach_nested_fields_and_refuse_bad_input():
         ("curriculum.enabled=3", "expected true or false"),
         ("seed", "expected KEY=VALUE"),
         ("obs_groups.teacher=[policy]", "obs_groups has no entry 'teacher'; its entries: actor, critic"),
+        ("env.params.mass=0", "env.params.mass: quadrotor profile field 'mass' must be positive"),
+        ("env.randomization.terms.mass.low=2", "env.randomization.terms.mass.low: distribution 'uniform' needs"),
     ):
         with pytest.raises(OverrideError, match=re.escape("--set: ") + ".*" + re.escape(message)):
             cfg_from_args(p.parse_args(["quadrotor-hover", "--set", bad]))
