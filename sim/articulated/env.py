@@ -22,7 +22,7 @@ from sim.articulated import terms
 from sim.articulated.actuators import DelayLine, JointActuators
 from sim.articulated.engine import make_engine
 from sim.articulated.profile import ArticulatedProfile
-from sim.articulated.randomization import MODEL_PARAMS, ModelParamWriter, nominal_values
+from sim.articulated.randomization import MODEL_PARAMS, ModelParamWriter, check_randomization, nominal_values
 from sim.articulated.robots import joint_dof_addresses, joint_qpos_addresses, load_model
 from sim.env import BatchedEnv
 from sim.obs_spec import ObsSpec, ObsTerm
@@ -112,15 +112,7 @@ class ArticulatedEnv(BatchedEnv):
         self.privileged_spec = privileged_spec(j.dim)
 
         nominal = nominal_values(profile, self.model)
-        cfg.randomization.check_params(frozenset(nominal))
-        latency_limit = {"action_latency": cfg.max_episode_length, "obs_latency": cfg.max_episode_length}
-        cfg.randomization.check_physical(  # a mass scale <= 0 gave NaN critics and 100 % falls
-            nominal,
-            positive=("link_mass", "motor_strength"),
-            nonnegative=("ground_friction", "joint_friction", "joint_damping", "joint_armature", "kp_factor",
-                         "kd_factor", "obs_noise_scale"),
-            max_steps=latency_limit,
-        )  # fmt: skip
+        check_randomization(cfg, self.model)  # unknown parameters, physically impossible draws
         self.nominal = {k: torch.tensor(v, dtype=torch.float32, device=dev) for k, v in nominal.items()}
         self.params = {k: v.expand(n, -1).clone() for k, v in self.nominal.items()}
         self.param_writer = ModelParamWriter(self.engine, profile)

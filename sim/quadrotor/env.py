@@ -90,13 +90,7 @@ class QuadrotorEnv(BatchedEnv):
         self.critic_spec = cfg.critic_obs_spec()
         self.privileged_spec = cfg.privileged_obs_spec()
         nominal = nominal_values(cfg)
-        cfg.randomization.check_params(frozenset(nominal))
-        cfg.randomization.check_physical(
-            nominal,
-            positive=("mass", "inertia", "kf", "km", "motor_tau_up", "motor_tau_down", "max_rpm"),
-            nonnegative=("drag", "obs_noise_scale", *(k for k in nominal if k.startswith("obs_noise."))),
-            max_steps={"action_latency": cfg.max_episode_length, "obs_latency": cfg.max_episode_length},
-        )
+        cfg.check_randomization(nominal)  # unknown parameters, physically impossible draws
 
         rows, start = {}, 0
         for name, value in nominal.items():
