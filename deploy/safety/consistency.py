@@ -35,25 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deploy.observation import quat_multiply
 from deploy.safety.checks import Severity, Verdict, ok, unit_quaternion, vector
 from deploy.safety.inputs import SafetyInputs, StateSample
 from deploy.safety.limits import CommonLimits, RobotClass, SafetyProfile
 
 logger = logging.getLogger(__name__)
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of two (w, x, y, z) quaternions -> (4,)."""
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array(
-        [
-            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-        ]
-    )
 
 
 def quat_exp(rotvec_rad: np.ndarray) -> np.ndarray:
@@ -71,7 +58,7 @@ def quat_angle_rad(a: np.ndarray, b: np.ndarray) -> float:
 
 def predicted_attitude(q_old: np.ndarray, rates_old: np.ndarray, rates_new: np.ndarray, dt: float) -> np.ndarray:
     """q_old (4,) integrated over dt [s] with the mean body rate of both gyro readings (3,) [rad/s]."""
-    q = quat_mul(q_old, quat_exp(0.5 * (rates_old + rates_new) * dt))
+    q = quat_multiply(q_old, quat_exp(0.5 * (rates_old + rates_new) * dt))
     return q / np.linalg.norm(q)
 
 

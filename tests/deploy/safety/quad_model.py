@@ -8,22 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from deploy.observation import quat_multiply
 from deploy.safety.limits import QuadrotorBody
 
 G = 9.81
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array(
-        [
-            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-        ]
-    )
 
 
 def rotation(q: np.ndarray) -> np.ndarray:
@@ -73,7 +61,7 @@ class QuadModel:
             self.p[2], self.v = self.ground_z_m, np.zeros(3)
         w_dot = (wrench[1:] - np.cross(self.w, inertia * self.w)) / inertia
         self.w = self.w + w_dot * dt
-        self.q = self.q + 0.5 * quat_mul(self.q, np.array([0.0, *self.w])) * dt
+        self.q = self.q + 0.5 * quat_multiply(self.q, np.array([0.0, *self.w])) * dt
         self.q = self.q / np.linalg.norm(self.q)
 
     def tilt_rad(self) -> float:
