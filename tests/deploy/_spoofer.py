@@ -26,18 +26,20 @@ def main(mode: str, namespace: str, delay_s: float) -> int:
     with Ros2Node("spoofer", namespace=namespace) as node:
         truth = node.subscription(pose.name, PoseStamped, pose.qos)
         armed = node.subscription(command.name, command.msg_type, command.qos)
+        # an e-stop button is connected long before it is pressed: its writer matches the runtime's reader first
+        # (a writer created at the moment of injection loses its first samples to the discovery race)
+        estop = transport.topic("estop")
+        estop_pub = node.publisher(estop.name, Bool, estop.qos) if mode == "estop" else None
         if not armed.wait_for_publishers(1, timeout_s=60.0):
             print("the runtime never armed", file=sys.stderr)
             return 2
         time.sleep(delay_s)
-        if mode == "estop":
-            topic = transport.topic("estop")
-            pub = node.publisher(topic.name, Bool, topic.qos)
-            if not pub.wait_for_subscribers(1, timeout_s=10.0):
+        if estop_pub is not None:
+            if not estop_pub.wait_for_subscribers(1, timeout_s=10.0):
                 return 2
             print(f"injected {time.monotonic():.6f}", flush=True)
             for _ in range(5):
-                pub.publish(Bool(True))
+                estop_pub.publish(Bool(True))
                 time.sleep(0.01)
             time.sleep(1.0)
             return 0
