@@ -3,7 +3,8 @@ See deploy/runtime/core.py for the cycle, the adapter contract and what the runt
 
 from __future__ import annotations
 
-from deploy.runtime.core import Act, Policy, Reading, RobotAdapter, Runtime
+from deploy.runtime.contract import Act, Policy, Reading, RobotAdapter
+from deploy.runtime.core import Runtime
 from deploy.runtime.quadrotor import FlightPlan, PlanError, QuadrotorAdapter
 
 __all__ = [

@@ -34,7 +34,7 @@ from deploy.articulated_plan import ArmPlan, ArmTarget, LeggedPlan, PlanStep
 from deploy.articulated_wire import JointOrder, JointStateError, joint_command_msg, quat_wxyz
 from deploy.msgs import Imu, JointState, PoseStamped, TwistStamped, time_to_ns
 from deploy.observation import JointContext, JointObservationBuilder, base_velocity
-from deploy.runtime.core import Act, Policy, Reading
+from deploy.runtime.contract import Act, Policy, Reading
 from deploy.safety import SafeCommand, StateSample
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState

@@ -2,24 +2,7 @@
 
     newest state -> safety.on_state -> observation -> policy -> safety.filter -> command on the wire -> log
 
-The per-class part is a :class:`RobotAdapter` (quadrotor: deploy/runtime/quadrotor.py; legged and arm:
-deploy/runtime/articulated.py). The contract, in the manner of rsl_rl's ``VecEnv``:
-
-    adapter.inputs                     {topic key: Subscription} of every state topic it reads; the first one is
-                                       the primary stream (the runtime waits for its publisher)
-    adapter.read() -> Reading | None   the newest state (None until every needed stream has delivered); never
-                                       blocks; a malformed message is logged and ignored (the state goes stale)
-    adapter.idle()                     called every cycle the layer is not ARMING/ACTIVE (stateful terms reset)
-    adapter.act(reading, t, active)    -> Act: the command (command units) for this cycle; ``t`` is the plan time
-                                       (s since ACTIVE, None while ARMING)
-    adapter.command_message(cmd, stamp_ns, vehicle_id)   the command message of the safety layer's SafeCommand
-    adapter.at_rest(reading, cmd)      the robot has landed / stands still / is at rest (the plan's end may disarm)
-    adapter.arm_refusal(reading)       why the plan may not start from this state ('' if it may; reading may be
-                                       None: a malformed stream says why here)
-    adapter.plan                       has ``duration_s``
-    adapter.fallback_hold_s            None: the layer's fallback ends by itself (quadrotor: lands, disarms);
-                                       else the runtime disarms after that many seconds of FALLBACK
-    adapter.summary() -> dict          tracking numbers of the run
+The per-class part is a :class:`~deploy.runtime.contract.RobotAdapter` (its contract: deploy/runtime/contract.py).
 
 The seam to the robot is the topic table (docs/transport.md): a robot, simulated or real, is whatever
 publishes the state topics and obeys the command topic. Bridges to vendor protocols are processes that speak
@@ -48,76 +31,20 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 
 from deploy.loop import FixedRateLoop, LoopStats
 from deploy.msgs import String
 from deploy.recording import RecorderError
-from deploy.safety import CommandMode, SafeCommand, SafetyLayer, SafetyState, StateSample
+from deploy.runtime.contract import Act, Policy, Reading, RobotAdapter
+from deploy.safety import CommandMode, SafeCommand, SafetyLayer, SafetyState
 from deploy.transport import Ros2Node, TransportConfig
-from drivers.robot import RobotState
 from drivers.vehicle import default_vehicle_id
-from sim.action_spec import ActionSpec
-from sim.obs_spec import ObsSpec
 
 log = logging.getLogger("sim2real.runtime")
 
 RUNNING = (SafetyState.ARMING, SafetyState.ACTIVE)
-
-
-class Policy(Protocol):
-    obs_spec: ObsSpec
-    action_spec: ActionSpec
-    control_hz: float
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass
-class Reading:
-    """One measured state: the robot state, its safety-layer sample, and the messages it came from (each
-    recorded once)."""
-
-    state: RobotState
-    sample: StateSample
-    messages: tuple
-    torque_nm: np.ndarray | None = None
-
-
-@dataclass
-class Act:
-    """What the adapter decided this cycle. action: (A,) command units or None (the layer holds / falls back);
-    obs: the policy's observation when it ran; normalized: the policy's normalized action (logged);
-    inference: seconds spent in the policy; phase: the plan phase, for logs."""
-
-    action: np.ndarray | None
-    obs: np.ndarray | None = None
-    normalized: np.ndarray | None = None
-    inference: float | None = None
-    phase: str = ""
-
-
-class RobotAdapter(Protocol):
-    inputs: dict[str, Any]
-    plan: Any
-    fallback_hold_s: float | None
-
-    def read(self) -> Reading | None: ...
-
-    def idle(self) -> None: ...
-
-    def act(self, reading: Reading, t: float | None, active: bool) -> Act: ...
-
-    def command_message(self, command: SafeCommand, stamp_ns: int, vehicle_id: str) -> Any: ...
-
-    def at_rest(self, reading: Reading | None, command: SafeCommand) -> bool: ...
-
-    def arm_refusal(self, reading: Reading | None) -> str: ...
-
-    def summary(self) -> dict: ...
 
 
 class Runtime:
@@ -165,6 +92,7 @@ class Runtime:
         self._last_reading: Reading | None = None
         self._pinned = False
         self._faults: dict[str, str] = {}
+        self._arm_wait = ""  # the last reason arming waited, logged once per reason
         if operator is None:
             log.warning("no operator link: this runtime heartbeats and arms by itself (tests and simulation only)")
 
@@ -329,7 +257,7 @@ class Runtime:
                 cmd = self.command_topic
                 self.command_pub = self.node.publisher(cmd.name, cmd.msg_type, cmd.qos)
             return True
-        if why and why != getattr(self, "_arm_wait", ""):
+        if why and why != self._arm_wait:
             log.info("not arming: %s", why)
         self._arm_wait = why
         return False
@@ -369,7 +297,7 @@ class Runtime:
 
     def _duration(self, timeout_s: float) -> float:
         hold = self.adapter.fallback_hold_s or 0.0
-        fallback = getattr(self.safety.profile, "fallback_max_s", 30.0)
+        fallback = self.safety.profile.fallback_max_s
         return timeout_s + self.plan_duration + self.settle_s + hold + fallback + 10.0
 
     @property

@@ -18,7 +18,7 @@ import numpy as np
 
 from deploy.msgs import BatteryState, MotorCommand, PoseStamped, TwistStamped, make_header, time_to_ns
 from deploy.observation import Context, ObservationBuilder
-from deploy.runtime.core import Act, Policy, Reading
+from deploy.runtime.contract import Act, Policy, Reading
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState
