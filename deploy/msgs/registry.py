@@ -92,6 +92,18 @@ _MSG_TEXT: dict[str, str] = {
         "# What produced the command: policy, arming, fallback or stop.\n"
         "string mode\n"
     ),
+    "sim2real_msgs/msg/RateThrustCommand": (
+        "# Collective thrust and body-rate setpoints, for autopilots that close the rate loop themselves.\n"
+        "std_msgs/Header header\n"
+        "# Collective thrust along body +z, newtons.\n"
+        "float32 thrust\n"
+        "# Roll, pitch, yaw rate setpoints, body frame FLU (x forward, y left, z up), rad/s.\n"
+        "geometry_msgs/Vector3 body_rate\n"
+        "# The vehicle this command is for; a robot rejects commands for another vehicle.\n"
+        "string vehicle_id\n"
+        "# What produced the command: policy, arming, fallback or stop.\n"
+        "string mode\n"
+    ),
     "sim2real_msgs/msg/JointCommand": (
         "# Per-joint PD command, joints by name; the motor applies effort + kp (position - q) + kd (velocity - dq).\n"
         "# All gains zero = zero torque; kp 0 with kd > 0 = damping.\n"
@@ -151,6 +163,7 @@ _CLASSES: dict[str, type] = {
     "sensor_msgs/msg/JointState": m.JointState,
     "sensor_msgs/msg/BatteryState": m.BatteryState,
     "sim2real_msgs/msg/MotorCommand": m.MotorCommand,
+    "sim2real_msgs/msg/RateThrustCommand": m.RateThrustCommand,
     "sim2real_msgs/msg/JointCommand": m.JointCommand,
     "sim2real_msgs/msg/SafetyTransition": m.SafetyTransition,
     "sim2real_msgs/msg/LoopTiming": m.LoopTiming,

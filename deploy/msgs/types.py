@@ -218,6 +218,22 @@ class MotorCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.MotorCommand_"):
 
 
 @dataclass
+class RateThrustCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.RateThrustCommand_"):
+    """sim2real_msgs/msg/RateThrustCommand: collective thrust and body-rate setpoints (CTBR), for autopilots
+    that close the rate loop themselves (PX4 VehicleRatesSetpoint, MAVLink SET_ATTITUDE_TARGET, the Crazyflie's
+    rate mode). ``thrust``: collective thrust along body +z, newtons; ``body_rate``: roll, pitch, yaw rate
+    setpoints in the body frame FLU (x forward, y left, z up), rad/s; ``vehicle_id`` and ``mode`` as in
+    :class:`MotorCommand`. A bridge converts newtons to the autopilot's normalized thrust with the vehicle's
+    thrust curve and FLU to the autopilot's FRD."""
+
+    header: Header = field(default_factory=Header)
+    thrust: float32 = 0.0
+    body_rate: Vector3 = field(default_factory=Vector3)
+    vehicle_id: str = ""
+    mode: str = ""
+
+
+@dataclass
 class JointCommand(IdlStruct, typename="sim2real_msgs.msg.dds_.JointCommand_"):
     """sim2real_msgs/msg/JointCommand: per-joint PD command for motor drivers that close the loop themselves
     (Unitree low-level motor commands q, dq, tau, kp, kd; Franka joint impedance). Joints by name, like

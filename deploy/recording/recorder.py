@@ -207,12 +207,15 @@ class FlightRecorder:
             self._vectors[(key, n)] = (prefix, packer, self._channels[self._keys[key].name][2])
 
     def write_command(self, msg: Any, stamp_ns: int) -> None:
-        """Record the command sent to the robot: MotorCommand (quadrotor) or JointCommand (arm, legs)."""
-        for key in ("motor_command", "joint_command"):
+        """Record the command sent to the robot: MotorCommand or RateThrustCommand (quadrotor), JointCommand (arm,
+        legs)."""
+        for key in ("motor_command", "rate_command", "joint_command"):
             if type(msg) is self.topics.topics[key].msg_type:
                 self.write_key(key, msg, stamp_ns)
                 return
-        raise TypeError(f"{type(msg).__name__} is not a command message; expected MotorCommand or JointCommand")
+        raise TypeError(
+            f"{type(msg).__name__} is not a command message; expected MotorCommand, RateThrustCommand or JointCommand"
+        )
 
     def write_safety_transition(self, from_state: str, to_state: str, reason: str, check: str, stamp_ns: int) -> None:
         """Record a safety state machine transition (e.g. ACTIVE -> FALLBACK, reason, name of the check)."""

@@ -30,6 +30,7 @@ from deploy.msgs import (
     LoopTiming,
     MotorCommand,
     PoseStamped,
+    RateThrustCommand,
     SafetyTransition,
     String,
     TwistStamped,
@@ -64,6 +65,12 @@ DEFAULT_TOPICS: dict[str, TopicSpec] = {
     "action": TopicSpec("policy/action", Float32MultiArray, "sensor_data", "raw policy action"),
     # commands, published by the runtime after the safety layer
     "motor_command": TopicSpec("command/motors", MotorCommand, "default", "quadrotor motor speeds (rpm)"),
+    "rate_command": TopicSpec(
+        "command/rates",
+        RateThrustCommand,
+        "default",
+        "quadrotor collective thrust (N) and body-rate setpoints (rad/s, FLU)",
+    ),
     "joint_command": TopicSpec(
         "command/joints",
         JointCommand,
