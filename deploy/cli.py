@@ -74,7 +74,7 @@ def sil_command(profile) -> list[str]:
     cmd += ["--vehicle-id", profile.vehicle_id]
     if cls == "quadrotor":
         cmd += ["--rate", str(profile.control_hz), "--start-height", str(sil.get("start_height_m", 0.0))]
-        return cmd
+        return [*cmd, "--interface", profile.action_interface]
     cmd += ["--task", SIL_TASKS[cls]]
     if profile.robot_file is not None:
         cmd += ["--robot", str(profile.robot_file)]

@@ -168,9 +168,22 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
     action = data["action"]
     if not isinstance(action, Mapping) or "interface" not in action or "names" not in action:
         raise DeployProfileError(f"{path}: action needs 'interface' and 'names' (motor order), found {action!r}")
+    interface = str(action["interface"])
+    if interface not in ("rpm", "ctbr"):
+        raise DeployProfileError(
+            f"{path}: action.interface: expected 'rpm' (motor speeds) or 'ctbr' (collective thrust + body rates) "
+            f"for a quadrotor, found {interface!r}"
+        )
     safety = dict(data.get("safety") or {"preset": "crazyflie"})
     safety.setdefault("common", {})
     safety["common"] = {**safety["common"], "control_period_s": 1.0 / float(rate)}
+    quad = dict(safety.get("quadrotor") or {})
+    if quad.get("interface", interface) != interface:
+        raise DeployProfileError(
+            f"{path}: safety.quadrotor.interface {quad['interface']!r} differs from action.interface {interface!r}; "
+            "drop safety.quadrotor.interface (it follows the action interface)"
+        )
+    safety["quadrotor"] = {**quad, "interface": interface}  # the safety layer limits the command the policy sends
     plan = data.get("plan") or {}
     try:
         flight_plan = FlightPlan(**plan)
@@ -182,7 +195,7 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         name=str(data.get("name", path.stem)),
         control_hz=rate,
         robot=robot_params,
-        action_interface=str(action["interface"]),
+        action_interface=interface,
         action_names=tuple(action["names"]),
         transport=TransportConfig.from_mapping(data.get("transport")),
         safety=profile_from_dict(safety),

@@ -3,11 +3,13 @@
 A separate process runs one quadrotor of the batched simulator in real time, with its own randomized
 parameters, sensor noise and actuator latency, publishes its state on the ROS 2 topics a real robot's driver
 would (``pose``, ``twist`` of the transport table, header stamps on CLOCK_MONOTONIC in nanoseconds, shared by
-processes on one machine), a draining ``battery`` at 10 Hz, and applies the ``motor_command`` it receives. Like the firmware, it stops the
-motors when commands stop for ``command_timeout_s``. The simulator has no ground, so this wrapper adds one:
+processes on one machine), a draining ``battery`` at 10 Hz, and applies the ``motor_command`` (RPM) it receives,
+or with ``--interface ctbr`` the ``rate_command`` (collective thrust N, body rates rad/s) through the simulator's
+rate loop, as an autopilot would. Like the firmware, it idles the motors when commands stop for
+``command_timeout_s``. The simulator has no ground, so this wrapper adds one:
 the vehicle rests on z = 0 instead of falling through.
 
-    python -m drivers.sim_robot --seconds 30 [--seed 0] [--rate 100] [--start-height 0]
+    python -m drivers.sim_robot --seconds 30 [--seed 0] [--rate 100] [--start-height 0] [--interface rpm|ctbr]
 
 This is the only place where the deploy side imports the simulator (and torch).
 """
@@ -30,6 +32,7 @@ from deploy.msgs import (
     Pose,
     PoseStamped,
     Quaternion,
+    RateThrustCommand,
     String,
     Twist,
     TwistStamped,
@@ -72,9 +75,12 @@ class SimulatedQuadrotor:
         self.env.set_state_rows("rotor_rpm", torch.full((1, 4), rpm))
         self.spec = self.env.action_spec
         self.command_timeout_s = command_timeout_s
-        self._idle = np.full(4, self.spec.low[0], dtype=np.float32)
+        self.ctbr = self.spec.interface == "ctbr"
+        idle = [self.spec.low[0], 0.0, 0.0, 0.0] if self.ctbr else [self.spec.low[0]] * 4  # rates 0 in ctbr
+        self._idle = np.asarray(idle, dtype=np.float32)
         self._command, self._command_time = self._idle, -math.inf
-        pose, twist, motors = transport.topic("pose"), transport.topic("twist"), transport.topic("motor_command")
+        pose, twist = transport.topic("pose"), transport.topic("twist")
+        motors = transport.topic("rate_command" if self.ctbr else "motor_command")
         self.pose_pub = node.publisher(pose.name, pose.msg_type, pose.qos)
         self.twist_pub = node.publisher(twist.name, twist.msg_type, twist.qos)
         battery = transport.topic("battery")
@@ -87,21 +93,25 @@ class SimulatedQuadrotor:
         self._noise = torch.Generator().manual_seed(seed + 1)
         self.steps = 0
 
-    def _on_command(self, msg: MotorCommand) -> None:
+    def _on_command(self, msg: MotorCommand | RateThrustCommand) -> None:
         if not self.vehicle.accepts(msg):
             return
-        rpm = np.asarray(msg.rpm, dtype=np.float32)
-        if rpm.shape != (4,) or not np.isfinite(rpm).all():
-            log.warning("ignoring a motor command with %s values (expected 4 finite RPMs)", rpm.shape)
+        if self.ctbr:
+            r = msg.body_rate
+            values = np.asarray([msg.thrust, r.x, r.y, r.z], dtype=np.float32)
+        else:
+            values = np.asarray(msg.rpm, dtype=np.float32)
+        if values.shape != (4,) or not np.isfinite(values).all():
+            log.warning("ignoring a command with %s values (expected 4 finite numbers)", values.shape)
             return
-        self._command, self._command_time = rpm, time.monotonic()
+        self._command, self._command_time = values, time.monotonic()
 
     def step(self, now: float | None = None) -> None:
         """Advance the simulation by one control period and publish the new state."""
         now = time.monotonic() if now is None else now
         fresh = now - self._command_time <= self.command_timeout_s
-        rpm = self._command if fresh else self._idle
-        action = self.spec.to_normalized(torch.as_tensor(rpm, dtype=torch.float32))[None]
+        command = self._command if fresh else self._idle
+        action = self.spec.to_normalized(torch.as_tensor(command, dtype=torch.float32))[None]
         self.env.step(action)
         self._ground()
         self.steps += 1
@@ -147,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start-height", type=float, default=0.0, help="m; 0 = resting on the ground, motors off")
     ap.add_argument("--namespace", default=None, help="ROS 2 namespace of the topics (default: the transport table's)")
     ap.add_argument("--vehicle-id", default=None, help="obey only commands for this vehicle (default: the namespace)")
+    ap.add_argument("--interface", choices=("rpm", "ctbr"), default="rpm", help="the command it takes")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     transport = TransportConfig.from_mapping({"namespace": args.namespace} if args.namespace else None)
-    cfg = QuadrotorTaskCfg(control_hz=args.rate)
+    cfg = QuadrotorTaskCfg(control_hz=args.rate, action_interface=args.interface)
     with Ros2Node("sim_robot", namespace=transport.namespace) as node:
         robot = SimulatedQuadrotor(
             node, transport, cfg, seed=args.seed, start_height_m=args.start_height, vehicle_id=args.vehicle_id

@@ -1,7 +1,9 @@
 """The quadrotor's part of the deploy runtime (see deploy/runtime/core.py for the contract). Torch-free.
 
-State: ``pose`` (PoseStamped) + ``twist`` (TwistStamped) + optional ``battery``; command: ``motor_command``
-(sim2real_msgs/MotorCommand, RPM in the robot profile's motor order, with the vehicle id). The plan moves the
+State: ``pose`` (PoseStamped) + ``twist`` (TwistStamped) + optional ``battery``; command, by the policy's action
+interface: ``motor_command`` (sim2real_msgs/MotorCommand, RPM in the robot profile's motor order) for rpm
+policies, ``rate_command`` (sim2real_msgs/RateThrustCommand, collective thrust N and body rates FLU rad/s) for
+ctbr policies, whose rate loop runs in the autopilot; both carry the vehicle id. The plan moves the
 reference the policy tracks: climb to a height above the start point, hover, descend to the start height, then
 keep descending below it at the same rate (``sink_m`` at most) so that the policy presses the vehicle onto
 the ground: touchdown (:func:`deploy.safety.touched_down`: low height, low speed, low thrust, held for the
@@ -16,7 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.msgs import BatteryState, MotorCommand, PoseStamped, TwistStamped, make_header, time_to_ns
+from deploy.msgs import (
+    BatteryState,
+    MotorCommand,
+    PoseStamped,
+    RateThrustCommand,
+    TwistStamped,
+    Vector3,
+    make_header,
+    time_to_ns,
+)
 from deploy.observation import Context, ObservationBuilder
 from deploy.runtime.contract import Act, Policy, Reading
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
@@ -79,9 +90,9 @@ class FlightPlan:
 
 
 class QuadrotorAdapter:
-    """The quadrotor: reads pose/twist/battery, runs the policy on the plan's reference, sends MotorCommand."""
+    """The quadrotor: reads pose/twist/battery, runs the policy on the plan's reference, sends MotorCommand (rpm
+    policies) or RateThrustCommand (ctbr policies). ``limits.interface`` must be the policy's."""
 
-    command_key = "motor_command"
     fallback_hold_s = None  # the layer's fallback lands and disarms by itself
 
     def __init__(
@@ -95,6 +106,13 @@ class QuadrotorAdapter:
     ):
         self.policy, self.plan = policy, plan or FlightPlan()
         self.limits = limits or crazyflie_profile().quadrotor
+        interface = policy.action_spec.interface
+        if interface != self.limits.interface:
+            raise ValueError(
+                f"the policy acts through {interface!r}, the safety limits are for {self.limits.interface!r}: "
+                "load the deploy profile with the policy's action interface"
+            )
+        self.command_key = "rate_command" if interface == "ctbr" else "motor_command"
         self.ceiling_m, self.sink_m = self.limits.envelope.altitude_ceiling_m, sink_m
         self.builder = ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)
         topic = transport.topic
@@ -174,8 +192,13 @@ class QuadrotorAdapter:
             return "hover"
         return "descend" if t < p.duration_s else "land"
 
-    def command_message(self, command: SafeCommand, stamp_ns: int, vehicle_id: str) -> MotorCommand:
-        return MotorCommand(make_header(stamp_ns), [float(v) for v in command.values], vehicle_id, command.mode.value)
+    def command_message(self, command: SafeCommand, stamp_ns: int, vehicle_id: str) -> MotorCommand | RateThrustCommand:
+        values = [float(v) for v in command.values]
+        if self.command_key == "rate_command":
+            return RateThrustCommand(
+                make_header(stamp_ns), values[0], Vector3(*values[1:]), vehicle_id, command.mode.value
+            )
+        return MotorCommand(make_header(stamp_ns), values, vehicle_id, command.mode.value)
 
     def at_rest(self, reading: Reading | None, command: SafeCommand) -> bool:
         """Touchdown above the start point, held for ``limits.touchdown.hold_s`` of measurement time."""

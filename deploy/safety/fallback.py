@@ -1,6 +1,8 @@
 """Per robot class: the stop, arming and fallback commands.
 
     quadrotor  STOP: 0 RPM (motors off).  ARMING: all motors at min_rpm (idle spin).
+               (ctbr: STOP thrust 0 and rates 0; ARMING the thrust at min_rpm and rates 0; the fallback's
+               commands below as collective thrust and rate setpoints, see quadrotor_control.py.)
                FALLBACK, position trusted: PD/PID hover where the fault happened for hover_s, descend at
                descent_rate_m_s, motors off at the floor (-> DISARMED).
                FALLBACK, position suspect (from the start or at any time during the fallback; never back):
@@ -79,6 +81,8 @@ class QuadrotorBehaviour:
         pass
 
     def arming_command(self, state: StateSample | None, last_values: np.ndarray) -> ClassCommand:
+        if self.limits.interface == "ctbr":
+            return ClassCommand(np.array([self.limits.thrust_range_n()[0], 0.0, 0.0, 0.0]))  # idle thrust, no rates
         return ClassCommand(np.full(4, self.limits.body.min_rpm))
 
     def _measured(self, state: StateSample | None, fresh: bool) -> tuple[np.ndarray, ...] | None:
@@ -113,7 +117,7 @@ class QuadrotorBehaviour:
         blind_s = now - self.last_valid_s
         if blind_s > self.limits.fallback.blind_timeout_s:
             return ClassCommand(np.zeros(4), escalate=True, reason=f"no valid state for {blind_s:.2f} s")
-        return ClassCommand(self.controller.blind_rpm(), reason="no valid state: sinking at equal thrust")
+        return ClassCommand(self.controller.blind_command(), reason="no valid state: sinking at equal thrust")
 
     def fallback_command(
         self, now: float, state: StateSample | None, fresh: bool, last_values: np.ndarray, trust: Trust = TRUSTED

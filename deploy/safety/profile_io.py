@@ -102,6 +102,10 @@ def _convert(value: Any, hint: Any, base: Any, where: str) -> Any:
         return value
     if hint is float:
         return float(_check_number(value, where))
+    if hint is str:
+        if not isinstance(value, str):
+            raise ProfileError(f"safety profile {where}: expected a word, found {value!r}")
+        return value
     if origin is tuple:
         if args and args[0] is str:
             if isinstance(value, str) or not isinstance(value, (list, tuple)):

@@ -1,6 +1,9 @@
 """Quadrotor fallback controller: PD/PID hover at the position where the fault happened, then a controlled
 descent at a fixed rate to the floor, then motors off. numpy only; same command kind as the policy
-(per-motor RPM, M1..M4).
+(``limits.interface``): per-motor RPM, M1..M4, through the mixer below; or, for "ctbr", collective thrust [N]
+and body-rate setpoints [rad/s, FLU] for the autopilot's rate loop (rate setpoint = attitude error x
+attitude_freq / (2 attitude_damping), the P gain that gives the PD loop's time constant with an ideal rate loop;
+yaw rate 0).
 
 Simulator conventions (body frame x forward, y left, z up). Motors at (x, y):
 M1 (+a, -a) front-right, M2 (-a, -a) back-right, M3 (-a, +a) back-left, M4 (+a, +a) front-left,
@@ -71,6 +74,7 @@ class HoverDescendController:
         self.inertia = np.asarray(body.inertia_kg_m2)
         self.min_thrust_n = body.kf_n_per_rpm2 * body.min_rpm**2
         self.max_thrust_n = body.kf_n_per_rpm2 * body.max_rpm**2
+        self.ctbr = limits.interface == "ctbr"
         self.phase: _Phase | None = None
 
     def start(self, now: float, position_m: np.ndarray | None) -> None:
@@ -91,9 +95,12 @@ class HoverDescendController:
         f = np.clip(thrusts_n, self.min_thrust_n, self.max_thrust_n)
         return np.clip(np.sqrt(f / body.kf_n_per_rpm2), body.min_rpm, body.max_rpm)
 
-    def blind_rpm(self) -> np.ndarray:
-        """Equal motor speeds for blind_thrust_fraction of the weight: sinks without attitude control."""
+    def blind_command(self) -> np.ndarray:
+        """Equal motor speeds (ctbr: zero rates) for blind_thrust_fraction of the weight: sinks without attitude
+        control."""
         thrust = self.limits.fallback.blind_thrust_fraction * self.limits.body.mass_kg * GRAVITY_M_S2
+        if self.ctbr:
+            return np.array([float(np.clip(thrust, 4 * self.min_thrust_n, 4 * self.max_thrust_n)), 0.0, 0.0, 0.0])
         return self.rpm(np.full(4, thrust / 4.0))
 
     def landed(self, position_m: np.ndarray) -> bool:
@@ -117,7 +124,7 @@ class HoverDescendController:
         quat_wxyz: np.ndarray,
         rates_rad_s: np.ndarray,
     ) -> np.ndarray:
-        """Per-motor RPM (4,) from a finite measured state. position/velocity: (3,) world; rates: (3,) body."""
+        """The command (4,) from a finite measured state. position/velocity: (3,) world; rates: (3,) body."""
         if self.phase is None or not math.isfinite(self.phase.start_z_m):
             self.start(now, position_m)
         body, gains = self.limits.body, self.limits.gains
@@ -141,11 +148,12 @@ class HoverDescendController:
             accel[:2] *= a_xy_max / norm_xy
         accel[2] = float(np.clip(accel[2], -0.6 * GRAVITY_M_S2, 0.8 * GRAVITY_M_S2))
         force = body.mass_kg * (accel + np.array([0.0, 0.0, GRAVITY_M_S2]))
-        return self.attitude_rpm(force, quat_wxyz, rates_rad_s)
+        return self.attitude_command(force, quat_wxyz, rates_rad_s)
 
-    def attitude_rpm(self, force_world_n: np.ndarray, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray) -> np.ndarray:
-        """Per-motor RPM (4,) that turn body z toward ``force_world_n`` (3,) [N] (PD on the attitude error and
-        the body rates, yaw rate damped only) with the collective thrust projected on body z."""
+    def attitude_command(self, force_world_n: np.ndarray, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray) -> np.ndarray:
+        """The command (4,) that turns body z toward ``force_world_n`` (3,) [N] with the collective thrust
+        projected on body z: per-motor RPM (PD on the attitude error and the body rates, yaw rate damped only),
+        or for ctbr (thrust N, roll, pitch, yaw rate rad/s) with the rates proportional to the attitude error."""
         gains = self.limits.gains
         rot = quat_to_rotation(quat_wxyz)
         z_body = rot[:, 2]
@@ -161,6 +169,11 @@ class HoverDescendController:
         else:
             err_body = np.zeros(3)
         wa, za = gains.attitude_freq_rad_s, gains.attitude_damping
+        if self.ctbr:
+            limit = np.asarray(self.limits.rates.max_body_rate_rad_s)
+            rates_sp = np.clip(wa / (2.0 * za) * err_body, -limit, limit)
+            rates_sp[2] = 0.0
+            return np.array([float(np.clip(collective, 4 * self.min_thrust_n, 4 * self.max_thrust_n)), *rates_sp])
         ang_acc = wa * wa * err_body - 2.0 * za * wa * np.asarray(rates_rad_s, dtype=float)
         ang_acc[2] = -gains.yaw_rate_gain_1_s * rates_rad_s[2]
         torque = self.inertia * ang_acc
@@ -203,7 +216,7 @@ class LevelDescentController(HoverDescendController):
     def level_command(
         self, now: float, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray, velocity_m_s: np.ndarray | None
     ) -> np.ndarray:
-        """Per-motor RPM (4,): level (horizontal velocity damped when trusted), descend. quat: (4,) body to
+        """The command (4,): level (horizontal velocity damped when trusted), descend. quat: (4,) body to
         world; rates: (3,) body rad/s; velocity: (3,) world m/s, or None when it is not trusted."""
         ld, body = self.limits.level_descent, self.limits.body
         a_xy = np.zeros(2)
@@ -214,7 +227,7 @@ class LevelDescentController(HoverDescendController):
             if norm > a_max:
                 a_xy *= a_max / norm
         a_z = GRAVITY_M_S2 * self.thrust_fraction(now, velocity_m_s)
-        return self.attitude_rpm(body.mass_kg * np.array([a_xy[0], a_xy[1], a_z]), quat_wxyz, rates_rad_s)
+        return self.attitude_command(body.mass_kg * np.array([a_xy[0], a_xy[1], a_z]), quat_wxyz, rates_rad_s)
 
     def touchdown(self, now: float, velocity_m_s: np.ndarray | None) -> bool:
         """Touchdown evidence without a trusted height: the vehicle descended (|vz| reached half the descent
@@ -245,28 +258,35 @@ def thrust_fraction_of_hover(rpm: np.ndarray, body) -> float:
     return float(np.mean(np.square(np.asarray(rpm, dtype=float)))) / hover_rpm2
 
 
+def commanded_thrust_fraction(values: np.ndarray, limits: QuadrotorLimits) -> float:
+    """The command's collective thrust as a fraction of the hover thrust: (4,) RPM, or ctbr (thrust N, rates)."""
+    if limits.interface == "ctbr":
+        return float(values[0]) / (limits.body.mass_kg * GRAVITY_M_S2)
+    return thrust_fraction_of_hover(values, limits.body)
+
+
 def touched_down(state, last_command, limits, floor_z_m: float | None = None) -> bool:
     """Whether a quadrotor is on the ground: height above the floor <= touchdown.height_m (0.1 m), speed <=
-    touchdown.speed_m_s (0.2 m/s) and mean commanded thrust <= touchdown.thrust_fraction (0.8) of hover.
+    touchdown.speed_m_s (0.2 m/s) and commanded collective thrust <= touchdown.thrust_fraction (0.8) of hover.
 
-    state: a StateSample (position_m, velocity_m_s world frame). last_command: a SafeCommand or its (4,) RPM
-    values. limits: QuadrotorLimits or a SafetyProfile with them. floor_z_m: world z of the floor [m] (e.g. the
-    start position's z); None -> limits.fallback.ground_z_m. Missing or non-finite inputs -> False. Pure; the
-    runtime uses it to decide when the plan's end may disarm (hold it for touchdown.hold_s itself)."""
+    state: a StateSample (position_m, velocity_m_s world frame). last_command: a SafeCommand or its (4,) values
+    (RPM, or ctbr thrust N and rates). limits: QuadrotorLimits or a SafetyProfile with them. floor_z_m: world z of
+    the floor [m] (e.g. the start position's z); None -> limits.fallback.ground_z_m. Missing or non-finite inputs
+    -> False. Pure; the runtime uses it to decide when the plan's end may disarm (hold it for touchdown.hold_s)."""
     limits = getattr(limits, "quadrotor", None) or limits
     td = limits.touchdown
     values = getattr(last_command, "values", last_command)
     try:
         p = np.asarray(state.position_m, dtype=float).reshape(3)
         v = np.asarray(state.velocity_m_s, dtype=float).reshape(3)
-        rpm = np.asarray(values, dtype=float).reshape(4)
+        command = np.asarray(values, dtype=float).reshape(4)
     except (AttributeError, TypeError, ValueError):
         return False
-    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(v)) and np.all(np.isfinite(rpm))):
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(v)) and np.all(np.isfinite(command))):
         return False
     floor = limits.fallback.ground_z_m if floor_z_m is None else float(floor_z_m)
     return bool(
         p[2] - floor <= td.height_m
         and float(np.linalg.norm(v)) <= td.speed_m_s
-        and thrust_fraction_of_hover(rpm, limits.body) <= td.thrust_fraction
+        and commanded_thrust_fraction(command, limits) <= td.thrust_fraction
     )

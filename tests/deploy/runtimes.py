@@ -10,7 +10,15 @@ from deploy.runtime.articulated import ArticulatedAdapter
 
 
 def quadrotor_runtime(policy, node, transport, safety, recorder=None, plan=None, **kwargs) -> Runtime:
-    return Runtime(QuadrotorAdapter(policy, node, transport, plan), policy, node, transport, safety, recorder, **kwargs)
+    return Runtime(
+        QuadrotorAdapter(policy, node, transport, plan, safety.profile.quadrotor),
+        policy,
+        node,
+        transport,
+        safety,
+        recorder,
+        **kwargs,
+    )
 
 
 def articulated_runtime(

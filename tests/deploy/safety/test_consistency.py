@@ -253,7 +253,7 @@ def _noisy_flight(seconds: float, seed: int):
         vref = np.array([0.64 * math.cos(0.8 * t), 0.64 * math.cos(1.6 * t), 0.15 * math.cos(0.5 * t)])
         accel = 4.0 * (ref - model.p) + 4.0 * (vref - model.v)
         force = body.mass_kg * (accel + np.array([0.0, 0.0, GRAVITY_M_S2]))
-        rpm = ctl.attitude_rpm(force, model.q, model.w)
+        rpm = ctl.attitude_command(force, model.q, model.w)
         for _ in range(sub):
             model.step(rpm, dt / sub)
         yield StateSample(
