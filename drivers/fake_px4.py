@@ -7,8 +7,14 @@ It enforces PX4's offboard rules (PX4 docs ``flight_modes/offboard.md``; command
 (VehicleCommand DO_SET_MODE param1 1, param2 6) and arming (COMPONENT_ARM_DISARM param1 1) are refused unless
 OffboardControlMode has streamed at >= 2 Hz for > 1 s; while in offboard a stream gap longer than COM_OF_LOSS_T
 (1 s default) is the offboard-loss failsafe: AUTO_LAND (a hold-then-descend controller) and disarm on the
-ground; ActuatorMotors are ignored outside offboard and while disarmed; NaN = that motor off; a disarm in flight
-needs param2 = 21196 (kill). Publishes VehicleOdometry (NED / FRD, 100 Hz), VehicleStatus (on change and
+ground; setpoints are ignored outside offboard, while disarmed, and unless they are the kind the latest
+OffboardControlMode selects (its first true flag: direct_actuator -> ActuatorMotors, body_rate ->
+VehicleRatesSetpoint); NaN = that motor off; a disarm in flight needs param2 = 21196 (kill).
+
+VehicleRatesSetpoint flies through a rate loop in place of PX4's: the simulator's ctbr rate controller and mixer
+(sim.quadrotor.actions.ctbr_rate_loop, the task config's rate_gains, once per period) on rates FRD -> FLU and
+thrust -thrust_body[2] (0..1) -> newtons through the same throttle curve as the motors: each of 4 rotors at the
+curve's rpm, thrust = kf rpm^2 with the simulated vehicle's kf (the bridge's kf is its estimate of it). Publishes VehicleOdometry (NED / FRD, 100 Hz), VehicleStatus (on change and
 10 Hz) and BatteryStatus (5 Hz), stamped on a "PX4 boot" clock: microseconds since this process started plus
 ``--clock-offset-s``, unrelated to the host's monotonic clock, as a flight controller's would be. The ground is
 z = 0 (the simulator has none), as in drivers/sim_robot.py.
@@ -32,12 +38,20 @@ from deploy.msgs.px4 import (
     OffboardControlMode,
     VehicleCommand,
     VehicleOdometry,
+    VehicleRatesSetpoint,
     VehicleStatus,
 )
 from deploy.safety.limits import QuadrotorLimits
 from deploy.safety.quadrotor_control import HoverDescendController
 from deploy.transport import Ros2Node
-from drivers.px4_convert import enu_to_ned, flu_to_frd, from_px4_controls, quat_enu_flu_to_ned_frd
+from drivers.px4_convert import (
+    enu_to_ned,
+    flu_to_frd,
+    frd_to_flu,
+    from_px4_controls,
+    normalized_to_thrust,
+    quat_enu_flu_to_ned_frd,
+)
 from drivers.px4_wire import (
     CMD_ARM_DISARM,
     CMD_DO_SET_MODE,
@@ -52,9 +66,11 @@ from drivers.px4_wire import (
     MotorOptions,
     Px4Topics,
     add_shared_arguments,
+    control_mode,
     motor_options_from_args,
     topics_from_args,
 )
+from sim.quadrotor.actions import ctbr_rate_loop
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
 
@@ -92,7 +108,9 @@ class FakePx4:
         self.arming_state, self.nav_state, self.failsafe = DISARMED, POSCTL, False
         self.lander = HoverDescendController(QuadrotorLimits())
         self._stream_start = self._last_ocm = -math.inf
+        self.control_mode: str | None = None  # the setpoint kind the latest OffboardControlMode selects
         self._setpoint: np.ndarray | None = None  # last accepted ActuatorMotors, project motor order, normalized
+        self._rates: np.ndarray | None = None  # last accepted VehicleRatesSetpoint: thrust N, rates FLU rad/s (4,)
         self._inbox: collections.deque = collections.deque()  # (kind, arrival s, msg) from the callback thread
         self.battery, self.steps, self._status_dirty = 0.95, 0, True
         self.odometry_pub = node.publisher(topics.name("out", "vehicle_odometry"), VehicleOdometry, PX4_QOS)
@@ -101,6 +119,7 @@ class FakePx4:
         for kind, cls in (
             ("offboard_control_mode", OffboardControlMode),
             ("actuator_motors", ActuatorMotors),
+            ("vehicle_rates_setpoint", VehicleRatesSetpoint),
             ("vehicle_command", VehicleCommand),
         ):
             qos = PX4_COMMAND_QOS if kind == "vehicle_command" else PX4_QOS
@@ -123,21 +142,35 @@ class FakePx4:
             log.info("%s (%s)", "armed" if arming_state == ARMED else "disarmed", why)
         if nav_state is not None and nav_state != self.nav_state:
             self.nav_state, self._status_dirty = nav_state, True
-            self._setpoint = None  # setpoints do not carry over a mode change
+            self._setpoint = self._rates = None  # setpoints do not carry over a mode change
             height = float(self.env.state_rows("position")[0, 2])
             log.info("mode %s (%s) at %.2f m", NAV_STATE_NAMES.get(nav_state, nav_state), why, height)
             if nav_state == AUTO_LAND:
                 self.lander = HoverDescendController(QuadrotorLimits())
 
-    def _on_ocm(self, t: float) -> None:
+    def _on_ocm(self, msg: OffboardControlMode, t: float) -> None:
         if t - self._last_ocm > 1.0 / STREAM_MIN_HZ:
             self._stream_start = t  # a new stream
         self._last_ocm = t
+        mode = control_mode(msg)
+        if mode != self.control_mode:
+            log.info("offboard control mode %s", mode)
+            self.control_mode, self._setpoint, self._rates = mode, None, None
+
+    def _accepts(self, kind: str) -> bool:
+        """PX4 uses offboard setpoints only in offboard, only armed, only of the kind the control mode selects."""
+        return self.nav_state == OFFBOARD and self.arming_state == ARMED and self.control_mode == kind
 
     def _on_actuators(self, msg: ActuatorMotors) -> None:
-        if self.nav_state != OFFBOARD or self.arming_state != ARMED:
-            return  # PX4 uses offboard setpoints only in offboard, and only armed
-        self._setpoint = from_px4_controls(msg.control, self.motors.motor_map)
+        if self._accepts("direct_actuator"):
+            self._setpoint = from_px4_controls(msg.control, self.motors.motor_map)
+
+    def _on_rates(self, msg: VehicleRatesSetpoint) -> None:
+        values = [msg.roll, msg.pitch, msg.yaw, msg.thrust_body[2]]
+        if self._accepts("body_rate") and all(map(math.isfinite, values)):
+            u = min(max(-float(msg.thrust_body[2]), 0.0), 1.0)
+            thrust = normalized_to_thrust(u, self.cfg.params.kf, self.motors.curve)
+            self._rates = np.array([thrust, *frd_to_flu(values[:3])])
 
     def _on_command(self, msg: VehicleCommand, t: float) -> None:
         if msg.target_system not in (0, 1):
@@ -183,6 +216,11 @@ class FakePx4:
         if self.nav_state == OFFBOARD and self._setpoint is not None:
             rpm = self.motors.curve.rpm(np.nan_to_num(self._setpoint, nan=0.0))
             return np.where(np.isnan(self._setpoint), 0.0, rpm)
+        if self.nav_state == OFFBOARD and self._rates is not None:
+            thrust, *rates = torch.as_tensor(self._rates, dtype=torch.float32).reshape(4, 1)
+            w = self.env.state_rows("angular_velocity")[0].reshape(3, 1)
+            rpm = ctbr_rate_loop(thrust, tuple(rates), tuple(w), self.cfg.params, self.cfg.rate_gains)
+            return torch.cat(rpm).numpy().astype(float)
         return np.zeros(4)  # armed, no setpoint yet: idle
 
     def step(self, now: float | None = None) -> None:
@@ -191,9 +229,11 @@ class FakePx4:
         while self._inbox:
             kind, t, msg = self._inbox.popleft()
             if kind == "offboard_control_mode":
-                self._on_ocm(t)
+                self._on_ocm(msg, t)
             elif kind == "actuator_motors":
                 self._on_actuators(msg)
+            elif kind == "vehicle_rates_setpoint":
+                self._on_rates(msg)
             else:
                 self._on_command(msg, t)
         if self.nav_state == OFFBOARD and now - self._last_ocm > self.com_of_loss_t_s:

@@ -7,16 +7,28 @@ State: ``/fmu/out/vehicle_odometry`` (NED / FRD, PX4 boot clock) -> ``state/pose
 body FLU, stamps on this computer's CLOCK_MONOTONIC through drivers.px4_convert.ClockOffset);
 ``/fmu/out/battery_status`` -> ``state/battery``; ``/fmu/out/vehicle_status`` is kept for the rules below.
 
-Commands (``command/motors``, MotorCommand, only this vehicle's: drivers.vehicle.VehicleFilter):
-- OffboardControlMode (direct_actuator) streams at 20 Hz from the start, so PX4 accepts the switch; it stops with
-  the setpoints when the runtime's commands stop (below), which is what lets PX4's offboard-loss failsafe act.
+Commands, only this vehicle's (drivers.vehicle.VehicleFilter), of one of two kinds; the first command picks the
+kind and PX4's offboard control mode:
+- ``command/motors`` (MotorCommand, rpm policies) -> ActuatorMotors, OffboardControlMode direct_actuator: RPM ->
+  0..1 through the vehicle's throttle curve, placed by the motor map, NaN in unused slots.
+- ``command/rates`` (RateThrustCommand, ctbr policies) -> VehicleRatesSetpoint, OffboardControlMode body_rate:
+  body rates FLU -> FRD (roll, -pitch, -yaw); collective thrust N -> thrust_body (0, 0, -normalized), where each
+  of the 4 rotors gives thrust / 4 = kf rpm^2 (kf from the options) and that rpm's command comes from the same
+  throttle curve (drivers.px4_convert.thrust_to_normalized: with exponent 2, thrust / (4 kf rpm_max^2)). PX4's rate
+  controller and mixer then drive the motors.
+- A command of the other kind while one kind is in use is refused (an error logged, the command ignored); the kind
+  is free again once the commands have stopped (below) and PX4 reports disarmed.
+The rules, the same for both kinds:
+- OffboardControlMode streams at 20 Hz from the start (direct_actuator until the first rate command), so PX4
+  accepts the switch; it stops with the setpoints when the runtime's commands stop (below), which is what lets
+  PX4's offboard-loss failsafe act.
 - mode ``arming``: VehicleCommand DO_SET_MODE offboard (param1 1, param2 6), then, once PX4 reports OFFBOARD,
   COMPONENT_ARM_DISARM (param1 1); target_system 1, from_external true; retried every 0.3 s until armed.
-- mode ``arming`` / ``policy``: ActuatorMotors (RPM -> 0..1 through the vehicle's throttle curve, placed by the
-  motor map, NaN in unused slots) ONLY while PX4 reports nav_state OFFBOARD and armed.
+- mode ``arming`` / ``policy``: setpoints ONLY while PX4 reports nav_state OFFBOARD and armed.
 - mode ``fallback``: control goes back to PX4: VehicleCommand NAV_LAND (repeated until PX4 is in AUTO_LAND or
-  disarmed); no more actuator setpoints.
-- mode ``stop``: ActuatorMotors all NaN (motors off) and a forced disarm (param2 21196), repeated while armed.
+  disarmed); no more setpoints.
+- mode ``stop``: motors off (ActuatorMotors all NaN; rates: zero thrust, zero rates) and a forced disarm (param2
+  21196), repeated while armed.
 - no command for more than 0.5 s (``--command-timeout``): no more setpoints and no keep-alive, and, if PX4 is
   still in OFFBOARD and armed, NAV_LAND: PX4 would otherwise hold the last setpoint until COM_OF_LOSS_T. If the
   bridge dies too, PX4's own offboard-loss failsafe (COM_OF_LOSS_T, COM_OBL_RC_ACT) takes over.
@@ -39,6 +51,7 @@ from deploy.msgs import (
     Pose,
     PoseStamped,
     Quaternion,
+    RateThrustCommand,
     Twist,
     TwistStamped,
     Vector3,
@@ -50,6 +63,7 @@ from deploy.msgs.px4 import (
     OffboardControlMode,
     VehicleCommand,
     VehicleOdometry,
+    VehicleRatesSetpoint,
     VehicleStatus,
 )
 from deploy.transport import Ros2Node, TransportConfig
@@ -60,6 +74,7 @@ from drivers.px4_convert import (
     position_to_enu,
     quat_ned_frd_to_enu_flu,
     to_px4_controls,
+    to_px4_rates,
     velocity_to_enu,
 )
 from drivers.px4_wire import (
@@ -81,6 +96,8 @@ from drivers.vehicle import VehicleFilter, default_vehicle_id
 log = logging.getLogger("sim2real.px4_bridge")
 OFFBOARD, AUTO_LAND = VehicleStatus.NAVIGATION_STATE_OFFBOARD, VehicleStatus.NAVIGATION_STATE_AUTO_LAND
 ARMED = VehicleStatus.ARMING_STATE_ARMED
+#: The OffboardControlMode flag of each command type.
+SETPOINT_KIND = {MotorCommand: "direct_actuator", RateThrustCommand: "body_rate"}
 
 
 class Px4Bridge:
@@ -105,13 +122,15 @@ class Px4Bridge:
         self.pose_pub = node.publisher(pose.name, PoseStamped, pose.qos)
         self.twist_pub = node.publisher(twist.name, TwistStamped, twist.qos)
         self.battery_pub = node.publisher(battery.name, BatteryState, battery.qos)
-        motors_t = transport.topic("motor_command")
-        node.subscription(motors_t.name, MotorCommand, motors_t.qos, callback=self._on_motor_command)
+        for key, cls in (("motor_command", MotorCommand), ("rate_command", RateThrustCommand)):
+            t = transport.topic(key)
+            node.subscription(t.name, cls, t.qos, callback=self._on_command)
         node.subscription(topics.name("out", "vehicle_odometry"), VehicleOdometry, PX4_QOS, callback=self._on_odometry)
         node.subscription(topics.name("out", "vehicle_status"), VehicleStatus, PX4_QOS, callback=self._on_status)
         node.subscription(topics.name("out", "battery_status"), BatteryStatus, PX4_QOS, callback=self._on_battery)
         self.keepalive_pub = node.publisher(topics.name("in", "offboard_control_mode"), OffboardControlMode, PX4_QOS)
         self.actuator_pub = node.publisher(topics.name("in", "actuator_motors"), ActuatorMotors, PX4_QOS)
+        self.rates_pub = node.publisher(topics.name("in", "vehicle_rates_setpoint"), VehicleRatesSetpoint, PX4_QOS)
         self.command_pub = node.publisher(topics.name("in", "vehicle_command"), VehicleCommand, PX4_QOS)
 
     def reset(self) -> None:
@@ -119,10 +138,11 @@ class Px4Bridge:
         self.vehicle = VehicleFilter(self._vehicle_id)
         self.clock = ClockOffset()
         self.status: VehicleStatus | None = None
-        self._command: MotorCommand | None = None
+        self._command: MotorCommand | RateThrustCommand | None = None
         self._command_time = -math.inf
+        self.setpoint_kind: str | None = None  # "direct_actuator" | "body_rate" once a command has come
         self._last_keepalive = self._last_request = -math.inf
-        self._stale_logged = self._not_engaged_logged = False
+        self._stale_logged = self._not_engaged_logged = self._refused_logged = False
         self._frame_errors = 0
 
     # ------------------------------------------------------------------ PX4 -> runtime
@@ -173,13 +193,33 @@ class Px4Bridge:
         )
 
     # ------------------------------------------------------------------ runtime -> PX4
-    def _on_motor_command(self, msg: MotorCommand) -> None:
-        if self.vehicle.accepts(msg):
-            self._command, self._command_time = msg, time.monotonic()
-            if msg.mode in ("arming", "policy") and self.offboard_armed:
-                self._forward(msg)  # at once, not at the next tick: a tick period less of latency
+    def _on_command(self, msg: MotorCommand | RateThrustCommand) -> None:
+        if not self.vehicle.accepts(msg):
+            return
+        kind = SETPOINT_KIND[type(msg)]
+        refusal = ""
+        if self.setpoint_kind not in (None, kind):
+            refusal = f"{type(msg).__name__} while the run flies with {self.setpoint_kind} setpoints: a mix of kinds"
+        elif kind == "body_rate" and self.motors.kf is None:
+            refusal = "RateThrustCommand needs kf (N/RPM^2, --kf or kf in --config) to normalize the thrust"
+        if refusal:
+            if not self._refused_logged:
+                self._refused_logged = True
+                log.error("command refused: %s; check which runtime commands this vehicle", refusal)
+            return
+        if self.setpoint_kind is None:
+            self.setpoint_kind, self._last_keepalive = kind, -math.inf  # the keep-alive's flag changes at once
+            log.info("setpoints: %s (%s)", kind, type(msg).__name__)
+        self._command, self._command_time = msg, time.monotonic()
+        if msg.mode in ("arming", "policy") and self.offboard_armed:
+            self._forward(msg)  # at once, not at the next tick: a tick period less of latency
 
-    def _forward(self, msg: MotorCommand) -> None:
+    def _forward(self, msg: MotorCommand | RateThrustCommand) -> None:
+        if isinstance(msg, RateThrustCommand):
+            rate = (msg.body_rate.x, msg.body_rate.y, msg.body_rate.z)
+            if math.isfinite(msg.thrust) and all(map(math.isfinite, rate)):
+                self._send_rates(*to_px4_rates(msg.thrust, rate, self.motors.kf, self.motors.curve))
+            return
         rpm = np.asarray(msg.rpm, dtype=float)
         if rpm.shape == (len(self.motors.motor_map),) and np.isfinite(rpm).all():
             self._send_motors(to_px4_controls(self.motors.curve.normalized(rpm), self.motors.motor_map))
@@ -212,6 +252,11 @@ class Px4Bridge:
         stamp = self._px4_us()
         self.actuator_pub.publish(ActuatorMotors(timestamp=stamp, timestamp_sample=stamp, control=controls))
 
+    def _send_rates(self, rates_frd: list[float], thrust_body: list[float]) -> None:
+        roll, pitch, yaw = rates_frd
+        msg = VehicleRatesSetpoint(timestamp=self._px4_us(), roll=roll, pitch=pitch, yaw=yaw, thrust_body=thrust_body)
+        self.rates_pub.publish(msg)
+
     def _request(self, now: float, command: int, param1: float, param2: float = 0.0, why: str = "") -> None:
         if now - self._last_request >= self.retry_s:
             self._last_request = now
@@ -228,11 +273,14 @@ class Px4Bridge:
                 log.warning("runtime commands stopped: no setpoints, no keep-alive; NAV_LAND, PX4's failsafe behind it")
             if self.offboard_armed:  # PX4 would hold the last setpoint until COM_OF_LOSS_T: hand over now
                 self._request(now, CMD_NAV_LAND, 0.0, 0.0, "NAV_LAND (runtime commands stopped)")
+            elif self.status is not None and self.status.arming_state != ARMED:
+                self.setpoint_kind, self._refused_logged = None, False  # the run is over: the next may use either
             return
         self._stale_logged = False
         if now - self._last_keepalive >= self.keepalive_period_s:
             self._last_keepalive = now
-            self.keepalive_pub.publish(OffboardControlMode(timestamp=self._px4_us(), direct_actuator=True))
+            flag = self.setpoint_kind or "direct_actuator"
+            self.keepalive_pub.publish(OffboardControlMode(timestamp=self._px4_us(), **{flag: True}))
         if cmd is None:
             return
         status, mode = self.status, cmd.mode
@@ -253,7 +301,9 @@ class Px4Bridge:
             if status.nav_state != AUTO_LAND:
                 self._request(now, CMD_NAV_LAND, 0.0, 0.0, "NAV_LAND (fallback: PX4 lands)")
         elif mode == "stop":
-            if self.offboard_armed:
+            if self.offboard_armed and self.setpoint_kind == "body_rate":
+                self._send_rates([0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+            elif self.offboard_armed:
                 self._send_motors([math.nan] * ActuatorMotors.NUM_CONTROLS)
             if status is not None and status.arming_state == ARMED:
                 self._request(now, CMD_ARM_DISARM, 0.0, FORCE_DISARM_MAGIC, "disarm (stop)")

@@ -14,6 +14,12 @@ never in the future (each sample's mapped stamp <= its arrival) and are late by 
 Motors. PX4's ``ActuatorMotors.control`` is normalized 0..1 per motor; the runtime commands RPM. :class:`ThrottleCurve`
 maps RPM -> normalized either by ``(rpm / rpm_max) ** exponent`` (exponent 2: normalized thrust, thrust ~ rpm^2,
 what PX4 assumes with THR_MDL_FAC = 0; exponent 1: ESC speed linear in the command) or by a measured table.
+
+Thrust. PX4's ``VehicleRatesSetpoint.thrust_body`` is normalized collective thrust: with no torque demand PX4's
+allocation commands every motor at that value. The runtime commands newtons. :func:`thrust_to_normalized` divides
+the collective thrust evenly over the rotors, takes each rotor's speed from thrust = kf rpm^2, and that speed's
+command from the throttle curve; :func:`normalized_to_thrust` is its inverse. With the power law of exponent 2,
+normalized = thrust / (rotors kf rpm_max^2): linear in thrust.
 """
 
 from __future__ import annotations
@@ -216,3 +222,29 @@ def to_px4_controls(normalized: Sequence[float], motor_map: Sequence[int], num_c
 def from_px4_controls(controls: Sequence[float], motor_map: Sequence[int]) -> np.ndarray:
     """ActuatorMotors.control -> project-order commands (N,) (the inverse of :func:`to_px4_controls`)."""
     return np.array([controls[n - 1] for n in motor_map], dtype=float)
+
+
+def thrust_to_normalized(thrust_n: float, kf: float, curve: ThrottleCurve, rotors: int = 4) -> float:
+    """Collective thrust (N) -> PX4 normalized thrust 0..1: each rotor thrust_n / rotors = kf rpm^2 (kf N/RPM^2),
+    that rpm through ``curve``. Negative thrust is 0; NaN stays NaN."""
+    if not (math.isfinite(kf) and kf > 0):
+        raise ValueError(f"kf: expected N/RPM^2 > 0 (the robot profile's kf), got {kf}")
+    if math.isnan(thrust_n):
+        return math.nan
+    rpm = math.sqrt(max(float(thrust_n), 0.0) / (rotors * kf))
+    return float(curve.normalized([rpm])[0])
+
+
+def normalized_to_thrust(normalized: float, kf: float, curve: ThrottleCurve, rotors: int = 4) -> float:
+    """PX4 normalized thrust 0..1 -> collective thrust (N): the inverse of :func:`thrust_to_normalized` (clamped to
+    0..1 first, as PX4 does for a multicopter)."""
+    rpm = float(curve.rpm([normalized])[0])
+    return rotors * kf * rpm * rpm
+
+
+def to_px4_rates(
+    thrust_n: float, rate_flu: Sequence[float], kf: float, curve: ThrottleCurve
+) -> tuple[list[float], list[float]]:
+    """A RateThrustCommand -> VehicleRatesSetpoint (roll, pitch, yaw) rad/s FRD (3,) and thrust_body (3,):
+    (0, 0, -normalized), body z down, so negative is up."""
+    return flu_to_frd(rate_flu).tolist(), [0.0, 0.0, -thrust_to_normalized(thrust_n, kf, curve)]

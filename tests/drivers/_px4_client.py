@@ -11,7 +11,14 @@ import threading
 import time
 from pathlib import Path
 
-from deploy.msgs.px4 import ActuatorMotors, OffboardControlMode, VehicleCommand, VehicleOdometry, VehicleStatus
+from deploy.msgs.px4 import (
+    ActuatorMotors,
+    OffboardControlMode,
+    VehicleCommand,
+    VehicleOdometry,
+    VehicleRatesSetpoint,
+    VehicleStatus,
+)
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node
 from drivers.px4_wire import PX4_QOS
 
@@ -34,17 +41,18 @@ def random_domain() -> int:
 
 
 class OffboardClient:
-    """What an offboard computer does: stream OffboardControlMode (switchable), send commands and setpoints,
-    read odometry and status."""
+    """What an offboard computer does: stream OffboardControlMode (switchable; ``flag``: the control mode it
+    selects), send commands and setpoints, read odometry and status."""
 
     def __init__(self, domain: int) -> None:
         self.node = Ros2Node("offboard_client", domain_id=domain, config=LOOPBACK_CONFIG)
         self.ocm = self.node.publisher("/fmu/in/offboard_control_mode", OffboardControlMode, PX4_QOS)
         self.motors = self.node.publisher("/fmu/in/actuator_motors", ActuatorMotors, PX4_QOS)
+        self.rates_pub = self.node.publisher("/fmu/in/vehicle_rates_setpoint", VehicleRatesSetpoint, PX4_QOS)
         self.commands = self.node.publisher("/fmu/in/vehicle_command", VehicleCommand, PX4_QOS)
         self.odometry = self.node.subscription("/fmu/out/vehicle_odometry", VehicleOdometry, PX4_QOS)
         self.status_sub = self.node.subscription("/fmu/out/vehicle_status", VehicleStatus, PX4_QOS)
-        self.streaming = False
+        self.streaming, self.flag = False, "direct_actuator"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._stream, daemon=True)
         self._thread.start()
@@ -54,7 +62,7 @@ class OffboardClient:
     def _stream(self) -> None:
         while not self._stop.is_set():
             if self.streaming:
-                self.ocm.publish(OffboardControlMode(timestamp=0, direct_actuator=True))
+                self.ocm.publish(OffboardControlMode(timestamp=0, **{self.flag: True}))
             time.sleep(0.05)  # 20 Hz
 
     def status(self) -> VehicleStatus | None:
@@ -75,6 +83,10 @@ class OffboardClient:
 
     def thrust(self, u: float) -> None:
         self.motors.publish(ActuatorMotors(control=[u] * 4 + [math.nan] * 8))
+
+    def rates(self, u: float, roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0) -> None:
+        """VehicleRatesSetpoint: rates rad/s FRD, normalized thrust u (thrust_body z = -u)."""
+        self.rates_pub.publish(VehicleRatesSetpoint(roll=roll, pitch=pitch, yaw=yaw, thrust_body=[0.0, 0.0, -u]))
 
     def close(self) -> None:
         self._stop.set()

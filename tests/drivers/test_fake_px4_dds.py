@@ -27,7 +27,7 @@ def px4():
 
 
 def on_ground_disarmed(px4: OffboardClient) -> None:
-    px4.streaming = True
+    px4.streaming, px4.flag = True, "direct_actuator"
     if px4.status().arming_state == ARMED:
         px4.thrust(math.nan)
         px4.arm(False, force=True)
@@ -133,3 +133,30 @@ def test_disarm_in_flight_needs_the_kill_parameter(px4):
     assert px4.status().arming_state == ARMED
     px4.arm(False, force=True)
     assert wait_for(lambda: px4.status().arming_state == DISARMED, 1.0)
+
+
+def test_rate_setpoints_fly_only_when_the_control_mode_is_body_rate(px4):
+    """PX4 uses only the setpoint kind OffboardControlMode selects: VehicleRatesSetpoint under direct_actuator
+    and ActuatorMotors under body_rate do nothing; under body_rate the rate setpoint flies, rates in FRD."""
+    offboard_armed(px4)  # the stream selects direct_actuator
+    for _ in range(50):
+        px4.rates(0.9)
+        time.sleep(0.01)
+    assert px4.height() < 0.03
+    px4.flag = "body_rate"
+    time.sleep(0.15)
+    for _ in range(50):
+        px4.thrust(0.9)
+        time.sleep(0.01)
+    assert px4.height() < 0.03
+    for _ in range(30):
+        px4.rates(0.7)
+        time.sleep(0.01)
+    assert wait_for(lambda: px4.height() > 0.1, 2.0)
+    yaw_rates = []
+    for _ in range(60):  # yaw right (FRD +z) at 1 rad/s, hover thrust: odometry reports FRD +z
+        px4.rates(HOVER_U, yaw=1.0)
+        time.sleep(0.01)
+        yaw_rates.append(px4.odometry.latest().angular_velocity[2])
+    assert sum(yaw_rates[-20:]) / 20 == pytest.approx(1.0, abs=0.25)
+    on_ground_disarmed(px4)

@@ -1,12 +1,15 @@
-"""PX4 <-> project conversions with hand-computed values: frames, the clock offset, the throttle curve."""
+"""PX4 <-> project conversions with hand-computed values: frames, the clock offset, the throttle curve, collective
+thrust and body-rate setpoints; the options the bridge and the fake PX4 share."""
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
 import pytest
 
+from deploy.msgs.px4 import OffboardControlMode
 from drivers.px4_convert import (
     ClockOffset,
     FrameError,
@@ -15,13 +18,17 @@ from drivers.px4_convert import (
     frd_to_flu,
     from_px4_controls,
     ned_to_enu,
+    normalized_to_thrust,
     position_to_enu,
     quat_enu_flu_to_ned_frd,
     quat_ned_frd_to_enu_flu,
     quat_rotate,
+    thrust_to_normalized,
     to_px4_controls,
+    to_px4_rates,
     velocity_to_enu,
 )
+from drivers.px4_wire import add_shared_arguments, control_mode, motor_options_from_args
 
 C = math.sqrt(0.5)
 
@@ -123,3 +130,53 @@ def test_motor_map_places_project_motors_in_px4_slots():
     np.testing.assert_allclose(from_px4_controls(controls, motor_map), [0.1, 0.2, 0.3, 0.4])
     with pytest.raises(ValueError, match="distinct"):
         check_motor_map([1, 1, 2, 3])
+
+
+def test_collective_thrust_to_normalized_hand_values_and_round_trip():
+    # kf 1e-9 N/RPM^2, rpm_max 20000: 4 rotors at full speed give 4 * 1e-9 * 20000^2 = 1.6 N
+    kf, square = 1e-9, ThrottleCurve(rpm_max=20_000.0, exponent=2.0)
+    assert thrust_to_normalized(0.4, kf, square) == pytest.approx(0.25)  # exponent 2: thrust / 1.6 N
+    assert thrust_to_normalized(1.6, kf, square) == pytest.approx(1.0)
+    assert thrust_to_normalized(2.0, kf, square) == 1.0 and thrust_to_normalized(-1.0, kf, square) == 0.0
+    assert math.isnan(thrust_to_normalized(math.nan, kf, square))
+    linear = ThrottleCurve(rpm_max=20_000.0, exponent=1.0)
+    assert thrust_to_normalized(0.4, kf, linear) == pytest.approx(0.5)  # 0.1 N per rotor = 10000 RPM
+    table = ThrottleCurve(rpm_max=20_000.0, table=((2_000.0, 0.0), (12_000.0, 0.5), (20_000.0, 1.0)))
+    assert thrust_to_normalized(4 * kf * 7_000.0**2, kf, table) == pytest.approx(0.25)
+    for curve in (square, linear, table):
+        for thrust in (0.05, 0.265, 0.9, 1.55):
+            u = thrust_to_normalized(thrust, kf, curve)
+            assert normalized_to_thrust(u, kf, curve) == pytest.approx(thrust, rel=1e-9)
+    assert normalized_to_thrust(1.5, kf, square) == pytest.approx(1.6)  # clamped to full thrust
+    with pytest.raises(ValueError, match="kf"):
+        thrust_to_normalized(0.3, 0.0, square)
+
+
+def test_rate_setpoint_flu_to_frd_and_thrust_down_negative():
+    # FLU +x roll rate = right side down = FRD +x; FLU +y pitch rate (about left) = nose down = FRD -y; FLU -z yaw
+    # rate (about up, clockwise seen from above) = nose right = FRD +z (about down)
+    rates, thrust_body = to_px4_rates(0.4, [0.1, 0.2, -0.3], 1e-9, ThrottleCurve(rpm_max=20_000.0))
+    np.testing.assert_allclose(rates, [0.1, -0.2, 0.3])
+    np.testing.assert_allclose(thrust_body, [0.0, 0.0, -0.25])  # body z down: upward thrust is negative
+
+
+def test_control_mode_is_the_highest_true_flag():
+    assert control_mode(OffboardControlMode(direct_actuator=True)) == "direct_actuator"
+    assert control_mode(OffboardControlMode(body_rate=True, direct_actuator=True)) == "body_rate"
+    assert control_mode(OffboardControlMode(position=True, body_rate=True)) == "position"
+    assert control_mode(OffboardControlMode()) is None
+
+
+def test_options_kf_from_yaml_and_command_line(tmp_path):
+    ap = argparse.ArgumentParser()
+    add_shared_arguments(ap)
+    config = tmp_path / "px4.yaml"
+    config.write_text("px4: {rpm_max: 20000, kf: 3.16e-10, motor_map: [1, 4, 2, 3]}\n")
+    assert motor_options_from_args(ap.parse_args(["--config", str(config)])).kf == 3.16e-10
+    assert motor_options_from_args(ap.parse_args(["--config", str(config), "--kf", "2e-10"])).kf == 2e-10
+    assert motor_options_from_args(ap.parse_args(["--rpm-max", "20000"])).kf is None  # rpm policies need none
+    with pytest.raises(ValueError, match="kf"):
+        motor_options_from_args(ap.parse_args(["--rpm-max", "20000", "--kf", "-1"]))
+    config.write_text("px4: {rpm_max: 20000, kf_typo: 1}\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        motor_options_from_args(ap.parse_args(["--config", str(config)]))
