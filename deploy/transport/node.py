@@ -94,7 +94,7 @@ class Subscription(Generic[M]):
         self.participant_guid = str(participant.guid)
         self._callback = callback
         self._lock = threading.Lock()
-        self._last: tuple[M, int] | None = None  # (sample, writer handle)
+        self._last: tuple[M, int, int] | None = None  # (sample, writer handle, arrival on CLOCK_MONOTONIC ns)
         self._received = 0
         self._waited = 0
         self._pin = WriterPin()
@@ -125,6 +125,7 @@ class Subscription(Generic[M]):
     def _admit(self, samples: list[Any]) -> list[M]:
         """Valid samples of admitted writers, remembered as the latest; others counted and dropped."""
         admitted: list[M] = []
+        arrival_ns = time.monotonic_ns()
         with self._lock:
             for sample in samples:
                 # Instance state changes (a writer going away) arrive as InvalidSample objects without data.
@@ -133,7 +134,7 @@ class Subscription(Generic[M]):
                 writer = unsigned_handle(sample.sample_info.publication_handle)  # type: ignore[attr-defined]
                 if self._pin.admit(writer):
                     admitted.append(sample)
-                    self._last = (sample, writer)
+                    self._last = (sample, writer, arrival_ns)
                     self._received += 1
         return admitted
 
@@ -151,6 +152,16 @@ class Subscription(Generic[M]):
         """(latest sample, handle of the writer that sent it), as :meth:`latest`; (None, None) if none yet.
 
         The handle is :attr:`WriterInfo.handle` of one of :meth:`writers`."""
+        sample, writer, _ = self._latest()
+        return sample, writer
+
+    def latest_arrival(self) -> tuple[M | None, int | None]:
+        """(latest sample, when it was taken from DDS on CLOCK_MONOTONIC, ns), as :meth:`latest`; (None, None) if
+        none yet. Without a callback samples are taken when asked for, so the arrival is at most that late."""
+        sample, _, arrival_ns = self._latest()
+        return sample, arrival_ns
+
+    def _latest(self) -> tuple[M | None, int | None, int | None]:
         if self._callback is None:
             while True:
                 raw = self._reader.take(N=64)
@@ -158,7 +169,7 @@ class Subscription(Generic[M]):
                 if len(raw) < 64:
                     break
         with self._lock:
-            return (None, None) if self._last is None else self._last
+            return (None, None, None) if self._last is None else self._last
 
     @property
     def latest_writer(self) -> int | None:
