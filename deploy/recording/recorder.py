@@ -222,12 +222,13 @@ class FlightRecorder:
         msg = SafetyTransition(make_header(stamp_ns), from_state, to_state, reason, check)
         self.write_key("safety_transition", msg, stamp_ns)
 
-    def write_safety_transitions(self, transitions: Sequence, first: int) -> int:
+    def write_safety_transitions(self, transitions: Sequence, first: int, offset_ns: int = 0) -> int:
         """Record ``transitions[first:]`` (a safety layer's :class:`Transition` list, which only grows) and return
-        the index to pass next time, so each transition is written once."""
+        the index to pass next time, so each transition is written once. ``offset_ns``: added to the transitions'
+        times (the layer's monotonic clock) to give the log's clock (ROS time: ROS time - monotonic)."""
         for tr in transitions[first:]:
             self.write_safety_transition(
-                tr.from_state.name, tr.to_state.name, tr.reason, tr.check or "", round(tr.time_s * 1e9)
+                tr.from_state.name, tr.to_state.name, tr.reason, tr.check or "", round(tr.time_s * 1e9) + offset_ns
             )
         return len(transitions)
 
