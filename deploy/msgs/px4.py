@@ -224,7 +224,11 @@ class VehicleCommand(IdlStruct, typename="px4_msgs.msg.dds_.VehicleCommand_"):
 
 @dataclass
 class VehicleRatesSetpoint(IdlStruct, typename="px4_msgs.msg.dds_.VehicleRatesSetpoint_"):
-    """px4_msgs/msg/VehicleRatesSetpoint: body rates (rad/s, FRD) and normalized thrust [-1, 1] (body FRD: -z up)."""
+    """px4_msgs/msg/VehicleRatesSetpoint (v1.15): roll, pitch, yaw rate setpoints (rad/s, body FRD) and
+    ``thrust_body`` normalized [-1, 1] in body FRD: a multicopter's is (0, 0, -throttle), negative z up;
+    ``reset_integral`` resets the rate controller's integrators. Offboard: with OffboardControlMode body_rate, on
+    ``/fmu/in/vehicle_rates_setpoint``. PX4 v1.16 lists it among the versioned messages (MESSAGE_VERSION 0) with
+    the same fields; check its topic name with ``ros2 topic list``."""
 
     timestamp: uint64 = 0
     roll: float32 = 0.0

@@ -60,3 +60,20 @@ def test_actuator_motors_nan_is_default_and_survives_the_wire() -> None:
     back = px4.ActuatorMotors.deserialize(msg.serialize())
     assert back.control[0] == 0.5 and all(math.isnan(c) for c in back.control[1:])
     assert len(px4.ActuatorMotors().control) == px4.ActuatorMotors.NUM_CONTROLS
+
+
+def test_vehicle_rates_setpoint_layout_by_hand_and_rosbags():
+    """PX4 v1.15 msg/VehicleRatesSetpoint.msg: uint64 timestamp, float32 roll, pitch, yaw (rad/s FRD), float32[3]
+    thrust_body (normalized, z negative = up for a multicopter), bool reset_integral: 33 bytes after the header."""
+    msg = px4.VehicleRatesSetpoint(
+        timestamp=12, roll=0.5, pitch=-0.25, yaw=1.0, thrust_body=[0.0, 0.0, -0.5], reset_integral=True
+    )
+    data = msg.serialize()
+    assert data[:4] == bytes.fromhex("00010000")  # CDR little endian
+    assert struct.unpack("<Q3f3f?", data[4:]) == (12, 0.5, -0.25, 1.0, 0.0, 0.0, -0.5, True)
+    ros_type = "px4_msgs/msg/VehicleRatesSetpoint"
+    ts = typestore()
+    assert bytes(ts.serialize_cdr(to_rosbags(msg, ros_type), ros_type)) == data
+    back = from_rosbags(ts.deserialize_cdr(data, ros_type), ros_type)
+    assert (back.roll, back.pitch, back.yaw, back.reset_integral) == (0.5, -0.25, 1.0, True)
+    assert list(back.thrust_body) == [0.0, 0.0, -0.5]
