@@ -15,11 +15,16 @@ import sys
 import time
 
 import numpy as np
+import pytest
+import yaml
 
 from deploy.msgs import PoseStamped, RateThrustCommand, TwistStamped, Vector3, make_header
 from deploy.msgs.px4 import VehicleStatus
+from deploy.profile import check_policy, load_deploy_profile
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from drivers.px4_wire import PX4_QOS
+from sim.quadrotor.actions import action_spec
+from sim.quadrotor.config import QuadrotorTaskCfg
 from tests.drivers._px4_client import ROOT, dds_env, random_domain, start_fake_px4, wait_for
 
 MASS, G = 0.027, 9.81  # the simulator's Crazyflie (randomized around it in the fake: the integral takes that)
@@ -51,6 +56,20 @@ class RateController:
         roll_ref = (ax * math.sin(yaw) - ay * math.cos(yaw)) / G  # + roll (about forward) tilts it right
         k = 8.0  # 1/s
         return thrust, (k * (roll_ref - roll), k * (pitch_ref - pitch), -2.0 * yaw)
+
+
+def test_the_ctbr_profile_takes_a_ctbr_policy_and_the_bridge_options_fit_its_robot():
+    profile = load_deploy_profile(ROOT / "launch" / "px4_quadrotor_ctbr.yaml")
+    assert profile.action_interface == "ctbr" and profile.safety.quadrotor.interface == "ctbr"
+    assert profile.transport.topic("rate_command").name == "/px4_1/command/rates"
+    cfg = QuadrotorTaskCfg(action_interface="ctbr")
+
+    class CtbrPolicy:
+        obs_spec, action_spec, control_hz = cfg.policy_obs_spec(), action_spec("ctbr", cfg.params), 100.0
+
+    check_policy(profile, CtbrPolicy(), policy_robot_hash=profile.robot_hash)  # raises on a mismatch
+    bridge = yaml.safe_load((ROOT / "launch" / "px4_bridge.yaml").read_text())["px4"]
+    assert bridge["kf"] == pytest.approx(profile.robot.kf) and bridge["rpm_max"] == pytest.approx(profile.robot.max_rpm)
 
 
 def test_ctbr_flight_through_the_px4_bridge_climbs_holds_and_fallback_lands():
