@@ -4,7 +4,7 @@
         [--px4-namespace ""] [--topic-suffix _v1] [--seconds 0]
 
 State: ``/fmu/out/vehicle_odometry`` (NED / FRD, PX4 boot clock) -> ``state/pose``, ``state/twist`` (world ENU,
-body FLU, stamps on this computer's CLOCK_MONOTONIC through drivers.px4_convert.ClockOffset);
+body FLU, stamps in ROS time (this computer's system clock) through drivers.px4_convert.ClockOffset);
 ``/fmu/out/battery_status`` -> ``state/battery``; ``/fmu/out/vehicle_status`` is kept for the rules below.
 
 Commands, only this vehicle's (drivers.vehicle.VehicleFilter), of one of two kinds; the first command picks the
@@ -147,7 +147,7 @@ class Px4Bridge:
 
     # ------------------------------------------------------------------ PX4 -> runtime
     def _on_odometry(self, msg: VehicleOdometry) -> None:
-        self.clock.observe(msg.timestamp, time.monotonic_ns())
+        self.clock.observe(msg.timestamp, time.time_ns())  # stamps out in ROS time
         try:
             position = position_to_enu(msg.position, msg.pose_frame)
             velocity = velocity_to_enu(msg.velocity, msg.velocity_frame, msg.q)
@@ -160,7 +160,7 @@ class Px4Bridge:
         rates = frd_to_flu(msg.angular_velocity)
         if not (np.isfinite(position).all() and np.isfinite(q).all()):
             return  # PX4 has no pose estimate yet; the runtime sees a stale state and will not arm
-        header = make_header(self.clock.to_monotonic_ns(msg.timestamp_sample or msg.timestamp), "world")
+        header = make_header(self.clock.to_host_ns(msg.timestamp_sample or msg.timestamp), "world")
         orientation = Quaternion(float(q[1]), float(q[2]), float(q[3]), float(q[0]))
         self.pose_pub.publish(PoseStamped(header, Pose(Point(*map(float, position)), orientation)))
         if np.isfinite(velocity).all() and np.isfinite(rates).all():
@@ -183,7 +183,7 @@ class Px4Bridge:
         cells = [float(v) for v in msg.voltage_cell_v[: msg.cell_count]]
         self.battery_pub.publish(
             BatteryState(
-                make_header(self.clock.to_monotonic_ns(msg.timestamp)),
+                make_header(self.clock.to_host_ns(msg.timestamp)),
                 voltage=float(msg.voltage_v),
                 current=-float(msg.current_a),
                 percentage=float(msg.remaining),
@@ -229,8 +229,8 @@ class Px4Bridge:
         return self.status is not None and self.status.nav_state == OFFBOARD and self.status.arming_state == ARMED
 
     def _px4_us(self) -> int:
-        now_ns = time.monotonic_ns()
-        return self.clock.to_px4_us(now_ns) if self.clock.ready else now_ns // 1000
+        now_ns = time.time_ns()
+        return self.clock.to_px4_us(now_ns) if self.clock.ready else time.monotonic_ns() // 1000
 
     def send_command(self, command: int, param1: float = 0.0, param2: float = 0.0, param3: float = 0.0) -> None:
         self.command_pub.publish(

@@ -6,10 +6,11 @@ z up, body FLU (x forward, y left, z up), quaternion (w, x, y, z) body FLU -> wo
 rotations by pi: NED -> ENU about (1, 1, 0)/sqrt(2) (swap x and y, negate z), FRD -> FLU about x (negate y, z).
 So q_enu_flu = Q_NED_TO_ENU * q_ned_frd * Q_FLU_TO_FRD.
 
-Clock. PX4 stamps are microseconds since PX4 boot, on the flight controller's clock. The runtime compares header
-stamps with ``time.monotonic_ns`` of its computer. :class:`ClockOffset` estimates offset = monotonic - px4 as the
-smallest (arrival - stamp) seen in a sliding window: the sample with the least latency. Mapped stamps are therefore
-never in the future (each sample's mapped stamp <= its arrival) and are late by at most the smallest latency.
+Clock. PX4 stamps are microseconds since PX4 boot, on the flight controller's clock. A bridge stamps what it
+publishes in ROS time (the system clock of its computer, as ROS 2 drivers do). :class:`ClockOffset` estimates
+offset = host - px4 as the smallest (arrival - stamp) seen in a sliding window, arrivals on the host clock the
+bridge uses (``time.time_ns``): the sample with the least latency. Mapped stamps are therefore never in the
+future (each sample's mapped stamp <= its arrival) and are late by at most the smallest latency.
 
 Motors. PX4's ``ActuatorMotors.control`` is normalized 0..1 per motor; the runtime commands RPM. :class:`ThrottleCurve`
 maps RPM -> normalized either by ``(rpm / rpm_max) ** exponent`` (exponent 2: normalized thrust, thrust ~ rpm^2,
@@ -118,7 +119,8 @@ def position_to_enu(position: Sequence[float], pose_frame: int) -> np.ndarray:
 
 
 class ClockOffset:
-    """Maps PX4 boot-clock microseconds to this computer's monotonic nanoseconds.
+    """Maps PX4 boot-clock microseconds to this computer's clock (the one arrivals are measured on: the bridges
+    use ROS time, ``time.time_ns``), nanoseconds.
 
     offset_ns = min over a sliding window of (arrival_ns - px4_us * 1000). ``window_s``: how long a sample
     counts (follows slow drift between the two clocks; seconds of this computer's clock)."""
@@ -130,7 +132,7 @@ class ClockOffset:
         self._window: deque[tuple[int, int]] = deque()  # (arrival_ns, arrival - stamp), increasing second items
 
     def observe(self, px4_us: int, arrival_ns: int) -> int:
-        """Record one sample stamped ``px4_us`` (PX4 clock) that arrived at ``arrival_ns`` (monotonic);
+        """Record one sample stamped ``px4_us`` (PX4 clock) that arrived at ``arrival_ns`` (host clock);
         returns the current offset, ns."""
         delta = int(arrival_ns) - int(px4_us) * 1000
         while self._window and self._window[-1][1] >= delta:  # a monotonic queue: the front is the minimum
@@ -150,13 +152,15 @@ class ClockOffset:
             raise RuntimeError("ClockOffset has no sample yet: call observe() with a PX4 message first")
         return self._window[0][1]
 
-    def to_monotonic_ns(self, px4_us: int) -> int:
-        """PX4 microseconds -> this computer's monotonic nanoseconds."""
+    def to_host_ns(self, px4_us: int) -> int:
+        """PX4 microseconds -> this computer's clock (the arrivals'), nanoseconds."""
         return int(px4_us) * 1000 + self.offset_ns
 
-    def to_px4_us(self, monotonic_ns: int) -> int:
-        """This computer's monotonic nanoseconds -> PX4 microseconds (for stamps of messages sent to PX4)."""
-        return max(0, (int(monotonic_ns) - self.offset_ns) // 1000)
+    to_monotonic_ns = to_host_ns  # the name before the bridges stamped ROS time
+
+    def to_px4_us(self, host_ns: int) -> int:
+        """This computer's clock (the arrivals'), ns -> PX4 microseconds (for stamps of messages sent to PX4)."""
+        return max(0, (int(host_ns) - self.offset_ns) // 1000)
 
 
 @dataclass(frozen=True)

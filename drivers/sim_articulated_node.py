@@ -5,7 +5,7 @@ its own randomized parameters and actuator model) in real time at the profile's 
 topics of :mod:`deploy.articulated_wire`: it publishes ``state/joints`` (JointState, with the motor torques as
 effort), for a legged robot ``state/imu`` (base orientation, gyro) and, as motion capture would,
 ``state/pose`` / ``state/twist`` (base), for an arm ``state/pose`` (the end effector in the base frame), all
-stamped on CLOCK_MONOTONIC in nanoseconds (shared by processes on one machine). It applies the
+stamped in ROS time (the system clock), as a ROS 2 driver stamps. It applies the
 ``command/joints`` JointCommands it receives, joints by name:
 
     gains not all zero      arm the motors, PD to the targets with the command's kp, kd (kp 0, kd > 0: damping)
@@ -176,7 +176,7 @@ class ArticulatedNode:
         self._apply_command(now)
         self.robot.step()
         self.steps += 1
-        self._publish(time.monotonic_ns())
+        self._publish(time.time_ns())  # ROS time (the system clock), as a ROS 2 driver stamps
 
     def _publish(self, stamp_ns: int) -> None:
         s = self.robot.read_state()

@@ -2,8 +2,8 @@
 
 A separate process runs one quadrotor of the batched simulator in real time, with its own randomized
 parameters, sensor noise and actuator latency, publishes its state on the ROS 2 topics a real robot's driver
-would (``pose``, ``twist`` of the transport table, header stamps on CLOCK_MONOTONIC in nanoseconds, shared by
-processes on one machine), a draining ``battery`` at 10 Hz, and applies the ``motor_command`` (RPM) it receives,
+would (``pose``, ``twist`` of the transport table, header stamps in ROS time, the system clock,
+as a ROS 2 driver's), a draining ``battery`` at 10 Hz, and applies the ``motor_command`` (RPM) it receives,
 or with ``--interface ctbr`` the ``rate_command`` (collective thrust N, body rates rad/s) through the simulator's
 rate loop, as an autopilot would. Like the firmware, it idles the motors when commands stop for
 ``command_timeout_s``. The simulator has no ground, so this wrapper adds one:
@@ -116,7 +116,7 @@ class SimulatedQuadrotor:
         self._ground()
         self.steps += 1
         self.battery_fraction = max(0.0, self.battery_fraction - self.battery_drain_per_s * self.cfg.control_dt)
-        self._publish(time.monotonic_ns())
+        self._publish(time.time_ns())  # ROS time (the system clock), as a ROS 2 driver stamps
 
     def _ground(self) -> None:
         pos = self.env.state_rows("position")

@@ -34,6 +34,7 @@ from deploy.articulated_plan import ArmPlan, ArmTarget, LeggedPlan, PlanStep
 from deploy.articulated_wire import JointOrder, JointStateError, joint_command_msg, quat_wxyz
 from deploy.msgs import Imu, JointState, PoseStamped, TwistStamped, time_to_ns
 from deploy.observation import JointContext, JointObservationBuilder, base_velocity
+from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
 from deploy.safety import SafeCommand, StateSample
 from deploy.transport import Ros2Node, TransportConfig
@@ -49,13 +50,19 @@ REST_GYRO_RAD_S = 0.2
 
 
 def joint_reading(
-    order: JointOrder, joints: JointState, other: Imu | PoseStamped, twist: TwistStamped | None = None
+    order: JointOrder,
+    joints: JointState,
+    other: Imu | PoseStamped,
+    twist: TwistStamped | None = None,
+    stamp_s: float | None = None,
 ) -> Reading:
     """The state of an articulated robot from its messages: the JointState (any joint order) and, for a legged
     robot, the base IMU (orientation, gyro) and optionally the base twist, for an arm the end-effector pose.
-    Stamped with the older of the two main messages. Raises :class:`JointStateError` for missing joints."""
+    Stamped ``stamp_s`` (the runtime's clock), by default the older of the two main messages' header stamps.
+    Raises :class:`JointStateError` for missing joints."""
     q, qd, tau = order.state(joints)
-    stamp_s = min(time_to_ns(joints.header.stamp), time_to_ns(other.header.stamp)) * 1e-9
+    if stamp_s is None:
+        stamp_s = min(time_to_ns(joints.header.stamp), time_to_ns(other.header.stamp)) * 1e-9
     if isinstance(other, Imu):
         gyro = other.angular_velocity
         state = RobotState(
@@ -140,18 +147,21 @@ class ArticulatedAdapter:
         self._bad_state = ""  # the last malformed joint state's error, logged once
         self.tracking: list[tuple[float, str, float]] = []  # (plan time s, phase, error) per active policy cycle
         self.joint_errors: list[float] = []  # |target - measured| RMS over joints (rad), per active cycle
+        self.clocks = InputClocks(self.inputs)
 
     # ------------------------------------------------------------------ state
     def read(self, strict: bool = False) -> Reading | None:
         """The newest state, or None until every needed stream has delivered. A JointState that lacks profile
         joints raises :class:`JointStateError` when ``strict``, else is logged (once) and ignored."""
-        joints = self.joints_sub.latest()
-        other = self.imu_sub.latest() if self.legged else self.pose_sub.latest()
+        joints, joints_t = self.clocks.latest("joint_states", self.joints_sub)
+        other, other_t = self.clocks.latest(*(("imu", self.imu_sub) if self.legged else ("pose", self.pose_sub)))
         twist = self.twist_sub.latest() if self.legged else None
         if joints is None or other is None or (self.needs_twist and twist is None):
             return None
+        if joints_t is None or other_t is None:  # a stamp the clock could not reconcile (logged): no new state
+            return None
         try:
-            return joint_reading(self.order, joints, other, twist)
+            return joint_reading(self.order, joints, other, twist, min(joints_t, other_t))
         except JointStateError as exc:
             if strict:
                 raise

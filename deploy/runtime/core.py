@@ -37,6 +37,7 @@ import numpy as np
 from deploy.loop import FixedRateLoop, LoopStats
 from deploy.msgs import String
 from deploy.recording import RecorderError
+from deploy.runtime.clock import ros_minus_monotonic_ns
 from deploy.runtime.contract import Act, Policy, Reading, RobotAdapter
 from deploy.safety import CommandMode, SafeCommand, SafetyLayer, SafetyState
 from deploy.transport import Ros2Node, TransportConfig
@@ -45,6 +46,12 @@ from drivers.vehicle import default_vehicle_id
 log = logging.getLogger("sim2real.runtime")
 
 RUNNING = (SafetyState.ARMING, SafetyState.ACTIVE)
+
+
+def ros_stamp_ns(now: float) -> int:
+    """The ROS time (system clock, ns) of ``now`` on the monotonic clock: what the runtime writes in stamps and
+    log times (deploy/runtime/clock.py)."""
+    return round(now * 1e9) + ros_minus_monotonic_ns()
 
 
 class Runtime:
@@ -205,7 +212,7 @@ class Runtime:
                 self.safety.request_fallback(now, f"policy step failed: {self.loop_error}", "runtime.exception")
                 act = Act(None)
         command = self.safety.filter(act.action, now, act.inference)
-        stamp = round(now * 1e9)
+        stamp = ros_stamp_ns(now)
         msg = self.adapter.command_message(command, stamp, self.vehicle_id)
         if self.command_pub is not None:
             self.command_pub.publish(msg)
@@ -230,7 +237,7 @@ class Runtime:
             if msg is not None:
                 self.recorder.write_command(msg, stamp)
             self._logged_transitions = self.recorder.write_safety_transitions(
-                self.safety.transitions, self._logged_transitions
+                self.safety.transitions, self._logged_transitions, ros_minus_monotonic_ns()
             )
         except (RecorderError, OSError) as exc:  # a full disk must not end the flight
             self.recorder_error = str(exc)
@@ -382,7 +389,7 @@ class Runtime:
         now = time.monotonic()
         if self.command_pub is None:  # never armed: nothing was ever commanded
             self._unpin()
-            self._record_end(round(now * 1e9))
+            self._record_end(ros_stamp_ns(now))
             return
         try:
             if self.safety.state in RUNNING or self.safety.state is SafetyState.FALLBACK:
@@ -390,7 +397,7 @@ class Runtime:
             command = self.safety.filter(None, now, None)
             if command.mode is not CommandMode.STOP:  # cannot happen after an e-stop; never send anything else
                 command = SafeCommand(np.zeros_like(command.values), CommandMode.STOP, self.safety.state, now, "end")
-            stamp = round(now * 1e9)
+            stamp = ros_stamp_ns(now)
             msg = self.adapter.command_message(command, stamp, self.vehicle_id)
             for _ in range(3):
                 self.command_pub.publish(msg)

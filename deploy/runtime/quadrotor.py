@@ -26,9 +26,9 @@ from deploy.msgs import (
     TwistStamped,
     Vector3,
     make_header,
-    time_to_ns,
 )
 from deploy.observation import Context, ObservationBuilder
+from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
 from deploy.transport import Ros2Node, TransportConfig
@@ -120,18 +120,20 @@ class QuadrotorAdapter:
         self.twist_sub = node.subscription(topic("twist").name, TwistStamped, topic("twist").qos)
         self.battery_sub = node.subscription(topic("battery").name, BatteryState, topic("battery").qos)
         self.inputs = {"pose": self.pose_sub, "twist": self.twist_sub, "battery": self.battery_sub}
+        self.clocks = InputClocks(("pose", "twist"))
         self.last_action = np.zeros(policy.action_spec.dim, dtype=np.float32)
         self.start_position: np.ndarray | None = None
         self.errors: list[tuple[float, float]] = []  # (plan time s, |position - reference| m) per active cycle
         self._rest_since: float | None = None
 
     def read(self) -> Reading | None:
-        pose, twist = self.pose_sub.latest(), self.twist_sub.latest()
-        if pose is None or twist is None:
-            return None
+        pose, pose_t = self.clocks.latest("pose", self.pose_sub)
+        twist, twist_t = self.clocks.latest("twist", self.twist_sub)
+        if pose is None or twist is None or pose_t is None or twist_t is None:
+            return None  # nothing yet, or a stamp the clock could not reconcile (logged): no new state
         p, q = pose.pose.position, pose.pose.orientation
         v, w = twist.twist.linear, twist.twist.angular
-        stamp = min(time_to_ns(pose.header.stamp), time_to_ns(twist.header.stamp)) * 1e-9
+        stamp = min(pose_t, twist_t)
         battery = self.battery_sub.latest()
         state = RobotState(
             stamp,

@@ -50,7 +50,7 @@ def main(mode: str, namespace: str, delay_s: float) -> int:
             print(f"injected {time.monotonic():.6f}", flush=True)
             for _ in range(9):
                 far = Pose(Point(1000.0, 1000.0, 1.0), Quaternion(0.0, 0.0, 0.0, 1.0))
-                pub.publish(PoseStamped(make_header(time.monotonic_ns(), "world"), far))
+                pub.publish(PoseStamped(make_header(time.time_ns(), "world"), far))  # ROS time, as the robot
                 time.sleep(0.01)
         elif mode == "offset":
             first, end = True, time.monotonic() + 3.0

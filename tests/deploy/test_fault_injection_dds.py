@@ -78,10 +78,12 @@ def injected_at(proc: subprocess.Popen) -> float:
 
 
 def poses(log_path: Path, namespace: str) -> np.ndarray:
-    """(n, 4) recorded state poses: log time s, x, y, z."""
-    log = read_log(log_path)
+    """(n, 4) recorded state poses: log time (ROS time) on this computer's monotonic clock s, x, y, z."""
+    from deploy.runtime.clock import ros_minus_monotonic_ns
+
+    log, offset_ns = read_log(log_path), ros_minus_monotonic_ns()
     rows = [
-        (m.log_time_ns * 1e-9, m.msg.pose.position.x, m.msg.pose.position.y, m.msg.pose.position.z)
+        ((m.log_time_ns - offset_ns) * 1e-9, m.msg.pose.position.x, m.msg.pose.position.y, m.msg.pose.position.z)
         for m in log.messages
         if m.topic == f"{namespace}/state/pose"
     ]

@@ -17,6 +17,7 @@ from deploy.profile import load_deploy_profile
 from deploy.recording import read_log
 from deploy.recording.recorder import FlightRecorder
 from deploy.runtime.articulated import ArmPlan, ArmTarget, LeggedPlan
+from deploy.runtime.clock import ros_minus_monotonic_ns
 from deploy.runtime.core import Runtime
 from deploy.safety import SafetyLayer, SafetyState
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, resolve_topic_name
@@ -109,6 +110,7 @@ def tilt_deg(q) -> float:
 def assert_damping(wire: Wire, since_s: float, kd: float) -> None:
     """Commands on the wire after ``since_s`` are damping (kp 0, kd) and the simulated motors' torques are
     -kd * velocity (the robot reports them as JointState effort)."""
+    since_s += ros_minus_monotonic_ns() * 1e-9  # the layer's monotonic time -> the stamps' ROS time
     with wire.lock:
         commands = [c for c in wire.commands if time_to_ns(c.header.stamp) * 1e-9 > since_s]
         states = [m for m in wire.joints if time_to_ns(m.header.stamp) * 1e-9 > since_s + 0.1]
@@ -143,8 +145,9 @@ def test_legged_zero_action_policy_stands_walks_the_plan_and_logs(legged_sil, ar
     assert stats.cycles >= 0.3 * plan.duration_s * 50  # cycles skipped on a busy computer are counted as misses
     # stood up and stayed up under the policy: base above 15 cm, tilt under 30 deg, from the end of the stand-up
     # to the disarm
-    policy_start = runtime.plan_start_s + plan.stand_s + 0.3
-    disarm = runtime.safety.transitions[-1].time_s
+    to_ros = ros_minus_monotonic_ns() * 1e-9  # the runtime's monotonic times -> the stamps' ROS time
+    policy_start = runtime.plan_start_s + plan.stand_s + 0.3 + to_ros
+    disarm = runtime.safety.transitions[-1].time_s + to_ros
     with wire.lock:
         up = [p for p in wire.poses if policy_start < time_to_ns(p.header.stamp) * 1e-9 < disarm]
     assert len(up) >= 20  # 110 at 50 Hz; a busy computer slows the simulator (23 Hz seen with training beside it)
@@ -277,7 +280,8 @@ def test_arm_joint_beyond_its_limit_trips_the_hold_fallback(arm_sil, articulated
         assert fallback and fallback[0].check in ("joint_position", "joint_velocity", "state_consistency"), fallback
         drive(runtime, 1.0)
         with wire.lock:
-            held = [c for c in wire.commands if time_to_ns(c.header.stamp) * 1e-9 > fallback[0].time_s]
+            since = fallback[0].time_s + ros_minus_monotonic_ns() * 1e-9
+            held = [c for c in wire.commands if time_to_ns(c.header.stamp) * 1e-9 > since]
         assert len(held) >= 10 and all(c.mode == "fallback" for c in held)
         kp = np.array(profile.safety.joints.kp_nm_per_rad)
         assert all(np.allclose(c.kp, kp) for c in held)  # hold with the profile's stiffness, not limp

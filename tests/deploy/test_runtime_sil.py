@@ -20,6 +20,7 @@ import torch
 from deploy.recording import read_log
 from deploy.recording.recorder import FlightRecorder
 from deploy.runtime import FlightPlan
+from deploy.runtime.clock import ros_minus_monotonic_ns
 from deploy.safety import SafetyLayer, SafetyState, crazyflie_profile
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from policies.baselines.pid import QuadrotorPID
@@ -197,7 +198,7 @@ def test_nan_during_the_descent_falls_back_and_lands_without_a_drop(sim_robot, t
     assert states[-1][0] is SafetyState.DISARMED and SafetyState.ESTOP not in [s for s, _ in states]
     fallback_at = runtime.safety.transitions[2].time_s
     log = read_log(tmp_path / "run.mcap")
-    after = [m for m in log.messages if m.log_time_ns * 1e-9 > fallback_at]
+    after = [m for m in log.messages if (m.log_time_ns - ros_minus_monotonic_ns()) * 1e-9 > fallback_at]
     during = np.array([m.msg.pose.position.z for m in after if m.topic.endswith("state/pose")])
     vz = [m.msg.twist.linear.z for m in after if m.topic.endswith("state/twist")]
     assert during[0] > 0.2, "the fault did not happen in the air"
