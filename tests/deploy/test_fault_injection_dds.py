@@ -207,15 +207,17 @@ def test_sigkill_of_the_runtime_the_robot_stops_by_its_command_timeout(tmp_path)
         profile = write_profile(tmp_path, namespace, hover_s=20.0)
         cmd = [sys.executable, "sim2real.py", "deploy", "--profile", str(profile), "--policy", str(POLICY)]
         proc = subprocess.Popen([*cmd, "--log", str(tmp_path / "run.mcap")], cwd=ROOT, env=env)
-        time.sleep(14.0)
         from deploy.msgs import PoseStamped
         from deploy.transport import Ros2Node, TransportConfig
 
         topic = TransportConfig.from_mapping({"namespace": namespace}).topic("pose")
         with Ros2Node("watcher", namespace=namespace, domain_id=domain, config=LOOPBACK_CONFIG) as node:
             sub = node.subscription(topic.name, PoseStamped, topic.qos)
-            assert sub.wait_for_publishers(1, 10.0)
-            time.sleep(0.3)
+            assert sub.wait_for_publishers(1, 30.0)
+            deadline = time.monotonic() + 40.0  # start-up, arming, climb to the plan's 0.6 m
+            while time.monotonic() < deadline and (sub.latest() is None or sub.latest().pose.position.z < 0.5):
+                time.sleep(0.05)
+            time.sleep(0.5)  # hovering
             z_before = sub.latest().pose.position.z
             proc.kill()
             killed = time.monotonic()

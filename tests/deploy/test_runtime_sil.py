@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_exported_hover_policy_flies_in_sil(sim_robot, tmp_path, file):
     """Policies trained with `sim2real train quadrotor-hover` and exported with `sim2real export`, stored in
     tests/data: hover_policy.onnx (session 1, 12 min of training, 22 inputs) and hover_policy_history.onnx
     (`--iterations 250 --seed 0 --threads 2`, 33 s, 100 inputs: the runtime builds the observation history). Each
-    still loads (the format is stable), fits the SIL profile, and flies take-off, 10 s of hover and landing with
+    still loads (the format is stable), fits the SIL profile, and flies take-off, 5 s of hover and landing with
     < 0.1 m RMS and no safety transition."""
     from deploy.profile import check_policy, load_deploy_profile
     from policies.onnx_policy import load_policy
@@ -143,6 +144,7 @@ def test_exported_hover_policy_flies_in_sil(sim_robot, tmp_path, file):
     assert policy.obs_spec.dim == (100 if "history" in file else 22)
     profile = load_deploy_profile(ROOT / "launch" / "sim_quadrotor.yaml")
     check_policy(profile, policy, policy.profile_hash)
+    profile.plan = replace(profile.plan, hover_s=5.0)  # the profile's 10 s: 5 s shows the same in half the time
     with (
         Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node,
         FlightRecorder(tmp_path / "run.mcap") as rec,
@@ -157,7 +159,7 @@ def test_exported_hover_policy_flies_in_sil(sim_robot, tmp_path, file):
     t, err = np.array(runtime.adapter.errors).T
     plan = profile.plan
     hovering = (t > plan.climb_s + 1.0) & (t < plan.climb_s + plan.hover_s)
-    assert hovering.sum() >= 800  # >= 8 s of the 10 s hover at 100 Hz after settling
+    assert hovering.sum() >= 350  # >= 3.5 s of the 5 s hover at 100 Hz after settling
     rms = np.sqrt(np.mean(err[hovering] ** 2))
     assert rms < 0.1, f"hover RMS {rms:.3f} m"
 
