@@ -175,11 +175,28 @@ def test_disk_full_mid_flight_lands_and_leaves_a_readable_log(tmp_path):
     assert not left_behind(namespace)
 
 
+def wait_until_hovering(namespace: str, domain: int, height_m: float = 0.5) -> float:
+    """Block until the vehicle of ``namespace`` is above ``height_m`` (start-up, arming and the climb to the plan's
+    0.6 m), then 0.5 s more; its height then."""
+    from deploy.msgs import PoseStamped
+    from deploy.transport import Ros2Node, TransportConfig
+
+    topic = TransportConfig.from_mapping({"namespace": namespace}).topic("pose")
+    with Ros2Node("watcher", namespace=namespace, domain_id=domain, config=LOOPBACK_CONFIG) as node:
+        sub = node.subscription(topic.name, PoseStamped, topic.qos)
+        assert sub.wait_for_publishers(1, 30.0)
+        deadline = time.monotonic() + 40.0
+        while time.monotonic() < deadline and (sub.latest() is None or sub.latest().pose.position.z < height_m):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        return sub.latest().pose.position.z
+
+
 def test_sigterm_lands_then_stops_and_leaves_no_process(tmp_path):
     namespace, domain = ns(), random.randint(1, 230)
     log = tmp_path / "run.mcap"
     proc = deploy(write_profile(tmp_path, namespace, hover_s=20.0), log, dds_env(domain))
-    time.sleep(10.0)  # hovering
+    assert wait_until_hovering(namespace, domain) > 0.4
     proc.send_signal(signal.SIGTERM)
     code, summary, err = finish(proc)
     transitions = summary["transitions"]
