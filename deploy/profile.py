@@ -5,7 +5,7 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     robot_class: quadrotor
     control_hz: 100
     robot: robots/crazyflie2.yaml          # the robot profile (relative to this file)
-    action: {interface: rpm, names: [m1, m2, m3, m4]}
+    action: {interface: rpm, names: [m1, m2, m3, m4]}   # or ctbr: [collective_thrust, roll_rate, ...]
     transport: {namespace: /sim2real}      # see docs/transport.md
     safety: {preset: crazyflie}            # see docs/safety.md
     plan: {height_m: 1.0, climb_rate_m_s: 0.5, hover_s: 10.0, descent_rate_m_s: 0.3}
@@ -13,6 +13,7 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     sil: {seed: 0, start_height_m: 0.0}    # software-in-the-loop robot (drivers/sim_robot.py)
     realtime_priority: 50                  # SCHED_FIFO for the control loop (needs root / CAP_SYS_NICE)
     vehicle_id: cf1                        # carried in every command; default: the namespace without '/'
+    battery: {source: percentage}          # or {source: voltage, cells: 1}: deploy/runtime/battery.py
 
 Articulated robots (``robot_class: legged | arm``; launch/sim_a1.yaml, launch/sim_franka.yaml) name an articulated
 robot profile (``launch/robots/*.yaml``, top-level ``articulated:``) whose control rate, joints and safety
@@ -41,6 +42,7 @@ import yaml
 from deploy.articulated_plan import ArmPlan, LeggedPlan
 from deploy.observation import JointObservationBuilder, ObservationBuilder
 from deploy.runtime import FlightPlan, PlanError, Policy
+from deploy.runtime.battery import BatteryGauge, BatteryGaugeError
 from deploy.safety import ProfileError, SafetyProfile, profile_from_dict
 from deploy.transport import TransportConfig, TransportError
 from drivers.vehicle import default_vehicle_id
@@ -50,6 +52,7 @@ from sim.quadrotor.params import QuadrotorParams
 ARTICULATED_CLASSES = ("legged", "arm")
 
 KEYS = {
+    "battery",
     "name",
     "robot_class",
     "control_hz",
@@ -85,6 +88,7 @@ class DeployProfile:
     realtime_priority: int | None = None  # SCHED_FIFO priority of the control loop; None = normal scheduling
     robot_file: Path | None = None  # the robot profile YAML, where the deploy profile names one
     vehicle_id: str = ""  # carried in every command; robots reject commands for another vehicle
+    battery: BatteryGauge = field(default_factory=BatteryGauge)  # how to read the state of charge (quadrotor)
 
     @property
     def robot_hash(self) -> str:
@@ -128,7 +132,7 @@ def load_deploy_profile(path: str | Path) -> DeployProfile:
             profile = _articulated_profile(path, data, robot_class, float(rate))
         else:
             profile = _quadrotor_profile(path, data, float(rate))
-    except (TransportError, ProfileError) as exc:
+    except (TransportError, ProfileError, BatteryGaugeError) as exc:
         raise DeployProfileError(f"{path}: {exc}") from exc
     profile.vehicle_id = _vehicle_id(path, data, profile.transport)
     return profile
@@ -203,6 +207,7 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         recording_dir=Path((data.get("recording") or {}).get("directory", "runs/deploy")),
         sil=dict(data.get("sil") or {}),
         realtime_priority=data.get("realtime_priority"),
+        battery=BatteryGauge.from_mapping(data.get("battery")),
     )
 
 

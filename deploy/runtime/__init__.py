@@ -34,4 +34,6 @@ def adapter_for(profile, policy, node):
             profile.robot_class,
             profile.plan,
         )
-    return QuadrotorAdapter(policy, node, profile.transport, profile.plan, profile.safety.quadrotor)
+    return QuadrotorAdapter(
+        policy, node, profile.transport, profile.plan, profile.safety.quadrotor, battery=profile.battery
+    )

@@ -28,6 +28,7 @@ from deploy.msgs import (
     make_header,
 )
 from deploy.observation import Context, ObservationBuilder
+from deploy.runtime.battery import BatteryGauge
 from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
@@ -103,6 +104,7 @@ class QuadrotorAdapter:
         plan: FlightPlan | None = None,
         limits: QuadrotorLimits | None = None,
         sink_m: float = 0.3,
+        battery: BatteryGauge | None = None,
     ):
         self.policy, self.plan = policy, plan or FlightPlan()
         self.limits = limits or crazyflie_profile().quadrotor
@@ -121,6 +123,7 @@ class QuadrotorAdapter:
         self.battery_sub = node.subscription(topic("battery").name, BatteryState, topic("battery").qos)
         self.inputs = {"pose": self.pose_sub, "twist": self.twist_sub, "battery": self.battery_sub}
         self.clocks = InputClocks(("pose", "twist"))
+        self.battery = battery or BatteryGauge()
         self.last_action = np.zeros(policy.action_spec.dim, dtype=np.float32)
         self.start_position: np.ndarray | None = None
         self.errors: list[tuple[float, float]] = []  # (plan time s, |position - reference| m) per active cycle
@@ -141,7 +144,7 @@ class QuadrotorAdapter:
             np.array([q.w, q.x, q.y, q.z]),
             np.array([v.x, v.y, v.z]),
             np.array([w.x, w.y, w.z]),
-            battery_fraction=None if battery is None else float(battery.percentage),
+            battery_fraction=None if battery is None else self.battery.fraction(battery),
         )
         sample = StateSample(
             state.stamp_s,
