@@ -14,6 +14,7 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     realtime_priority: 50                  # SCHED_FIFO for the control loop (needs root / CAP_SYS_NICE)
     vehicle_id: cf1                        # carried in every command; default: the namespace without '/'
     battery: {source: percentage}          # or {source: voltage, cells: 1}: deploy/runtime/battery.py
+    reference: {source: topic}             # setpoints on reference/setpoint instead of the plan: runtime/reference.py
 
 Articulated robots (``robot_class: legged | arm``; launch/sim_a1.yaml, launch/sim_franka.yaml) name an articulated
 robot profile (``launch/robots/*.yaml``, top-level ``articulated:``) whose control rate, joints and safety
@@ -43,6 +44,7 @@ from deploy.articulated_plan import ArmPlan, LeggedPlan
 from deploy.observation import JointObservationBuilder, ObservationBuilder
 from deploy.runtime import FlightPlan, PlanError, Policy
 from deploy.runtime.battery import BatteryGauge, BatteryGaugeError
+from deploy.runtime.reference import ReferenceConfigError, TopicReference
 from deploy.safety import ProfileError, SafetyProfile, profile_from_dict
 from deploy.transport import TransportConfig, TransportError
 from drivers.vehicle import default_vehicle_id
@@ -53,6 +55,7 @@ ARTICULATED_CLASSES = ("legged", "arm")
 
 KEYS = {
     "battery",
+    "reference",
     "name",
     "robot_class",
     "control_hz",
@@ -89,6 +92,7 @@ class DeployProfile:
     robot_file: Path | None = None  # the robot profile YAML, where the deploy profile names one
     vehicle_id: str = ""  # carried in every command; robots reject commands for another vehicle
     battery: BatteryGauge = field(default_factory=BatteryGauge)  # how to read the state of charge (quadrotor)
+    reference: TopicReference | None = None  # a streamed reference instead of the plan (deploy/runtime/reference.py)
 
     @property
     def robot_hash(self) -> str:
@@ -132,7 +136,7 @@ def load_deploy_profile(path: str | Path) -> DeployProfile:
             profile = _articulated_profile(path, data, robot_class, float(rate))
         else:
             profile = _quadrotor_profile(path, data, float(rate))
-    except (TransportError, ProfileError, BatteryGaugeError) as exc:
+    except (TransportError, ProfileError, BatteryGaugeError, ReferenceConfigError) as exc:
         raise DeployProfileError(f"{path}: {exc}") from exc
     profile.vehicle_id = _vehicle_id(path, data, profile.transport)
     return profile
@@ -208,6 +212,7 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         sil=dict(data.get("sil") or {}),
         realtime_priority=data.get("realtime_priority"),
         battery=BatteryGauge.from_mapping(data.get("battery")),
+        reference=TopicReference.from_profile(data.get("reference")),
     )
 
 

@@ -35,5 +35,11 @@ def adapter_for(profile, policy, node):
             profile.plan,
         )
     return QuadrotorAdapter(
-        policy, node, profile.transport, profile.plan, profile.safety.quadrotor, battery=profile.battery
+        policy,
+        node,
+        profile.transport,
+        profile.plan,
+        profile.safety.quadrotor,
+        battery=profile.battery,
+        reference=profile.reference,
     )

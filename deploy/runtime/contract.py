@@ -56,13 +56,15 @@ class Reading:
 class Act:
     """What the adapter decided this cycle. action: (A,) command units or None (the layer holds / falls back);
     obs: the policy's observation when it ran; normalized: the policy's normalized action (logged);
-    inference: seconds spent in the policy; phase: the plan phase, for logs."""
+    inference: seconds spent in the policy; phase: the plan phase, for logs; fault: why the robot must hand over
+    to the fallback ('' if it need not), e.g. a reference stream that was lost."""
 
     action: np.ndarray | None
     obs: np.ndarray | None = None
     normalized: np.ndarray | None = None
     inference: float | None = None
     phase: str = ""
+    fault: str = ""
 
 
 class RobotAdapter(Protocol):

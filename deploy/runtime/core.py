@@ -206,6 +206,8 @@ class Runtime:
             try:
                 act = self.adapter.act(reading, t, active)
                 self.phase = act.phase
+                if act.fault and self.safety.state is SafetyState.ACTIVE:
+                    self.safety.request_fallback(now, act.fault, "runtime.reference")
             except Exception as exc:  # a spec error, a broken model, a bug: the fallback lands the robot
                 self.loop_error = f"{type(exc).__name__}: {exc}"
                 log.exception("the policy step failed; handing over to the fallback")

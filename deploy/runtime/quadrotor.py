@@ -31,6 +31,7 @@ from deploy.observation import Context, ObservationBuilder
 from deploy.runtime.battery import BatteryGauge
 from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
+from deploy.runtime.reference import SetpointReference, StreamedPlan, TopicReference
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState
@@ -105,8 +106,10 @@ class QuadrotorAdapter:
         limits: QuadrotorLimits | None = None,
         sink_m: float = 0.3,
         battery: BatteryGauge | None = None,
+        reference: TopicReference | None = None,
     ):
-        self.policy, self.plan = policy, plan or FlightPlan()
+        self.policy = policy
+        self.plan = StreamedPlan(reference.duration_s) if reference is not None else plan or FlightPlan()
         self.limits = limits or crazyflie_profile().quadrotor
         interface = policy.action_spec.interface
         if interface != self.limits.interface:
@@ -123,6 +126,11 @@ class QuadrotorAdapter:
         self.battery_sub = node.subscription(topic("battery").name, BatteryState, topic("battery").qos)
         self.inputs = {"pose": self.pose_sub, "twist": self.twist_sub, "battery": self.battery_sub}
         self.clocks = InputClocks(("pose", "twist"))
+        self.reference_config = reference
+        self.setpoint_sub = (
+            None if reference is None else node.subscription(topic("setpoint").name, PoseStamped, topic("setpoint").qos)
+        )
+        self.setpoints: SetpointReference | None = None
         self.battery = battery or BatteryGauge()
         self.last_action = np.zeros(policy.action_spec.dim, dtype=np.float32)
         self.start_position: np.ndarray | None = None
@@ -159,7 +167,7 @@ class QuadrotorAdapter:
 
     def arm_refusal(self, reading: Reading | None) -> str:
         """Why the plan may not be flown from here ('' if it may)."""
-        if reading is None:
+        if reading is None or self.reference_config is not None:  # streamed setpoints are clipped into the envelope
             return ""
         try:
             self.plan.check_envelope(self.ceiling_m, float(reading.state.position[2]))
@@ -172,14 +180,19 @@ class QuadrotorAdapter:
         self.last_action[:] = 0.0
         self.start_position = None
         self._rest_since = None
+        self.setpoints = None
 
     def act(self, reading: Reading, t: float | None, active: bool) -> Act:
         state = reading.state
         if self.start_position is None:
             self.start_position = state.position.copy()
-        dz, vz = self.plan.reference(-1.0 if t is None else t, self.sink_m)
-        ref_pos = self.start_position + np.array([0.0, 0.0, dz])
-        obs = self.builder.build(state, Context(ref_pos, np.array([0.0, 0.0, vz]), self.last_action))
+        fault = ""
+        if self.reference_config is not None:
+            ref_pos, ref_vel, fault = self._streamed(t)
+        else:
+            dz, vz = self.plan.reference(-1.0 if t is None else t, self.sink_m)
+            ref_pos, ref_vel = self.start_position + np.array([0.0, 0.0, dz]), np.array([0.0, 0.0, vz])
+        obs = self.builder.build(state, Context(ref_pos, ref_vel, self.last_action))
         t0 = time.perf_counter()
         action = np.asarray(self.policy(obs), dtype=np.float32)
         inference = time.perf_counter() - t0
@@ -187,9 +200,21 @@ class QuadrotorAdapter:
         if active and t is not None:
             self.errors.append((t, float(np.linalg.norm(state.position - ref_pos))))
         phase = "arming" if t is None else self._phase(t)
-        return Act(action, obs, self.last_action.copy(), inference, phase)
+        return Act(action, obs, self.last_action.copy(), inference, phase, fault)
+
+    def _streamed(self, t: float | None) -> tuple[np.ndarray, np.ndarray, str]:
+        """(reference position, velocity, fault) from the setpoint stream; it holds the take-off point while
+        arming and starts following at ACTIVE."""
+        if self.setpoints is None:
+            self.setpoints = SetpointReference(
+                self.reference_config, self.setpoint_sub, self.limits.envelope, self.start_position
+            )
+        fault = "" if t is None else self.setpoints.update(time.monotonic())
+        return self.setpoints.position.copy(), self.setpoints.velocity.copy(), fault
 
     def _phase(self, t: float) -> str:
+        if self.reference_config is not None:
+            return "setpoint" if t < self.plan.duration_s else "land"
         p = self.plan
         if t < p.climb_s:
             return "climb"
@@ -218,9 +243,16 @@ class QuadrotorAdapter:
         return s.stamp_s - self._rest_since >= self.limits.touchdown.hold_s
 
     def hover_rms(self) -> float | None:
+        if self.reference_config is not None:
+            return None
         p = self.plan
         errors = [e for t, e in self.errors if p.climb_s + 1.0 < t < p.climb_s + p.hover_s]
         return (sum(e * e for e in errors) / len(errors)) ** 0.5 if errors else None
 
+    def tracking_rms(self) -> float | None:
+        """RMS distance to the reference over every active cycle after the first second, m."""
+        errors = [e for t, e in self.errors if t > 1.0]
+        return (sum(e * e for e in errors) / len(errors)) ** 0.5 if errors else None
+
     def summary(self) -> dict:
-        return {"hover_rms_m": self.hover_rms()}
+        return {"hover_rms_m": self.hover_rms(), "tracking_rms_m": self.tracking_rms()}

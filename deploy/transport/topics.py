@@ -60,6 +60,10 @@ DEFAULT_TOPICS: dict[str, TopicSpec] = {
     "imu": TopicSpec("state/imu", Imu, "sensor_data", "IMU (rad/s, m/s^2)"),
     "joint_states": TopicSpec("state/joints", JointState, "sensor_data", "joint position/velocity/effort"),
     "battery": TopicSpec("state/battery", BatteryState, "sensor_data", "battery voltage (V), percentage"),
+    # references a user's planner or joystick streams, read when the profile's reference source is topic
+    "setpoint": TopicSpec(
+        "reference/setpoint", PoseStamped, "default", "quadrotor position setpoint, world frame (m), read"
+    ),
     # policy I/O, published by the runtime for monitoring
     "observation": TopicSpec("policy/observation", Float32MultiArray, "sensor_data", "observation vector"),
     "action": TopicSpec("policy/action", Float32MultiArray, "sensor_data", "raw policy action"),
