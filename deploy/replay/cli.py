@@ -149,7 +149,10 @@ def _policy(args: argparse.Namespace, flight: Any) -> Any:
 
 def _resim(args: argparse.Namespace, flight: Any, policy: Any) -> dict[str, Any] | None:
     if len(flight.state_t) < 10 or len(flight.command_t) < 10:
-        log.warning("the log has no robot state or no motor commands: skipping the re-simulation")
+        log.warning(
+            "the log has no robot state or no motor commands (RPM): skipping the re-simulation. A ctbr run's rate "
+            "commands (command/rates) are not re-simulated: the autopilot's rate loop is not modelled in replay"
+        )
         return None
     try:
         from calibration.resim import measure_gap
