@@ -31,6 +31,9 @@ _MSG_TEXT: dict[str, str] = {
     "geometry_msgs/msg/PoseStamped": "std_msgs/Header header\nPose pose\n",
     "geometry_msgs/msg/TwistStamped": "std_msgs/Header header\nTwist twist\n",
     "geometry_msgs/msg/Vector3Stamped": "std_msgs/Header header\nVector3 vector\n",
+    "geometry_msgs/msg/Transform": "Vector3 translation\nQuaternion rotation\n",
+    "geometry_msgs/msg/TransformStamped": "std_msgs/Header header\nstring child_frame_id\nTransform transform\n",
+    "tf2_msgs/msg/TFMessage": "geometry_msgs/TransformStamped[] transforms\n",
     "sensor_msgs/msg/Imu": (
         "std_msgs/Header header\n"
         "geometry_msgs/Quaternion orientation\n"
@@ -159,6 +162,9 @@ _CLASSES: dict[str, type] = {
     "geometry_msgs/msg/PoseStamped": m.PoseStamped,
     "geometry_msgs/msg/TwistStamped": m.TwistStamped,
     "geometry_msgs/msg/Vector3Stamped": m.Vector3Stamped,
+    "geometry_msgs/msg/Transform": m.Transform,
+    "geometry_msgs/msg/TransformStamped": m.TransformStamped,
+    "tf2_msgs/msg/TFMessage": m.TFMessage,
     "sensor_msgs/msg/Imu": m.Imu,
     "sensor_msgs/msg/JointState": m.JointState,
     "sensor_msgs/msg/BatteryState": m.BatteryState,

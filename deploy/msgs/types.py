@@ -148,6 +148,34 @@ class Vector3Stamped(IdlStruct, typename="geometry_msgs.msg.dds_.Vector3Stamped_
     vector: Vector3 = field(default_factory=Vector3)
 
 
+@dataclass
+class Transform(IdlStruct, typename="geometry_msgs.msg.dds_.Transform_"):
+    """geometry_msgs/msg/Transform: translation (m) and rotation of a child frame in its parent frame."""
+
+    translation: Vector3 = field(default_factory=Vector3)
+    rotation: Quaternion = field(default_factory=Quaternion)
+
+
+@dataclass
+class TransformStamped(IdlStruct, typename="geometry_msgs.msg.dds_.TransformStamped_"):
+    """geometry_msgs/msg/TransformStamped: ``child_frame_id`` in ``header.frame_id`` (the parent) at
+    ``header.stamp``; maps points of the child frame into the parent frame."""
+
+    header: Header = field(default_factory=Header)
+    child_frame_id: str = ""
+    transform: Transform = field(default_factory=Transform)
+
+
+# ---------------------------------------------------------------- tf2_msgs
+
+
+@dataclass
+class TFMessage(IdlStruct, typename="tf2_msgs.msg.dds_.TFMessage_"):
+    """tf2_msgs/msg/TFMessage: the transforms of ``/tf`` (and ``/tf_static``)."""
+
+    transforms: sequence[TransformStamped] = field(default_factory=list)
+
+
 # ---------------------------------------------------------------- sensor_msgs
 
 
