@@ -1,9 +1,9 @@
 """A ROS 2 node on the wire: DDS participant, publishers and subscriptions with ROS 2 names, types and QoS.
 
 Interoperates with rclpy/rclcpp nodes using rmw_cyclonedds_cpp or rmw_fastrtps_cpp on the same domain.
-Not provided: ROS 2 graph information (``ros2 node list`` will not show this node, ``ros2 topic list``
-does show its topics), services, parameters, and the Iron+ type hash in USER_DATA (ROS 2 nodes still match
-and may log a warning).
+ROS 2 tools see it as a node (deploy/transport/ros_graph.py): the participant carries its enclave, every reader
+and writer its type hash, and the node announces itself and its endpoints on ``ros_discovery_info`` (Jazzy
+format). Not provided: services, parameters.
 
 Threads: no Cyclone DDS thread runs Python (no DDS listeners). Subscription callbacks run on one Python thread
 per node (deploy/transport/dispatch.py says why: a listener could deadlock ``publish`` on the GIL).
@@ -32,6 +32,7 @@ from deploy.transport.dispatch import CallbackThread
 from deploy.transport.errors import TransportError
 from deploy.transport.names import resolve_topic_name, ros_to_dds_topic, validate_namespace
 from deploy.transport.qos import QosProfile, resolve_qos
+from deploy.transport.ros_graph import DEFAULT_ENCLAVE, NodeGraph, participant_qos, type_hash_user_data
 from deploy.transport.writers import WriterInfo, WriterPin, unsigned_handle, writer_entity_name
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Publisher(Generic[M]):
     def __init__(self, writer: DataWriter, topic: str, msg_type: type[M], qos: QosProfile) -> None:
         self._writer = writer
         self.topic, self.msg_type, self.qos = topic, msg_type, qos
+        self._closed = False
 
     def publish(self, msg: M) -> None:
         """Send one message (non-blocking for best effort; reliable blocks at most qos.max_blocking_s).
@@ -55,6 +57,8 @@ class Publisher(Generic[M]):
                 f"publisher on {self.topic} sends {self.msg_type.__name__}, got {type(msg).__name__}; "
                 f"build a deploy.msgs.{self.msg_type.__name__}"
             )
+        if self._closed:
+            raise TransportError(f"the publisher on {self.topic} was destroyed; create a new one")
         self._writer.write(msg)
 
     @property
@@ -99,7 +103,8 @@ class Subscription(Generic[M]):
         self._waited = 0
         self._pin = WriterPin()
         self._writer_info: dict[int, WriterInfo] = {}
-        self._reader = DataReader(participant, topic_entity, qos=qos.to_cyclone())
+        self._closed = False
+        self._reader = DataReader(participant, topic_entity, qos=Qos(*qos.to_cyclone(), type_hash_user_data(msg_type)))
         self._condition = ReadCondition(self._reader, SampleState.Any | ViewState.Any | InstanceState.Any)
         self._waitset: WaitSet | None = None
         if callback is None:  # with a callback, the node's callback thread waits on the condition
@@ -108,7 +113,7 @@ class Subscription(Generic[M]):
 
     def _on_data(self, reader: DataReader) -> None:
         """Take what the reader holds and run the callback for each admitted sample (the callback thread)."""
-        while True:
+        while not self._closed:
             try:
                 raw = reader.take(N=max(self.qos.depth, 16))
             except DDSException:  # the node closed while data was arriving: the reader is gone
@@ -142,6 +147,8 @@ class Subscription(Generic[M]):
         """All queued samples (at most ``max_samples``), oldest first; never blocks; [] if none.
 
         Pinned: only the pinned writer's samples (up to ``max_samples`` are taken from the reader)."""
+        if self._closed:
+            raise TransportError(f"the subscription to {self.topic} was destroyed; create a new one")
         return self._admit(self._reader.take(N=max_samples))
 
     def latest(self) -> M | None:
@@ -162,7 +169,7 @@ class Subscription(Generic[M]):
         return sample, arrival_ns
 
     def _latest(self) -> tuple[M | None, int | None, int | None]:
-        if self._callback is None:
+        if self._callback is None and not self._closed:
             while True:
                 raw = self._reader.take(N=64)
                 self._admit(raw)
@@ -271,20 +278,30 @@ class Ros2Node:
 
     name: node name (``[A-Za-z_][A-Za-z0-9_]*``), used in logs; namespace: prefix for relative topic names;
     domain_id: DDS domain, None -> ``ROS_DOMAIN_ID`` (default 0); config: Cyclone DDS XML (string or
-    ``file://`` URL) for this domain, None -> ``CYCLONEDDS_URI`` or Cyclone's defaults.
+    ``file://`` URL) for this domain, None -> ``CYCLONEDDS_URI`` or Cyclone's defaults; enclave: the ROS 2
+    security enclave announced in the participant's USER_DATA (rcl's default ``/``); None: not a ROS 2 node for
+    the graph (no enclave, no ``ros_discovery_info``; topics still match, and carry their type hashes).
     """
 
     def __init__(
-        self, name: str, *, namespace: str = "", domain_id: int | None = None, config: str | None = None
+        self,
+        name: str,
+        *,
+        namespace: str = "",
+        domain_id: int | None = None,
+        config: str | None = None,
+        enclave: str | None = DEFAULT_ENCLAVE,
     ) -> None:
         if not isinstance(name, str) or not _NODE_NAME.match(name):
             raise TransportError(f"invalid node name {name!r}: expected letters, digits and '_', e.g. 'deploy'")
         self.name = name
         self.namespace = validate_namespace(namespace)
         self.domain_id = resolve_domain_id(domain_id)
+        self.enclave = enclave
+        ppant_qos = participant_qos(enclave) if enclave is not None else None  # checks the enclave first
         try:
             self._domain = Domain(self.domain_id, config) if config is not None else None
-            self._participant = DomainParticipant(self.domain_id)
+            self._participant = DomainParticipant(self.domain_id, qos=ppant_qos)
         except DDSException as err:
             raise TransportError(
                 f"could not create a DDS participant on domain {self.domain_id}: {err}. Check the Cyclone DDS "
@@ -295,6 +312,8 @@ class Ros2Node:
         self._callbacks = CallbackThread(self._participant, name)
         self._writer_name = writer_entity_name(name)
         self._closed = False
+        #: Announces this node, its readers and writers on ros_discovery_info (None without an enclave).
+        self._graph = NodeGraph(self._participant, name, self.namespace) if enclave is not None else None
         log.debug("node %s on domain %d", name, self.domain_id)
 
     @property
@@ -324,9 +343,11 @@ class Ros2Node:
         full, entity = self._topic(topic, msg_type)
         profile = resolve_qos(qos)
         # The entity name travels with discovery: a subscriber's writers() says which node, host and pid this is.
-        writer_qos = Qos(*profile.to_cyclone(), Policy.EntityName(self._writer_name))
+        writer_qos = Qos(*profile.to_cyclone(), Policy.EntityName(self._writer_name), type_hash_user_data(msg_type))
         pub: Publisher[M] = Publisher(DataWriter(self._participant, entity, qos=writer_qos), full, msg_type, profile)
         self._endpoints.append(pub)
+        if self._graph is not None:
+            self._graph.add(pub._writer, is_reader=False)
         return pub
 
     def subscription(
@@ -342,7 +363,23 @@ class Ros2Node:
         if callback is not None:
             self._callbacks.add(sub._condition, lambda: sub._on_data(sub._reader))
         self._endpoints.append(sub)
+        if self._graph is not None:
+            self._graph.add(sub._reader, is_reader=True)
         return sub
+
+    def destroy(self, endpoint: Publisher[Any] | Subscription[Any]) -> None:
+        """Delete a publisher or subscription of this node (rclpy's destroy_publisher / destroy_subscription).
+
+        Its DDS writer or reader goes away (matched endpoints see it leave) and the ROS graph stops listing it;
+        publish / take on it afterwards raise TransportError."""
+        if not any(e is endpoint for e in self._endpoints):
+            raise TransportError(f"{type(endpoint).__name__} on {endpoint.topic} does not belong to node {self.name!r}")
+        self._endpoints = [e for e in self._endpoints if e is not endpoint]
+        entity = endpoint._writer if isinstance(endpoint, Publisher) else endpoint._reader
+        if self._graph is not None:
+            self._graph.remove(entity)
+        endpoint._closed = True  # a callback subscription's dispatch now returns at once
+        entity.__del__()  # deletes the reader's conditions with it (Cyclone detaches them from wait sets)
 
     def close(self) -> None:
         """Delete the participant and everything it owns; the node cannot be used afterwards."""
@@ -350,6 +387,7 @@ class Ros2Node:
             return
         self._closed = True
         self._callbacks.close()  # no callback runs once the participant is gone
+        self._graph = None
         self._endpoints.clear()
         self._topics.clear()
         # Deleting the participant deletes its topics, readers, writers and wait sets in Cyclone DDS.
