@@ -91,10 +91,12 @@ def state_from_odometry(msg) -> State:
             f"ODOMETRY child_frame_id {msg.child_frame_id}: expected 12 (MAV_FRAME_BODY_FRD), 1 (LOCAL_NED) or 20"
         )
     q = list(msg.q)
+    quat = _quat(q)
+    body = velocity_frame == VELOCITY_FRAME_BODY_FRD and not np.isfinite(quat).all()
     return State(
         position=position_to_enu((msg.x, msg.y, msg.z), pose_frame),
-        quat=_quat(q),
-        velocity=velocity_to_enu((msg.vx, msg.vy, msg.vz), velocity_frame, q),
+        quat=quat,
+        velocity=np.full(3, np.nan) if body else velocity_to_enu((msg.vx, msg.vy, msg.vz), velocity_frame, q),
         rates=frd_to_flu((msg.rollspeed, msg.pitchspeed, msg.yawspeed)),
     )
 

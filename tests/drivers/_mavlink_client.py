@@ -12,7 +12,10 @@ import time
 from drivers.mavlink_wire import connect, mavlink
 from tests.drivers._px4_client import ROOT, RPM_MAX, dds_env, wait_for
 
-BRIDGE_CONFIG = {"px4": ROOT / "launch" / "mavlink_px4_bridge.yaml", "ardupilot": ROOT / "launch" / "mavlink_ardupilot_bridge.yaml"}
+BRIDGE_CONFIG = {
+    "px4": ROOT / "launch" / "mavlink_px4_bridge.yaml",
+    "ardupilot": ROOT / "launch" / "mavlink_ardupilot_bridge.yaml",
+}
 
 
 def free_udp_port() -> int:

@@ -95,7 +95,9 @@ def check_hold(seen: dict) -> None:
     context = (seen["bridge"][-2500:], seen["fake"][-2500:])
     errors = np.asarray(seen["errors"])
     rms = float(np.sqrt(np.mean(np.square(errors)))) if errors.size else math.nan
-    print(f"hold: height RMS {rms:.4f} m, max |error| {np.max(np.abs(errors)):.4f} m, armed after {seen['armed_after_s']:.2f} s")
+    print(
+        f"hold: height RMS {rms:.4f} m, max |error| {np.max(np.abs(errors)):.4f} m, armed after {seen['armed_after_s']:.2f} s"
+    )
     assert errors.size > 80, context
     assert rms < 0.03 and np.max(np.abs(errors)) < 0.08, (rms, context)
     assert max(seen["offsets"]) < 0.3, context
