@@ -10,7 +10,9 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
+from deploy.profile import check_policy, load_deploy_profile
 from drivers.mavlink_bridge import main as bridge_main
 from drivers.mavlink_convert import (
     BootClock,
@@ -34,6 +36,8 @@ from drivers.mavlink_wire import (
     rpm_refusal,
 )
 from drivers.px4_convert import FrameError, ThrottleCurve
+from sim.quadrotor.actions import action_spec
+from sim.quadrotor.config import QuadrotorTaskCfg
 from tests.drivers._px4_client import ROOT
 
 S = math.sqrt(0.5)
@@ -216,3 +220,19 @@ def test_rpm_policies_are_refused_with_what_to_do(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "px4_quadrotor.yaml (action interface rpm): an rpm policy (per-motor speeds) cannot fly over MAVLink" in err
+
+
+@pytest.mark.parametrize("autopilot", ["px4", "ardupilot"])
+def test_the_mavlink_profiles_take_a_ctbr_policy_and_their_bridge_options_fit_the_robot(autopilot):
+    profile = load_deploy_profile(ROOT / "launch" / f"mavlink_{autopilot}.yaml")
+    assert profile.action_interface == "ctbr" and profile.safety.quadrotor.interface == "ctbr"
+    assert profile.transport.topic("rate_command").name.endswith("/command/rates")
+    cfg = QuadrotorTaskCfg(action_interface="ctbr")
+
+    class CtbrPolicy:
+        obs_spec, action_spec, control_hz = cfg.policy_obs_spec(), action_spec("ctbr", cfg.params), 100.0
+
+    check_policy(profile, CtbrPolicy(), policy_robot_hash=profile.robot_hash)  # raises on a mismatch
+    bridge = yaml.safe_load((ROOT / "launch" / f"mavlink_{autopilot}_bridge.yaml").read_text())["mavlink"]
+    assert bridge["autopilot"] == autopilot
+    assert bridge["kf"] == pytest.approx(profile.robot.kf) and bridge["rpm_max"] == pytest.approx(profile.robot.max_rpm)
