@@ -219,7 +219,7 @@ class MavlinkBridge:
         if not self.vehicle.accepts(msg):
             return
         self._command, self._command_time = msg, time.monotonic()
-        if msg.mode == "arming" or (msg.mode == "policy" and self.link.engaged):
+        if (msg.mode == "arming" and self.link.usable) or (msg.mode == "policy" and self.link.engaged):
             self._send(msg)  # at once, not at the next tick: a tick period less of latency
 
     def _send(self, msg: RateThrustCommand, now: float | None = None) -> None:
