@@ -33,10 +33,12 @@ from deploy.msgs import (
     LoopTiming,
     MultiArrayDimension,
     MultiArrayLayout,
+    PoseStamped,
     SafetyTransition,
     make_header,
     message_info,
 )
+from deploy.recording import frames
 from deploy.recording import writer_process as wp
 from deploy.recording.errors import RecorderError
 from deploy.recording.preflight import DEFAULT_MIN_FREE_BYTES, preflight
@@ -59,7 +61,12 @@ class FlightRecorder:
     records written first, ``{name: {key: value}}`` (e.g. robot profile hash, policy hash, git commit,
     observation layout); max_queue: messages that may wait in this process while the pipe is full before
     further ones are dropped (a burst from an offline writer, a slow disk); start_timeout_s: how long the
-    writer process may take to start and write the header.
+    writer process may take to start and write the header; viewer_files: after a clean close, write a
+    Foxglove layout beside the log and a rosbag2 ``metadata.yaml`` into its directory when that holds
+    several logs (:mod:`deploy.recording.viewer_files`).
+
+    Every pose recorded through :meth:`write_state` is also written as ``/tf`` (``world -> base_link``; frame
+    names in :mod:`deploy.recording.frames`).
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class FlightRecorder:
         metadata: Mapping[str, Mapping[str, str]] | None = None,
         max_queue: int = 100_000,
         start_timeout_s: float = 20.0,
+        viewer_files: bool = True,
     ) -> None:
         if compression not in _COMPRESSIONS:
             raise RecorderError(f"compression must be one of {sorted(_COMPRESSIONS)}, got {compression!r}")
@@ -92,6 +100,9 @@ class FlightRecorder:
         self._max_queue = max_queue
         self._keys: dict[str, Any] = {}  # transport table key -> its TopicSpec
         self._vectors: dict[tuple[str, int], tuple[bytes, struct.Struct, int]] = {}  # see _write_vector
+        self._frames = frames.FrameWriter(self._put, self._channel_id, self.topics.namespace)  # /tf, reference
+        self._viewer_files = viewer_files
+        self._joint_names: list[str] | None = None  # of the first JointCommand, to label the layout's plots
         self.dropped = 0  # messages not recorded because the pipe was full (writer too slow)
         self.written = 0  # messages in the file, as the writer process last reported (flush, close)
         self._proc = subprocess.Popen(
@@ -134,10 +145,13 @@ class FlightRecorder:
         as the headers). Never blocks; raises RecorderError if the writer process has failed."""
         if self._error is not None or self._closed:
             self._check()
+        self._put(self._channel_id(topic, type(msg), qos), msg.serialize(), stamp_ns)
+
+    def _channel_id(self, topic: str, cls: type, qos: QosProfile | str | None) -> int:
         channel = self._channels.get(topic)
-        if channel is None or channel[0] is not type(msg):
-            channel = self._channel(topic, msg, qos)
-        self._put(channel[2], msg.serialize(), stamp_ns)
+        if channel is None or channel[0] is not cls:
+            channel = self._channel(topic, cls, qos)
+        return channel[2]
 
     def _put(self, channel_id: int, data: bytes, stamp_ns: int) -> None:
         frame = wp.MESSAGE_HEAD.pack(wp.MESSAGE, len(data) + wp.MESSAGE_FIELDS.size, channel_id, stamp_ns) + data
@@ -170,7 +184,12 @@ class FlightRecorder:
 
     def write_state(self, msg: Any, stamp_ns: int) -> None:
         """Record a robot state message; its type picks the topic (PoseStamped -> pose, TwistStamped -> twist,
-        Imu -> imu, JointState -> joint_states, BatteryState -> battery)."""
+        Imu -> imu, JointState -> joint_states, BatteryState -> battery). A pose is also written to ``/tf``:
+        ``world -> base_link`` at the pose's header stamp (an arm's end-effector pose in its base frame:
+        ``base_link -> end_effector``, and once ``/tf_static`` ``world -> base_link``, the identity)."""
+        if type(msg) is PoseStamped:
+            self._write_pose(msg, stamp_ns)
+            return
         for key in ("pose", "twist", "imu", "joint_states", "battery"):
             if type(msg) is self.topics.topics[key].msg_type:
                 self.write_key(key, msg, stamp_ns)
@@ -179,6 +198,33 @@ class FlightRecorder:
             f"{type(msg).__name__} is not a robot state message; expected PoseStamped, TwistStamped, "
             "Imu, JointState or BatteryState"
         )
+
+    def _write_pose(self, msg: PoseStamped, stamp_ns: int) -> None:
+        if self._error is not None or self._closed:
+            self._check()
+        topic = self._keys.get("pose")
+        if topic is None:
+            topic = self._keys["pose"] = self.topics.topic("pose")
+        data = msg.serialize()
+        self._put(self._channel_id(topic.name, PoseStamped, topic.qos), data, stamp_ns)
+        self._frames.pose(msg, data, stamp_ns)
+
+    def write_reference(
+        self,
+        position_m: Sequence[float],
+        stamp_ns: int,
+        quaternion_xyzw: Sequence[float] | None = None,
+        frame_id: str = frames.WORLD,
+    ) -> None:
+        """Record the reference the policy tracks this cycle (after the runtime's clipping and rate limits, not
+        the setpoint a planner asked for): ``reference/target`` (PoseStamped), ``/tf`` ``world -> reference``
+        and, when a pose in the same frame was recorded before, ``reference/error`` (Vector3Stamped: that
+        position - reference, m). position_m: (3,) metres in ``frame_id`` (the world frame; an arm's base frame
+        for an end-effector target, then ``base_link -> reference``); quaternion_xyzw: orientation, default
+        the identity. Call it after :meth:`write_state` of the cycle's pose."""
+        if self._error is not None or self._closed:
+            self._check()
+        self._frames.reference(position_m, stamp_ns, quaternion_xyzw, frame_id)
 
     def write_observation(self, values: Sequence[float], stamp_ns: int) -> None:
         """Record the observation vector (policy input, in the order of the observation spec)."""
@@ -212,6 +258,8 @@ class FlightRecorder:
         for key in ("motor_command", "rate_command", "joint_command"):
             if type(msg) is self.topics.topics[key].msg_type:
                 self.write_key(key, msg, stamp_ns)
+                if key == "joint_command" and self._joint_names is None:
+                    self._joint_names = list(msg.name)
                 return
         raise TypeError(
             f"{type(msg).__name__} is not a command message; expected MotorCommand, RateThrustCommand or JointCommand"
@@ -284,6 +332,11 @@ class FlightRecorder:
         log.info("closed %s: %d messages", self.path, self.written)
         if self._error is not None:
             raise RecorderError(f"recording to {str(self.path)!r} failed: {self._error}")
+        if self._viewer_files:
+            from deploy.recording.viewer_files import write_viewer_files
+
+            topics = {topic: channel[1] for topic, channel in self._channels.items()}
+            write_viewer_files(self.path, topics, self._joint_names)
 
     @property
     def healthy(self) -> bool:
@@ -316,17 +369,17 @@ class FlightRecorder:
         if self._closed:
             raise RecorderError(f"recorder for {str(self.path)!r} is closed; open a new FlightRecorder")
 
-    def _channel(self, topic: str, msg: Any, qos: QosProfile | str | None) -> tuple[type, str, int]:
-        info = message_info(msg)
+    def _channel(self, topic: str, cls: type, qos: QosProfile | str | None) -> tuple[type, str, int]:
+        info = message_info(cls)
         known = self._channels.get(topic)
         if known is not None:
             if known[1] != info.ros_type:
                 raise RecorderError(
                     f"topic {topic} is recorded as {known[1]}; got {info.ros_type}. One topic, one type."
                 )
-            channel = (type(msg), known[1], known[2])
+            channel = (cls, known[1], known[2])
         else:
-            channel = (type(msg), info.ros_type, len(self._channels) + 1)
+            channel = (cls, info.ros_type, len(self._channels) + 1)
             spec = {
                 "id": channel[2],
                 "topic": topic,

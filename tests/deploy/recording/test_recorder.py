@@ -21,11 +21,14 @@ from deploy.msgs import (
     MotorCommand,
     MultiArrayDimension,
     MultiArrayLayout,
+    PoseStamped,
     SafetyTransition,
     String,
+    Vector3,
     make_header,
     message_info,
 )
+from deploy.msgs.types import Header, TFMessage, Transform, TransformStamped
 from deploy.recording import FlightRecorder, RecorderError, read_log
 from deploy.transport import TransportConfig
 from tests.deploy.recording.golden import GOLDEN_PATH, golden_messages, write_messages
@@ -57,11 +60,26 @@ def expected(kind: str, payload: Any, stamp: int) -> tuple[str, Any]:
 EXPECTED = [(*expected(k, p, t), t) for k, p, t in golden_messages()]
 
 
-def check_all_readers(path: Path) -> None:
+def with_tf(items: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]]:
+    """What today's recorder writes for ``items``: each pose followed by its ``/tf`` world -> base_link (the
+    golden file predates /tf)."""
+    out = []
+    for topic, msg, t in items:
+        out.append((topic, msg, t))
+        if isinstance(msg, PoseStamped):
+            p = msg.pose.position
+            transform = Transform(Vector3(p.x, p.y, p.z), msg.pose.orientation)
+            out.append(
+                ("/tf", TFMessage([TransformStamped(Header(msg.header.stamp, "world"), "base_link", transform)]), t)
+            )
+    return out
+
+
+def check_all_readers(path: Path, expected: list[tuple[str, Any, int]] = EXPECTED) -> None:
     # 1. our reader
     contents = read_log(path)
     assert contents.complete and contents.truncated_at is None
-    assert [(m.topic, m.msg, m.log_time_ns) for m in contents.messages] == EXPECTED
+    assert [(m.topic, m.msg, m.log_time_ns) for m in contents.messages] == expected
     assert contents.metadata["sim2real"]["robot"] == "golden"
     # 2. rosbags (types from the schemas in the file)
     with AnyReader([path]) as reader:
@@ -69,12 +87,12 @@ def check_all_readers(path: Path) -> None:
             (c.topic, from_rosbags(reader.deserialize(raw, c.msgtype), c.msgtype), t) for c, t, raw in reader.messages()
         ]
         qos = {c.topic: c.ext.offered_qos_profiles[0] for c in reader.connections}
-    assert sorted(got, key=_order) == sorted(EXPECTED, key=_order)
+    assert sorted(got, key=_order) == sorted(expected, key=_order)
     assert qos[TOPICS["imu"].name].depth == 5 and qos[TOPICS["imu"].name].reliability.name == "BEST_EFFORT"
     assert qos[TOPICS["motor_command"].name].reliability.name == "RELIABLE"
     # 3. mcap-ros2-support
     got = [(c.topic, from_rosbags(msg, s.name), m.log_time) for s, c, m, msg in decoded_mcap(path)]
-    assert sorted(got, key=_order) == sorted(EXPECTED, key=_order)
+    assert sorted(got, key=_order) == sorted(expected, key=_order)
 
 
 def decoded_mcap(path: Path) -> list[tuple[Any, Any, Any, Any]]:
@@ -96,7 +114,7 @@ def test_fresh_log_reads_with_three_readers(tmp_path: Path) -> None:
     path = tmp_path / "run.mcap"
     with FlightRecorder(path, min_free_bytes=0, metadata={"sim2real": {"robot": "golden"}}) as rec:
         write_messages(rec, golden_messages())
-    check_all_readers(path)
+    check_all_readers(path, with_tf(EXPECTED))
 
 
 @pytest.mark.parametrize("compression", ["zstd", "lz4", "none"])
