@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "replay a logged run: policy on logged observations vs logged actions, re-simulation gap, report",
     ),
     "sysid": ("calibration.sysid.cli", "identify simulator parameters from a logged flight -> randomization spec"),
+    "view": (
+        "deploy.recording.view",
+        "look at a deploy log: MuJoCo viewer, or one PNG (--png) of track, reference, charts",
+    ),
     "calibrate": (
         "calibration.cli",
         "calibrate camera intrinsics, hand-eye, IMU noise/biases, thrust curves -> ROS/Kalibr YAML, robot profile, randomization spec",
