@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch goes in first and pinned: an unpinned torch pulls several GB of CUDA wheels.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test demo lint format bench clean
+.PHONY: install test demo lint format bench clean firmware-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The on-board checks (tests/firmware) need a Cortex-M cross compiler and QEMU: Debian packages, installed here when
+# missing (sudo unless root). `make test` makes those tests fail, not skip, where the tools are absent.
+FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-size arm-none-eabi-nm qemu-system-arm
+
+firmware-tools:
+	@missing=""; for t in $(FIRMWARE_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing gcc-arm-none-eabi qemu-system-arm (missing:$$missing)"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			gcc-arm-none-eabi qemu-system-arm; \
+	fi
+
+test: $(STAMP) firmware-tools
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	SIM2REAL_REQUIRE_FIRMWARE_TOOLS=1 $(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(PY) sim2real.py demo --out runs/demo

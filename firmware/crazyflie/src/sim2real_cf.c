@@ -171,8 +171,7 @@ void sim2real_cf_motor_forces(const float rpm[SIM2REAL_LAYOUT_ACTION_DIM], float
 {
     int k;
     for (k = 0; k < SIM2REAL_CF_MOTORS; ++k) {
-        float f = SIM2REAL_LAYOUT_KF * rpm[k] * rpm[k] / thrust_max;
-        f = f > 0.0f ? f : 0.0f; /* NaN -> 0 too */
+        const float f = rpm[k] > 0.0f ? SIM2REAL_LAYOUT_KF * rpm[k] * rpm[k] / thrust_max : 0.0f; /* NaN -> 0 */
         /* the policy's rotor k sits where the Crazyflie's rotor k - turns is (positions counted clockwise) */
         forces[(k - SIM2REAL_CF_BODY_QUARTER_TURNS + 8) % 4] = f < 1.0f ? f : 1.0f;
     }
