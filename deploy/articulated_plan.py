@@ -123,3 +123,34 @@ class ArmPlan:
                 )
             t -= target.hold_s
         raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class StreamedArticulatedPlan:
+    """A plan whose command comes from a topic (deploy/runtime/reference_articulated.py): the built-in plan's
+    scripted start (a legged robot's stand-up, ``stand_s``; an arm's move to the default pose, ``move_s``), then
+    the streamed phase ``stream`` until ``duration_s`` (s since the plan started, the longest run), then
+    ``end`` (the command ramps to zero, the target holds) until the robot is at rest. The adapter fills in the
+    streamed command."""
+
+    start: LeggedPlan | ArmPlan
+    duration_s: float
+    stream: str = "stream"
+    end: str = "end"
+
+    @property
+    def start_s(self) -> float:
+        return self.start.stand_s if isinstance(self.start, LeggedPlan) else self.start.move_s
+
+    def __post_init__(self) -> None:
+        if not self.duration_s > self.start_s:
+            what = "stand_s" if isinstance(self.start, LeggedPlan) else "move_s"
+            raise ValueError(
+                f"reference.duration_s ({self.duration_s} s) must be longer than the plan's {what} "
+                f"({self.start_s} s), which runs first"
+            )
+
+    def at(self, t: float) -> PlanStep:
+        if t < self.start_s:
+            return self.start.at(t)
+        return PlanStep(self.stream if t < self.duration_s else self.end)

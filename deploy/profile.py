@@ -29,6 +29,8 @@ overrides the section the robot profile derives (``common``, ``joints``, ``legge
     safety: {common: {max_state_age_s: 0.25}}
     plan: {stand_s: 2.0, hold_s: 2.0, walk_s: 4.0, velocity_command: [0.5, 0.0, 0.0], stop_s: 2.0}
     sil: {seed: 0, start_height_m: 0.1, start_joint_position_rad: [...]}   # drivers/sim_articulated_node.py
+    reference: {source: topic}             # after the stand-up, cmd_vel (legged) or reference/target (arm) instead
+                                           # of the plan: deploy/runtime/reference_articulated.py
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ from typing import Any
 
 import yaml
 
-from deploy.articulated_plan import ArmPlan, LeggedPlan
+from deploy.articulated_plan import ArmPlan, LeggedPlan, StreamedArticulatedPlan
 from deploy.observation import JointObservationBuilder, ObservationBuilder
 from deploy.runtime import FlightPlan, PlanError, Policy
 from deploy.runtime.battery import BatteryGauge, BatteryGaugeError
 from deploy.runtime.reference import ReferenceConfigError, TopicReference
+from deploy.runtime.reference_articulated import ArmReference, LeggedReference, articulated_reference
 from deploy.safety import ProfileError, SafetyProfile, profile_from_dict
 from deploy.transport import TransportConfig, TransportError
 from drivers.vehicle import default_vehicle_id
@@ -92,7 +95,8 @@ class DeployProfile:
     robot_file: Path | None = None  # the robot profile YAML, where the deploy profile names one
     vehicle_id: str = ""  # carried in every command; robots reject commands for another vehicle
     battery: BatteryGauge = field(default_factory=BatteryGauge)  # how to read the state of charge (quadrotor)
-    reference: TopicReference | None = None  # a streamed reference instead of the plan (deploy/runtime/reference.py)
+    # a streamed reference instead of the plan (deploy/runtime/reference.py, reference_articulated.py)
+    reference: TopicReference | LeggedReference | ArmReference | None = None
 
     @property
     def robot_hash(self) -> str:
@@ -265,6 +269,12 @@ def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, 
     except (TypeError, ValueError) as exc:
         keys = sorted(plan_cls.__dataclass_fields__)
         raise DeployProfileError(f"{path}: plan: {exc}; a {robot_class} plan has keys {keys}") from exc
+    reference = articulated_reference(robot_class, data.get("reference"))
+    if reference is not None:
+        try:
+            StreamedArticulatedPlan(plan, reference.duration_s)  # the plan's scripted start runs first
+        except ValueError as exc:
+            raise DeployProfileError(f"{path}: {exc}") from exc
     return DeployProfile(
         name=str(data.get("name", path.stem)),
         control_hz=rate,
@@ -279,6 +289,7 @@ def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, 
         robot_class=robot_class,
         realtime_priority=data.get("realtime_priority"),
         robot_file=path.parent / robot if isinstance(robot, str) else None,
+        reference=reference,
     )
 
 

@@ -33,6 +33,8 @@ def adapter_for(profile, policy, node):
             profile.robot.joints.default_position_rad,
             profile.robot_class,
             profile.plan,
+            reference=profile.reference,
+            base_frame=profile.robot.bodies.base,
         )
     return QuadrotorAdapter(
         policy,

@@ -18,6 +18,12 @@ Plans (:mod:`deploy.articulated_plan`; what the operator would do with a joystic
     arm     move: joint targets move from the measured pose to the default pose (no policy), then the policy
             reaches each end-effector target for its ``hold_s``; the run disarms once the arm is at rest.
 
+With a streamed reference (profile ``reference: {source: topic}``, deploy/runtime/reference_articulated.py)
+the scripted start runs as above, then the policy follows the stream (a legged robot's ``cmd_vel``, phase
+``cmd_vel``; an arm's ``reference/target``, phase ``target``) until the reference's ``duration_s``, then the
+command ramps to zero (``stop``) or the target holds (``hold``) and the run disarms at rest. A lost stream is a
+fault (``Act.fault``): FALLBACK.
+
 The scripted phases' targets go through the safety layer like the policy's. FALLBACK (damping for a legged
 robot, hold for an arm) goes on for ``fallback_hold_s`` before the runtime disarms.
 """
@@ -30,12 +36,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from deploy.articulated_plan import ArmPlan, ArmTarget, LeggedPlan, PlanStep
+from deploy.articulated_plan import ArmPlan, ArmTarget, LeggedPlan, PlanStep, StreamedArticulatedPlan
 from deploy.articulated_wire import JointOrder, JointStateError, joint_command_msg, quat_wxyz
-from deploy.msgs import Imu, JointState, PoseStamped, TwistStamped, time_to_ns
+from deploy.msgs import Imu, JointState, PoseStamped, Twist, TwistStamped, time_to_ns
 from deploy.observation import JointContext, JointObservationBuilder, base_velocity
 from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
+from deploy.runtime.reference_articulated import ArmReference, CmdVelReference, LeggedReference, TargetReference
 from deploy.safety import SafeCommand, StateSample
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState
@@ -100,7 +107,9 @@ def joint_reading(
 
 class ArticulatedAdapter:
     """A legged robot or an arm. ``default_pose``: (J,) rad the policy's joint positions are measured from (the
-    robot profile's); ``robot_class``: ``legged`` | ``arm``; ``joint_names``: the safety profile's joints."""
+    robot profile's); ``robot_class``: ``legged`` | ``arm``; ``joint_names``: the safety profile's joints;
+    ``reference``: a streamed command instead of the plan's (None: the plan's); ``base_frame``: the robot
+    profile's base body, a frame_id an arm's targets may carry."""
 
     command_key = "joint_command"
 
@@ -114,6 +123,8 @@ class ArticulatedAdapter:
         robot_class: str,
         plan: LeggedPlan | ArmPlan | None = None,
         fallback_hold_s: float = 2.0,
+        reference: LeggedReference | ArmReference | None = None,
+        base_frame: str = "",
     ):
         if robot_class not in ("legged", "arm"):
             raise ValueError(f"robot_class: expected 'legged' or 'arm', got {robot_class!r}")
@@ -142,12 +153,28 @@ class ArticulatedAdapter:
         else:
             self.pose_sub = node.subscription(topic("pose").name, PoseStamped, topic("pose").qos)
             self.inputs["pose"] = self.pose_sub
+        self.reference, self.base_frame = reference, base_frame
+        self.stream: CmdVelReference | TargetReference | None = None
+        if reference is not None:
+            self._stream_input(node, transport, reference)
         self.last_action = np.zeros(len(self.names), dtype=np.float32)
         self.start_pose: np.ndarray | None = None
         self._bad_state = ""  # the last malformed joint state's error, logged once
         self.tracking: list[tuple[float, str, float]] = []  # (plan time s, phase, error) per active policy cycle
         self.joint_errors: list[float] = []  # |target - measured| RMS over joints (rad), per active cycle
         self.clocks = InputClocks(self.inputs)
+
+    def _stream_input(self, node: Ros2Node, transport: TransportConfig, reference) -> None:
+        """The streamed reference's subscription and plan (the built-in plan's scripted start, then the stream)."""
+        expected = LeggedReference if self.legged else ArmReference
+        if not isinstance(reference, expected):
+            raise ValueError(f"a {self.robot_class} robot takes a {expected.__name__}, got {type(reference).__name__}")
+        key, msg_type, phases = (
+            ("cmd_vel", Twist, ("cmd_vel", "stop")) if self.legged else ("target", PoseStamped, ("target", "hold"))
+        )
+        topic = transport.topic(key)
+        self.reference_sub = node.subscription(topic.name, msg_type, topic.qos)  # not a state input: not pinned
+        self.plan = StreamedArticulatedPlan(self.plan, reference.duration_s, *phases)
 
     # ------------------------------------------------------------------ state
     def read(self, strict: bool = False) -> Reading | None:
@@ -182,6 +209,7 @@ class ArticulatedAdapter:
     def idle(self) -> None:
         self.last_action[:] = 0.0  # the simulator's episode start
         self.start_pose = None
+        self.stream = None
 
     def _infer(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """(A,) joint targets rad, (A,) normalized action, inference time s."""
@@ -202,7 +230,9 @@ class ArticulatedAdapter:
             return Act(q.copy(), phase="arming")  # the layer holds the measured pose while arming
         if self.start_pose is None:
             self.start_pose = q.copy()
-        step = self.plan.at(t)
+        step, fault = self.plan.at(t), ""
+        if self.reference is not None and step.blend is None:
+            step, fault = self._streamed(step, reading)
         if step.blend is not None:
             action = self.start_pose + step.blend * (self.default_pose - self.start_pose)
             normalized = self.policy.action_spec.to_normalized(action)
@@ -218,7 +248,22 @@ class ArticulatedAdapter:
         if active:
             self._track(t, step, reading)
         self.joint_errors.append(float(np.sqrt(np.mean((action - q) ** 2))))
-        return Act(action, obs, self.last_action.copy(), inference, step.phase)
+        return Act(action, obs, self.last_action.copy(), inference, step.phase, fault)
+
+    def _streamed(self, step: PlanStep, reading: Reading) -> tuple[PlanStep, str]:
+        """``step`` with the streamed command filled in, and a fault ('' if none). The stream is read from the
+        end of the scripted start on; an arm's target starts at the end-effector pose measured then."""
+        if self.stream is None:
+            if self.legged:
+                self.stream = CmdVelReference(self.reference, self.reference_sub)
+            else:
+                frames = self.reference.frames(self.base_frame)
+                s = reading.state
+                self.stream = TargetReference(self.reference, self.reference_sub, frames, s.position, s.quaternion)
+        fault = self.stream.update(time.monotonic(), stop=step.phase == self.plan.end)
+        if isinstance(self.stream, CmdVelReference):
+            return replace(step, velocity_command=self.stream.command.copy()), fault
+        return replace(step, target_position=self.stream.position.copy(), target_quat=self.stream.quat.copy()), fault
 
     def _track(self, t: float, step: PlanStep, reading: Reading) -> None:
         """Task tracking error of an active policy cycle: legged, |commanded - measured| planar base velocity

@@ -16,6 +16,11 @@ the geofence by ``margin_m``, between the take-off height and ``margin_m`` below
 the reference moves towards it at ``max_speed_m_s`` (its velocity is the policy's velocity reference): a
 setpoint 10 m away is a slow walk to the edge of the fence, never a jump. Staleness is measured on this
 computer's clock from the setpoint's arrival, so the sender's clock does not matter.
+
+Legged robots (``cmd_vel``, geometry_msgs/Twist) and arms (``reference/target``, PoseStamped in the base frame)
+read the same section with their own limits: deploy/runtime/reference_articulated.py. Their staleness is
+:class:`StreamWatch`'s (a refused sample, e.g. in another frame, is skipped; the age runs on from the last
+usable one).
 """
 
 from __future__ import annotations
@@ -63,23 +68,37 @@ class TopicReference:
     @classmethod
     def from_profile(cls, data: Mapping[str, Any] | None) -> TopicReference | None:
         """The ``reference:`` section of a deploy profile; None for the built-in plan."""
-        if data is None:
-            return None
-        if not isinstance(data, Mapping):
-            raise ReferenceConfigError(f"reference: expected a mapping such as {{source: topic}}, found {data!r}")
-        data = dict(data)
-        source = data.pop("source", "plan")
-        if source == "plan":
-            if data:
-                raise ReferenceConfigError(f"reference: source plan takes no other keys, found {sorted(data)}")
-            return None
-        if source != "topic":
-            raise ReferenceConfigError(f"reference.source: expected 'plan' or 'topic', found {source!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ReferenceConfigError(f"reference: unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
+        return parse_section(cls, data)
+
+
+def parse_section(cls: type, data: Mapping[str, Any] | None) -> Any:
+    """The ``reference:`` section ``data`` of a deploy profile as the dataclass ``cls`` (its fields are the
+    section's keys besides ``source``); None for the built-in plan (no section, or ``source: plan``)."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ReferenceConfigError(f"reference: expected a mapping such as {{source: topic}}, found {data!r}")
+    data = dict(data)
+    source = data.pop("source", "plan")
+    if source == "plan":
+        if data:
+            raise ReferenceConfigError(f"reference: source plan takes no other keys, found {sorted(data)}")
+        return None
+    if source != "topic":
+        raise ReferenceConfigError(f"reference.source: expected 'plan' or 'topic', found {source!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ReferenceConfigError(f"reference: unknown keys {unknown}; expected some of {sorted(known)}")
+    return cls(**data)
+
+
+def positive(name: str, value: object) -> float:
+    """``value`` as a float when it is a positive finite number, else :class:`ReferenceConfigError` naming the
+    field ``reference.<name>``."""
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise ReferenceConfigError(f"reference.{name}: expected a positive number, found {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -161,3 +180,55 @@ class SetpointReference:
         self.position = self.position + step
         self.velocity = step / dt if dt > 0 else np.zeros(3)
         return ""
+
+
+class StreamWatch:
+    """How old a streamed reference is and which of its samples are usable. Ages are measured on this
+    computer's monotonic clock from each sample's arrival (``Subscription.latest_arrival()``), so the sender's
+    clock does not matter. ``check(msg) -> str`` says why a sample is refused ('' when usable, e.g. a wrong
+    frame or a NaN); a refused sample is skipped and the age runs on from the last usable one. Each reason is
+    logged at WARNING once; the stale warning (with ``stale``, what the robot does then) again after the stream
+    was fresh.
+
+    :meth:`poll` -> (the latest usable sample while fresh, else None; a fault: '' or why the stream is lost).
+    The stream is lost when its last usable sample (or, without one, the first poll) is older than ``lost_s``."""
+
+    def __init__(self, subscription, timeout_s: float, lost_s: float, check=None, stale: str = "holding") -> None:
+        self.sub, self.timeout_s, self.lost_s = subscription, timeout_s, lost_s
+        self.check = check or (lambda msg: "")
+        self.stale = stale  # what a stale stream does, for the warning
+        self.started_at: float | None = None
+        self.last: Any = None  # the latest usable sample
+        self.last_arrival_s: float | None = None
+        self._seen_ns: int | None = None
+        self._warned: set[str] = set()
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("reference %s: " + message, self.sub.topic, *args)
+
+    def age(self, now: float) -> float:
+        """Seconds since the latest usable sample arrived (inf without one)."""
+        return math.inf if self.last_arrival_s is None else now - self.last_arrival_s
+
+    def poll(self, now: float) -> tuple[Any, str]:
+        if self.started_at is None:
+            self.started_at = now
+        msg, arrival_ns = self.sub.latest_arrival()
+        if msg is not None and arrival_ns != self._seen_ns:
+            self._seen_ns = arrival_ns
+            why = self.check(msg)
+            if why:
+                self.warn(why, "%s: ignored", why)
+            else:
+                self.last, self.last_arrival_s = msg, arrival_ns * 1e-9
+        age, since = self.age(now), now - self.started_at
+        if age > self.lost_s and since > self.lost_s:
+            return None, f"reference stream {self.sub.topic} lost: nothing usable for {min(age, since):.2f} s"
+        if age > self.timeout_s:
+            if self.last is not None:
+                self.warn("stale", "nothing for %.2f s (timeout_s %.2f): %s", age, self.timeout_s, self.stale)
+            return None, ""
+        self._warned.discard("stale")
+        return self.last, ""

@@ -33,6 +33,7 @@ from deploy.msgs import (
     RateThrustCommand,
     SafetyTransition,
     String,
+    Twist,
     TwistStamped,
 )
 from deploy.transport.config import resolve_domain_id
@@ -63,6 +64,12 @@ DEFAULT_TOPICS: dict[str, TopicSpec] = {
     # references a user's planner or joystick streams, read when the profile's reference source is topic
     "setpoint": TopicSpec(
         "reference/setpoint", PoseStamped, "default", "quadrotor position setpoint, world frame (m), read"
+    ),
+    "cmd_vel": TopicSpec(
+        "cmd_vel", Twist, "default", "legged velocity command: linear.x/y (m/s), angular.z (rad/s), body frame, read"
+    ),
+    "target": TopicSpec(
+        "reference/target", PoseStamped, "default", "arm end-effector target, robot base frame (m), read"
     ),
     # policy I/O, published by the runtime for monitoring
     "observation": TopicSpec("policy/observation", Float32MultiArray, "sensor_data", "observation vector"),
