@@ -120,9 +120,9 @@ def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def _charts(fig, view: LogView) -> None:
     left, w = 0.56, 0.42
-    ax_pos = fig.add_axes((left, 0.55, w, 0.38))
-    ax_cmd = fig.add_axes((left, 0.20, w, 0.28), sharex=ax_pos)
-    ax_state = fig.add_axes((left, 0.06, w, 0.07), sharex=ax_pos)
+    ax_pos = fig.add_axes((left, 0.60, w, 0.33))
+    ax_cmd = fig.add_axes((left, 0.25, w, 0.26), sharex=ax_pos)
+    ax_state = fig.add_axes((left, 0.08, w, 0.06), sharex=ax_pos)
     for i, axis in enumerate("xyz"):
         color = f"C{i}"
         if len(view.times):
