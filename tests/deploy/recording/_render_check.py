@@ -22,7 +22,12 @@ def main(log_path: str, out: str, width: int, height: int) -> None:
 
     png = np.asarray(Image.open(out).convert("RGB")).astype(int)
     scene_w = width // 2
-    blank, camera = Scene(view, 3, scene_w, height).render(scene_w, height, tracks=False)
+    size = list(Image.open(out).size)
+    try:
+        blank, camera = Scene(view, 3, scene_w, height).render(scene_w, height, tracks=False)
+    except Exception as exc:  # no OpenGL library: the PNG's scene was drawn with matplotlib
+        print(json.dumps({"size": size, "no_gl": str(exc), "left_half_std": float(png[:, :scene_w].std())}))
+        return
     cols, rows = project(camera, view.positions, scene_w, height).round().astype(int).T
     inside = (cols >= 0) & (cols < scene_w) & (rows >= 0) & (rows < height)
     cols, rows = cols[inside], rows[inside]
@@ -32,7 +37,7 @@ def main(log_path: str, out: str, width: int, height: int) -> None:
     print(
         json.dumps(
             {
-                "size": list(Image.open(out).size),
+                "size": size,
                 "points": int(inside.sum()),
                 "changed": float(changed.mean()),
                 "red": float(red.mean()),

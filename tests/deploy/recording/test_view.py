@@ -35,10 +35,12 @@ def test_png_shows_the_track_where_it_projects(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["size"] == [800, 500]
+    assert result["left_half_std"] > 10.0  # not a blank panel
+    if "no_gl" in result:
+        pytest.skip(f"MuJoCo cannot render offscreen here (no EGL/OSMesa): {result['no_gl']}")
     assert result["points"] >= 50  # the track is in view
     assert result["changed"] > 0.8, result  # drawn where it projects (the vehicle markers hide a little of it)
     assert result["red"] > 0.6, result
-    assert result["left_half_std"] > 10.0  # not a blank panel
 
 
 def run(argv: list[str], caplog) -> tuple[int, list[str]]:
