@@ -6,7 +6,8 @@ the C never slices by magic numbers. Specs with terms the controller cannot meas
 before anything is compiled. Torch-free.
 
 Usage: ``python -m firmware.layout runs/.../policy.onnx --out firmware/crazyflie/src`` writes ``policy_layout.h``
-and copies the ``policy.h`` exported beside the ONNX file.
+and copies the ``policy.h`` exported beside the ONNX file; without one there, it writes ``policy.h`` from the ONNX
+file's own weights (the same text `sim2real export` writes; needs the ``onnx`` package).
 """
 
 from __future__ import annotations
@@ -113,18 +114,43 @@ def header_obs_spec(header: Path) -> str:
     return found.group(1).replace('\\"', '"').replace("\\\\", "\\")
 
 
+def header_from_onnx(policy: ExportedPolicy) -> str:
+    """``policy.h`` rebuilt from the weights and metadata in an exported ONNX file (policies/export.py's graph)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from policies.actor import ActorWeights
+    from policies.c_export import header_source
+    from policies.onnx_policy import ACTION_OUTPUT_NAME
+
+    model = onnx.load(str(policy.path))
+    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    ops = {n.output[0]: n.op_type for n in model.graph.node}
+    n_layers = sum(1 for name in arrays if re.fullmatch(r"w\d+", name))
+    if not n_layers or "obs_mean" not in arrays or ("hidden0" not in ops and n_layers > 1):
+        raise LayoutError(f"{policy.path}: not the graph `sim2real export` writes (w0.., obs_mean, hidden0)")
+    layers = [(arrays[f"w{i}"].T.copy(), arrays[f"b{i}"]) for i in range(n_layers)]
+    activation = "tanh" if ops.get("hidden0", "Tanh") == "Tanh" else "elu"
+    output = "tanh" if ops.get(ACTION_OUTPUT_NAME) == "Tanh" else None
+    weights = ActorWeights(arrays["obs_mean"], arrays["obs_denom"], layers, activation, output)
+    return header_source(weights, policy.action_spec, policy.obs_spec, policy.metadata)
+
+
 def write_layout(onnx_path: Path, out_dir: Path, header: Path | None = None) -> dict[str, Path]:
-    """Write ``policy_layout.h`` and a copy of ``policy.h`` (default: beside the ONNX file) into ``out_dir``."""
+    """Write ``policy_layout.h`` and ``policy.h`` into ``out_dir``: ``header``, else the ``policy.h`` beside the ONNX
+    file, else one written from the ONNX file's weights."""
     policy = load_policy(onnx_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
     header = header or Path(onnx_path).with_name("policy.h")
     if not header.is_file():
-        raise LayoutError(f"{header} does not exist: export the policy with its C header (`sim2real export RUN_DIR`)")
+        log.info("no %s: writing policy.h from the weights in %s", header, onnx_path)
+        header = out_dir / "policy.h"
+        header.write_text(header_from_onnx(policy))
     if header_obs_spec(header) != policy.obs_spec.to_json():
         raise LayoutError(
             f"{header} and {onnx_path} declare different observation layouts: they come from different exports. "
             "Export again and use the pair written together"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"layout": out_dir / "policy_layout.h", "header": out_dir / "policy.h"}
     paths["layout"].write_text(layout_source(policy))
     if header.resolve() != paths["header"].resolve():
@@ -134,9 +160,9 @@ def write_layout(onnx_path: Path, out_dir: Path, header: Path | None = None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m firmware.layout", description=__doc__.split("\n\n")[0])
-    p.add_argument("policy", type=Path, help="policy.onnx from `sim2real export` (policy.h beside it)")
+    p.add_argument("policy", type=Path, help="policy.onnx from `sim2real export` (and policy.h beside it, if any)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "crazyflie" / "src", help="output directory")
-    p.add_argument("--header", type=Path, default=None, help="policy.h (default: beside the ONNX file)")
+    p.add_argument("--header", type=Path, default=None, help="policy.h (default: beside the ONNX file, else rebuilt)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -115,13 +115,19 @@ class McuRun:
     layout_ok: bool  # policy.h and policy_layout.h declare the same observation spec
 
 
-def build(onnx_path: Path, work: Path, tools: Toolchain | None = None) -> Path:
-    """Generate the headers for ``onnx_path`` (policy.h beside it) in ``work`` and link the QEMU harness there."""
+#: what the Crazyflie firmware compiles with instead (crazyflie-firmware Makefile: -Os; Kbuild: gnu11, which lets GCC
+#: fuse multiply-adds): ``build(..., extra_flags=FIRMWARE_FLAGS)``
+FIRMWARE_FLAGS = ("-Os", "-std=gnu11")
+
+
+def build(onnx_path: Path, work: Path, tools: Toolchain | None = None, extra_flags: tuple[str, ...] = ()) -> Path:
+    """Generate the headers for ``onnx_path`` in ``work`` (firmware.layout) and link the QEMU harness there;
+    ``extra_flags`` come after :data:`CFLAGS` and override them."""
     tools = tools or require_toolchain()
     work.mkdir(parents=True, exist_ok=True)
     write_layout(Path(onnx_path), work)
     elf = work / "policy_mcu.elf"
-    cmd = [tools.gcc, *CFLAGS, f"-I{work}", f"-I{QEMU_DIR}", f"-I{CF_SRC}", *map(str, SOURCES), *LDFLAGS]
+    cmd = [tools.gcc, *CFLAGS, *extra_flags, f"-I{work}", f"-I{QEMU_DIR}", f"-I{CF_SRC}", *map(str, SOURCES), *LDFLAGS]
     res = subprocess.run([*cmd, "-o", str(elf), "-lgcc"], capture_output=True, text=True)
     if res.returncode != 0:
         raise McuError(f"building the Cortex-M4 harness failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
@@ -192,7 +198,7 @@ def run_qemu(
     )
 
 
-def check(onnx_path: Path, obs: np.ndarray, work: Path, mhz: float = 168.0) -> dict:
+def check(onnx_path: Path, obs: np.ndarray, work: Path, mhz: float = 168.0, extra_flags: tuple[str, ...] = ()) -> dict:
     """Build, size, symbol check, QEMU run and comparison with onnxruntime; the figures as a JSON-able dict.
 
     ``max_abs_diff`` is in command units (RPM for a quadrotor), ``max_action_diff`` in normalized action units
@@ -201,13 +207,14 @@ def check(onnx_path: Path, obs: np.ndarray, work: Path, mhz: float = 168.0) -> d
 
     tools = require_toolchain()
     policy = load_policy(onnx_path)
-    elf = build(onnx_path, work, tools)
+    elf = build(onnx_path, work, tools, extra_flags)
     size = size_of(elf, tools)
     bad = forbidden_symbols(symbols(elf, tools))
     run = run_qemu(elf, obs, work, policy.action_spec.dim, tools=tools)
     expected = policy(np.asarray(obs, dtype=np.float32))
     diff = np.abs(run.commands.astype(np.float64) - expected)
     return {
+        "cflags": " ".join([*CFLAGS, *extra_flags]),
         "text_bytes": size.text,
         "data_bytes": size.data,
         "bss_bytes": size.bss,

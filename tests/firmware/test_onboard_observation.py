@@ -170,3 +170,16 @@ def test_layout_refuses_policies_the_controller_cannot_fly(exported, tmp_path):
     text = layout_source(policy)
     assert "{SIM2REAL_TERM_ANGULAR_VELOCITY, 3, 0.10000000149011612f}" in text
     assert "#define SIM2REAL_LAYOUT_HISTORY_STEPS 3" in text and "#define SIM2REAL_LAYOUT_BASE_DIM 25" in text
+
+
+def test_policy_h_rebuilt_from_the_onnx_file_is_the_exported_one(exported, tmp_path):
+    """`python -m firmware.layout` on an ONNX file without policy.h beside it writes the same header."""
+    from firmware.layout import header_from_onnx
+
+    policy = load_policy(exported / "policy.onnx")
+    assert header_from_onnx(policy) == (exported / "policy.h").read_text()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "policy.onnx").write_bytes((exported / "policy.onnx").read_bytes())
+    paths = write_layout(alone / "policy.onnx", tmp_path / "out")
+    assert paths["header"].read_text() == (exported / "policy.h").read_text()
