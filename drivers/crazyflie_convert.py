@@ -39,8 +39,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from drivers.crazyflie_wire import RPYT_MAX_THRUST, quat_decompress
 
@@ -72,6 +74,23 @@ class ThrustCurve:
         if self.a == 0:
             return (f - self.c) / self.b
         return (-self.b + math.sqrt(self.b * self.b + 4 * self.a * (f - self.c))) / (2 * self.a)
+
+
+def load_thrust_curve(path: str | Path | None) -> ThrustCurve:
+    """The ``crazyflie: {thrust_curve: {a, b, c}}`` section of a bridge options file (launch/crazyflie_bridge.yaml),
+    or the default curve for None. Raises ValueError naming an unknown key or a bad value, OSError for the file."""
+    if path is None:
+        return ThrustCurve()
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    section = data.get("crazyflie", data)
+    unknown = sorted(set(section) - {"thrust_curve"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} under crazyflie; expected thrust_curve")
+    curve = section.get("thrust_curve") or {}
+    unknown = sorted(set(curve) - {"a", "b", "c"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} in thrust_curve; expected a, b, c (N per PWM^2, PWM, 1)")
+    return ThrustCurve(**{k: float(v) for k, v in curve.items()})
 
 
 def thrust_to_command(thrust_n: float, curve: ThrustCurve) -> int:

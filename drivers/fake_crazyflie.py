@@ -36,11 +36,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from deploy.loop import FixedRateLoop
 from drivers import crazyflie_wire as wire
-from drivers.crazyflie_convert import ROTORS, ThrustCurve, command_to_thrust, firmware_rates_to_flu
+from drivers.crazyflie_convert import (
+    ROTORS,
+    ThrustCurve,
+    command_to_thrust,
+    firmware_rates_to_flu,
+    load_thrust_curve,
+)
 from drivers.fake_crazyflie_crtp import CrtpServices, Variable
 from drivers.fake_crazyflie_firmware import Control, Firmware, level_attitude_rates
 from sim.quadrotor.actions import ctbr_rate_loop
@@ -58,14 +63,6 @@ def euler_deg(q_wxyz: np.ndarray) -> tuple[float, float, float]:
     pitch = math.asin(max(-1.0, min(1.0, 2 * (w * y - z * x))))
     yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
     return math.degrees(roll), math.degrees(pitch), math.degrees(yaw)
-
-
-def load_thrust_curve(path: Path | None) -> ThrustCurve:
-    """``thrust_curve: {a, b, c}`` of a bridge options file (launch/crazyflie_bridge.yaml), or the default."""
-    if path is None:
-        return ThrustCurve()
-    data = (yaml.safe_load(Path(path).read_text()) or {}).get("crazyflie", {})
-    return ThrustCurve(**data.get("thrust_curve", {}))
 
 
 class FakeCrazyflie:
