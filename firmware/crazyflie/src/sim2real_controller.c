@@ -56,7 +56,7 @@ static uint8_t engaged, layoutOk;
 /* parameters, group s2r */
 static float height = 0.3f;     /* m above the start point */
 static float climbRate = 0.5f;  /* m/s */
-static uint16_t timeoutMs = 100; /* a hover setpoint older than this is a released button */
+static uint16_t timeoutMs = 200; /* a hover setpoint older than this is a released button (send them at >= 10 Hz) */
 
 /* logs, group s2r */
 static uint32_t stepUs; /* duration of the last policy step, us */
