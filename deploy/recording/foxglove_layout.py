@@ -8,8 +8,8 @@ Panels:
 - ``3D``: renders in ``base_link`` and follows its position (``followMode: follow-position``: the camera stays
   level in the world); a grid in ``world``; the frames ``world``, ``base_link`` and ``reference`` from ``/tf``; the
   pose and reference topics as arrows.
-- ``Plot`` position vs reference (x, y, z, m), ``Plot`` position error (``reference/error``, m), ``Plot`` of
-  the command (motor rpm, or collective thrust and body rates, or joint targets).
+- ``Plot`` position vs reference (x, y, z, m), ``Plot`` position error (``policy/tracking_error``, m),
+  ``Plot`` of the command (motor rpm, or collective thrust and body rates, or joint targets).
 - ``StateTransitions``: the safety state (``safety/transition.to_state``).
 
 Message paths use Foxglove's syntax (``/ns/state/pose.pose.position.x``, ``/ns/command/motors.rpm[0]``); plots
@@ -59,14 +59,15 @@ def find_topics(topics: Mapping[str, str]) -> dict[str, str]:
     for role, ros_type in single.items():
         names = sorted(by_type.get(ros_type, []))
         if role == "error":
-            names = [n for n in names if n.endswith("/reference/error")]
+            names = [n for n in names if n.endswith("/policy/tracking_error")]
         if names:
             roles[role] = names[0]
     poses = sorted(by_type.get("geometry_msgs/PoseStamped", []))
     for name in poses:
-        if name.endswith("/reference/target"):
+        if name.endswith("/policy/reference"):
             roles["reference"] = name
-    others = [n for n in poses if n != roles.get("reference") and not n.endswith("/reference/setpoint")]
+    inputs = ("/reference/setpoint", "/reference/target")  # setpoints a planner sends, should they be recorded
+    others = [n for n in poses if n != roles.get("reference") and not n.endswith(inputs)]
     preferred = [n for n in others if n.endswith("/state/pose")]
     if preferred or others:
         roles["pose"] = (preferred or others)[0]

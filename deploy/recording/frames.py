@@ -37,9 +37,10 @@ REFERENCE = "reference"
 WORLD_FRAMES = ("world", "map", "odom", "")
 
 TF_TOPIC = "/tf"
-#: the reference the policy tracks and the position error to it, relative to the transport's namespace
-REFERENCE_TOPIC = "reference/target"
-REFERENCE_ERROR_TOPIC = "reference/error"
+#: the reference the policy tracks (after the runtime's limits; not the planner's reference/setpoint or
+#: reference/target it came from) and the position error to it, relative to the transport's namespace
+REFERENCE_TOPIC = "policy/reference"
+REFERENCE_ERROR_TOPIC = "policy/tracking_error"
 TF_STATIC_TOPIC = "/tf_static"
 #: tf2_ros's DynamicBroadcasterQoS and StaticBroadcasterQoS
 TF_QOS = QosProfile(depth=100, reliability="reliable", durability="volatile")

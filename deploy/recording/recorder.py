@@ -217,8 +217,8 @@ class FlightRecorder:
         frame_id: str = frames.WORLD,
     ) -> None:
         """Record the reference the policy tracks this cycle (after the runtime's clipping and rate limits, not
-        the setpoint a planner asked for): ``reference/target`` (PoseStamped), ``/tf`` ``world -> reference``
-        and, when a pose in the same frame was recorded before, ``reference/error`` (Vector3Stamped: that
+        the setpoint a planner asked for): ``policy/reference`` (PoseStamped), ``/tf`` ``world -> reference``
+        and, when a pose in the same frame was recorded before, ``policy/tracking_error`` (Vector3Stamped: that
         position - reference, m). position_m: (3,) metres in ``frame_id`` (the world frame; an arm's base frame
         for an end-effector target, then ``base_link -> reference``); quaternion_xyzw: orientation, default
         the identity. Call it after :meth:`write_state` of the cycle's pose."""

@@ -92,13 +92,13 @@ def test_tf_equals_every_pose_in_three_readers(tmp_path: Path) -> None:
     assert base == [expected_tf(i) for i in range(20)]
     assert [m.log_time_ns for m in log.topic("/tf")][:2] == [T0, T0]  # the cycle's time, as the pose
     # the reference: its own topic, world -> reference, and the error to the pose recorded before it
-    refs = [m.msg for m in log.topic("/sim2real/reference/target")]
+    refs = [m.msg for m in log.topic("/sim2real/policy/reference")]
     assert [(r.header.frame_id, r.pose.position.z) for r in refs[:2]] == [("world", 1.0), ("world", 1.02)]
     ref_tf = [
         as_tuple(m.msg.transforms[0]) for m in log.topic("/tf") if m.msg.transforms[0].child_frame_id == "reference"
     ]
     assert ref_tf[3] == ("world", "reference", T0 + 3 * DT, 1.0, 0.0, 1.06, 0.0, 0.0, 0.0, 1.0)
-    errors = [m.msg.vector for m in log.topic("/sim2real/reference/error")]
+    errors = [m.msg.vector for m in log.topic("/sim2real/policy/tracking_error")]
     p3 = pose_at(3).pose.position
     assert (errors[3].x, errors[3].y, errors[3].z) == pytest.approx((p3.x - 1.0, p3.y, p3.z - 1.06), abs=1e-12)
     # rosbags, with the definitions the file carries
@@ -161,9 +161,9 @@ def test_layout_names_the_logs_own_topics(tmp_path: Path, ctbr: bool) -> None:
     config = layout["configById"]
     assert config["3D!vehicle"]["followTf"] == "base_link"
     assert config["3D!vehicle"]["layers"]["grid"]["frameId"] == "world"
-    assert set(config["3D!vehicle"]["topics"]) == {"/cf1/state/pose", "/cf1/reference/target"}
-    assert "/cf1/state/pose.pose.position.z" in paths and "/cf1/reference/target.pose.position.z" in paths
-    assert "/cf1/reference/error.vector.x" in paths
+    assert set(config["3D!vehicle"]["topics"]) == {"/cf1/state/pose", "/cf1/policy/reference"}
+    assert "/cf1/state/pose.pose.position.z" in paths and "/cf1/policy/reference.pose.position.z" in paths
+    assert "/cf1/policy/tracking_error.vector.x" in paths
     assert config["StateTransitions!safety"]["paths"][0]["value"] == "/cf1/safety/transition.to_state"
     if ctbr:
         assert "/cf1/command/rates.thrust" in paths and "/cf1/command/rates.body_rate.z" in paths
@@ -178,12 +178,12 @@ def test_find_topics_by_type_and_name() -> None:
     roles = find_topics(
         {
             "/a/state/pose": "geometry_msgs/msg/PoseStamped",
-            "/a/reference/target": "geometry_msgs/msg/PoseStamped",
+            "/a/policy/reference": "geometry_msgs/msg/PoseStamped",
             "/a/cmd": "sim2real_msgs/msg/MotorCommand",
             "/tf": "tf2_msgs/msg/TFMessage",
         }
     )
-    assert roles == {"pose": "/a/state/pose", "reference": "/a/reference/target", "motors": "/a/cmd", "tf": "/tf"}
+    assert roles == {"pose": "/a/state/pose", "reference": "/a/policy/reference", "motors": "/a/cmd", "tf": "/tf"}
 
 
 def test_metadata_yaml_opens_a_directory_of_logs_in_rosbags(tmp_path: Path) -> None:
