@@ -57,7 +57,8 @@ class Act:
     """What the adapter decided this cycle. action: (A,) command units or None (the layer holds / falls back);
     obs: the policy's observation when it ran; normalized: the policy's normalized action (logged);
     inference: seconds spent in the policy; phase: the plan phase, for logs; fault: why the robot must hand over
-    to the fallback ('' if it need not), e.g. a reference stream that was lost."""
+    to the fallback ('' if it need not), e.g. a reference stream that was lost; reference: (3,) world m the policy
+    tracks this cycle (recorded as policy/reference and /tf world -> reference), None when there is none."""
 
     action: np.ndarray | None
     obs: np.ndarray | None = None
@@ -65,6 +66,7 @@ class Act:
     inference: float | None = None
     phase: str = ""
     fault: str = ""
+    reference: np.ndarray | None = None
 
 
 class RobotAdapter(Protocol):

@@ -232,6 +232,8 @@ class Runtime:
                     if m is not self._recorded.get(type(m)):
                         self.recorder.write_state(m, stamp)
                         self._recorded[type(m)] = m
+            if act.reference is not None:
+                self.recorder.write_reference(act.reference, stamp)
             if act.obs is not None:
                 self.recorder.write_observation(act.obs.tolist(), stamp)
             if act.normalized is not None:

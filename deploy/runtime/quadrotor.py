@@ -200,7 +200,7 @@ class QuadrotorAdapter:
         if active and t is not None:
             self.errors.append((t, float(np.linalg.norm(state.position - ref_pos))))
         phase = "arming" if t is None else self._phase(t)
-        return Act(action, obs, self.last_action.copy(), inference, phase, fault)
+        return Act(action, obs, self.last_action.copy(), inference, phase, fault, ref_pos)
 
     def _streamed(self, t: float | None) -> tuple[np.ndarray, np.ndarray, str]:
         """(reference position, velocity, fault) from the setpoint stream; it holds the take-off point while
