@@ -15,7 +15,8 @@ SET_ATTITUDE_TARGET flies through a rate loop in place of the autopilot's: the s
 and mixer (sim.quadrotor.actions.ctbr_rate_loop, the task config's rate_gains) on the body rates FRD -> FLU, and
 the normalized thrust -> newtons through the throttle curve (``--rpm-max``, ``--throttle-exponent`` or the
 ``--config`` file) with the simulated vehicle's kf (the bridge's kf is its estimate of it). The autopilot's own
-landing and level hover are deploy.safety.quadrotor_control.HoverDescendController, as in drivers/fake_px4.py.
+landing (straight down at PX4's MPC_LAND_SPEED 0.7 m/s, ArduPilot's LAND_SPEED 0.5 m/s) and level hover are
+deploy.safety.quadrotor_control.HoverDescendController, as in drivers/fake_px4.py.
 
 Out, stamped on a boot clock (time since this process started plus ``--clock-offset-s``): HEARTBEAT at 1 Hz
 (MAV_TYPE_QUADROTOR, the autopilot's MAV_AUTOPILOT, base_mode armed flag, custom_mode), ODOMETRY (LOCAL_NED /
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from deploy.loop import FixedRateLoop
-from deploy.safety.limits import QuadrotorLimits
+from deploy.safety.limits import QuadrotorFallback, QuadrotorLimits
 from deploy.safety.quadrotor_control import GRAVITY_M_S2, HoverDescendController
 from drivers.mavlink_autopilot import AutopilotRules
 from drivers.mavlink_convert import MAV_FRAME_BODY_FRD, MAV_FRAME_LOCAL_NED, thrust_newtons
@@ -73,7 +74,9 @@ class FakeMavlinkAutopilot:
         self.spec = self.env.action_spec
         self._noise = torch.Generator().manual_seed(seed + 1)
         self._boot_ns = time.monotonic_ns() - int(clock_offset_s * 1e9)
-        self.lander = HoverDescendController(QuadrotorLimits())
+        # the autopilot's landing: straight down at its land speed, no hover first (unlike the runtime's fallback)
+        landing = QuadrotorFallback(hover_s=0.0, descent_rate_m_s=rules.autopilot.land_speed_m_s)
+        self.lander = HoverDescendController(QuadrotorLimits(fallback=landing))
         self._landing_since: float | None = None
         self._last_heartbeat = -math.inf
         self.battery, self.steps = 0.95, 0

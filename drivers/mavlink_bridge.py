@@ -27,7 +27,7 @@ with exponent 2, thrust / (4 kf rpm_max^2), the fraction of full thrust, what PX
 ``setpoint_hz`` (20 Hz). The rules, by the runtime's command mode:
 - ``arming``: its setpoint (minimum thrust, zero rates) streams from the first command: PX4 accepts OFFBOARD only
   after > 1 s of stream. Then COMMAND_LONG DO_SET_MODE to the autopilot's offboard mode (PX4 OFFBOARD: param1 1,
-  param2 6; ArduPilot GUIDED_NOGPS: param2 20; PX4 only once the stream has run 1 s) and, once in it,
+  param2 6; ArduPilot GUIDED_NOGPS: param2 20; PX4 only once the stream has run 1.2 s) and, once in it,
   COMPONENT_ARM_DISARM param1 1; retried every 0.3 s. ArduPilot: not before GUID_OPTIONS has been read with bit 3
   set (else its thrust is a climb rate).
 - ``policy``: setpoints ONLY while the autopilot reports that mode and armed.
@@ -90,6 +90,7 @@ from drivers.vehicle import VehicleFilter, default_vehicle_id
 
 log = logging.getLogger("sim2real.mavlink_bridge")
 PAIR_WINDOW_US = 50_000  # ATTITUDE_QUATERNION and LOCAL_POSITION_NED this close are one sample
+STREAM_BEFORE_SWITCH_S = 1.2  # PX4 wants > 1 s of setpoint stream before OFFBOARD; 0.2 s for the link's jitter
 
 
 class MavlinkBridge:
@@ -291,7 +292,7 @@ class MavlinkBridge:
                     )
                 return
         if link.mode not in ap.offboard_modes:
-            if not ap.stream_before_switch or now - self._stream_since > 1.0:
+            if not ap.stream_before_switch or now - self._stream_since > STREAM_BEFORE_SWITCH_S:
                 self._request_mode(now, ap.offboard_mode, f"DO_SET_MODE {ap.mode_name(ap.offboard_mode)}")
         elif not link.armed:
             self._request(now, "arm", mavlink.MAV_CMD_COMPONENT_ARM_DISARM, 1.0, 0.0)

@@ -102,7 +102,8 @@ class Autopilot:
     the setpoint stream must run > 1 s before the switch or arming (PX4); loss_lands: losing the stream lands
     (PX4 COM_OF_LOSS_T -> COM_OBL_RC_ACT Land) rather than levelling at zero climb rate (ArduPilot GUID_TIMEOUT);
     state_messages: the message ids the bridge asks for (SET_MESSAGE_INTERVAL) while no state arrives;
-    thrust_param: a parameter whose bit must be set before SET_ATTITUDE_TARGET's thrust is a thrust."""
+    thrust_param: a parameter whose bit must be set before SET_ATTITUDE_TARGET's thrust is a thrust;
+    land_speed_m_s: the descent rate of its landing mode (PX4 MPC_LAND_SPEED, ArduPilot LAND_SPEED defaults)."""
 
     name: str
     mav_autopilot: int
@@ -117,6 +118,7 @@ class Autopilot:
     loss_timeout_s: float
     state_messages: tuple[int, ...] = ()
     thrust_param: str | None = None
+    land_speed_m_s: float = 0.5
 
     def mode_name(self, custom_mode: int) -> str:
         return self.names.get(int(custom_mode), f"custom_mode {int(custom_mode)}")
@@ -148,6 +150,7 @@ PX4 = Autopilot(
     loss_param="COM_OF_LOSS_T",
     loss_timeout_s=1.0,
     state_messages=(mavlink.MAVLINK_MSG_ID_ODOMETRY, mavlink.MAVLINK_MSG_ID_BATTERY_STATUS),
+    land_speed_m_s=0.7,
 )
 ARDUPILOT = Autopilot(
     "ardupilot",
@@ -163,6 +166,7 @@ ARDUPILOT = Autopilot(
     loss_timeout_s=3.0,
     state_messages=(mavlink.MAVLINK_MSG_ID_ATTITUDE_QUATERNION, mavlink.MAVLINK_MSG_ID_LOCAL_POSITION_NED),
     thrust_param="GUID_OPTIONS",
+    land_speed_m_s=0.5,
 )
 AUTOPILOTS = {"px4": PX4, "ardupilot": ARDUPILOT}
 BY_MAV_AUTOPILOT = {a.mav_autopilot: a for a in AUTOPILOTS.values()}

@@ -110,15 +110,15 @@ def run(bridge, send, clock, mode: str, seconds: float, dt: float = 0.01, **kw) 
         clock.t += dt
 
 
-def test_px4_arming_streams_first_switches_after_a_second_then_arms(clock):
+def test_px4_arming_streams_first_switches_after_1_2_s_then_arms(clock):
     bridge, wire, send = make_bridge("px4", clock)
     heartbeat(bridge, 12, px4_custom_mode(3), armed=False)
-    run(bridge, send, clock, "arming", 0.95, thrust=0.02, rates=(0.0, 0.0, 0.0))
+    run(bridge, send, clock, "arming", 1.15, thrust=0.02, rates=(0.0, 0.0, 0.0))
     setpoints = wire.take(SET_ATTITUDE_TARGET)
-    assert len(setpoints) >= 95  # each command, at once
+    assert len(setpoints) >= 115  # each command, at once
     assert setpoints[0] == (SET_ATTITUDE_TARGET, 128, (0.0, 0.0, 0.0), pytest.approx(0.02 / (4 * KF * RPM_MAX**2)))
     run(bridge, send, clock, "arming", 0.1)
-    assert wire.commands() == [(SET_MODE, 1.0, 6.0, 0.0)]  # OFFBOARD, once the stream has run 1 s
+    assert wire.commands() == [(SET_MODE, 1.0, 6.0, 0.0)]  # OFFBOARD, once the stream has run 1.2 s
     ack(bridge, SET_MODE)
     run(bridge, send, clock, "arming", 0.35)
     assert wire.commands() == [(ARM, 1.0, 0.0, 0.0)]
