@@ -103,7 +103,7 @@ def check_hold(seen: dict) -> None:
     assert max(seen["offsets"]) < 0.3, context
     assert "disarmed (landed (auto disarm))" in seen["fake"] and seen["landed_height"] < 0.06, context
     # stamps: the autopilot's boot clock mapped onto this computer's ROS time, never in the future
-    assert 0.0 <= seen["stamp_lag_s"] < 0.1, seen["stamp_lag_s"]
+    assert 0.0 <= seen["stamp_lag_s"] < 0.5, seen["stamp_lag_s"]
     assert "command refused: MotorCommand on command/motors: an rpm policy" in seen["bridge"], context
 
 
