@@ -22,7 +22,11 @@ import pytest
 pytest.importorskip("cflib", reason="cflib (bitcraze crazyflie-lib-python) is not installed")
 
 from deploy.msgs import BatteryState, PoseStamped, RateThrustCommand, TwistStamped, Vector3, make_header
+from deploy.profile import check_policy, load_deploy_profile
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
+from drivers.crazyflie_convert import load_thrust_curve, max_thrust, thrust_to_command
+from sim.quadrotor.actions import action_spec
+from sim.quadrotor.config import QuadrotorTaskCfg
 from tests.drivers._px4_client import ROOT, dds_env, random_domain, wait_for
 
 MASS, G = 0.027, 9.81
@@ -52,6 +56,21 @@ class RateController:
         roll_ref = (ax * math.sin(yaw) - ay * math.cos(yaw)) / G  # + roll (about forward) tilts it right
         k = 8.0  # 1/s
         return thrust, (k * (roll_ref - roll), k * (pitch_ref - pitch), -2.0 * yaw)
+
+
+def test_the_crazyflie_profile_takes_a_ctbr_policy_and_the_thrust_curve_lifts_its_robot():
+    profile = load_deploy_profile(ROOT / "launch" / "crazyflie_ctbr.yaml")
+    assert profile.action_interface == "ctbr" and profile.safety.quadrotor.interface == "ctbr"
+    assert profile.transport.topic("rate_command").name == "/cf1/command/rates" and profile.vehicle_id == "cf1"
+    cfg = QuadrotorTaskCfg(action_interface="ctbr")
+
+    class CtbrPolicy:
+        obs_spec, action_spec, control_hz = cfg.policy_obs_spec(), action_spec("ctbr", cfg.params), 100.0
+
+    check_policy(profile, CtbrPolicy(), policy_robot_hash=profile.robot_hash)  # raises on a mismatch
+    curve = load_thrust_curve(OPTIONS)
+    weight = profile.robot.mass * G
+    assert 1.8 * weight < max_thrust(curve) and 30000 < thrust_to_command(weight, curve) < 45000
 
 
 def start_fake(domain: int, *extra: str) -> tuple[subprocess.Popen, int]:
