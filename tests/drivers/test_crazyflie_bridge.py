@@ -37,8 +37,8 @@ _names = itertools.count()
 
 
 class Rig:
-    def __init__(self) -> None:
-        self.fake = FakeCrazyflie(seed=2, clock_offset_s=300.0)
+    def __init__(self, require_arming: bool = False) -> None:
+        self.fake = FakeCrazyflie(seed=2, clock_offset_s=300.0, require_arming=require_arming)
         self.name = f"rig{next(_names)}"
         self.link = RecordingLink.attach(self.name, self.fake)
         self.link.run(50.0)
@@ -133,6 +133,20 @@ def test_arming_unlocks_first_then_streams_rates_and_thrust_keeps_alive_and_land
     lands = [wire.decode_hl_land(d) for d in rig.link.packets(wire.PORT_SETPOINT_HL, 0)]
     assert len(notify) == 1 and len(lands) == 1 and lands[0].duration_s >= 1.0
     assert wait_for(lambda: rig.fake.firmware.hl_state == "landing", 1.0)
+
+
+def test_a_crazyflie_that_needs_arming_gets_the_request_until_it_reports_armed():
+    rig = Rig(require_arming=True)
+    try:
+        assert wait_for(lambda: rig.bridge.info is not None, 2.0)
+        assert not rig.bridge.info >> wire.INFO_ARMED & 1 and rig.bridge.info >> wire.INFO_CAN_BE_ARMED & 1
+        rig.run(0.8, "arming", 0.11)
+        arms = rig.link.packets(wire.PORT_SUPERVISOR, wire.SUPERVISOR_CH_COMMAND)
+        assert arms and set(arms) == {bytes([wire.CMD_ARM_SYSTEM, 1])} and len(arms) <= 2
+        assert rig.fake.firmware.armed and rig.bridge.info >> wire.INFO_ARMED & 1
+        assert rig.fake.firmware.state in ("ready to fly", "flying")
+    finally:
+        rig.close()
 
 
 def test_stop_sends_the_stop_setpoint_and_a_disarm_request(rig):
