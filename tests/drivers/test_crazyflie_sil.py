@@ -6,7 +6,7 @@ command/rates the way the runtime does after its safety layer (``arming``: minim
 collective thrust, attitude (levelling towards a weak position hold) -> body rates. Through the thrust unlock,
 stabMode rate, RPYT setpoints, the fake's rate loop and the high-level land.
 
-Measured on the 2-core machine: height RMS about 1 cm over the last 2 s of a 3 s hold at 0.5 m; asserted
+Measured on the 2-core machine: height RMS 6-16 mm (7 runs) over the last 2 s of a 3 s hold at 0.5 m; asserted
 < 3 cm, |error| < 8 cm (busy machines). About 15 s."""
 
 from __future__ import annotations
