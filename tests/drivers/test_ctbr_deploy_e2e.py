@@ -84,3 +84,49 @@ def test_deploy_flies_a_trained_ctbr_policy_through_mavlink_to_px4(tmp_path):
     assert summary["tracking"]["hover_rms_m"] < 0.1, context
     # through PX4's protocol: OFFBOARD, armed, the plan flown on SET_ATTITUDE_TARGET, landed, disarmed
     assert fake.seen("mode OFFBOARD") and fake.seen("armed (arm command)") and fake.seen("disarmed"), context
+
+
+def test_deploy_flies_a_trained_ctbr_policy_through_the_crazyflie_bridge(tmp_path):
+    """cflib on the bridge's side, the fake Crazyflie's firmware rules on the other (thrust lock, rate mode,
+    supervisor, high-level land), the runtime unchanged."""
+    import threading
+
+    from tests.drivers.test_crazyflie_sil import OPTIONS, start_fake
+
+    domain = random_domain()
+    namespace = f"/cfdeploy{domain}"
+    fake, port = start_fake(domain, "--seconds", "90", "--seed", "5")
+    fake_log: list[str] = []
+    threading.Thread(target=lambda: fake_log.extend(fake.stderr), daemon=True).start()  # never let the pipe fill
+    bridge_cmd = [sys.executable, "-m", "drivers.crazyflie_bridge", "--uri", f"udp://127.0.0.1:{port}"]
+    bridge_cmd += ["--namespace", namespace, "--vehicle-id", "cf_e2e", "--config", OPTIONS, "--seconds", "90"]
+    bridge = subprocess.Popen(bridge_cmd, cwd=ROOT, env=dds_env(domain), stderr=subprocess.PIPE, text=True)
+    bridge_log: list[str] = []
+    threading.Thread(target=lambda: bridge_log.extend(bridge.stderr), daemon=True).start()
+    profile = yaml.safe_load((ROOT / "launch" / "crazyflie_ctbr.yaml").read_text())
+    profile["robot"] = str(ROOT / "launch" / "robots" / "crazyflie2.yaml")
+    profile["transport"], profile["vehicle_id"] = {"namespace": namespace}, "cf_e2e"
+    profile["plan"]["hover_s"] = 3.0
+    profile["safety"]["common"]["max_state_age_s"] = 0.25  # three processes on a busy 2-core machine
+    profile.pop("realtime_priority", None)
+    path = tmp_path / "cf.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    operator = subprocess.Popen(
+        [sys.executable, "-m", "deploy.operator", "--namespace", namespace, "--script", "arm@0"],
+        cwd=ROOT,
+        env=dds_env(domain),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cmd = [sys.executable, "sim2real.py", "deploy", "--profile", str(path), "--policy", str(POLICY)]
+    cmd += ["--operator", "external", "--log", str(tmp_path / "run.mcap")]
+    try:
+        run = subprocess.run(cmd, cwd=ROOT, env=dds_env(domain), capture_output=True, text=True, timeout=120)
+    finally:
+        for p in (operator, bridge, fake):
+            p.terminate()
+            p.wait(10)
+    summary = summary_of(run)
+    context = (summary.get("transitions"), run.stderr[-2000:], "".join(bridge_log)[-1500:], "".join(fake_log)[-1500:])
+    assert run.returncode == 0 and summary.get("end") == "plan complete", context
+    assert summary["tracking"]["hover_rms_m"] < 0.1, context
