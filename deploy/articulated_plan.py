@@ -1,6 +1,8 @@
 """Plans of the articulated deploy runtime (what an operator would do with a joystick): a legged robot stands
 up, holds, walks at a velocity command and stops; an arm moves to its default pose and reaches end-effector targets.
-Torch-free. :meth:`at` gives the :class:`PlanStep` at a time since the plan started (the first ACTIVE cycle)."""
+With a streamed reference (:class:`StreamedArticulatedPlan`) only the scripted start runs; the command then comes
+from a topic. Torch-free. :meth:`at` gives the :class:`PlanStep` at a time since the plan started (the first ACTIVE
+cycle)."""
 
 from __future__ import annotations
 

@@ -295,7 +295,8 @@ class TargetReference(_Follower):
         super().__init__(StreamWatch(subscription, config.timeout_s, config.lost_s, self._check, stale))
         self.config = config
         self.position = np.asarray(position, dtype=float).copy()
-        self.quat = np.asarray(quat, dtype=float) / np.linalg.norm(quat)
+        norm = float(np.linalg.norm(quat))
+        self.quat = np.asarray(quat, dtype=float) / norm if norm > 0.5 else DOWN_WXYZ.copy()
         self.target: np.ndarray | None = None  # the latest usable target, clipped
         self.target_quat: np.ndarray | None = None
 
@@ -325,14 +326,13 @@ class TargetReference(_Follower):
         p, o = msg.pose.position, msg.pose.orientation
         requested = np.array([p.x, p.y, p.z], dtype=float)
         quat = np.array([o.w, o.x, o.y, o.z], dtype=float)
+        quat /= np.linalg.norm(quat)
         self.target = self.clip(requested)
-        self.target_quat = clip_orientation(quat / np.linalg.norm(quat), self.config.yaw_rad, self.config.tilt_rad)
+        self.target_quat = clip_orientation(quat, self.config.yaw_rad, self.config.tilt_rad)
         if np.any(self.target != requested):
             self.watch.warn("clip", "target %s outside the workspace: kept at %s", requested, self.target)
-        if abs(float(np.dot(self.target_quat, quat))) < np.linalg.norm(quat) * (1.0 - 1e-9):
-            self.watch.warn(
-                "turn", "orientation %s outside the trained ones: kept at %s", quat, self.target_quat.round(3)
-            )
+        if abs(float(np.dot(self.target_quat, quat))) < 1.0 - 1e-9:
+            self.watch.warn("turn", "orientation %s outside the trained ones: kept at %s", quat, self.target_quat)
         self.position = step_toward(self.position, self.target, self.config.max_speed_m_s * dt)
         self.quat = rotate_toward(self.quat, self.target_quat, self.config.max_angular_speed_rad_s * dt)
         return ""

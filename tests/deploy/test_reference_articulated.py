@@ -515,6 +515,7 @@ def test_legged_cmd_vel_reaches_the_policy_observation_and_a_lost_stream_falls_b
         finally:
             stop.set()
     fallback_s = assert_lost_fallback(runtime)
+    assert runtime.summary()["tracking"]["cmd_vel_velocity_error_m_s"] is not None  # the base twist is published
 
     log = read_log(tmp_path / "run.mcap")
     obs = log.topic("/sim2real/policy/observation")
