@@ -119,14 +119,10 @@ class SetpointReference:
         self.floor_z = float(start[2])
         self.velocity = np.zeros(3)
         self.target: np.ndarray | None = None
-        self.armed_at: float | None = None
         self._last: float | None = None
-        self._warned: set[str] = set()
-
-    def _warn(self, key: str, message: str, *args: object) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("reference %s: " + message, self.sub.topic, *args)
+        self.watch = StreamWatch(
+            subscription, config.timeout_s, config.lost_s, _setpoint_refusal, "holding the reference where it is"
+        )
 
     def clip(self, point: np.ndarray) -> np.ndarray:
         """``point`` (3,) world m kept inside the geofence and between the floor and the ceiling, by the margin."""
@@ -141,35 +137,20 @@ class SetpointReference:
         return np.array([center[0] + xy[0], center[1] + xy[1], z])
 
     def update(self, now: float) -> str:
-        """Advance the reference to ``now`` (monotonic s); returns a fault ('' if none): the stream is lost."""
+        """Advance the reference to ``now`` (monotonic s); returns a fault ('' if none): the stream is lost.
+        Setpoints in another frame or not finite are skipped (at WARNING, once): the stream's age runs on from the
+        last usable one, so a stream of bad setpoints goes stale and then lost."""
         dt = 0.0 if self._last is None else max(now - self._last, 0.0)
         self._last = now
-        if self.armed_at is None:
-            self.armed_at = now
-        msg, arrival_ns = self.sub.latest_arrival()
-        if msg is not None and msg.header.frame_id not in WORLD_FRAMES:
-            self._warn(
-                "frame", "frame_id %r is not a world frame %s: setpoints ignored", msg.header.frame_id, WORLD_FRAMES
-            )
-            msg = None
-        age = math.inf if msg is None else now - arrival_ns * 1e-9
-        since = now - self.armed_at
-        if age > self.config.lost_s and since > self.config.lost_s:
-            return f"reference stream {self.sub.topic} lost: no setpoint for {min(age, since):.2f} s"
+        msg, fault = self.watch.poll(now)
         self.velocity = np.zeros(3)
-        if age > self.config.timeout_s:
-            if msg is not None:
-                self._warn("stale", "no setpoint for %.2f s: holding the reference where it is", age)
-            return ""
-        self._warned.discard("stale")
+        if fault or msg is None:
+            return fault
         p = msg.pose.position
         requested = np.array([p.x, p.y, p.z], dtype=float)
-        if not np.all(np.isfinite(requested)):
-            self._warn("nan", "a setpoint that is not finite was ignored")
-            return ""
         self.target = self.clip(requested)
         if np.linalg.norm(self.target - requested) > 1e-6:
-            self._warn(
+            self.watch.warn(
                 "clipped", "setpoint %s outside the envelope: kept at %s", requested.round(2), self.target.round(2)
             )
         step = self.target - self.position
@@ -180,6 +161,14 @@ class SetpointReference:
         self.position = self.position + step
         self.velocity = step / dt if dt > 0 else np.zeros(3)
         return ""
+
+
+def _setpoint_refusal(msg) -> str:
+    """Why a position setpoint is not usable ('' when it is)."""
+    if msg.header.frame_id not in WORLD_FRAMES:
+        return f"frame_id {msg.header.frame_id!r} is not a world frame {WORLD_FRAMES}"
+    p = msg.pose.position
+    return "" if all(math.isfinite(v) for v in (p.x, p.y, p.z)) else "a setpoint that is not finite"
 
 
 class StreamWatch:

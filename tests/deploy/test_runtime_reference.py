@@ -3,6 +3,7 @@ inside the envelope and rate-limited; a stale stream holds, a lost one lands."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import subprocess
@@ -182,3 +183,14 @@ def test_profile_reference_section_reaches_the_adapter_config(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(DeployProfileError, match="max_speed_m_s: expected a positive number"):
         load_deploy_profile(path)
+
+
+def test_a_stream_of_unusable_setpoints_goes_stale_then_lost():
+    """NaN setpoints keep arriving: none is usable, so the stream ages from the last good one and is lost."""
+    ref, sub = follower(timeout_s=0.5, lost_s=2.0)
+    sub.put((0.0, 0.0, 1.0), 0.0)
+    assert ref.update(0.0) == ""
+    for k in range(1, 30):
+        sub.put((math.nan, 0.0, 1.0), 0.1 * k)
+        fault = ref.update(0.1 * k)
+        assert (fault != "") == (0.1 * k > 2.0), (k, fault)
