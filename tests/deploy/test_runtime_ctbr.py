@@ -1,56 +1,25 @@
 """Collective thrust + body rate (ctbr) policies through the runtime: the safety layer limits thrust and rates,
-its fallback commands thrust and rates (the autopilot's rate loop does the rest), and a flight over DDS against
-the simulated quadrotor taking RateThrustCommand as an autopilot would."""
+its fallback commands thrust and rates (the autopilot's rate loop does the rest). Flights over DDS with a trained
+ctbr policy, through `sim2real deploy`: tests/drivers/test_ctbr_deploy_e2e.py."""
 
 from __future__ import annotations
 
 import math
-import os
-import random
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from deploy.recording import read_log
-from deploy.recording.recorder import FlightRecorder
-from deploy.runtime import FlightPlan
 from deploy.safety import CommandMode, SafetyLayer, SafetyState, StateSample, crazyflie_profile
 from deploy.safety.fallback import QuadrotorBehaviour
-from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
-from policies.baselines.pid import QuadrotorPID
-from sim.quadrotor.actions import action_spec
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
-from tests.deploy.runtimes import quadrotor_runtime
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def ctbr_profile():
     p = crazyflie_profile()
     return replace(p, quadrotor=replace(p.quadrotor, interface="ctbr"))
-
-
-class CtbrPID:
-    """The batched PID in ctbr mode as a single-robot policy: observation (D,) -> (thrust N, rates rad/s)."""
-
-    def __init__(self):
-        cfg = QuadrotorTaskCfg(action_interface="ctbr")
-        self.obs_spec, self.action_spec, self.control_hz = (
-            cfg.policy_obs_spec(),
-            action_spec("ctbr", cfg.params),
-            cfg.control_hz,
-        )
-        self.pid = QuadrotorPID(self.obs_spec, self.action_spec, cfg.params, cfg.control_dt, 1)
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        a = self.pid.act(torch.as_tensor(obs, dtype=torch.float32)[None])[0]
-        return self.action_spec.to_physical(a).numpy()
 
 
 def test_ctbr_limits_thrust_range_rates_and_slew():
@@ -117,43 +86,3 @@ def test_ctbr_fallback_lands_the_simulated_vehicle():
     assert p[2] <= profile.quadrotor.fallback.ground_z_m + profile.quadrotor.fallback.landed_height_m + 0.01
     assert np.hypot(p[0] - 0.3, p[1] + 0.2) < 0.4, f"drifted to {p[:2]}"
     assert max_tilt < 25.0
-
-
-@pytest.fixture
-def ctbr_sim_robot():
-    domain = random.randint(1, 230)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
-    cmd = [sys.executable, "-m", "drivers.sim_robot", "--seconds", "40", "--seed", "5", "--interface", "ctbr"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    yield domain
-    proc.kill()
-    proc.wait(timeout=10)
-
-
-def test_ctbr_policy_flies_through_the_runtime(ctbr_sim_robot, tmp_path):
-    domain = ctbr_sim_robot
-    transport = TransportConfig.from_mapping(None)
-    plan = FlightPlan(height_m=0.8, climb_rate_m_s=0.5, hover_s=3.0, descent_rate_m_s=0.5)
-    with (
-        Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node,
-        FlightRecorder(tmp_path / "run.mcap") as rec,
-    ):
-        runtime = quadrotor_runtime(CtbrPID(), node, transport, SafetyLayer(ctbr_profile()), rec, plan)
-        assert runtime.adapter.command_key == "rate_command"
-        assert runtime.adapter.pose_sub.wait_for_publishers(1, timeout_s=30.0)
-        runtime.run(timeout_s=20.0)
-    states = [t.to_state for t in runtime.safety.transitions]
-    assert states == [SafetyState.ARMING, SafetyState.ACTIVE, SafetyState.DISARMED], [
-        str(t) for t in runtime.safety.transitions
-    ]
-    assert runtime.safety.transitions[-1].reason == "plan complete, robot at rest"
-    t, err = np.array(runtime.adapter.errors).T
-    hovering = (t > plan.climb_s + 1.0) & (t < plan.climb_s + plan.hover_s)
-    rms = np.sqrt(np.mean(err[hovering] ** 2))
-    assert hovering.sum() > 150 and rms < 0.1, f"hover RMS {rms:.3f} m over {hovering.sum()} cycles"
-    log = read_log(tmp_path / "run.mcap")
-    rates = [m.msg for m in log.messages if m.topic.endswith("command/rates")]
-    assert rates and not any(m.topic.endswith("command/motors") for m in log.messages)
-    thrust = np.array([m.thrust for m in rates if m.mode == "policy"])
-    hover_n = 0.027 * 9.81
-    assert 0.7 * hover_n < np.median(thrust) < 1.3 * hover_n  # newtons, about the weight while hovering

@@ -47,6 +47,16 @@ def test_deploy_flies_a_trained_ctbr_policy_in_sil(tmp_path):
         run.stderr[-2000:],
     )
     assert summary["tracking"]["hover_rms_m"] < 0.05, summary["tracking"]
+    # the log holds the ctbr commands, in newtons and rad/s, and no motor speeds
+    from deploy.recording import read_log
+
+    messages = read_log(tmp_path / "run.mcap").messages
+    rates = [m.msg for m in messages if m.topic.endswith("command/rates")]
+    assert rates and not any(m.topic.endswith("command/motors") for m in messages)
+    thrust = sorted(m.thrust for m in rates if m.mode == "policy")
+    hover_n = 0.027 * 9.81
+    assert 0.7 * hover_n < thrust[len(thrust) // 2] < 1.3 * hover_n  # the median: about the weight
+    assert max(abs(m.body_rate.x) for m in rates) <= 12.0  # inside the safety layer's rate limits
 
 
 def test_deploy_flies_a_trained_ctbr_policy_through_mavlink_to_px4(tmp_path):
