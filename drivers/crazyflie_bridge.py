@@ -57,14 +57,7 @@ from deploy.loop import FixedRateLoop
 from deploy.msgs import (
     BatteryState,
     MotorCommand,
-    Point,
-    Pose,
-    PoseStamped,
-    Quaternion,
     RateThrustCommand,
-    Twist,
-    TwistStamped,
-    Vector3,
     make_header,
 )
 from deploy.transport import Ros2Node, TransportConfig
@@ -80,6 +73,7 @@ from drivers.crazyflie_convert import (
 )
 from drivers.crazyflie_link import CrazyflieLinkError, CrazyflieSession
 from drivers.px4_convert import ClockOffset
+from drivers.state_out import StateOut
 from drivers.vehicle import VehicleFilter, default_vehicle_id
 
 log = logging.getLogger("sim2real.crazyflie_bridge")
@@ -127,10 +121,7 @@ class CrazyflieBridge:
         self.phase: str | None = None  # None | "arming" | "policy" | "landing" | "stop"
         self.unlocked, self.ground_z, self._stop_start, self.stop_hold_s = False, 0.0, -math.inf, 3.0
         self._logged: set[str] = set()
-        pose, twist, battery = transport.topic("pose"), transport.topic("twist"), transport.topic("battery")
-        self.pose_pub = node.publisher(pose.name, PoseStamped, pose.qos)
-        self.twist_pub = node.publisher(twist.name, TwistStamped, twist.qos)
-        self.battery_pub = node.publisher(battery.name, BatteryState, battery.qos)
+        self.state_out = StateOut(node, transport)
         t_rates, t_motors = transport.topic("rate_command"), transport.topic("motor_command")
         node.subscription(t_rates.name, RateThrustCommand, t_rates.qos, callback=self._on_command)
         node.subscription(t_motors.name, MotorCommand, t_motors.qos, callback=self._on_rpm_command)
@@ -147,13 +138,10 @@ class CrazyflieBridge:
         return self.clock.to_host_ns(us)
 
     def on_state(self, ticks24: int, values: dict) -> None:
-        header = make_header(self._stamp_ns(ticks24), "world")
+        stamp_ns = self._stamp_ns(ticks24)
         s = state_from_log(values)
         self.position = tuple(float(v) for v in s.position)
-        w, x, y, z = (float(v) for v in s.quaternion)
-        self.pose_pub.publish(PoseStamped(header, Pose(Point(*self.position), Quaternion(x, y, z, w))))
-        twist = Twist(Vector3(*map(float, s.velocity)), Vector3(*map(float, s.rates)))
-        self.twist_pub.publish(TwistStamped(header, twist))
+        self.state_out.publish(stamp_ns, self.position, s.quaternion, s.velocity, s.rates)
 
     def on_status(self, ticks24: int, values: dict) -> None:
         stamp = self._stamp_ns(ticks24)
@@ -162,7 +150,7 @@ class CrazyflieBridge:
             self._on_info(int(info))
         volts = float(values.get("pm.vbat", math.nan))
         status = POWER_STATUS.get(int(values.get("pm.state", 0)), 0)
-        self.battery_pub.publish(
+        self.state_out.publish_battery(
             BatteryState(
                 make_header(stamp),
                 voltage=volts,

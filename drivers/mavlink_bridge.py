@@ -54,14 +54,7 @@ from deploy.loop import FixedRateLoop
 from deploy.msgs import (
     BatteryState,
     MotorCommand,
-    Point,
-    Pose,
-    PoseStamped,
-    Quaternion,
     RateThrustCommand,
-    Twist,
-    TwistStamped,
-    Vector3,
     make_header,
 )
 from deploy.transport import Ros2Node, TransportConfig
@@ -86,6 +79,7 @@ from drivers.mavlink_wire import (
     rpm_refusal,
 )
 from drivers.px4_convert import ClockOffset, FrameError
+from drivers.state_out import StateOut
 from drivers.vehicle import VehicleFilter, default_vehicle_id
 
 log = logging.getLogger("sim2real.mavlink_bridge")
@@ -121,10 +115,7 @@ class MavlinkBridge:
         self._command_time = self._last_sent = self._stream_since = self._last_request = -math.inf
         self._stale_logged = self._not_engaged_logged = self._rpm_logged = self._param_logged = False
         self._logged_once: set[str] = set()
-        pose, twist, battery = transport.topic("pose"), transport.topic("twist"), transport.topic("battery")
-        self.pose_pub = node.publisher(pose.name, PoseStamped, pose.qos)
-        self.twist_pub = node.publisher(twist.name, TwistStamped, twist.qos)
-        self.battery_pub = node.publisher(battery.name, BatteryState, battery.qos)
+        self.state_out = StateOut(node, transport)
         rates, motors = transport.topic("rate_command"), transport.topic("motor_command")
         node.subscription(rates.name, RateThrustCommand, rates.qos, callback=self._on_command)
         node.subscription(motors.name, MotorCommand, motors.qos, callback=self._on_motor_command)
@@ -177,13 +168,8 @@ class MavlinkBridge:
         if not state.pose_finite:
             return  # no estimate yet: the runtime sees a stale state and will not arm
         self._last_state = time.monotonic()
-        header = make_header(self.clock.to_host_ns(stamp_us), "world")
-        q = state.quat
-        orientation = Quaternion(float(q[1]), float(q[2]), float(q[3]), float(q[0]))
-        self.pose_pub.publish(PoseStamped(header, Pose(Point(*map(float, state.position)), orientation)))
-        if state.twist_finite:
-            twist = Twist(Vector3(*map(float, state.velocity)), Vector3(*map(float, state.rates)))
-            self.twist_pub.publish(TwistStamped(header, twist))
+        twist = (state.velocity, state.rates) if state.twist_finite else (None, None)
+        self.state_out.publish(self.clock.to_host_ns(stamp_us), state.position, state.quat, *twist)
 
     def _on_battery(self, msg) -> None:
         if msg.get_type() == "BATTERY_STATUS":
@@ -193,7 +179,7 @@ class MavlinkBridge:
             return  # BATTERY_STATUS says more
         else:
             voltage, current, remaining, cells = battery_from_sys_status(msg)
-        self.battery_pub.publish(
+        self.state_out.publish_battery(
             BatteryState(
                 make_header(time.time_ns()),
                 voltage=voltage,

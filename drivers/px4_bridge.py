@@ -47,14 +47,7 @@ from deploy.loop import FixedRateLoop
 from deploy.msgs import (
     BatteryState,
     MotorCommand,
-    Point,
-    Pose,
-    PoseStamped,
-    Quaternion,
     RateThrustCommand,
-    Twist,
-    TwistStamped,
-    Vector3,
     make_header,
 )
 from deploy.msgs.px4 import (
@@ -91,6 +84,7 @@ from drivers.px4_wire import (
     motor_options_from_args,
     topics_from_args,
 )
+from drivers.state_out import StateOut
 from drivers.vehicle import VehicleFilter, default_vehicle_id
 
 log = logging.getLogger("sim2real.px4_bridge")
@@ -118,10 +112,7 @@ class Px4Bridge:
         self.keepalive_period_s, self.retry_s = 1.0 / keepalive_hz, retry_s
         self._vehicle_id = vehicle_id or default_vehicle_id(transport.namespace)
         self.reset()
-        pose, twist, battery = transport.topic("pose"), transport.topic("twist"), transport.topic("battery")
-        self.pose_pub = node.publisher(pose.name, PoseStamped, pose.qos)
-        self.twist_pub = node.publisher(twist.name, TwistStamped, twist.qos)
-        self.battery_pub = node.publisher(battery.name, BatteryState, battery.qos)
+        self.state_out = StateOut(node, transport)
         for key, cls in (("motor_command", MotorCommand), ("rate_command", RateThrustCommand)):
             t = transport.topic(key)
             node.subscription(t.name, cls, t.qos, callback=self._on_command)
@@ -160,12 +151,9 @@ class Px4Bridge:
         rates = frd_to_flu(msg.angular_velocity)
         if not (np.isfinite(position).all() and np.isfinite(q).all()):
             return  # PX4 has no pose estimate yet; the runtime sees a stale state and will not arm
-        header = make_header(self.clock.to_host_ns(msg.timestamp_sample or msg.timestamp), "world")
-        orientation = Quaternion(float(q[1]), float(q[2]), float(q[3]), float(q[0]))
-        self.pose_pub.publish(PoseStamped(header, Pose(Point(*map(float, position)), orientation)))
-        if np.isfinite(velocity).all() and np.isfinite(rates).all():
-            twist = Twist(Vector3(*map(float, velocity)), Vector3(*map(float, rates)))
-            self.twist_pub.publish(TwistStamped(header, twist))
+        self.state_out.publish(
+            self.clock.to_host_ns(msg.timestamp_sample or msg.timestamp), position, q, velocity, rates
+        )
 
     def _on_status(self, msg: VehicleStatus) -> None:
         old = self.status
@@ -181,7 +169,7 @@ class Px4Bridge:
         if not self.clock.ready:
             return
         cells = [float(v) for v in msg.voltage_cell_v[: msg.cell_count]]
-        self.battery_pub.publish(
+        self.state_out.publish_battery(
             BatteryState(
                 make_header(self.clock.to_host_ns(msg.timestamp)),
                 voltage=float(msg.voltage_v),
