@@ -28,34 +28,11 @@ from drivers.crazyflie_convert import load_thrust_curve, max_thrust, thrust_to_c
 from sim.quadrotor.actions import action_spec
 from sim.quadrotor.config import QuadrotorTaskCfg
 from tests.drivers._px4_client import ROOT, dds_env, random_domain, wait_for
+from tests.drivers.test_px4_ctbr_sil import RateController
 
 MASS, G = 0.027, 9.81
 HEIGHT, CLIMB_S, HOLD_S = 0.5, 1.0, 3.0
 OPTIONS = str(ROOT / "launch" / "crazyflie_bridge.yaml")
-
-
-class RateController:
-    """Height PID -> thrust (N); roll/pitch towards the tilt a position PD asks for, yaw towards 0 -> body rates
-    FLU (rad/s). Small angles: body rates ~ Euler angle rates."""
-
-    def __init__(self, dt: float) -> None:
-        self.dt, self.integral = dt, 0.0
-
-    def __call__(self, pose: PoseStamped, twist: TwistStamped, z_ref: float, vz_ref: float):
-        p, o, v = pose.pose.position, pose.pose.orientation, twist.twist.linear
-        w, x, y, z = o.w, o.x, o.y, o.z
-        roll = math.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
-        pitch = math.asin(max(-1.0, min(1.0, 2 * (w * y - z * x))))
-        yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-        err = z_ref - p.z
-        self.integral = max(-0.5, min(0.5, self.integral + err * self.dt))
-        az = 10.0 * err + 5.0 * (vz_ref - v.z) + 10.0 * self.integral
-        thrust = max(MASS * (G + az) / max(math.cos(roll) * math.cos(pitch), 0.7), 0.0)
-        ax, ay = -1.0 * p.x - 1.5 * v.x, -1.0 * p.y - 1.5 * v.y  # world, m/s^2
-        pitch_ref = (ax * math.cos(yaw) + ay * math.sin(yaw)) / G  # + pitch (about left) tilts thrust forward
-        roll_ref = (ax * math.sin(yaw) - ay * math.cos(yaw)) / G  # + roll (about forward) tilts it right
-        k = 8.0  # 1/s
-        return thrust, (k * (roll_ref - roll), k * (pitch_ref - pitch), -2.0 * yaw)
 
 
 def test_the_crazyflie_profile_takes_a_ctbr_policy_and_the_thrust_curve_lifts_its_robot():
