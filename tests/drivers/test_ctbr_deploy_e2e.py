@@ -59,18 +59,16 @@ def test_deploy_flies_a_trained_ctbr_policy_in_sil(tmp_path):
     assert max(abs(m.body_rate.x) for m in rates) <= 12.0  # inside the safety layer's rate limits
 
 
-def test_deploy_flies_a_trained_ctbr_policy_through_mavlink_to_px4(tmp_path):
-    domain, port = random_domain(), free_udp_port()
-    namespace = f"/mavdeploy{domain}"
-    fake = start_fake("px4", port, "--seed", "3", seconds=90.0, domain=domain)
-    bridge = start_bridge("px4", port, domain, namespace, "mav_e2e")
-    profile = yaml.safe_load((ROOT / "launch" / "mavlink_px4.yaml").read_text())
+def deploy_through_a_bridge(tmp_path, launch: str, namespace: str, vehicle_id: str, domain: int, **plan):
+    """`sim2real deploy --operator external` with launch/<launch>'s profile on ``namespace`` (relaxed for three
+    processes on a busy 2-core machine), a scripted operator that arms at once; returns the finished run."""
+    profile = yaml.safe_load((ROOT / "launch" / launch).read_text())
     profile["robot"] = str(ROOT / "launch" / "robots" / "crazyflie2.yaml")
-    profile["transport"], profile["vehicle_id"] = {"namespace": namespace}, "mav_e2e"
-    profile["plan"] = {"height_m": 0.6, "climb_rate_m_s": 0.5, "hover_s": 3.0, "descent_rate_m_s": 0.4}
-    profile["safety"]["common"]["max_state_age_s"] = 0.25  # three processes on a busy 2-core machine
+    profile["transport"], profile["vehicle_id"] = {"namespace": namespace}, vehicle_id
+    profile["plan"] = {**profile["plan"], **plan}
+    profile["safety"]["common"]["max_state_age_s"] = 0.25
     profile.pop("realtime_priority", None)
-    path = tmp_path / "mav.yaml"
+    path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(profile))
     operator = subprocess.Popen(
         [sys.executable, "-m", "deploy.operator", "--namespace", namespace, "--script", "arm@0"],
@@ -82,10 +80,21 @@ def test_deploy_flies_a_trained_ctbr_policy_through_mavlink_to_px4(tmp_path):
     cmd = [sys.executable, "sim2real.py", "deploy", "--profile", str(path), "--policy", str(POLICY)]
     cmd += ["--operator", "external", "--log", str(tmp_path / "run.mcap")]
     try:
-        run = subprocess.run(cmd, cwd=ROOT, env=dds_env(domain), capture_output=True, text=True, timeout=120)
+        return subprocess.run(cmd, cwd=ROOT, env=dds_env(domain), capture_output=True, text=True, timeout=120)
     finally:
         operator.terminate()
         operator.wait(10)
+
+
+def test_deploy_flies_a_trained_ctbr_policy_through_mavlink_to_px4(tmp_path):
+    domain, port = random_domain(), free_udp_port()
+    namespace = f"/mavdeploy{domain}"
+    fake = start_fake("px4", port, "--seed", "3", seconds=90.0, domain=domain)
+    bridge = start_bridge("px4", port, domain, namespace, "mav_e2e")
+    plan = {"height_m": 0.6, "climb_rate_m_s": 0.5, "hover_s": 3.0, "descent_rate_m_s": 0.4}
+    try:
+        run = deploy_through_a_bridge(tmp_path, "mavlink_px4.yaml", namespace, "mav_e2e", domain, **plan)
+    finally:
         bridge.stop()
         fake.stop()
     summary = summary_of(run)
@@ -113,27 +122,10 @@ def test_deploy_flies_a_trained_ctbr_policy_through_the_crazyflie_bridge(tmp_pat
     bridge = subprocess.Popen(bridge_cmd, cwd=ROOT, env=dds_env(domain), stderr=subprocess.PIPE, text=True)
     bridge_log: list[str] = []
     threading.Thread(target=lambda: bridge_log.extend(bridge.stderr), daemon=True).start()
-    profile = yaml.safe_load((ROOT / "launch" / "crazyflie_ctbr.yaml").read_text())
-    profile["robot"] = str(ROOT / "launch" / "robots" / "crazyflie2.yaml")
-    profile["transport"], profile["vehicle_id"] = {"namespace": namespace}, "cf_e2e"
-    profile["plan"]["hover_s"] = 3.0
-    profile["safety"]["common"]["max_state_age_s"] = 0.25  # three processes on a busy 2-core machine
-    profile.pop("realtime_priority", None)
-    path = tmp_path / "cf.yaml"
-    path.write_text(yaml.safe_dump(profile))
-    operator = subprocess.Popen(
-        [sys.executable, "-m", "deploy.operator", "--namespace", namespace, "--script", "arm@0"],
-        cwd=ROOT,
-        env=dds_env(domain),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    cmd = [sys.executable, "sim2real.py", "deploy", "--profile", str(path), "--policy", str(POLICY)]
-    cmd += ["--operator", "external", "--log", str(tmp_path / "run.mcap")]
     try:
-        run = subprocess.run(cmd, cwd=ROOT, env=dds_env(domain), capture_output=True, text=True, timeout=120)
+        run = deploy_through_a_bridge(tmp_path, "crazyflie_ctbr.yaml", namespace, "cf_e2e", domain, hover_s=3.0)
     finally:
-        for p in (operator, bridge, fake):
+        for p in (bridge, fake):
             p.terminate()
             p.wait(10)
     summary = summary_of(run)
