@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deploy.observation import quat_multiply
 from deploy.runtime.reference import ReferenceConfigError, StreamWatch, parse_section, positive
 
 BASE_FRAMES = ("", "base", "base_link")
@@ -170,20 +171,6 @@ def step_toward(current: np.ndarray, goal: np.ndarray, max_step: float) -> np.nd
     if distance <= max_step:
         return goal.copy()
     return current + delta * (max_step / distance)
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product, w-first. (4,), (4,) -> (4,)."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
 
 
 def quat_conjugate(q: np.ndarray) -> np.ndarray:
