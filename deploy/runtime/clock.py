@@ -39,6 +39,11 @@ def ros_minus_monotonic_ns() -> int:
     return time.time_ns() - time.monotonic_ns()
 
 
+def ros_stamp_ns(now: float) -> int:
+    """The ROS time (ns) of ``now`` on the monotonic clock (s): what the runtime writes in stamps and log times."""
+    return round(now * 1e9) + ros_minus_monotonic_ns()
+
+
 class StreamClock:
     """Maps one input stream's header stamps onto this computer's monotonic clock (see the module docstring)."""
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 import signal
-import threading
 import time
 
 import numpy as np
@@ -37,8 +36,9 @@ import numpy as np
 from deploy.loop import FixedRateLoop, LoopStats
 from deploy.msgs import String
 from deploy.recording import RecorderError
-from deploy.runtime.clock import ros_minus_monotonic_ns
+from deploy.runtime.clock import ros_minus_monotonic_ns, ros_stamp_ns
 from deploy.runtime.contract import Act, Policy, Reading, RobotAdapter
+from deploy.runtime.signals import install_signal_handler, restore_signal_handlers
 from deploy.safety import CommandMode, SafeCommand, SafetyLayer, SafetyState
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.vehicle import default_vehicle_id
@@ -46,12 +46,6 @@ from drivers.vehicle import default_vehicle_id
 log = logging.getLogger("sim2real.runtime")
 
 RUNNING = (SafetyState.ARMING, SafetyState.ACTIVE)
-
-
-def ros_stamp_ns(now: float) -> int:
-    """The ROS time (system clock, ns) of ``now`` on the monotonic clock: what the runtime writes in stamps and
-    log times (deploy/runtime/clock.py)."""
-    return round(now * 1e9) + ros_minus_monotonic_ns()
 
 
 class Runtime:
@@ -292,7 +286,7 @@ class Runtime:
         RuntimeError when it cannot arm (the robot was never commanded anything but a stop)."""
         loop = FixedRateLoop(self.policy.control_hz, realtime_priority=self.realtime_priority)
         state = {"end": math.inf, "armed": False, "arm_deadline": None, "fb": None, "why": ""}
-        previous = self._install_signals()
+        previous = install_signal_handler(self._signal)
         try:
             stats = loop.run(lambda now: self._step(now, state, timeout_s), duration_s=self._duration(timeout_s))
         except BaseException as exc:
@@ -300,7 +294,7 @@ class Runtime:
             log.error("the control loop ended by %s; sending a stop command", self.loop_error)
             raise
         finally:
-            self._restore_signals(previous)
+            restore_signal_handlers(previous)
             self._final_stop()
         if not state["armed"]:
             raise RuntimeError(f"could not arm within {timeout_s} s: {state['why']}")
@@ -371,22 +365,9 @@ class Runtime:
         elif self.safety.state is SafetyState.ARMING:
             self.safety.disarm(now, "stop requested (signal) while arming")
 
-    def _install_signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: self._signal(signum))
-        return previous
-
     def _signal(self, signum: int) -> None:
         log.warning("%s received: %s", signal.Signals(signum).name, "landing" if not self._stop_requests else "e-stop")
         self.request_stop()
-
-    @staticmethod
-    def _restore_signals(previous) -> None:
-        for sig, handler in (previous or {}).items():
-            signal.signal(sig, handler)
 
     def _final_stop(self) -> None:
         """Whatever ended the loop: the last command on the wire is a stop, and the log says why."""

@@ -7,8 +7,7 @@ import logging
 
 import pytest
 
-from deploy.runtime.clock import StreamClock
-from deploy.runtime.core import ros_stamp_ns
+from deploy.runtime.clock import StreamClock, ros_stamp_ns
 
 S = 1_000_000_000
 ROS_MINUS_MONO = 1_765_000_000 * S  # this computer: ROS time = monotonic + ~56 years
