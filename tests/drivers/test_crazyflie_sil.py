@@ -11,7 +11,6 @@ Measured on the 2-core machine: height RMS 6-16 mm (7 runs) over the last 2 s of
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from drivers.crazyflie_convert import load_thrust_curve, max_thrust, thrust_to_c
 from sim.quadrotor.actions import action_spec
 from sim.quadrotor.config import QuadrotorTaskCfg
 from tests.drivers._px4_client import ROOT, dds_env, random_domain, wait_for
-from tests.drivers.test_px4_ctbr_sil import RateController
+from tests.drivers.test_px4_ctbr_sil import climb_and_hold
 
 MASS, G = 0.027, 9.81
 HEIGHT, CLIMB_S, HOLD_S = 0.5, 1.0, 3.0
@@ -92,16 +91,7 @@ def test_ctbr_flight_through_the_crazyflie_bridge_climbs_holds_and_lands_itself(
             for _ in range(50):  # the runtime's arming window: minimum thrust, zero rates, 0.5 s
                 send("arming", 0.11)
                 time.sleep(0.01)
-            controller, start, dt = RateController(0.01), time.monotonic(), 0.01
-            while (t := time.monotonic() - start) < CLIMB_S + HOLD_S:
-                z_ref, vz_ref = (HEIGHT * t / CLIMB_S, HEIGHT / CLIMB_S) if t < CLIMB_S else (HEIGHT, 0.0)
-                pose = poses.latest()
-                send("policy", *controller(pose, twists.latest(), z_ref, vz_ref))
-                if t > CLIMB_S + 1.0:  # the last 2 s of the hold
-                    p = pose.pose.position
-                    errors.append(p.z - HEIGHT)
-                    offsets.append(math.hypot(p.x, p.y))
-                time.sleep(dt)
+            climb_and_hold(send, poses, twists, HOLD_S, errors, offsets)
             deadline = time.monotonic() + 6.0  # fallback: the Crazyflie's own land (0.5 m at 0.3 m/s: 1.7 s)
             while time.monotonic() < deadline:
                 send("fallback", MASS * G)

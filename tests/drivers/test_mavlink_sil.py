@@ -23,7 +23,7 @@ from deploy.msgs import BatteryState, MotorCommand, PoseStamped, RateThrustComma
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from tests.drivers._mavlink_client import free_udp_port, start_bridge, start_fake
 from tests.drivers._px4_client import random_domain, wait_for
-from tests.drivers.test_px4_ctbr_sil import MASS, RateController
+from tests.drivers.test_px4_ctbr_sil import MASS, climb_and_hold
 
 G = 9.81
 HEIGHT, CLIMB_S, HOLD_S = 0.5, 1.0, 2.5
@@ -64,16 +64,7 @@ def fly(autopilot: str, ending: str, *fake_args: str) -> dict:
                 time.sleep(0.01)
             seen["armed_after_s"] = 6.0 - (deadline - time.monotonic())
             assert fake.seen("armed (arm command)"), (bridge.log, fake.log)
-            controller, start, dt = RateController(0.01), time.monotonic(), 0.01
-            while (t := time.monotonic() - start) < CLIMB_S + HOLD_S:
-                z_ref, vz_ref = (HEIGHT * t / CLIMB_S, HEIGHT / CLIMB_S) if t < CLIMB_S else (HEIGHT, 0.0)
-                pose = poses.latest()
-                send("policy", *controller(pose, twists.latest(), z_ref, vz_ref))
-                if t > CLIMB_S + 1.0:
-                    p = pose.pose.position
-                    seen["errors"].append(p.z - HEIGHT)
-                    seen["offsets"].append(math.hypot(p.x, p.y))
-                time.sleep(dt)
+            climb_and_hold(send, poses, twists, HOLD_S, seen["errors"], seen["offsets"])
             deadline = time.monotonic() + 10.0  # the autopilot lands (hold 1 s, descend, disarm on the ground)
             while not fake.seen("disarmed (landed (auto disarm))") and time.monotonic() < deadline:
                 if ending == "fallback":

@@ -58,6 +58,21 @@ class RateController:
         return thrust, (k * (roll_ref - roll), k * (pitch_ref - pitch), -2.0 * yaw)
 
 
+def climb_and_hold(send, poses, twists, hold_s: float, errors: list, offsets: list) -> None:
+    """Stand in for the runtime: climb to HEIGHT in CLIMB_S, hold for ``hold_s``, at 100 Hz through ``send("policy",
+    thrust, rates)``; appends the height error and the horizontal offset of the last hold_s - 1 s of the hold."""
+    controller, start, dt = RateController(0.01), time.monotonic(), 0.01
+    while (t := time.monotonic() - start) < CLIMB_S + hold_s:
+        z_ref, vz_ref = (HEIGHT * t / CLIMB_S, HEIGHT / CLIMB_S) if t < CLIMB_S else (HEIGHT, 0.0)
+        pose = poses.latest()
+        send("policy", *controller(pose, twists.latest(), z_ref, vz_ref))
+        if t > CLIMB_S + 1.0:
+            p = pose.pose.position
+            errors.append(p.z - HEIGHT)
+            offsets.append(math.hypot(p.x, p.y))
+        time.sleep(dt)
+
+
 def test_the_ctbr_profile_takes_a_ctbr_policy_and_the_bridge_options_fit_its_robot():
     profile = load_deploy_profile(ROOT / "launch" / "px4_quadrotor_ctbr.yaml")
     assert profile.action_interface == "ctbr" and profile.safety.quadrotor.interface == "ctbr"
@@ -105,16 +120,7 @@ def test_ctbr_flight_through_the_px4_bridge_climbs_holds_and_fallback_lands():
                 send("arming")
                 time.sleep(0.01)
             assert state() == (OFFBOARD, ARMED), "PX4 did not reach OFFBOARD and armed"
-            controller, start, dt = RateController(0.01), time.monotonic(), 0.01
-            while (t := time.monotonic() - start) < CLIMB_S + HOLD_S:
-                z_ref, vz_ref = (HEIGHT * t / CLIMB_S, HEIGHT / CLIMB_S) if t < CLIMB_S else (HEIGHT, 0.0)
-                pose = poses.latest()
-                send("policy", *controller(pose, twists.latest(), z_ref, vz_ref))
-                if t > CLIMB_S + 1.0:  # the last 2 s of the hold
-                    p = pose.pose.position
-                    errors.append(p.z - HEIGHT)
-                    offsets.append(math.hypot(p.x, p.y))
-                time.sleep(dt)
+            climb_and_hold(send, poses, twists, HOLD_S, errors, offsets)
             assert state() == (OFFBOARD, ARMED)
             deadline = time.monotonic() + 10.0  # fallback: PX4 lands (hold 1 s, descend, disarm on the ground)
             while state()[1] == ARMED and time.monotonic() < deadline:
