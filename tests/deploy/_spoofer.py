@@ -43,6 +43,7 @@ def main(mode: str, namespace: str, delay_s: float) -> int:
                 time.sleep(0.01)
             time.sleep(1.0)
             return 0
+        truth.pin_current()  # the robot's writer only: never re-spoof our own fakes (a feedback flood)
         pub = node.publisher(pose.name, PoseStamped, pose.qos)
         if not pub.wait_for_subscribers(2, timeout_s=10.0):  # the runtime's reader and this process's own
             return 2
