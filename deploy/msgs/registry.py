@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from deploy.msgs import px4
+from deploy.msgs import control, px4
 from deploy.msgs import types as m
 
 SEPARATOR = "=" * 80
@@ -34,6 +34,12 @@ _MSG_TEXT: dict[str, str] = {
     "geometry_msgs/msg/Transform": "Vector3 translation\nQuaternion rotation\n",
     "geometry_msgs/msg/TransformStamped": "std_msgs/Header header\nstring child_frame_id\nTransform transform\n",
     "tf2_msgs/msg/TFMessage": "geometry_msgs/TransformStamped[] transforms\n",
+    "geometry_msgs/msg/PoseWithCovariance": "Pose pose\nfloat64[36] covariance\n",
+    "geometry_msgs/msg/TwistWithCovariance": "Twist twist\nfloat64[36] covariance\n",
+    "nav_msgs/msg/Odometry": (
+        "std_msgs/Header header\nstring child_frame_id\n"
+        "geometry_msgs/PoseWithCovariance pose\ngeometry_msgs/TwistWithCovariance twist\n"
+    ),
     "sensor_msgs/msg/Imu": (
         "std_msgs/Header header\n"
         "geometry_msgs/Quaternion orientation\n"
@@ -165,6 +171,9 @@ _CLASSES: dict[str, type] = {
     "geometry_msgs/msg/Transform": m.Transform,
     "geometry_msgs/msg/TransformStamped": m.TransformStamped,
     "tf2_msgs/msg/TFMessage": m.TFMessage,
+    "geometry_msgs/msg/PoseWithCovariance": m.PoseWithCovariance,
+    "geometry_msgs/msg/TwistWithCovariance": m.TwistWithCovariance,
+    "nav_msgs/msg/Odometry": m.Odometry,
     "sensor_msgs/msg/Imu": m.Imu,
     "sensor_msgs/msg/JointState": m.JointState,
     "sensor_msgs/msg/BatteryState": m.BatteryState,
@@ -176,6 +185,8 @@ _CLASSES: dict[str, type] = {
 }
 _MSG_TEXT.update(px4.MSG_TEXT)  # px4_msgs (PX4 v1.15), deploy/msgs/px4.py
 _CLASSES.update(px4.CLASSES)
+_MSG_TEXT.update(control.MSG_TEXT)  # ros2_control controllers' inputs, deploy/msgs/control.py
+_CLASSES.update(control.CLASSES)
 
 _PRIMITIVES = frozenset(
     "bool byte char float32 float64 int8 uint8 int16 uint16 int32 uint32 int64 uint64 string wstring".split()
