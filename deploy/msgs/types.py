@@ -166,6 +166,41 @@ class TransformStamped(IdlStruct, typename="geometry_msgs.msg.dds_.TransformStam
     transform: Transform = field(default_factory=Transform)
 
 
+def _zeros36() -> list[float]:
+    return [0.0] * 36
+
+
+@dataclass
+class PoseWithCovariance(IdlStruct, typename="geometry_msgs.msg.dds_.PoseWithCovariance_"):
+    """geometry_msgs/msg/PoseWithCovariance: pose and its row-major 6x6 covariance (x, y, z, rotation about
+    X, Y, Z); all zeros = not provided."""
+
+    pose: Pose = field(default_factory=Pose)
+    covariance: array[float64, 36] = field(default_factory=_zeros36)
+
+
+@dataclass
+class TwistWithCovariance(IdlStruct, typename="geometry_msgs.msg.dds_.TwistWithCovariance_"):
+    """geometry_msgs/msg/TwistWithCovariance: twist and its row-major 6x6 covariance; all zeros = not provided."""
+
+    twist: Twist = field(default_factory=Twist)
+    covariance: array[float64, 36] = field(default_factory=_zeros36)
+
+
+# ---------------------------------------------------------------- nav_msgs
+
+
+@dataclass
+class Odometry(IdlStruct, typename="nav_msgs.msg.dds_.Odometry_"):
+    """nav_msgs/msg/Odometry (REP 105): ``pose`` of ``child_frame_id`` in ``header.frame_id`` (the world / odom
+    frame), ``twist`` (linear m/s and angular rad/s) expressed in ``child_frame_id`` (the body frame)."""
+
+    header: Header = field(default_factory=Header)
+    child_frame_id: str = ""
+    pose: PoseWithCovariance = field(default_factory=PoseWithCovariance)
+    twist: TwistWithCovariance = field(default_factory=TwistWithCovariance)
+
+
 # ---------------------------------------------------------------- tf2_msgs
 
 

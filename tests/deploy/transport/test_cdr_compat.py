@@ -90,7 +90,7 @@ def test_full_definition_is_concatenated_ros2_format() -> None:
 
 def test_unknown_type_error_says_what_to_do() -> None:
     with pytest.raises(KeyError, match=r"deploy/msgs/types\.py"):
-        message_info("nav_msgs/msg/Odometry")
+        message_info("nav_msgs/msg/Path")
     with pytest.raises(KeyError, match="not a registered ROS 2 message class"):
         message_info(dict)
 
