@@ -7,7 +7,9 @@ State, published by the robot (topics of the transport table, ``sensor_data`` Qo
     state/imu     sensor_msgs/Imu             legged: base orientation (body -> world) and gyro (rad/s, body)
     state/pose    geometry_msgs/PoseStamped   arm: end-effector pose in the base frame (Franka's O_T_EE);
                                               legged: base pose, where a state estimator or motion capture has one
-    state/twist   geometry_msgs/TwistStamped  legged, optional: base velocity, linear world m/s, angular body rad/s
+    state/twist   geometry_msgs/TwistStamped  legged, optional: base velocity, linear m/s and angular rad/s, both
+                                              in the base frame (ROS convention, frame ``base_link``;
+                                              deploy/state_wire.py)
 
 Command, published by the runtime after the safety layer (``default`` QoS, reliable):
 
@@ -36,11 +38,11 @@ from deploy.msgs import (
     Pose,
     PoseStamped,
     Quaternion,
-    Twist,
     TwistStamped,
     Vector3,
     make_header,
 )
+from deploy.state_wire import state_messages
 
 NOT_PROVIDED = [-1.0] + [0.0] * 8  # REP 145: covariance element 0 = -1 marks a quantity the IMU does not provide
 
@@ -127,9 +129,10 @@ def pose_msg(position_m: np.ndarray, quat: np.ndarray, stamp_ns: int, frame_id: 
     return PoseStamped(make_header(stamp_ns, frame_id), Pose(Point(*(float(v) for v in position_m)), _quaternion(quat)))
 
 
-def twist_msg(linear_m_s: np.ndarray, angular_rad_s: np.ndarray, stamp_ns: int) -> TwistStamped:
-    linear, angular = (Vector3(*(float(v) for v in x)) for x in (linear_m_s, angular_rad_s))
-    return TwistStamped(make_header(stamp_ns, "world"), Twist(linear, angular))
+def twist_msg(quat: np.ndarray, linear_m_s: np.ndarray, angular_rad_s: np.ndarray, stamp_ns: int) -> TwistStamped:
+    """The base twist by ROS convention (frame ``base_link``): ``linear_m_s`` (3,) WORLD frame, rotated into the
+    base frame with ``quat`` (w, x, y, z, body -> world); ``angular_rad_s`` (3,) base frame."""
+    return state_messages(stamp_ns, np.zeros(3), quat, linear_m_s, angular_rad_s)[1]
 
 
 def joint_command_msg(

@@ -15,6 +15,7 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     vehicle_id: cf1                        # carried in every command; default: the namespace without '/'
     battery: {source: percentage}          # or {source: voltage, cells: 1}: deploy/runtime/battery.py
     reference: {source: topic}             # setpoints on reference/setpoint instead of the plan: runtime/reference.py
+    state: {input: pose_twist}             # or odometry: nav_msgs/Odometry on state/odom (deploy/state_wire.py)
 
 Articulated robots (``robot_class: legged | arm``; launch/sim_a1.yaml, launch/sim_franka.yaml) name an articulated
 robot profile (``launch/robots/*.yaml``, top-level ``articulated:``) whose control rate, joints and safety
@@ -46,6 +47,7 @@ from deploy.articulated_plan import ArmPlan, LeggedPlan, StreamedArticulatedPlan
 from deploy.observation import JointObservationBuilder, ObservationBuilder
 from deploy.runtime import FlightPlan, PlanError, Policy
 from deploy.runtime.battery import BatteryGauge, BatteryGaugeError
+from deploy.runtime.quadrotor import STATE_INPUTS
 from deploy.runtime.reference import ReferenceConfigError, TopicReference
 from deploy.runtime.reference_articulated import ArmReference, LeggedReference, articulated_reference
 from deploy.safety import ProfileError, SafetyProfile, profile_from_dict
@@ -58,6 +60,7 @@ ARTICULATED_CLASSES = ("legged", "arm")
 
 KEYS = {
     "battery",
+    "state",
     "reference",
     "name",
     "robot_class",
@@ -97,6 +100,7 @@ class DeployProfile:
     battery: BatteryGauge = field(default_factory=BatteryGauge)  # how to read the state of charge (quadrotor)
     # a streamed reference instead of the plan (deploy/runtime/reference.py, reference_articulated.py)
     reference: TopicReference | LeggedReference | ArmReference | None = None
+    state_input: str = "pose_twist"  # quadrotor: pose_twist (state/pose + state/twist) or odometry (state/odom)
 
     @property
     def robot_hash(self) -> str:
@@ -217,7 +221,22 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         realtime_priority=data.get("realtime_priority"),
         battery=BatteryGauge.from_mapping(data.get("battery")),
         reference=TopicReference.from_profile(data.get("reference")),
+        state_input=_state_input(path, data.get("state")),
     )
+
+
+def _state_input(path: Path, section: Any) -> str:
+    """A quadrotor's ``state: {input: pose_twist | odometry}`` section (absent: pose_twist)."""
+    section = {} if section is None else section
+    if not isinstance(section, Mapping) or set(section) - {"input"}:
+        raise DeployProfileError(f"{path}: state: expected {{input: pose_twist | odometry}}, found {section!r}")
+    value = section.get("input", "pose_twist")
+    if value not in STATE_INPUTS:
+        raise DeployProfileError(
+            f"{path}: state.input: expected one of {list(STATE_INPUTS)} (pose_twist: state/pose + state/twist; "
+            f"odometry: nav_msgs/Odometry on state/odom), found {value!r}"
+        )
+    return value
 
 
 def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -247,6 +266,11 @@ def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, 
         raise DeployProfileError(
             f"{path}: control_hz {rate:g} differs from the robot profile's control_hz {robot_profile.control_hz:g}; "
             "the policy runs at the rate the robot profile (and the training) uses"
+        )
+    if _state_input(path, data.get("state")) != "pose_twist":
+        raise DeployProfileError(
+            f"{path}: state.input odometry is for a quadrotor; a {robot_class} robot reads joint_states and its "
+            "base imu (and state/twist) or end-effector pose: drop the state section"
         )
     names = robot_profile.joints.names
     action = data.get("action") or {"interface": "joint_position", "names": list(names)}

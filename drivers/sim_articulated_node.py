@@ -187,7 +187,7 @@ class ArticulatedNode:
         if self.legged:
             pubs["imu"].publish(imu_msg(s.quaternion, s.angular_velocity, stamp_ns))
             pubs["pose"].publish(pose_msg(s.position, s.quaternion, stamp_ns, "world"))
-            pubs["twist"].publish(twist_msg(s.linear_velocity, s.angular_velocity, stamp_ns))
+            pubs["twist"].publish(twist_msg(s.quaternion, s.linear_velocity, s.angular_velocity, stamp_ns))
         else:
             pubs["pose"].publish(pose_msg(s.position, s.quaternion, stamp_ns, self.profile.bodies.base))
 

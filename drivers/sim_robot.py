@@ -2,7 +2,8 @@
 
 A separate process runs one quadrotor of the batched simulator in real time, with its own randomized
 parameters, sensor noise and actuator latency, publishes its state on the ROS 2 topics a real robot's driver
-would (``pose``, ``twist`` of the transport table, header stamps in ROS time, the system clock,
+would (``pose``, ``twist`` and ``odom`` of the transport table, the twist in the body frame by ROS convention
+(deploy/state_wire.py), header stamps in ROS time, the system clock,
 as a ROS 2 driver's), a draining ``battery`` at 10 Hz, and applies the ``motor_command`` (RPM) it receives,
 or with ``--interface ctbr`` the ``rate_command`` (collective thrust N, body rates rad/s) through the simulator's
 rate loop, as an autopilot would. Like the firmware, it idles the motors when commands stop for
@@ -25,20 +26,8 @@ import numpy as np
 import torch
 
 from deploy.loop import FixedRateLoop
-from deploy.msgs import (
-    BatteryState,
-    MotorCommand,
-    Point,
-    Pose,
-    PoseStamped,
-    Quaternion,
-    RateThrustCommand,
-    String,
-    Twist,
-    TwistStamped,
-    Vector3,
-    make_header,
-)
+from deploy.msgs import BatteryState, MotorCommand, RateThrustCommand, String
+from deploy.state_wire import state_messages
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.vehicle import VehicleFilter, default_vehicle_id
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
@@ -79,10 +68,11 @@ class SimulatedQuadrotor:
         idle = [self.spec.low[0], 0.0, 0.0, 0.0] if self.ctbr else [self.spec.low[0]] * 4  # rates 0 in ctbr
         self._idle = np.asarray(idle, dtype=np.float32)
         self._command, self._command_time = self._idle, -math.inf
-        pose, twist = transport.topic("pose"), transport.topic("twist")
+        pose, twist, odom = transport.topic("pose"), transport.topic("twist"), transport.topic("odom")
         motors = transport.topic("rate_command" if self.ctbr else "motor_command")
         self.pose_pub = node.publisher(pose.name, pose.msg_type, pose.qos)
         self.twist_pub = node.publisher(twist.name, twist.msg_type, twist.qos)
+        self.odom_pub = node.publisher(odom.name, odom.msg_type, odom.qos)
         battery = transport.topic("battery")
         self.battery_pub = node.publisher(battery.name, BatteryState, battery.qos)
         self.battery_fraction = battery_start
@@ -134,17 +124,20 @@ class SimulatedQuadrotor:
             return (value + std * torch.randn(3, generator=self._noise)).tolist()
 
         q = self.env.state_rows("quaternion")[0].tolist()  # w, x, y, z
-        header = make_header(stamp_ns, "world")
-        self.pose_pub.publish(
-            PoseStamped(header, Pose(Point(*noisy("position", "position_error")), Quaternion(q[1], q[2], q[3], q[0])))
+        # the velocity noise is drawn in the world frame, as the simulator's observation noise, then rotated
+        pose, twist, odom = state_messages(
+            stamp_ns,
+            noisy("position", "position_error"),
+            q,
+            noisy("velocity", "linear_velocity"),
+            noisy("angular_velocity", "angular_velocity"),
         )
-        twist = Twist(
-            Vector3(*noisy("velocity", "linear_velocity")), Vector3(*noisy("angular_velocity", "angular_velocity"))
-        )
-        self.twist_pub.publish(TwistStamped(header, twist))
+        self.pose_pub.publish(pose)
+        self.twist_pub.publish(twist)
+        self.odom_pub.publish(odom)
         if self.steps % 10 == 1:  # 10 Hz at 100 Hz control
             battery = BatteryState(
-                header, voltage=3.0 + 1.2 * self.battery_fraction, percentage=self.battery_fraction, present=True
+                pose.header, voltage=3.0 + 1.2 * self.battery_fraction, percentage=self.battery_fraction, present=True
             )
             self.battery_pub.publish(battery)
 

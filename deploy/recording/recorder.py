@@ -33,6 +33,7 @@ from deploy.msgs import (
     LoopTiming,
     MultiArrayDimension,
     MultiArrayLayout,
+    Odometry,
     PoseStamped,
     SafetyTransition,
     make_header,
@@ -183,19 +184,23 @@ class FlightRecorder:
         self.write(topic.name, msg, stamp_ns, qos=topic.qos)
 
     def write_state(self, msg: Any, stamp_ns: int) -> None:
-        """Record a robot state message; its type picks the topic (PoseStamped -> pose, TwistStamped -> twist,
-        Imu -> imu, JointState -> joint_states, BatteryState -> battery). A pose is also written to ``/tf``:
-        ``world -> base_link`` at the pose's header stamp (an arm's end-effector pose in its base frame:
-        ``base_link -> end_effector``, and once ``/tf_static`` ``world -> base_link``, the identity)."""
+        """Record a robot state message as it came; its type picks the topic (PoseStamped -> pose, TwistStamped ->
+        twist, Odometry -> odom, Imu -> imu, JointState -> joint_states, BatteryState -> battery). A pose (an
+        Odometry's too) is also written to ``/tf``: ``world -> base_link`` at the pose's header stamp (an arm's
+        end-effector pose in its base frame: ``base_link -> end_effector``, and once ``/tf_static`` ``world ->
+        base_link``, the identity)."""
         if type(msg) is PoseStamped:
             self._write_pose(msg, stamp_ns)
             return
-        for key in ("pose", "twist", "imu", "joint_states", "battery"):
+        for key in ("twist", "odom", "imu", "joint_states", "battery"):
             if type(msg) is self.topics.topics[key].msg_type:
                 self.write_key(key, msg, stamp_ns)
+                if type(msg) is Odometry:
+                    pose = PoseStamped(msg.header, msg.pose.pose)
+                    self._frames.pose(pose, pose.serialize(), stamp_ns)
                 return
         raise TypeError(
-            f"{type(msg).__name__} is not a robot state message; expected PoseStamped, TwistStamped, "
+            f"{type(msg).__name__} is not a robot state message; expected PoseStamped, TwistStamped, Odometry, "
             "Imu, JointState or BatteryState"
         )
 

@@ -46,6 +46,14 @@ def _float32_seq(data: bytes, off: int, e: str) -> tuple[tuple[float, ...], int]
     return struct.unpack_from(f"{e}{n}f", data, off + 4), off + 4 + 4 * n
 
 
+def header_frame_id(data: bytes) -> str:
+    """The ``header.frame_id`` of a message that starts with a std_msgs/Header."""
+    e = _endian(data)
+    off = _align(_HEAD + 8, 4)
+    (n,) = struct.unpack_from(e + "I", data, off)
+    return data[off + 4 : off + 4 + n].rstrip(b"\0").decode("utf-8", "replace")
+
+
 def pose_stamped(data: bytes) -> tuple[int, tuple[float, ...]]:
     """-> stamp ns, (px, py, pz, qx, qy, qz, qw)."""
     e = _endian(data)

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploy.replay.cdr_fast import FAST, decode_many
+from deploy.replay.cdr_fast import FAST, decode_many, header_frame_id
 from deploy.replay.errors import LogReadError, ReplayError, TopicMapError
 from deploy.replay.sources import RawLog, RawMessage, read_messages
 from deploy.replay.topic_map import DEFAULT_FIELD, TopicMap, TopicRole, require
+from deploy.state_wire import WORLD_FRAMES
 
 if TYPE_CHECKING:
     from deploy.replay.throttle import ThrottleCurve
@@ -84,12 +85,16 @@ class Flight:
             name: np.stack([np.interp(t, self.state_t, col) for col in getattr(self, name).T], -1)
             for name in ("position", "velocity", "angular_velocity")
         }
+        out["quaternion"] = self.attitude_at(t)
+        return out
+
+    def attitude_at(self, t: np.ndarray) -> np.ndarray:
+        """(len(t), 4) w, x, y, z: the pose's attitude at times ``t`` (s), normalized lerp (held at the ends)."""
         q = self.quaternion.copy()
         flip = np.sum(q[1:] * q[:-1], axis=1) < 0  # keep one hemisphere so that lerp is short
         q[1:][np.cumsum(flip) % 2 == 1] *= -1
         qi = np.stack([np.interp(t, self.state_t, col) for col in q.T], -1)
-        out["quaternion"] = qi / np.linalg.norm(qi, axis=1, keepdims=True)
-        return out
+        return qi / np.linalg.norm(qi, axis=1, keepdims=True)
 
 
 def load_flight(
@@ -162,17 +167,24 @@ def _to_flight(raw: RawLog, roles: Mapping[str, TopicRole], tmap: TopicMap, need
     if msgs_of("twist"):
         tt, values = series("twist", _twist_values)
         log_tt = (np.array([m.log_time_ns for m in msgs_of("twist")], dtype=np.int64) - t0) * 1e-9
-        body_linear = msgs_of("twist")[0].ros_type == "nav_msgs/msg/Odometry"
-        own_q = values[:, [6, 3, 4, 5]] if body_linear else None  # Odometry: the message's own attitude
-        if body_linear:
+        odometry = msgs_of("twist")[0].ros_type == "nav_msgs/msg/Odometry"
+        own_q = values[:, [6, 3, 4, 5]] if odometry else None  # Odometry: the message's own attitude
+        if odometry:
             values = values[:, 7:13]
+        body = np.full(len(values), True) if odometry else _body_frame(raw, msgs_of("twist"))
         lin, ang = values[:, 0:3], values[:, 3:6]
         if ned:
             ang = ang @ _FRD_TO_FLU.T
-            lin = lin @ (_FRD_TO_FLU if body_linear else _NED_TO_ENU).T
+            lin = np.where(body[:, None], lin @ _FRD_TO_FLU.T, lin @ _NED_TO_ENU.T)
             own_q = None if own_q is None else _quat_ned_to_enu(own_q)
-        if own_q is not None:  # Odometry twist is in the child (body) frame
-            lin = np.einsum("kij,kj->ki", rotations(own_q), lin)
+        if body.any():  # twists in the child (body) frame: rotated with the message's or the pose's attitude
+            if own_q is None and len(flight.state_t) == 0:
+                raise ReplayError(
+                    f"{raw.path}: the twists on {roles['twist'].topic} are in the body frame (ROS convention): "
+                    "reading them needs the pose topic, which has no message"
+                )
+            q = own_q[body] if own_q is not None else flight.attitude_at(tt[body])
+            lin[body] = np.einsum("kij,kj->ki", rotations(q), lin[body])
         order = np.argsort(tt, kind="stable")
         flight.twist_t, flight.twist_log_t = tt[order], log_tt[order]
         flight.twist_linear, flight.twist_angular = lin[order], ang[order]
@@ -225,6 +237,15 @@ def _series(
         values = _rows([np.asarray(generic(msg), dtype=np.float64) for msg in decoded], raw.path, role)
     ns = np.where(use_header & (stamps > 0), stamps, log_ns)
     return (ns - t0) * 1e-9, values
+
+
+def _body_frame(raw: RawLog, msgs: list[RawMessage]) -> np.ndarray:
+    """(M,) bool: TwistStamped messages whose linear velocity is in the body frame. By ROS convention a
+    TwistStamped is expressed in its header's frame: a world frame (``world``, ``map``, ``odom`` or empty) means a
+    world-frame linear velocity (sim2real logs before the ROS-convention twist stamped every twist ``world``, with
+    the rates in the body frame all along), any other frame (``base_link``) the body frame."""
+    frames = [header_frame_id(m.data) if m.data is not None else raw.decoded(m).header.frame_id for m in msgs]
+    return np.array([f.lstrip("/") not in WORLD_FRAMES for f in frames], dtype=bool)
 
 
 def _header_ns(msg: Any) -> int:

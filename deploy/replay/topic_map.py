@@ -8,7 +8,7 @@ A log recorded from another stack (PX4 via a ROS 2 bridge, a Unitree or Crazyfli
     time: header                 # header: message header stamps where present; log: recording times
     topics:
       pose: /fmu/out/odometry            # PoseStamped, PoseWithCovarianceStamped or Odometry
-      twist: /fmu/out/odometry           # TwistStamped (linear world, angular body) or Odometry (both body)
+      twist: /fmu/out/odometry           # TwistStamped (frame by its header, see flight.py) or Odometry (body)
       command: {topic: /fmu/out/motors, field: data, scale: 21702.0, offset: 0.0, order: [0, 1, 2, 3]}
       observation: /policy/obs           # Float32MultiArray, the policy's input
       action: /policy/action             # Float32MultiArray, the normalized action
@@ -40,6 +40,9 @@ DEFAULT_NAMES = {
     "safety_transition": "safety/transition",
     "timing": "diagnostics/timing",
 }
+# a run whose runtime read nav_msgs/Odometry (deploy profile ``state: {input: odometry}``) logged no state/pose or
+# state/twist: its pose and twist come from state/odom
+ODOMETRY_NAME = "state/odom"
 ROLE_TYPES = {
     "pose": ("geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped", "nav_msgs/msg/Odometry"),
     "twist": ("geometry_msgs/msg/TwistStamped", "nav_msgs/msg/Odometry"),
@@ -128,6 +131,8 @@ class TopicMap:
             if role in out:
                 continue
             hits = sorted(t for t in log_topics if t == "/" + rel or t.endswith("/" + rel))
+            if not hits and role in ("pose", "twist"):
+                hits = sorted(t for t in log_topics if t == "/" + ODOMETRY_NAME or t.endswith("/" + ODOMETRY_NAME))
             if len(hits) > 1:
                 raise TopicMapError(
                     f"{log_name}: several topics could be the {role!r} ({hits}); name one in a topic map (--map)"

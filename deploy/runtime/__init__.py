@@ -44,4 +44,5 @@ def adapter_for(profile, policy, node):
         profile.safety.quadrotor,
         battery=profile.battery,
         reference=profile.reference,
+        state_input=profile.state_input,
     )

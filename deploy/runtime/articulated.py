@@ -44,6 +44,7 @@ from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
 from deploy.runtime.reference_articulated import ArmReference, CmdVelReference, LeggedReference, TargetReference
 from deploy.safety import SafeCommand, StateSample
+from deploy.state_wire import TwistFrameError, is_world_frame, world_velocity
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState
 
@@ -66,7 +67,7 @@ def joint_reading(
     """The state of an articulated robot from its messages: the JointState (any joint order) and, for a legged
     robot, the base IMU (orientation, gyro) and optionally the base twist, for an arm the end-effector pose.
     Stamped ``stamp_s`` (the runtime's clock), by default the older of the two main messages' header stamps.
-    Raises :class:`JointStateError` for missing joints."""
+    Raises :class:`JointStateError` for missing joints, :class:`TwistFrameError` for a twist not in the base frame."""
     q, qd, tau = order.state(joints)
     if stamp_s is None:
         stamp_s = min(time_to_ns(joints.header.stamp), time_to_ns(other.header.stamp)) * 1e-9
@@ -80,9 +81,8 @@ def joint_reading(
             joint_velocity=qd,
         )
         messages: tuple = (joints, other)
-        if twist is not None:
-            v = twist.twist.linear  # world frame; in the state as linear_velocity
-            state = replace(state, linear_velocity=np.array([v.x, v.y, v.z]))
+        if twist is not None:  # base frame on the wire; world frame in the state, rotated with the IMU attitude
+            state = replace(state, linear_velocity=world_velocity(state.quaternion, twist)[0])
             messages = (joints, other, twist)
         sample = StateSample(
             stamp_s,
@@ -183,17 +183,19 @@ class ArticulatedAdapter:
         joints, joints_t = self.clocks.latest("joint_states", self.joints_sub)
         other, other_t = self.clocks.latest(*(("imu", self.imu_sub) if self.legged else ("pose", self.pose_sub)))
         twist = self.twist_sub.latest() if self.legged else None
+        if twist is not None and not self.needs_twist and is_world_frame(twist.header.frame_id):
+            twist = None  # an old-convention twist the policy does not need: left out rather than refused
         if joints is None or other is None or (self.needs_twist and twist is None):
             return None
         if joints_t is None or other_t is None:  # a stamp the clock could not reconcile (logged): no new state
             return None
         try:
             return joint_reading(self.order, joints, other, twist, min(joints_t, other_t))
-        except JointStateError as exc:
+        except (JointStateError, TwistFrameError) as exc:
             if strict:
                 raise
             if str(exc) != self._bad_state:  # once per kind of bad message, not at the control rate
-                log.error("joint state ignored (the state goes stale): %s", exc)
+                log.error("state ignored (the state goes stale): %s", exc)
                 self._bad_state = str(exc)
             return None
 
@@ -201,7 +203,7 @@ class ArticulatedAdapter:
         """A malformed joint state refuses arming with its reason ('' if the state is usable)."""
         try:
             self.read(strict=True)
-        except JointStateError as exc:
+        except (JointStateError, TwistFrameError) as exc:
             return str(exc)
         return ""
 

@@ -1,6 +1,8 @@
 """The quadrotor's part of the deploy runtime (see deploy/runtime/core.py for the contract). Torch-free.
 
-State: ``pose`` (PoseStamped) + ``twist`` (TwistStamped) + optional ``battery``; command, by the policy's action
+State (ROS convention, :mod:`deploy.state_wire`): ``pose`` (PoseStamped, world) + ``twist`` (TwistStamped, linear and
+angular in the body frame), or with ``state_input="odometry"`` (profile ``state: {input: odometry}``) ``odom``
+(nav_msgs/Odometry: pose in the world, twist in the child body frame); optional ``battery``. Command, by the policy's action
 interface: ``motor_command`` (sim2real_msgs/MotorCommand, RPM in the robot profile's motor order) for rpm
 policies, ``rate_command`` (sim2real_msgs/RateThrustCommand, collective thrust N and body rates FLU rad/s) for
 ctbr policies, whose rate loop runs in the autopilot; both carry the vehicle id. The plan moves the
@@ -12,6 +14,7 @@ safety profile's ``quadrotor.touchdown.hold_s``) is what lets the plan disarm.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ import numpy as np
 from deploy.msgs import (
     BatteryState,
     MotorCommand,
+    Odometry,
     PoseStamped,
     RateThrustCommand,
     TwistStamped,
@@ -33,8 +37,14 @@ from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
 from deploy.runtime.reference import SetpointReference, StreamedPlan, TopicReference
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
+from deploy.state_wire import TwistFrameError, odometry_state, world_velocity
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState
+
+log = logging.getLogger("sim2real.runtime")
+
+#: the quadrotor's state inputs: ``pose_twist`` (state/pose + state/twist) or ``odometry`` (state/odom)
+STATE_INPUTS = ("pose_twist", "odometry")
 
 
 class PlanError(ValueError):
@@ -107,7 +117,10 @@ class QuadrotorAdapter:
         sink_m: float = 0.3,
         battery: BatteryGauge | None = None,
         reference: TopicReference | None = None,
+        state_input: str = "pose_twist",
     ):
+        if state_input not in STATE_INPUTS:
+            raise ValueError(f"state_input: expected one of {STATE_INPUTS}, got {state_input!r}")
         self.policy = policy
         self.plan = StreamedPlan(reference.duration_s) if reference is not None else plan or FlightPlan()
         self.limits = limits or crazyflie_profile().quadrotor
@@ -121,11 +134,18 @@ class QuadrotorAdapter:
         self.ceiling_m, self.sink_m = self.limits.envelope.altitude_ceiling_m, sink_m
         self.builder = ObservationBuilder(policy.obs_spec, 1.0 / policy.control_hz)
         topic = transport.topic
-        self.pose_sub = node.subscription(topic("pose").name, PoseStamped, topic("pose").qos)
-        self.twist_sub = node.subscription(topic("twist").name, TwistStamped, topic("twist").qos)
         self.battery_sub = node.subscription(topic("battery").name, BatteryState, topic("battery").qos)
-        self.inputs = {"pose": self.pose_sub, "twist": self.twist_sub, "battery": self.battery_sub}
-        self.clocks = InputClocks(("pose", "twist"))
+        if state_input == "odometry":
+            self.odom_sub = node.subscription(topic("odom").name, Odometry, topic("odom").qos)
+            self.inputs = {"odom": self.odom_sub, "battery": self.battery_sub}
+            self.clocks = InputClocks(("odom",))
+        else:
+            self.pose_sub = node.subscription(topic("pose").name, PoseStamped, topic("pose").qos)
+            self.twist_sub = node.subscription(topic("twist").name, TwistStamped, topic("twist").qos)
+            self.inputs = {"pose": self.pose_sub, "twist": self.twist_sub, "battery": self.battery_sub}
+            self.clocks = InputClocks(("pose", "twist"))
+        self.state_input = state_input
+        self._bad_twist = ""  # the last refused twist's reason, logged once
         self.reference_config = reference
         self.setpoint_sub = (
             None if reference is None else node.subscription(topic("setpoint").name, PoseStamped, topic("setpoint").qos)
@@ -138,20 +158,25 @@ class QuadrotorAdapter:
         self._rest_since: float | None = None
 
     def read(self) -> Reading | None:
-        pose, pose_t = self.clocks.latest("pose", self.pose_sub)
-        twist, twist_t = self.clocks.latest("twist", self.twist_sub)
-        if pose is None or twist is None or pose_t is None or twist_t is None:
-            return None  # nothing yet, or a stamp the clock could not reconcile (logged): no new state
-        p, q = pose.pose.position, pose.pose.orientation
-        v, w = twist.twist.linear, twist.twist.angular
-        stamp = min(pose_t, twist_t)
+        """The newest state (velocity rotated into the world frame), or None: nothing yet, a stamp the clock could
+        not reconcile, or a twist not in the body frame (logged once): no new state, the state goes stale."""
+        try:
+            found = self._odometry() if self.state_input == "odometry" else self._pose_twist()
+        except TwistFrameError as exc:
+            if str(exc) != self._bad_twist:
+                log.error("state ignored (the state goes stale): %s", exc)
+                self._bad_twist = str(exc)
+            return None
+        if found is None:
+            return None
+        stamp, (position, quat, velocity, rates), messages = found
         battery = self.battery_sub.latest()
         state = RobotState(
             stamp,
-            np.array([p.x, p.y, p.z]),
-            np.array([q.w, q.x, q.y, q.z]),
-            np.array([v.x, v.y, v.z]),
-            np.array([w.x, w.y, w.z]),
+            position,
+            quat,
+            velocity,
+            rates,
             battery_fraction=None if battery is None else self.battery.fraction(battery),
         )
         sample = StateSample(
@@ -162,8 +187,23 @@ class QuadrotorAdapter:
             state.angular_velocity,
             state.battery_fraction,
         )
-        messages = (pose, twist) if battery is None else (pose, twist, battery)
-        return Reading(state, sample, messages)
+        return Reading(state, sample, messages if battery is None else (*messages, battery))
+
+    def _pose_twist(self) -> tuple[float, tuple, tuple] | None:
+        pose, pose_t = self.clocks.latest("pose", self.pose_sub)
+        twist, twist_t = self.clocks.latest("twist", self.twist_sub)
+        if pose is None or twist is None or pose_t is None or twist_t is None:
+            return None
+        p, q = pose.pose.position, pose.pose.orientation
+        quat = np.array([q.w, q.x, q.y, q.z])
+        velocity, rates = world_velocity(quat, twist)  # the pose's attitude rotates the body-frame twist
+        return min(pose_t, twist_t), (np.array([p.x, p.y, p.z]), quat, velocity, rates), (pose, twist)
+
+    def _odometry(self) -> tuple[float, tuple, tuple] | None:
+        odom, odom_t = self.clocks.latest("odom", self.odom_sub)
+        if odom is None or odom_t is None:
+            return None
+        return odom_t, odometry_state(odom), (odom,)
 
     def arm_refusal(self, reading: Reading | None) -> str:
         """Why the plan may not be flown from here ('' if it may)."""

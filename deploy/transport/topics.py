@@ -29,6 +29,7 @@ from deploy.msgs import (
     JointState,
     LoopTiming,
     MotorCommand,
+    Odometry,
     PoseStamped,
     RateThrustCommand,
     SafetyTransition,
@@ -57,7 +58,12 @@ DEFAULT_NAMESPACE = "/sim2real"
 DEFAULT_TOPICS: dict[str, TopicSpec] = {
     # robot state, published by the robot driver (or simulated robot), read by the runtime
     "pose": TopicSpec("state/pose", PoseStamped, "sensor_data", "body pose in the world frame (m, quaternion)"),
-    "twist": TopicSpec("state/twist", TwistStamped, "sensor_data", "body velocity (m/s, rad/s)"),
+    "twist": TopicSpec(
+        "state/twist", TwistStamped, "sensor_data", "linear (m/s) and angular (rad/s) velocity, body frame FLU"
+    ),
+    "odom": TopicSpec(
+        "state/odom", Odometry, "sensor_data", "pose in the world frame, twist in the child (body) frame"
+    ),
     "imu": TopicSpec("state/imu", Imu, "sensor_data", "IMU (rad/s, m/s^2)"),
     "joint_states": TopicSpec("state/joints", JointState, "sensor_data", "joint position/velocity/effort"),
     "battery": TopicSpec("state/battery", BatteryState, "sensor_data", "battery voltage (V), percentage"),

@@ -63,7 +63,7 @@ def test_deploy_observation_equals_the_simulator_policy_observation(task, veloci
                 target_position=env.target_pos[0].numpy(),
                 target_quat=env.target_quat[0].numpy(),
             )
-        twist = _wire(twist_msg(s.linear_velocity, s.angular_velocity, stamp)) if velocity else None
+        twist = _wire(twist_msg(s.quaternion, s.linear_velocity, s.angular_velocity, stamp)) if velocity else None
         reading = joint_reading(order, joints, other, twist)
         obs_deploy = builder.build(reading.state, context)
         assert obs_deploy.shape == obs_sim.shape == (env.obs_spec.dim,)

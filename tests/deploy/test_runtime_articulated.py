@@ -124,12 +124,14 @@ def test_a_policy_that_observes_the_base_velocity_waits_for_the_twist():
             1, 10.0
         ) and runtime.adapter.twist_sub.wait_for_publishers(1, 10.0)
 
+        yawed = np.array([np.cos(0.4), 0.0, 0.0, np.sin(0.4)])  # 0.8 rad yaw
+
         def publish(with_twist: bool) -> None:
             stamp = time.monotonic_ns()
             joints.publish(joint_state_msg(names, np.zeros(12), np.zeros(12), np.zeros(12), stamp))
-            imu.publish(imu_msg(np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3), stamp))
-            if with_twist:
-                twist.publish(twist_msg(np.array([0.4, -0.1, 0.0]), np.zeros(3), stamp))
+            imu.publish(imu_msg(yawed, np.zeros(3), stamp))
+            if with_twist:  # in the base frame on the wire, back in the world frame in the state
+                twist.publish(twist_msg(yawed, np.array([0.4, -0.1, 0.0]), np.zeros(3), stamp))
 
         deadline = time.monotonic() + 10.0
         while (

@@ -90,7 +90,7 @@ class RestingRobot:
         p = self.pubs
         if not self.profile.articulated:
             p["pose"].publish(PoseStamped(make_header(stamp, "world"), Pose(Point(0.0, 0.0, 0.0), Quaternion())))
-            p["twist"].publish(TwistStamped(make_header(stamp, "world"), Twist()))
+            p["twist"].publish(TwistStamped(make_header(stamp, "base_link"), Twist()))
             p["battery"].publish(BatteryState(make_header(stamp), voltage=4.0, percentage=0.9, present=True))
             return
         names, q = self.profile.action_names, np.asarray(self.profile.robot.joints.default_position_rad)
