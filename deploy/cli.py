@@ -4,9 +4,10 @@ class). The operator is a separate process (``sim2real operator``); without one 
 
 ``--sil`` starts the simulated robot as a separate process on the profile's ROS 2 domain and namespace first
 (drivers/sim_robot.py for a quadrotor, drivers/sim_articulated_node.py for an arm or a legged robot) and a
-scripted operator (``python -m deploy.operator --script arm@0``) unless ``--operator external``. Every child is
-ended with the deploy process, also when it is killed (PR_SET_PDEATHSIG). Torch-free except for the simulated
-robot's process.
+scripted operator (``python -m deploy.operator --script arm@0``) unless ``--operator external``. ``--sil-robot``
+(or the profile's ``sil: {robot: ...}``) puts a quadrotor of another simulator in its place (drivers/foreign_sil,
+docs/sim2sim.md). Every child is ended with the deploy process, also when it is killed (PR_SET_PDEATHSIG).
+Torch-free except for the simulated robot's process.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", type=Path, required=True, help="policy.onnx from `sim2real export`")
     p.add_argument("--sil", action="store_true", help="start the simulated robot (software-in-the-loop) first")
     p.add_argument(
+        "--sil-robot",
+        default=None,
+        help="quadrotor --sil: 'sim' (the project's simulator, default) or a foreign one (rotorpy, drone_models; "
+        "docs/sim2sim.md); overrides the profile's sil: {robot: ...}",
+    )
+    p.add_argument(
         "--operator",
         choices=("scripted", "external"),
         default=None,
@@ -66,10 +73,17 @@ def spawn(cmd: list[str], profile) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_die_with_parent)
 
 
-def sil_command(profile) -> list[str]:
-    """The simulated robot of the profile's class, on the profile's namespace, for the profile's vehicle."""
+def sil_command(profile, robot: str | None = None) -> list[str]:
+    """The simulated robot of the profile's class, on the profile's namespace, for the profile's vehicle; for a
+    quadrotor ``robot`` (else the profile's ``sil: {robot: ...}``) may name a foreign simulator."""
     sil, cls = profile.sil, profile.robot_class
-    cmd = [sys.executable, "-m", SIL_MODULES[cls], "--seconds", str(profile.plan.duration_s + 120.0)]
+    robot = robot or sil.get("robot", "sim")
+    module = SIL_MODULES[cls] if robot == "sim" else "drivers.foreign_sil"
+    if robot != "sim" and cls != "quadrotor":
+        raise ValueError(f"a foreign SIL robot ({robot!r}) stands in for a quadrotor only, not a {cls} robot")
+    cmd = [sys.executable, "-m", module, "--seconds", str(profile.plan.duration_s + 120.0)]
+    if robot != "sim":
+        cmd += ["--sim", robot, *(["--robot", str(profile.robot_file)] if profile.robot_file else [])]
     cmd += ["--seed", str(sil.get("seed", 0)), "--namespace", profile.transport.namespace]
     cmd += ["--vehicle-id", profile.vehicle_id]
     if cls == "quadrotor":
@@ -102,6 +116,13 @@ def _load(args: argparse.Namespace):
     operator = args.operator or ("scripted" if args.sil else "external")
     if operator == "scripted" and not args.sil:
         raise DeployProfileError("--operator scripted is for --sil only: a real robot needs a person at the controls")
+    if args.sil_robot is not None and not args.sil:
+        raise DeployProfileError("--sil-robot picks the simulated robot of --sil; without --sil there is none")
+    sil_robot = args.sil_robot or profile.sil.get("robot", "sim")
+    if args.sil and sil_robot != "sim" and profile.robot_class != "quadrotor":
+        raise DeployProfileError(
+            f"sil robot {sil_robot!r}: the foreign SIL robots are quadrotors, this is a {profile.robot_class} profile"
+        )
     check_plan(profile, start_height_m=float(profile.sil.get("start_height_m", 0.0)) if args.sil else 0.0)
     policy = load_policy(args.policy)
     check_policy(profile, policy, policy.profile_hash)
@@ -145,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = stats = None
     try:
         if args.sil:
-            children.append(spawn(sil_command(profile), profile))
+            children.append(spawn(sil_command(profile, args.sil_robot), profile))
         if operator == "scripted":
             script = [sys.executable, "-m", "deploy.operator", "--profile", str(args.profile), "--script", "arm@0"]
             children.append(spawn(script, profile))
