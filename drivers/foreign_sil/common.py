@@ -83,8 +83,9 @@ def match_layout(foreign: Rotors, project: Rotors, tolerance_rad: float = 0.2) -
         ):
             return LayoutMatch(yaw, order)
     raise ValueError(
-        "no quarter turn puts the foreign rotors on the project's motors with the same spins: the vehicle is "
-        f"mirrored (places {foreign.xy.tolist()}, spins {foreign.spin.tolist()}); an rpm policy would yaw the wrong way"
+        "no quarter turn puts the foreign rotors on the project's motors with the same spins (foreign places "
+        f"{foreign.xy.tolist()}, spins {foreign.spin.tolist()}): another frame (a + layout) or a spin pattern the "
+        "policy was not trained for; an rpm policy would not fly it"
     )
 
 
