@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bridge_latency import MACHINE, dds_env, stats_ms  # noqa: E402
 from deploy.msgs import PoseStamped, RateThrustCommand, TwistStamped, Vector3, make_header  # noqa: E402
+from deploy.state_wire import world_velocity  # noqa: E402
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig  # noqa: E402
 from drivers import crazyflie_wire as wire  # noqa: E402
 from drivers.crazyflie_convert import load_thrust_curve, rates_to_rpyt, thrust_to_command  # noqa: E402
@@ -152,7 +153,8 @@ class StandIn:
         twist = self.twists.latest()
         if self.mode != "policy" or twist is None:
             return
-        p, o, v = msg.pose.position, msg.pose.orientation, twist.twist.linear
+        p, o = msg.pose.position, msg.pose.orientation
+        v = Vector3(*world_velocity(np.array([o.w, o.x, o.y, o.z]), twist)[0])  # the twist is in the body frame
         t = time.monotonic() - self.start
         z_ref, vz_ref = (0.5 * t, 0.5) if t < 1.0 else (0.5, 0.0)
         thrust = MASS * (G + 25.0 * (z_ref - p.z) + 10.0 * (vz_ref - v.z))

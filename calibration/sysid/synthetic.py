@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deploy.msgs import MotorCommand, Point, Pose, PoseStamped, Quaternion, Twist, TwistStamped, Vector3, make_header
+from deploy.msgs import MotorCommand, make_header
 from deploy.observation import Context, ObservationBuilder
 from deploy.recording import FlightRecorder
+from deploy.state_wire import state_messages
 from drivers.robot import RobotState
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.params import QuadrotorParams
@@ -121,8 +122,11 @@ def fly(path: str | Path, flight: SyntheticFlight, controller: Controller | None
                     f"the controller lost the vehicle at t = {k * dt:.2f} s (tilt > 60 deg); lower the excitation "
                     f"({flight.excitation}) or the setpoint range ({flight.setpoint_m} m)"
                 )
-            recorder.write_state(_pose_msg(state, stamp), stamp)
-            recorder.write_state(_twist_msg(state, stamp), stamp)
+            pose, twist, _ = state_messages(
+                stamp, state.position, state.quaternion, state.linear_velocity, state.angular_velocity
+            )  # as a robot publishes them: the twist in the body frame (deploy/state_wire.py)
+            recorder.write_state(pose, stamp)
+            recorder.write_state(twist, stamp)
             obs = builder.build(state, Context(reference, np.zeros(3), last_action))
             if flight.obs_transform is not None:
                 obs = flight.obs_transform(obs).astype(np.float32)
@@ -188,15 +192,3 @@ def _measure(env, rng: np.random.Generator, std: dict[str, float], stamp: int) -
 def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     w1, v1, w2, v2 = a[0], a[1:], b[0], b[1:]
     return np.concatenate([[w1 * w2 - v1 @ v2], w1 * v2 + w2 * v1 + np.cross(v1, v2)])
-
-
-def _pose_msg(s: RobotState, stamp: int) -> PoseStamped:
-    q = s.quaternion
-    return PoseStamped(
-        make_header(stamp, "world"), Pose(Point(*s.position.tolist()), Quaternion(q[1], q[2], q[3], q[0]))
-    )
-
-
-def _twist_msg(s: RobotState, stamp: int) -> TwistStamped:
-    twist = Twist(Vector3(*s.linear_velocity.tolist()), Vector3(*s.angular_velocity.tolist()))
-    return TwistStamped(make_header(stamp, "world"), twist)

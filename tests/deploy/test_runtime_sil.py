@@ -203,7 +203,7 @@ def test_nan_during_the_descent_falls_back_and_lands_without_a_drop(sim_robot, t
     log = read_log(tmp_path / "run.mcap")
     after = [m for m in log.messages if (m.log_time_ns - ros_minus_monotonic_ns()) * 1e-9 > fallback_at]
     during = np.array([m.msg.pose.position.z for m in after if m.topic.endswith("state/pose")])
-    vz = [m.msg.twist.linear.z for m in after if m.topic.endswith("state/twist")]
+    vz = [m.msg.twist.linear.z for m in after if m.topic.endswith("state/twist")]  # body z: about vertical
     assert during[0] > 0.2, "the fault did not happen in the air"
     assert len(during) > 50  # the log records the state during FALLBACK
     assert min(vz) > -1.0, f"fell at {min(vz):.2f} m/s"

@@ -21,6 +21,7 @@ import yaml
 from deploy.msgs import PoseStamped, RateThrustCommand, TwistStamped, Vector3, make_header
 from deploy.msgs.px4 import VehicleStatus
 from deploy.profile import check_policy, load_deploy_profile
+from deploy.state_wire import world_velocity
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from drivers.px4_wire import PX4_QOS
 from sim.quadrotor.actions import action_spec
@@ -41,8 +42,9 @@ class RateController:
         self.dt, self.integral = dt, 0.0
 
     def __call__(self, pose: PoseStamped, twist: TwistStamped, z_ref: float, vz_ref: float):
-        p, o, v = pose.pose.position, pose.pose.orientation, twist.twist.linear
+        p, o = pose.pose.position, pose.pose.orientation
         w, x, y, z = o.w, o.x, o.y, o.z
+        v = Vector3(*world_velocity(np.array([w, x, y, z]), twist)[0])  # the twist is in the body frame
         roll = math.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
         pitch = math.asin(max(-1.0, min(1.0, 2 * (w * y - z * x))))
         yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
