@@ -124,3 +124,16 @@ def test_deploy_flies_the_policy_in_a_foreign_simulator(tmp_path, sim):
     assert run.returncode == 0 and summary.get("end") == "plan complete", context
     assert summary["tracking"]["hover_rms_m"] < HOVER_RMS_BOUND_M[sim], (summary["tracking"], context)
     assert f"{sim} quadrotor" in run.stderr  # the foreign robot flew, not the project's own
+
+
+def test_deploy_starts_the_foreign_robot_the_profile_or_the_flag_names():
+    from deploy import cli
+    from deploy.profile import load_deploy_profile
+
+    profile = load_deploy_profile(ROOT / "launch" / "foreign_drone_models.yaml")
+    cmd = cli.sil_command(profile)
+    assert cmd[cmd.index("-m") + 1] == "drivers.foreign_sil" and cmd[cmd.index("--sim") + 1] == "drone_models"
+    cmd = cli.sil_command(profile, "rotorpy")  # --sil-robot wins over the profile
+    assert cmd[cmd.index("--sim") + 1] == "rotorpy" and cmd[cmd.index("--interface") + 1] == "rpm"
+    cmd = cli.sil_command(profile, "sim")
+    assert cmd[cmd.index("-m") + 1] == "drivers.sim_robot" and "--sim" not in cmd
