@@ -7,7 +7,7 @@ Written against cflib 0.1.34 and crazyflie-firmware 2026.08 (CRTP protocol 12); 
 rules are cited in drivers/crazyflie_wire.py and drivers/fake_crazyflie_firmware.py.
 
 State: the state log block at 100 Hz (drivers.crazyflie_link) -> ``state/pose`` (PoseStamped, world) and
-``state/twist`` (TwistStamped: linear world, angular body FLU; frames as drivers/px4_bridge.py), the status block
+``state/twist`` (TwistStamped: linear and angular in the body FLU) and ``state/odom`` (drivers/state_out.py), the status block
 at 10 Hz -> ``state/battery`` (``voltage`` = pm.vbat, ``percentage`` from the firmware's 1S LiPo table,
 drivers.crazyflie_convert.battery_fraction). Stamps: the log's milliseconds since the Crazyflie booted, mapped
 onto this computer's ROS time (system clock) with drivers.px4_convert.ClockOffset (the smallest arrival - stamp

@@ -6,8 +6,8 @@
         [--kf 3.16e-10] [--seconds 0]
 
 State (drivers/mavlink_convert.py): ODOMETRY, or ATTITUDE_QUATERNION + LOCAL_POSITION_NED (published on each
-LOCAL_POSITION_NED with the attitude of the same 50 ms), NED / FRD -> ``state/pose`` and ``state/twist`` (world ENU,
-linear velocity in the world, angular velocity in the body FLU), stamped in ROS time (this computer's system clock)
+LOCAL_POSITION_NED with the attitude of the same 50 ms), NED / FRD -> ``state/pose``, ``state/twist`` and ``state/odom``
+(world ENU; the twist's linear and angular velocity in the body FLU, drivers/state_out.py), stamped in ROS time (this computer's system clock)
 through drivers.px4_convert.ClockOffset from the autopilot's boot clock (time_usec, time_boot_ms; a clock that goes
 back more than 1 s is a reboot: the offset is measured again); BATTERY_STATUS (or SYS_STATUS when the autopilot
 sends no BATTERY_STATUS) -> ``state/battery`` (voltage V, percentage 0..1, NaN unknown), stamped on arrival.

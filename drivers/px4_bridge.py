@@ -3,8 +3,8 @@
     python -m drivers.px4_bridge --namespace /px4_1 --vehicle-id px4_1 --config launch/px4_bridge.yaml
         [--px4-namespace ""] [--topic-suffix _v1] [--seconds 0]
 
-State: ``/fmu/out/vehicle_odometry`` (NED / FRD, PX4 boot clock) -> ``state/pose``, ``state/twist`` (world ENU,
-body FLU, stamps in ROS time (this computer's system clock) through drivers.px4_convert.ClockOffset);
+State: ``/fmu/out/vehicle_odometry`` (NED / FRD, PX4 boot clock) -> ``state/pose``, ``state/twist``, ``state/odom``
+(world ENU, body FLU, the twist in the body frame by ROS convention: drivers/state_out.py; stamps in ROS time (this computer's system clock) through drivers.px4_convert.ClockOffset);
 ``/fmu/out/battery_status`` -> ``state/battery``; ``/fmu/out/vehicle_status`` is kept for the rules below.
 
 Commands, only this vehicle's (drivers.vehicle.VehicleFilter), of one of two kinds; the first command picks the
