@@ -9,9 +9,11 @@ from deploy.runtime import QuadrotorAdapter, Runtime
 from deploy.runtime.articulated import ArticulatedAdapter
 
 
-def quadrotor_runtime(policy, node, transport, safety, recorder=None, plan=None, **kwargs) -> Runtime:
+def quadrotor_runtime(
+    policy, node, transport, safety, recorder=None, plan=None, state_input="pose_twist", **kwargs
+) -> Runtime:
     return Runtime(
-        QuadrotorAdapter(policy, node, transport, plan, safety.profile.quadrotor),
+        QuadrotorAdapter(policy, node, transport, plan, safety.profile.quadrotor, state_input=state_input),
         policy,
         node,
         transport,

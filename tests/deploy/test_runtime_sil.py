@@ -20,6 +20,7 @@ import torch
 
 from deploy.recording import read_log
 from deploy.recording.recorder import FlightRecorder
+from deploy.replay import load_flight
 from deploy.runtime import FlightPlan
 from deploy.runtime.clock import ros_minus_monotonic_ns
 from deploy.safety import SafetyLayer, SafetyState, crazyflie_profile
@@ -134,7 +135,9 @@ def test_exported_hover_policy_flies_in_sil(sim_robot, tmp_path, file):
     """A policy trained with `sim2real train quadrotor-hover` and exported with `sim2real export`, stored in
     tests/data: hover_policy_history.onnx (`--iterations 250 --seed 0 --threads 2`, 33 s, 100 inputs: the runtime
     builds the observation history) still loads (the format is stable), fits the SIL profile, and flies take-off,
-    5 s of hover and landing with < 0.1 m RMS and no safety transition. (tests/data/hover_policy.onnx, session 1,
+    5 s of hover and landing with < 0.1 m RMS and no safety transition, reading the state from nav_msgs/Odometry
+    (profile ``state: {input: odometry}``; the other flights read pose + twist): the body-frame twist rotated back
+    is the world velocity the policy was trained on. (tests/data/hover_policy.onnx, session 1,
     22 inputs, is flown by `sim2real deploy` in tests/deploy/test_fault_injection_dds.py and
     tests/drivers/test_px4_sil.py with the same RMS bound.)"""
     from deploy.profile import check_policy, load_deploy_profile
@@ -150,9 +153,13 @@ def test_exported_hover_policy_flies_in_sil(sim_robot, tmp_path, file):
         Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node,
         FlightRecorder(tmp_path / "run.mcap") as rec,
     ):
-        runtime = quadrotor_runtime(policy, node, profile.transport, SafetyLayer(profile.safety), rec, profile.plan)
-        assert runtime.adapter.pose_sub.wait_for_publishers(1, timeout_s=30.0)
+        runtime = quadrotor_runtime(
+            policy, node, profile.transport, SafetyLayer(profile.safety), rec, profile.plan, state_input="odometry"
+        )
+        assert runtime.adapter.odom_sub.wait_for_publishers(1, timeout_s=30.0)
         runtime.run(timeout_s=20.0)
+    flight = load_flight(tmp_path / "run.mcap", needed=("pose", "twist"))  # the log holds state/odom only
+    assert flight.topics["pose"] == flight.topics["twist"] == "/sim2real/state/odom" and len(flight.velocity) > 500
     states = [t.to_state for t in runtime.safety.transitions]
     assert states == [SafetyState.ARMING, SafetyState.ACTIVE, SafetyState.DISARMED], [
         str(t) for t in runtime.safety.transitions
