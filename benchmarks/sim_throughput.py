@@ -4,7 +4,10 @@
 actions (so failures and resets happen at an early-training rate), on the env's default backend ("native": the
 C++ CPU kernel where the config is supported; "compiled": torch.compile) or on the torch path (--backend torch);
 "dynamics" is the compiled torch physics of one control step alone. Compilation and warm-up are excluded and
-reported as compile_s.
+reported as compile_s. Every line carries the CPU (``cpu``: /proc/cpuinfo's model name, vendor, family, model and
+whether it has AVX-512F); quadrotor lines also carry ``dynamics_to_step`` (and ``_median``): dynamics env-steps/s
+over full env-steps/s, best (median) of runs alternated in the same process: what the full step costs beyond the
+physics, comparable across hosts.
 
     python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--repeats 5] [--device cpu]
         [--backend auto|torch|native]
@@ -40,6 +43,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sim.quadrotor.dynamics import physics_step, step_coeffs
 from sim.quadrotor.native import load_kernel, widest
 from sim.tasks import make_env
+
+
+def cpu_info() -> dict:
+    """The CPU as /proc/cpuinfo names it (its first processor): model name, vendor, family, model, AVX-512F or not."""
+    info: dict = {"model_name": platform.processor() or platform.machine()}
+    keys = {"model name": "model_name", "vendor_id": "vendor", "cpu family": "family", "model": "model"}
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return info
+    for line in first.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key in keys:
+            info[keys[key]] = int(value) if key in ("cpu family", "model") and value.isdigit() else value
+        elif key == "flags":
+            info["avx512f"] = "avx512f" in value.split()
+    return info
 
 
 def _sync(device: torch.device) -> None:
@@ -92,8 +112,6 @@ def bench_env(
     _sync(device)
     compile_s = time.perf_counter() - t0
 
-    env_times, resets = _timed_steps(env, pool, steps, repeats, device)
-
     p = env.phys_params()
     zero = torch.zeros(num_envs, device=device)
     dt = cfg.physics_dt
@@ -109,8 +127,12 @@ def bench_env(
     body = env.body
     for _ in range(3):
         compiled(body, p)
-    dyn_times = []
+    # Full steps and dynamics alternate run by run, so that a shared machine's load falls on both alike.
+    env_times, dyn_times, resets = [], [], 0
     for _ in range(repeats):
+        times, r = _timed_steps(env, pool, steps, 1, device)
+        env_times += times
+        resets += r
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(steps):
@@ -127,6 +149,9 @@ def bench_env(
         "steps": steps,
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "cpu": cpu_info(),
+        "dynamics_to_step": round(min(env_times) / min(dyn_times), 2),  # dynamics M/s over full step M/s, best
+        "dynamics_to_step_median": round(statistics.median(env_times) / statistics.median(dyn_times), 2),
     }
     return [
         {
@@ -179,7 +204,8 @@ def _comparison(task: str, num_envs: int, steps: int, repeats: int, what: str, v
     """One JSON line of :func:`_alternate`: each variant's best and median, and the first over the second."""
     rate, resets = _alternate(task, num_envs, steps, repeats, variants)
     first, second = list(variants)
-    line = {"task": task, "device": "cpu", "num_envs": num_envs, "what": what, "steps": steps, "repeats": repeats}
+    line = {"task": task, "device": "cpu", "cpu": cpu_info(), "num_envs": num_envs, "what": what, "steps": steps}
+    line["repeats"] = repeats
     for name in (first, second):
         line[f"{name}_env_steps_per_s"], line[f"{name}_median_env_steps_per_s"] = rate[name]
     line["ratio_best"] = rate[first][0] / rate[second][0]
@@ -235,6 +261,7 @@ def bench_articulated(
     best = num_envs * steps / min(times)
     return {
         "task": task,
+        "cpu": cpu_info(),
         "engine": engine,
         "device": str(device),
         "num_envs": num_envs,

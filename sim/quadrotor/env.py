@@ -209,7 +209,7 @@ class QuadrotorEnv(BatchedEnv):
         env when None) starts with K copies of its first observation, as the deploy runtime's builder does.
         """
         k = self.history_steps
-        if k == 0:
+        if k == 0 or self._native is not None:  # the native step keeps the history in its ring (NativeStep)
             return self._obs
         base = self._obs["policy"]
         if done is None:
@@ -266,7 +266,7 @@ class QuadrotorEnv(BatchedEnv):
             return self._step_native_separate(actions)
         counter = int(self.counter)
         pool = (self._pool["params"], self._pool["state"], self._pool_next)
-        out, reward, _, timeout, done, due = kernel.step_and_reset(
+        reward, _, timeout, done, due = kernel.step_and_reset(
             self.check_actions(actions).contiguous(), counter, pool, self._reset_row_ids, self._kernel_privileged
         )
         extras: dict = {"time_outs": timeout}
@@ -288,12 +288,10 @@ class QuadrotorEnv(BatchedEnv):
         if any(due_counts):
             self._resample_intervals(due)
             if self._interval_observed:
-                self._native.observe(out, counter, due.any(0).nonzero().squeeze(-1))
+                self._native.observe(counter, due.any(0).nonzero().squeeze(-1))
         kernel.rotate()
         self._native_views(kernel)
-        policy, critic = kernel.groups
-        groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
-        self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        self._obs = self._native_obs()
         self.counter += 1
         return self._obs, reward, done, extras
 
@@ -302,9 +300,7 @@ class QuadrotorEnv(BatchedEnv):
         finished ones are reset by :meth:`_reset_idx`, then their observations are recomputed. The reference of
         the in-pass resets (tests) and the baseline of their benchmark."""
         counter = int(self.counter)
-        out, reward, terminated, timeout, done, due = self._native.step(
-            self.check_actions(actions).contiguous(), counter
-        )
+        reward, terminated, timeout, done, due = self._native.step(self.check_actions(actions).contiguous(), counter)
         self._native_views(self._native)
         extras: dict = {"time_outs": timeout}
         done_ids = self._end_episodes(done, terminated, extras)
@@ -312,12 +308,18 @@ class QuadrotorEnv(BatchedEnv):
         stale = done_ids
         if self._interval_observed:
             stale = torch.cat([done_ids, due.any(0).nonzero().squeeze(-1)])
-        self._native.observe(out, counter, stale)
+        self._native.observe(counter, stale)
+        self._native.fill_history(done_ids)
         self._native.rotate()
         self._native_views(self._native)
-        self._obs = self._obs_groups(out)
+        self._obs = self._native_obs()
         self.counter += 1
         return self._obs, reward, done, extras
+
+    def _native_obs(self) -> TensorDict:
+        policy, critic = self._native.groups  # policy: base observation and history, a view of the kernel's ring
+        groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
+        return TensorDict(groups, batch_size=[self.num_envs], device=self.device)
 
     def _obs_groups(self, both: Tensor) -> TensorDict:
         policy, critic = (x.T for x in both.split([self.base_obs_spec.dim, self.critic_spec.dim]))
@@ -577,11 +579,12 @@ class QuadrotorEnv(BatchedEnv):
 
     def _compute_obs(self) -> TensorDict:
         if self._native is not None:
-            both = padded_empty(self.base_obs_spec.dim + self.critic_spec.dim, self.num_envs)
-            self._native.observe(both, int(self.counter))
+            self._native.advance_outputs()
+            self._native.observe(int(self.counter))
+            self._native.fill_history()  # every env starts a history here
             self._native.rotate()
             self._native_views(self._native)
-            self._obs = self._obs_groups(both)
+            self._obs = self._native_obs()
             return self._obs
         both, sensed, self.error_integral = self._observe(
             self.body, self.params, self.traj, self.obs_slots[:-1], self.last_action, self.episode_length_buf,

@@ -101,7 +101,8 @@ def _fields() -> list[tuple[str, object]]:
     out += [(f, ctypes.c_int64) for f in _RESET_INT_FIELDS]
     for f in _RESET_PTR_FIELDS:
         out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
-    return out
+    history = [("critic_out", ctypes.c_void_p), ("n_hist", ctypes.c_int64)]
+    return [*out, *history, ("obs_mirror", ctypes.c_void_p), ("prev_done", ctypes.c_void_p)]
 
 
 class Args(ctypes.Structure):
@@ -123,6 +124,7 @@ class ResetArgs(ctypes.Structure):
     ]
 
 
+HISTORY_WINDOWS = 3  # the history ring holds this many observation windows (see NativeStep._advance_outputs)
 _lock = threading.Lock()
 _kernels: dict[int, ctypes.CDLL | None] = {}  # by width; None: the build or load failed (tried once)
 WIDTHS = (8, 16)  # envs per vector block: 8 (AVX2), 16 (AVX-512F)
@@ -289,7 +291,20 @@ class NativeStep:
         a.n_integral = 3 if "position_error_integral" in env.base_obs_spec.names else 0
         a.integral_limit = POSITION_ERROR_INTEGRAL_LIMIT
         self.integral = [padded_empty(3, env.num_envs).zero_() for _ in range(2)]
-        self.out_rows = env.base_obs_spec.dim + env.critic_spec.dim
+        # Observation history: two rings of base-observation blocks (D rows each), used by steps in turn. A step's
+        # policy group is the view of K + 1 consecutive blocks of its ring, newest first: the kernel writes the
+        # newest block (in both rings) and the history costs no copy (appending it with torch.cat took twice the
+        # kernel's time, see docs/ARCHITECTURE.md). Two rings because a reset env's older blocks are rewritten,
+        # and in one ring those blocks belong to the last step's window too, which the caller may still read.
+        self.base_dim, self.history = env.base_obs_spec.dim, env.history_steps
+        self.ring_blocks = HISTORY_WINDOWS * (self.history + 1)
+        rows = self.ring_blocks * self.base_dim
+        ring = padded_empty(2 * rows, env.num_envs).zero_()
+        self.rings = (ring[:rows], ring[rows:])
+        self._block = self.ring_blocks - self.history  # newest block of the current window
+        self._ring = 1  # the current window's ring
+        self._prev_done: Tensor | None = None  # the last step's done flags (its resets' history is due in this ring)
+        a.n_hist = self.history
         for j, s in enumerate(env.critic_spec.scales()[:SENSED]):
             a.critic_scale[j] = s
         # In-pass resets (step_and_reset): fixed scratch and report buffers, bound once.
@@ -309,6 +324,7 @@ class NativeStep:
         self._outputs = [self._new_outputs() for _ in range(2)]
         self._flip = 0
         self._bound: tuple = ()
+        self.advance_outputs()
 
     @staticmethod
     def supports(env) -> str | None:
@@ -330,7 +346,7 @@ class NativeStep:
             return "parameter or noise table layout"
         return None
 
-    def _common(self, out: Tensor, counter: int) -> None:
+    def _common(self, counter: int) -> None:
         a, env = self.args, self.env
         if env.episode_length_buf.dtype != torch.long or not env.episode_length_buf.is_contiguous():
             env.episode_length_buf = env.episode_length_buf.to(torch.long).contiguous()
@@ -344,21 +360,66 @@ class NativeStep:
         a.ep_len, a.ep_return = _ptr(env.episode_length_buf), _ptr(env.episode_return)
         a.num_threads = torch.get_num_threads()
         a.counter = counter
-        a.obs_out = _ptr(out)
+        a.obs_out, a.critic_out = _ptr(self.window), _ptr(self.critic)
+        a.obs_mirror = _ptr(self.mirror) if self.history else None
         for k, slot in enumerate(self.obs_slots[:-1]):
             a.obs_slot[k] = _ptr(slot)
         a.obs_new = _ptr(self.obs_slots[-1])  # the oldest slot is recycled for this step's sensed values
         a.integral_prev, a.integral_new = _ptr(self.integral[0]), _ptr(self.integral[1])
 
-    def _new_outputs(self) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
-        n, env = self.env.num_envs, self.env
-        out = padded_empty(self.out_rows, n)
-        groups = tuple(x.T for x in out.split([env.base_obs_spec.dim, env.critic_spec.dim]))  # (N, D) policy, critic
-        return out, torch.empty(n), torch.empty(3 + self.args.n_due, n, dtype=torch.bool), groups
+    def _new_outputs(self) -> tuple[Tensor, Tensor, Tensor]:
+        n = self.env.num_envs
+        critic = padded_empty(self.env.critic_spec.dim, n)
+        return critic, torch.empty(n), torch.empty(3 + self.args.n_due, n, dtype=torch.bool)
 
-    def _launch(self, actions: Tensor, counter: int, out: Tensor, reward: Tensor, flags: Tensor) -> None:
+    def advance_outputs(self) -> tuple[Tensor, Tensor]:
+        """Move to the next step's outputs and return its (reward, flags) buffers: the next block of the history ring
+        (the window, :attr:`window`, is that block and the K after it, which hold the previous steps' base
+        observations) in the other ring than the last step's, and the other of two critic, reward and flag buffers.
+        A ring holds HISTORY_WINDOWS windows; when the newest block would pass its start, the newest K blocks are
+        copied to its end (one copy every 2K + 2 steps), never into the last step's window: a step's outputs stay
+        valid through the next step."""
+        self._block -= 1
+        k, d = self.history, self.base_dim
+        if self._block < 0:
+            for ring in self.rings:
+                blocks = ring.unflatten(0, (self.ring_blocks, d))
+                blocks[self.ring_blocks - k :].copy_(blocks[:k])
+            self._block = self.ring_blocks - k - 1
+        self._ring ^= 1
+        rows = slice(self._block * d, (self._block + k + 1) * d)
+        self.window, self.mirror = self.rings[self._ring][rows], self.rings[self._ring ^ 1][rows][:d]  # ((K + 1) D, N)
+        self.critic, reward, flags = self._outputs[self._flip]
+        self._flip ^= 1
+        return reward, flags
+
+    @property
+    def groups(self) -> tuple[Tensor, Tensor]:
+        """(N, (K + 1) D) policy (base observation and its history) and (N, C) critic views of the current outputs."""
+        return self.window.T, self.critic.T
+
+    def fill_history(self, ids: Tensor | None = None) -> None:
+        """Give envs ``ids`` (int64; every env, in both rings, when None) their newest base observation in all K older
+        blocks of the window: a new episode has no older measurement (as QuadrotorEnv._append_history). The kernel
+        does this itself for the envs it resets in the pass, and for the other ring at the next step."""
+        if self.history == 0:
+            return
+        shape = (self.history + 1, self.base_dim)
+        if ids is None:
+            rows = slice(self._block * self.base_dim, (self._block + self.history + 1) * self.base_dim)
+            for ring in self.rings:
+                blocks = ring[rows].unflatten(0, shape)
+                blocks[1:] = blocks[:1]
+            self._prev_done = None  # nothing left for the next step to fill
+        elif ids.numel():
+            blocks = self.window.unflatten(0, shape)
+            blocks[1:, :, ids] = blocks[:1, :, ids]
+
+    def _launch(self, actions: Tensor, counter: int, reward: Tensor, flags: Tensor) -> None:
         a = self.args
-        self._common(out, counter)
+        self._common(counter)
+        a.prev_done = None if self._prev_done is None else _ptr(self._prev_done)
+        self._prev_done = flags[2]  # the done flags; the buffer is rewritten two steps later
         a.actions = _ptr(actions)
         for k, slot in enumerate(self.act_slots[: a.act_slots - 1]):
             a.act_slot[k] = _ptr(slot)
@@ -371,15 +432,13 @@ class NativeStep:
         self.act_views.insert(0, self.act_views.pop())
 
     def step(self, actions: Tensor, counter: int) -> tuple[Tensor, ...]:
-        """Advance one control step. actions: (N, 4) float32 contiguous. Returns (obs (policy + critic rows, N), reward, terminated,
-        timeout, done, due (G, N) bool), in new tensors. Resets are the caller's (:meth:`reset`, then :meth:`observe`
-        of the reset envs); call :meth:`rotate` after."""
-        n = self.env.num_envs
-        out, reward = padded_empty(self.out_rows, n), torch.empty(n)
-        flags = torch.empty(3 + self.args.n_due, n, dtype=torch.bool)
+        """Advance one control step. actions: (N, 4) float32 contiguous. Returns (reward, terminated, timeout, done,
+        due (G, N) bool); the observations are :attr:`groups`. Resets are the caller's (:meth:`reset`, then
+        :meth:`observe` and :meth:`fill_history` of the reset envs); call :meth:`rotate` after."""
+        reward, flags = self.advance_outputs()
         self.args.reset_inline = 0
-        self._launch(actions, counter, out, reward, flags)
-        return out, reward, flags[0], flags[1], flags[2], flags[3:]
+        self._launch(actions, counter, reward, flags)
+        return reward, flags[0], flags[1], flags[2], flags[3:]
 
     def step_and_reset(
         self,
@@ -394,17 +453,16 @@ class NativeStep:
 
         pool: (parameter draws (len(rows), P), state offsets (13, P), index of the next unused draw); rows: the
         drawn parameter rows (int64); privileged: as in :meth:`reset`, or None (the caller refreshes it).
-        Returns (obs, reward, terminated, timeout, done, due) as :meth:`step`, in two sets of buffers used in turn
-        (the tensors of a step are rewritten two steps later); :attr:`groups` are the (N, D) policy and critic views
-        of this step's obs. Then read :attr:`counts`: [0] envs finished, [1] 1 if
+        Returns (reward, terminated, timeout, done, due) as :meth:`step` (the tensors of a step stay valid through
+        the next step); :attr:`groups` are the policy (with its history) and critic views of this step's
+        observations. Then read :attr:`counts`: [0] envs finished, [1] 1 if
         they were reset (0: the pool was short; refill it and call :meth:`reset_finished`), [2 + d] envs due in
         interval group d. :meth:`finished` gives the finished envs' ids and episode statistics."""
-        out, reward, flags, self.groups = self._outputs[self._flip]
-        self._flip ^= 1
+        reward, flags = self.advance_outputs()
         self._bind_pool(pool, rows, privileged)
         self.args.reset_inline = 1
-        self._launch(actions, counter, out, reward, flags)
-        return out, reward, flags[0], flags[1], flags[2], flags[3:]
+        self._launch(actions, counter, reward, flags)
+        return reward, flags[0], flags[1], flags[2], flags[3:]
 
     def reset_finished(self, pool: tuple[Tensor, Tensor, int]) -> None:
         """Reset the envs that finished in the last :meth:`step_and_reset` from ``pool`` (after it reported a short
@@ -443,10 +501,11 @@ class NativeStep:
             a.priv_row, a.priv_div, a.priv_mul = _ptr(prow), _ptr(div), _ptr(mul)
         self._bound = (params, offsets, rows, privileged)  # the kernel reads them: keep them alive
 
-    def observe(self, out: Tensor, counter: int, ids: Tensor | None = None) -> None:
-        """Write the observations (and this step's sensed values) of every env, or of ``ids`` (int64), into out."""
+    def observe(self, counter: int, ids: Tensor | None = None) -> None:
+        """Write the observations (and this step's sensed values) of every env, or of ``ids`` (int64), into the
+        current outputs (the newest block of :attr:`window` and the critic rows)."""
         a = self.args
-        self._common(out, counter)
+        self._common(counter)
         a.act_new = _ptr(self.act_slots[0])  # observations carry the newest action
         if ids is None:
             self.lib.quad_observe(ctypes.byref(a), None, 0)
@@ -474,7 +533,7 @@ class NativeStep:
             if t.stride(-1) != 1 or t.dtype != torch.float32:
                 raise ValueError("reset values must be float32 with unit stride along envs")
         ids, rows = ids.contiguous(), rows.contiguous()
-        self._common(torch.empty(0), 0)  # refresh the env's buffer pointers
+        self._common(0)  # refresh the env's buffer pointers
         r = ResetArgs()
         r.count, r.nprow, r.nact = n, rows.numel(), len(self.act_slots)
         r.pv_stride, r.sv_stride = values.stride(0) if values.dim() == 2 and rows.numel() else 0, offsets.stride(0)

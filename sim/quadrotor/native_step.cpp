@@ -72,7 +72,7 @@ struct Args {
   uint8_t* timeout;
   uint8_t* done;
   uint8_t* due[MAX_DUE];
-  float* obs_out;  // (policy rows + 22 critic rows, n)
+  float* obs_out;  // (policy base rows, n): the newest block of the history window (see n_hist)
   const float* noise_table;
   int64_t n_integral;  // 3 when the policy observes position_error_integral (after last_action), else 0
   double integral_limit;  // m s, sim.obs_terms.POSITION_ERROR_INTEGRAL_LIMIT
@@ -95,6 +95,17 @@ struct Args {
   float* done_return;    // ... their episode return, length and failure flag before the reset
   int64_t* done_len;
   uint8_t* done_term;
+  // Observation history (the policy observes [base_t, base_t-1, ..., base_t-K]): obs_out is the newest of K + 1
+  // consecutive base blocks (rows D * k .. D * k + D - 1 hold base_t-k, D = SENSED + 4 + n_integral) of one of the
+  // env's two history rings (native.py, NativeStep.advance_outputs), so the history costs no copy. The base is also
+  // written to obs_mirror, the same block of the other ring (which holds the last step's window). A new episode
+  // has its first base observation in all K older blocks (as QuadrotorEnv._append_history): an env reset in the
+  // pass gets them in this ring at once (n_hist), and in the other ring at the next step (prev_done), when that
+  // ring's window is no longer the one the caller may still read.
+  float* critic_out;        // (22 critic rows, n)
+  int64_t n_hist;           // K
+  float* obs_mirror;        // (D, n) or nullptr (K = 0)
+  const uint8_t* prev_done;  // (n) the envs reset in the last step, or nullptr: fill block 1 into blocks 2..K
 };
 
 // Lanes of one block: env indices (contiguous or gathered) and how many are valid; lanes past ``cnt`` repeat the
@@ -287,6 +298,12 @@ static inline void gather_noise(const float* const src[W], vf noise[SENSED]) {
 }
 #endif
 
+// A base observation row into this step's history block and its mirror in the other ring (see Args::n_hist).
+static inline void base_out(const Args& a, const Lanes& L, int64_t offset, vf v) {
+  L.stream(a.obs_out + offset, v);
+  if (a.obs_mirror) L.stream(a.obs_mirror + offset, v);
+}
+
 // Noisy sensed values, delay, and the 44 observation rows of the envs in L (state b, after any reset).
 // rows: the noise table rows of the lanes (nullptr: computed here, with divisions).
 // last_act: the lanes' newest action when already in registers (else loaded from act_new).
@@ -325,12 +342,12 @@ static __attribute__((always_inline)) inline void observe(const Args& a, const L
     }
     if (j < 3) observed_error[j] = out;
     float s = (float)a.policy_scale[j];
-    L.stream(a.obs_out + j * n, s != 1.0f ? out * s : out);
+    base_out(a, L, j * n, s != 1.0f ? out * s : out);
   }
   for (int m = 0; m < 4; ++m) {
     vf last = last_act ? last_act[m] : L.load(a.act_new + m * n);  // the newest action (after a reset: zero)
     float s = (float)a.policy_scale[SENSED + m];
-    L.stream(a.obs_out + (SENSED + m) * n, s != 1.0f ? last * s : last);
+    base_out(a, L, (SENSED + m) * n, s != 1.0f ? last * s : last);
   }
   // position_error_integral (sim.obs_terms.integrate_position_error): read from the previous step's buffer, so
   // observing an env twice in one step (after a reset) gives the same result.
@@ -340,9 +357,9 @@ static __attribute__((always_inline)) inline void observe(const Args& a, const L
     v = vmin(vmax(v, splat(-lim)), splat(lim));
     L.stream(a.integral_new + k * n, v);  // read back only at the next step
     float s = (float)a.policy_scale[SENSED + 4 + k];
-    L.stream(a.obs_out + (SENSED + 4 + k) * n, s != 1.0f ? v * s : v);
+    base_out(a, L, (SENSED + 4 + k) * n, s != 1.0f ? v * s : v);
   }
-  float* critic = a.obs_out + (SENSED + 4 + a.n_integral) * n;
+  float* critic = a.critic_out;
   for (int j = 0; j < SENSED; ++j) {
     float s = (float)a.critic_scale[j];
     L.stream(critic + j * n, s != 1.0f ? truth[j] * s : truth[j]);
@@ -509,6 +526,17 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
 
 static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advance);
 
+// The envs of L reset in the last step: their first base observation (block 1 of this window) into blocks 2..K.
+static inline void fill_history_of_last_resets(const Args& a, const Lanes& L) {
+  const int64_t n = a.stride, d = SENSED + 4 + a.n_integral;
+  for (int l = 0; l < L.cnt; ++l) {
+    const int64_t e = L.idx[l];
+    if (!a.prev_done[e]) continue;
+    for (int64_t k = 2; k <= a.n_hist; ++k)
+      for (int64_t j = 0; j < d; ++j) a.obs_out[(k * d + j) * n + e] = a.obs_out[(d + j) * n + e];
+  }
+}
+
 // Denormal floats (values decaying towards zero: rotor-speed errors, body rates of a vehicle at rest) cost ~100x
 // on x86; flush them to zero (FTZ + DAZ) while the kernel runs, then restore the caller's MXCSR. Measured with
 // zero actions at 65536 envs: the kernel took 3.1 ms per step against 2.5 ms with random actions.
@@ -548,6 +576,7 @@ static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advan
     cur.next();
     if (advance) {
       step_block(a, L, rows);
+      if (a.prev_done && a.n_hist > 1) fill_history_of_last_resets(a, L);
     } else {
       observe(a, L, load_state(a, L), rows);
     }
@@ -613,6 +642,12 @@ static void reset_chunk(const Args& a, int64_t c) {
     if (L.cnt == 0) return;
     for (int l = L.cnt; l < W; ++l) L.idx[l] = L.idx[L.cnt - 1];
     observe(a, L, load_state(a, L));
+    const int64_t d = SENSED + 4 + a.n_integral;
+    for (int l = 0; l < L.cnt; ++l) {
+      const int64_t e = L.idx[l];
+      for (int64_t k = 1; k <= a.n_hist; ++k)
+        for (int64_t j = 0; j < d; ++j) a.obs_out[(k * d + j) * n + e] = a.obs_out[j * n + e];
+    }
     L.cnt = 0;
   };
   for (int64_t e = begin; e < end; ++e) {

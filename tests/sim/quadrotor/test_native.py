@@ -159,14 +159,27 @@ def test_in_pass_resets_equal_the_eager_reset_path(monkeypatch, observed_interva
     assert refills > 10 and logged > 35 and due > 10
 
 
-def test_in_pass_resets_keep_each_steps_outputs_for_one_more_step():
-    """rsl_rl stores the observations of step t after step t + 1: the outputs alternate between two buffers."""
-    env = QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=default_randomization()), 64, seed=0)
-    first, rew, *_ = env.step(torch.zeros(64, 4))
-    kept, kept_rew = first["policy"].clone(), rew.clone()
-    second, *_ = env.step(torch.zeros(64, 4))
-    assert torch.equal(first["policy"], kept) and torch.equal(rew, kept_rew)
-    assert second["policy"].data_ptr() != first["policy"].data_ptr()
+@pytest.mark.parametrize("inline", [True, False])
+def test_native_steps_keep_each_steps_outputs_for_one_more_step(inline):
+    """rsl_rl stores the observations of step t after step t + 1: the critic, reward and flags alternate between two
+    buffers, and the policy group (with its history) is a window of the history ring that the next step, resets and
+    the ring's wrap-around copies leave alone (40 steps: several wraps, time-outs every 15 steps)."""
+    cfg = QuadrotorTaskCfg(task="hover", randomization=default_randomization(), episode_s=0.15)  # time-outs
+    env = QuadrotorEnv(cfg, 64, seed=0)
+    env._native.inline_resets = inline
+    g = torch.Generator().manual_seed(0)
+    prev = kept = None
+    resets = 0
+    for _ in range(40):
+        obs, rew, done, _ = env.step(2 * torch.rand(64, 4, generator=g) - 1)
+        resets += int(done.sum())
+        if prev is not None:
+            assert all(torch.equal(prev[0][k], kept[0][k]) for k in ("policy", "critic")), "obs rewritten a step early"
+            assert torch.equal(prev[1], kept[1]) and torch.equal(prev[2], kept[2])
+            assert obs["policy"].data_ptr() != prev[0]["policy"].data_ptr()
+        prev = (obs, rew, done)
+        kept = ({k: obs[k].clone() for k in ("policy", "critic")}, rew.clone(), done.clone())
+    assert resets > 0 and env._native.ring_blocks < 40 - env.history_steps  # resets and ring wraps happened
 
 
 @pytest.mark.skipif(widest() < 16, reason="the CPU has no AVX-512F: only the 8-env (AVX2) kernel can run here")
