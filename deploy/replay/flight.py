@@ -90,11 +90,16 @@ class Flight:
 
     def attitude_at(self, t: np.ndarray) -> np.ndarray:
         """(len(t), 4) w, x, y, z: the pose's attitude at times ``t`` (s), normalized lerp (held at the ends)."""
-        q = self.quaternion.copy()
-        flip = np.sum(q[1:] * q[:-1], axis=1) < 0  # keep one hemisphere so that lerp is short
-        q[1:][np.cumsum(flip) % 2 == 1] *= -1
-        qi = np.stack([np.interp(t, self.state_t, col) for col in q.T], -1)
-        return qi / np.linalg.norm(qi, axis=1, keepdims=True)
+        return _nlerp(t, self.state_t, self.quaternion)
+
+
+def _nlerp(t: np.ndarray, ts: np.ndarray, quaternion: np.ndarray) -> np.ndarray:
+    """(len(t), 4) quaternions at ``t`` from (K, 4) w-first ``quaternion`` at sorted times ``ts``."""
+    q = quaternion.copy()
+    flip = np.sum(q[1:] * q[:-1], axis=1) < 0  # keep one hemisphere so that lerp is short
+    q[1:][np.cumsum(flip) % 2 == 1] *= -1
+    qi = np.stack([np.interp(t, ts, col) for col in q.T], -1)
+    return qi / np.linalg.norm(qi, axis=1, keepdims=True)
 
 
 def load_flight(
@@ -177,13 +182,21 @@ def _to_flight(raw: RawLog, roles: Mapping[str, TopicRole], tmap: TopicMap, need
             ang = ang @ _FRD_TO_FLU.T
             lin = np.where(body[:, None], lin @ _FRD_TO_FLU.T, lin @ _NED_TO_ENU.T)
             own_q = None if own_q is None else _quat_ned_to_enu(own_q)
-        if body.any():  # twists in the child (body) frame: rotated with the message's or the pose's attitude
-            if own_q is None and len(flight.state_t) == 0:
+        if body.any():  # twists in the child (body) frame: rotated with the message's, the pose's or the IMU's attitude
+            if own_q is not None:
+                q = own_q[body]
+            elif len(flight.state_t):
+                q = flight.attitude_at(tt[body])
+            elif msgs_of("imu"):  # a legged robot's log: the runtime read the IMU, not a pose
+                imu_t, imu_q = series("imu", _imu_quat)
+                imu_q = _quat_ned_to_enu(imu_q) if ned else imu_q
+                order = np.argsort(imu_t, kind="stable")
+                q = _nlerp(tt[body], imu_t[order], imu_q[order])
+            else:
                 raise ReplayError(
                     f"{raw.path}: the twists on {roles['twist'].topic} are in the body frame (ROS convention): "
-                    "reading them needs the pose topic, which has no message"
+                    "reading them needs the pose or the imu topic, and the log has neither"
                 )
-            q = own_q[body] if own_q is not None else flight.attitude_at(tt[body])
             lin[body] = np.einsum("kij,kj->ki", rotations(q), lin[body])
         order = np.argsort(tt, kind="stable")
         flight.twist_t, flight.twist_log_t = tt[order], log_tt[order]
@@ -263,6 +276,12 @@ def _pose_values(msg: Any) -> list[float]:
     pose = msg.pose.pose if hasattr(msg.pose, "pose") else msg.pose
     p, q = pose.position, pose.orientation
     return [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
+
+
+def _imu_quat(msg: Any) -> list[float]:
+    """Imu -> its orientation w, x, y, z."""
+    q = msg.orientation
+    return [q.w, q.x, q.y, q.z]
 
 
 def _twist_values(msg: Any) -> list[float]:

@@ -14,6 +14,7 @@ A log recorded from another stack (PX4 via a ROS 2 bridge, a Unitree or Crazyfli
       action: /policy/action             # Float32MultiArray, the normalized action
       safety_transition: /safety/transition
       timing: /diagnostics/timing
+      imu: /imu                          # Imu: its orientation rotates a body-frame twist when there is no pose
     types:                               # .msg texts of custom types a bag does not embed
       my_msgs/msg/Motors: "float32[4] rpm"
 
@@ -29,7 +30,7 @@ from typing import Any
 
 from deploy.replay.errors import TopicMapError
 
-ROLES = ("pose", "twist", "command", "observation", "action", "safety_transition", "timing")
+ROLES = ("pose", "twist", "command", "observation", "action", "safety_transition", "timing", "imu")
 # role -> relative name in sim2real's transport table (deploy/transport/topics.py)
 DEFAULT_NAMES = {
     "pose": "state/pose",
@@ -39,6 +40,7 @@ DEFAULT_NAMES = {
     "action": "policy/action",
     "safety_transition": "safety/transition",
     "timing": "diagnostics/timing",
+    "imu": "state/imu",  # a legged robot's attitude: rotates its body-frame twist where the log has no pose
 }
 # a run whose runtime read nav_msgs/Odometry (deploy profile ``state: {input: odometry}``) logged no state/pose or
 # state/twist: its pose and twist come from state/odom
@@ -57,6 +59,7 @@ ROLE_TYPES = {
     "action": ("std_msgs/msg/Float32MultiArray",),
     "safety_transition": ("sim2real_msgs/msg/SafetyTransition",),
     "timing": ("sim2real_msgs/msg/LoopTiming",),
+    "imu": ("sensor_msgs/msg/Imu",),
 }
 DEFAULT_FIELD = {
     "sim2real_msgs/msg/MotorCommand": "rpm",

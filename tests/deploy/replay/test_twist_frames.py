@@ -1,10 +1,12 @@
 """Replay reads the twist of old and new logs alike: a TwistStamped by its header frame (``world``: the earlier
-world-frame linear velocity; ``base_link``: the body frame, ROS convention), an Odometry's in its child frame."""
+world-frame linear velocity; ``base_link``: the body frame, ROS convention, rotated with the pose's attitude or,
+in a legged robot's log, the IMU's), an Odometry's in its child frame."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from deploy.articulated_wire import imu_msg
 from deploy.msgs import Twist, TwistStamped, Vector3, make_header
 from deploy.recording import FlightRecorder, read_log
 from deploy.replay import load_flight
@@ -33,6 +35,10 @@ def _write(path, convention: str) -> None:
             if convention == "odometry":
                 rec.write_state(odom, stamp)
                 continue
+            if convention == "legged":  # the legged runtime records the IMU and the twist, no pose
+                rec.write_state(imu_msg(q, w, stamp), stamp)
+                rec.write_state(twist, stamp)
+                continue
             if convention == "old":  # as sim2real wrote twists before the ROS convention
                 twist = TwistStamped(make_header(stamp, "world"), Twist(Vector3(*v), Vector3(*w)))
             rec.write_state(pose, stamp)
@@ -42,10 +48,13 @@ def _write(path, convention: str) -> None:
 def test_old_new_and_odometry_logs_give_the_same_world_velocity(tmp_path) -> None:
     truth = [_truth(k) for k in range(N)]
     velocity, rates = np.array([t[1] for t in truth]), np.array([t[2] for t in truth])
-    for convention in ("old", "new", "odometry"):
+    for convention in ("old", "new", "odometry", "legged"):
         path = tmp_path / f"{convention}.mcap"
         _write(path, convention)
-        f = load_flight(path, needed=("pose", "twist"))
+        f = load_flight(path, needed=("twist",) if convention == "legged" else ("pose", "twist"))
+        if convention == "legged":
+            np.testing.assert_allclose(f.twist_linear, velocity, atol=1e-9)
+            continue
         topic = "/sim2real/state/odom" if convention == "odometry" else "/sim2real/state/twist"
         assert f.topics["twist"] == topic, convention
         np.testing.assert_allclose(f.velocity, velocity, atol=1e-9, err_msg=convention)
