@@ -1,7 +1,9 @@
 """``sim2real demo``: the main job on the default CPU: train -> export -> evaluate -> fly in software-in-the-loop.
 
-1. Trains the quadrotor hover policy (rsl_rl PPO, asymmetric actor-critic) for ``--train-seconds`` of wall clock
-   into ``OUT/train`` and exports it (``policy.onnx`` + ``policy.h``).
+1. Trains the quadrotor hover policy (rsl_rl PPO, asymmetric actor-critic) into ``OUT/train`` until the first
+   confirmed policy (:mod:`policies.stopping`: 95 % success on 256 screening episodes, then on 1024 others with a
+   crash rate no higher than the PID baseline's there), at most ``--train-seconds`` of training, and exports it
+   (``policy.onnx`` + ``policy.h``). ``--full-time`` trains the whole ``--train-seconds``.
 2. Evaluates it across the default randomization beside the classical PID baseline (same envs), records one
    vehicle's baseline flight as an MCAP log (ROS 2 profile, CDR) exactly as the deploy runtime records hardware
    runs, and writes plots.
@@ -33,8 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--train-seconds",
         type=float,
         default=120.0,
-        help="wall clock for training the policy, s (default 120; see BENCHMARKS.md, time to hover); 0 skips "
-        "training and flies --sil-policy",
+        help="cap on the training wall clock, s (default 120; training stops earlier at a confirmed policy, see "
+        "BENCHMARKS.md, time to hover); 0 skips training and flies --sil-policy",
+    )
+    p.add_argument(
+        "--full-time",
+        action="store_true",
+        help="train for the whole --train-seconds instead of stopping at the first confirmed policy",
     )
     p.add_argument("--num-envs", type=int, default=256, help="envs flown in parallel by the evaluation (default 256)")
     p.add_argument("--seconds", type=float, default=10.0, help="evaluation episode length, s (default 10)")
@@ -48,8 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _train_and_export(args: argparse.Namespace, out: Path) -> Path:
+def _train_and_export(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
+    """Train (until a confirmed policy or the cap), export; returns the ONNX path and a line for the report."""
     from policies.export import export
+    from policies.stopping import ConfirmedStop, StopCfg
     from policies.train import train
     from policies.train_cfg import train_cfg
 
@@ -58,17 +67,41 @@ def _train_and_export(args: argparse.Namespace, out: Path) -> Path:
     cfg.seed, cfg.max_seconds, cfg.max_iterations = args.seed, args.train_seconds, 100_000
     cfg.save_interval = 100_000  # the last iteration only
     run_dir = out / "train"
-    log.info("training %s (%s actions) for %.0f s -> %s", args.task, args.interface, args.train_seconds, run_dir)
-    result = train(cfg, run_dir, progress=True)
+    # screening and confirmation episodes are other seeds than the evaluation below (no selection on its envs)
+    stop = None if args.full_time else ConfirmedStop(cfg.task, cfg.env, StopCfg(seed=10_000 + args.seed))
+    log.info(
+        "training %s (%s actions) %s -> %s",
+        args.task,
+        args.interface,
+        f"for {args.train_seconds:g} s"
+        if stop is None
+        else f"until a confirmed policy, at most {args.train_seconds:g} s",
+        run_dir,
+    )
+    result = train(cfg, run_dir, progress=True, on_iteration=stop)
     last = result.history[-1]
     log.info(
-        "trained %d iterations in %.1f s: episode %.2f s, crash %.1f %%",
+        "trained %d iterations in %.1f s (+%.1f s of evaluations): episode %.2f s, crash %.1f %%",
         result.iterations,
         result.wall_s,
+        result.paused_s,
         last.episode_length_s,
         100 * last.crash_rate,
     )
-    return export(run_dir)["onnx"]
+    how = f"{result.iterations} iterations, {result.wall_s:.1f} s of training"
+    if stop is not None:
+        how += f" + {result.paused_s:.1f} s of evaluations"
+        if stop.confirmed_at is not None:
+            c, pid = stop.confirmed_at.confirm, stop.baseline_metrics()
+            how += (
+                f"; stopped at the first confirmed policy: {100 * c['success_rate']:.1f} % success, "
+                f"{100 * c['crash_rate']:.2f} % crashes on {stop.cfg.confirm_episodes} confirmation episodes "
+                f"(PID {100 * pid['crash_rate']:.2f} %)"
+            )
+        else:
+            how += f"; no policy was confirmed: stopped at the {args.train_seconds:g} s cap"
+    log.info("training: %s", how)
+    return export(run_dir)["onnx"], how
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    trained = _train_and_export(args, out) if args.train_seconds > 0 else None
+    trained, training = _train_and_export(args, out) if args.train_seconds > 0 else (None, "")
     sil_policy = args.sil_policy if args.sil_policy is not None else (trained or REFERENCE_POLICY)
 
     cfg = task_entry(args.task).make_cfg()
@@ -133,9 +166,7 @@ def run(args: argparse.Namespace) -> int:
     details = {
         "task": args.task,
         "action interface": args.interface,
-        "trained policy": f"`{trained.relative_to(out)}` ({args.train_seconds:g} s of training)"
-        if trained
-        else "none (--train-seconds 0)",
+        "trained policy": f"`{trained.relative_to(out)}` ({training})" if trained else "none (--train-seconds 0)",
         "envs": str(args.num_envs),
         "episode": f"{args.seconds:g} s at {cfg.control_hz:g} Hz control, {cfg.control_hz * cfg.physics_substeps:g} Hz physics",
         "randomization": f"{cfg.randomization.name} (digest {cfg.randomization.digest()}, `randomization.yaml`)",

@@ -1,0 +1,174 @@
+"""Stop training at the first confirmed hover policy: the ``on_iteration`` callback of :func:`policies.train.train`.
+
+Every ``every`` iterations (once the curriculum has reached ``min_curriculum_level``) the current deterministic actor (Gaussian mean, clipped to [-1, 1]) flies
+``screen_episodes`` episodes of ``episode_s`` from the task's default randomization (not the curriculum's narrowed
+one). When their success rate meets ``target``, the same policy flies ``confirm_episodes`` other episodes (another
+seed), and the PID baseline flies those same episodes (once per run: same seed, so the same parameters, initial
+states, noise and disturbances). The policy is *confirmed* when, on those episodes, its success rate meets
+``target`` and it crashes no more often than the PID baseline. Hover success: ``policies.rollout.HoverCriterion``.
+
+A first crossing on 256 episodes alone flatters: at 94 % true success the binomial spread of 256 episodes is
++-1.5 points, and most first crossings flew 92-94 % on 1024 others (BENCHMARKS.md, "Time to hover"). The callback's
+time is paused out of the training clock by the loop; callers that care about wall clock (the demo) see it in
+``TrainResult.paused_s``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+
+from policies.rollout import rollout
+
+log = logging.getLogger("sim2real.stopping")
+
+
+@dataclass
+class StopCfg:
+    """When to evaluate, on what, and what counts as a confirmed policy."""
+
+    target: float = 0.95  # success rate, fraction of episodes
+    every: int = 5  # iterations between screening evaluations
+    screen_episodes: int = 256
+    confirm_episodes: int = 1024  # 0: stop at the first screening crossing, no confirmation
+    episode_s: float = 10.0  # s per evaluation episode
+    seed: int = 10_000  # env seed of the screening episodes; the confirmation flies seed + 500_000
+    crash_vs_baseline: bool = True  # also require crash rate <= the PID baseline's on the confirmation episodes
+    until_confirmed: bool = True  # False: stop at the first screening crossing (its confirmation is still flown)
+    # screen only once the initial-state curriculum trains on the whole task (level >= this; 0: always): before, the
+    # policy has not met the starts the evaluation flies, and the screenings cost wall clock in the demo
+    min_curriculum_level: float = 1.0
+
+    @property
+    def confirm_seed(self) -> int:
+        return self.seed + 500_000
+
+
+@dataclass
+class Evaluation:
+    iteration: int
+    train_s: float  # training seconds when the policy was taken
+    metrics: dict[str, float]  # screening (policies.rollout.Rollout.metrics)
+    confirm: dict[str, float] | None = None  # the confirmation's metrics, when flown
+    confirmed: bool = False
+
+
+@dataclass
+class ConfirmedStop:
+    """``on_iteration(stats, runner) -> stop?`` that screens, confirms and stops (see the module docstring)."""
+
+    task: str
+    env_cfg: Any  # the training env's config; evaluations use a copy with ``episode_s`` episodes
+    cfg: StopCfg = field(default_factory=StopCfg)
+    history: list[Evaluation] = field(default_factory=list)
+    first_crossing: Evaluation | None = None  # the first screening evaluation that met the target
+    confirmed_at: Evaluation | None = None  # the first policy whose confirmation met the criterion
+    baseline: dict[str, float] | None = None  # the PID baseline on the confirmation episodes
+
+    def __post_init__(self) -> None:
+        self.env_cfg = copy.deepcopy(self.env_cfg)
+        self.env_cfg.episode_s = self.cfg.episode_s
+
+    def _env(self, episodes: int, seed: int):
+        from sim.tasks import make_env
+
+        return make_env(self.task, episodes, seed=seed, cfg=self.env_cfg)
+
+    def evaluate(self, runner: Any, episodes: int, seed: int) -> dict[str, float]:
+        """The runner's deterministic actor on ``episodes`` episodes of env seed ``seed``."""
+        policy = runner.get_inference_policy()
+        env = self._env(episodes, seed)
+        n = env.num_envs
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            return policy(TensorDict({"policy": obs}, batch_size=[n])).clamp(-1.0, 1.0)
+
+        with torch.inference_mode():
+            return rollout(env, act, self.env_cfg.max_episode_length).metrics()
+
+    def baseline_metrics(self) -> dict[str, float]:
+        """The PID baseline on the confirmation episodes (flown once, then cached)."""
+        if self.baseline is None:
+            from policies.baselines.pid import QuadrotorPID
+
+            env = self._env(self.cfg.confirm_episodes, self.cfg.confirm_seed)
+            c = env.cfg
+            pid = QuadrotorPID(env.obs_spec, env.action_spec, c.params, c.control_dt, env.num_envs, env.device)
+            self.baseline = rollout(env, pid.act, c.max_episode_length, on_reset=pid.reset).metrics()
+            log.info(
+                "PID baseline on the %d confirmation episodes: success %.1f %%, crash %.2f %%",
+                self.cfg.confirm_episodes,
+                100 * self.baseline["success_rate"],
+                100 * self.baseline["crash_rate"],
+            )
+        return self.baseline
+
+    def passes(self, confirm: dict[str, float]) -> bool:
+        """Whether a confirmation meets the target and, when required, the baseline's crash rate."""
+        if confirm["success_rate"] < self.cfg.target:
+            return False
+        return not self.cfg.crash_vs_baseline or confirm["crash_rate"] <= self.baseline_metrics()["crash_rate"]
+
+    def __call__(self, stats: Any, runner: Any) -> bool:
+        c = self.cfg
+        if (stats.iteration + 1) % c.every or stats.curriculum_level < c.min_curriculum_level - 1e-6:
+            return False
+        m = self.evaluate(runner, c.screen_episodes, c.seed)
+        ev = Evaluation(stats.iteration, stats.wall_s, m)
+        self.history.append(ev)
+        log.info(
+            "it %d at %.1f s: success %.1f %%, crash %.1f %%, RMSE %.1f cm",
+            stats.iteration,
+            stats.wall_s,
+            100 * m["success_rate"],
+            100 * m["crash_rate"],
+            100 * m["position_rmse_m"],
+        )
+        if m["success_rate"] < c.target:
+            return False
+        if c.confirm_episodes:
+            ev.confirm = self.evaluate(runner, c.confirm_episodes, c.confirm_seed)
+            ev.confirmed = self.passes(ev.confirm)
+            log.info(
+                "  confirmation on %d other episodes: success %.1f %%, crash %.2f %% (PID %.2f %%): %s",
+                c.confirm_episodes,
+                100 * ev.confirm["success_rate"],
+                100 * ev.confirm["crash_rate"],
+                100 * self.baseline_metrics()["crash_rate"],
+                "confirmed" if ev.confirmed else "not confirmed",
+            )
+        if self.first_crossing is None:
+            self.first_crossing = ev
+        if ev.confirmed and self.confirmed_at is None:
+            self.confirmed_at = ev
+        return ev.confirmed or not c.until_confirmed or not c.confirm_episodes
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: the first crossing, the confirmed policy and the baseline on the confirmation episodes."""
+
+        def brief(ev: Evaluation | None) -> dict[str, Any] | None:
+            if ev is None:
+                return None
+            out: dict[str, Any] = {
+                "iterations": ev.iteration + 1,
+                "train_s": round(ev.train_s, 2),
+                "success": round(ev.metrics["success_rate"], 4),
+                "crash": round(ev.metrics["crash_rate"], 4),
+            }
+            if ev.confirm is not None:
+                out["confirm_success"] = round(ev.confirm["success_rate"], 4)
+                out["confirm_crash"] = round(ev.confirm["crash_rate"], 4)
+            return out
+
+        return {
+            "first_crossing": brief(self.first_crossing),
+            "confirmed": brief(self.confirmed_at),
+            "confirmations": sum(ev.confirm is not None for ev in self.history),
+            "pid_confirm_success": None if self.baseline is None else round(self.baseline["success_rate"], 4),
+            "pid_confirm_crash": None if self.baseline is None else round(self.baseline["crash_rate"], 4),
+        }
