@@ -225,7 +225,8 @@ class QuadrotorEnv(BatchedEnv):
 
     def _step(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
         if self._native is not None:
-            return self._step_native(actions)
+            with self._native.serial_torch():
+                return self._step_native(actions)
         # Component-major copy of the actions (a separate compiled transpose: reading (N, 4) with stride 4 inside
         # the step would turn its loops scalar).
         actions = self._transpose(self.check_actions(actions))

@@ -14,6 +14,7 @@ If it cannot be built, :func:`load_kernel` logs a warning and returns None, and 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -321,10 +323,27 @@ class NativeStep:
             a.act_buf[k] = _ptr(buf)
         self.args = a
         self.inline_resets = True  # False: the earlier path (eager resets, then re-observe), kept as a reference
+        self.threads = 0  # the kernel's OpenMP threads (0: torch.get_num_threads(); see serial_torch)
         self._outputs = [self._new_outputs() for _ in range(2)]
         self._flip = 0
         self._bound: tuple = ()
         self.advance_outputs()
+
+    @contextlib.contextmanager
+    def serial_torch(self) -> Iterator[None]:
+        """Run the step's eager torch ops (reset-pool draws, interval draws, episode logs) on one thread; the kernel
+        keeps the caller's thread count. Each of those small ops is a parallel region that waits for torch's second
+        worker to be scheduled: with the other core busy (another process, a vCPU the hypervisor runs late) a
+        32768-reset pool draw took 390 ms instead of 8 ms on one thread (2 vCPUs, measured)."""
+        threads = self.threads = torch.get_num_threads()
+        if threads > 1:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            self.threads = 0
+            if threads > 1:
+                torch.set_num_threads(threads)
 
     @staticmethod
     def supports(env) -> str | None:
@@ -358,7 +377,7 @@ class NativeStep:
                 raise ValueError(f"env.{name} must stay a contiguous tensor (write into it in place)")
         a.state, a.params, a.noise_table = _ptr(self.state), _ptr(env.params), _ptr(env.noise_table)
         a.ep_len, a.ep_return = _ptr(env.episode_length_buf), _ptr(env.episode_return)
-        a.num_threads = torch.get_num_threads()
+        a.num_threads = self.threads or torch.get_num_threads()
         a.counter = counter
         a.obs_out, a.critic_out = _ptr(self.window), _ptr(self.critic)
         a.obs_mirror = _ptr(self.mirror) if self.history else None

@@ -214,3 +214,24 @@ def test_avx512_kernel_equals_the_avx2_kernel_bit_for_bit():
     for name in ("params", "episode_return", "episode_length_buf", "error_integral"):
         assert torch.equal(getattr(wide, name), getattr(narrow, name)), name
     assert resets > 500
+
+
+def test_the_step_runs_torch_ops_on_one_thread_and_the_kernel_on_the_callers_threads(monkeypatch):
+    """Inside a native step torch runs on one thread (its small ops would each wait for a second worker), the
+    kernel gets the caller's thread count, and the caller's setting is restored after the step."""
+    env = QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=default_randomization()), 64, seed=0)
+    seen = []
+    draw = env._draw_reset_pool
+    monkeypatch.setattr(env, "_draw_reset_pool", lambda n: seen.append(torch.get_num_threads()) or draw(n))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        env._pool_next = env._pool_size  # the next step's resets draw a new pool
+        for _ in range(60):
+            _, _, done, _ = env.step(2 * torch.rand(64, 4) - 1)
+            if done.any() and seen:
+                break
+        assert seen and set(seen) == {1}
+        assert env._native.args.num_threads == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
