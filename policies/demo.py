@@ -2,7 +2,8 @@
 
 1. Trains the quadrotor hover policy (rsl_rl PPO, asymmetric actor-critic) into ``OUT/train`` until the first
    confirmed policy (:mod:`policies.stopping`: 95 % success on 256 screening episodes, then on 1024 others with a
-   crash rate no higher than the PID baseline's there), at most ``--train-seconds`` of training, and exports it
+   crash rate no higher than the PID baseline's there), at most ``--train-seconds`` of training and evaluations,
+   and exports it
    (``policy.onnx`` + ``policy.h``). ``--full-time`` trains the whole ``--train-seconds``.
 2. Evaluates it across the default randomization beside the classical PID baseline (same envs), records one
    vehicle's baseline flight as an MCAP log (ROS 2 profile, CDR) exactly as the deploy runtime records hardware
@@ -68,7 +69,9 @@ def _train_and_export(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
     cfg.save_interval = 100_000  # the last iteration only
     run_dir = out / "train"
     # screening and confirmation episodes are other seeds than the evaluation below (no selection on its envs)
-    stop = None if args.full_time else ConfirmedStop(cfg.task, cfg.env, StopCfg(seed=10_000 + args.seed))
+    # the cap counts the screenings and confirmations too: it bounds what the user waits for
+    stop_cfg = StopCfg(seed=10_000 + args.seed, budget_s=args.train_seconds)
+    stop = None if args.full_time else ConfirmedStop(cfg.task, cfg.env, stop_cfg)
     log.info(
         "training %s (%s actions) %s -> %s",
         args.task,
@@ -99,7 +102,7 @@ def _train_and_export(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
                 f"(PID {100 * pid['crash_rate']:.2f} %)"
             )
         else:
-            how += f"; no policy was confirmed: stopped at the {args.train_seconds:g} s cap"
+            how += f"; no policy was confirmed: stopped at the {args.train_seconds:g} s cap (training + evaluations)"
     log.info("training: %s", how)
     return export(run_dir)["onnx"], how
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ class StopCfg:
     # screen only once the initial-state curriculum trains on the whole task (level >= this; 0: always): before, the
     # policy has not met the starts the evaluation flies, and the screenings cost wall clock in the demo
     min_curriculum_level: float = 1.0
+    # stop, confirmed or not, once training plus evaluations have taken this long (s, from the first call; None: no
+    # limit): the trainer's max_seconds counts training only, a demo's user waits for both
+    budget_s: float | None = None
 
     @property
     def confirm_seed(self) -> int:
@@ -69,6 +73,8 @@ class ConfirmedStop:
     first_crossing: Evaluation | None = None  # the first screening evaluation that met the target
     confirmed_at: Evaluation | None = None  # the first policy whose confirmation met the criterion
     baseline: dict[str, float] | None = None  # the PID baseline on the confirmation episodes
+    out_of_budget: bool = False  # stopped by ``budget_s`` without a confirmed policy
+    _t0: float | None = None
 
     def __post_init__(self) -> None:
         self.env_cfg = copy.deepcopy(self.env_cfg)
@@ -115,6 +121,18 @@ class ConfirmedStop:
         return not self.cfg.crash_vs_baseline or confirm["crash_rate"] <= self.baseline_metrics()["crash_rate"]
 
     def __call__(self, stats: Any, runner: Any) -> bool:
+        c = self.cfg
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        if self._screen(stats, runner):
+            return True
+        if c.budget_s is not None and time.perf_counter() - self._t0 >= c.budget_s:
+            self.out_of_budget = True
+            log.info("stopping: %.0f s of training and evaluations without a confirmed policy", c.budget_s)
+            return True
+        return False
+
+    def _screen(self, stats: Any, runner: Any) -> bool:
         c = self.cfg
         if (stats.iteration + 1) % c.every or stats.curriculum_level < c.min_curriculum_level - 1e-6:
             return False

@@ -74,3 +74,10 @@ def test_the_baseline_flies_the_confirmation_episodes_once():
     assert stop.baseline_metrics() is first  # cached: one flight per run
     again = ConfirmedStop("quadrotor-hover", QuadrotorTaskCfg(), StopCfg(confirm_episodes=episodes, episode_s=1.0))
     assert again.baseline_metrics() == first  # same seed: the same episodes
+
+
+def test_a_budget_stops_training_without_a_confirmed_policy():
+    stop = Scripted(screen=[(0.90, 0.0)] * 3, confirm=[], pid_crash=0.0, budget_s=0.0)
+    assert stop(_stats(0), None) is True and stop.out_of_budget and stop.confirmed_at is None
+    patient = Scripted(screen=[(0.90, 0.0)] * 3, confirm=[], pid_crash=0.0, budget_s=3600.0)
+    assert not any(patient(_stats(it), None) for it in range(15)) and not patient.out_of_budget
