@@ -44,6 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train for the whole --train-seconds instead of stopping at the first confirmed policy",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: with 2 on a 2-core host that other work shares, an iteration took "
+        "10x longer; docs/training.md, CPU note)",
+    )
     p.add_argument("--num-envs", type=int, default=256, help="envs flown in parallel by the evaluation (default 256)")
     p.add_argument("--seconds", type=float, default=10.0, help="evaluation episode length, s (default 10)")
     p.add_argument("--seed", type=int, default=0)
@@ -108,17 +115,26 @@ def _train_and_export(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.num_envs <= 0 or args.seconds <= 0 or args.train_seconds < 0 or args.threads <= 0:
+        raise SystemExit(
+            "--num-envs, --seconds and --threads must be positive and --train-seconds >= 0, got "
+            f"{args.num_envs}, {args.seconds}, {args.threads} and {args.train_seconds}"
+        )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)  # the demo may run inside a larger process (the tests)
+
+
+def _run(args: argparse.Namespace) -> int:
     from policies.baselines.pid import QuadrotorPID
     from policies.report import plot_errors, plot_trajectories, write_report
     from policies.rollout import rollout
     from policies.runinfo import write_run_info
     from sim.tasks import make_env, task_entry
 
-    if args.num_envs <= 0 or args.seconds <= 0 or args.train_seconds < 0:
-        raise SystemExit(
-            "--num-envs and --seconds must be positive and --train-seconds >= 0, got "
-            f"{args.num_envs}, {args.seconds} and {args.train_seconds}"
-        )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
