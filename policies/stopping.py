@@ -44,6 +44,9 @@ class StopCfg:
     # screen only once the initial-state curriculum trains on the whole task (level >= this; 0: always): before, the
     # policy has not met the starts the evaluation flies, and the screenings cost wall clock in the demo
     min_curriculum_level: float = 1.0
+    # after a screening below half the target, the next one comes this many iterations later (0: ``every``): a demo
+    # spends less wall clock screening a policy that is far off; the benchmark keeps ``every`` throughout
+    every_when_far: int = 0
     # stop, confirmed or not, once training plus evaluations have taken this long (s, from the first call; None: no
     # limit): the trainer's max_seconds counts training only, a demo's user waits for both
     budget_s: float | None = None
@@ -74,6 +77,7 @@ class ConfirmedStop:
     confirmed_at: Evaluation | None = None  # the first policy whose confirmation met the criterion
     baseline: dict[str, float] | None = None  # the PID baseline on the confirmation episodes
     out_of_budget: bool = False  # stopped by ``budget_s`` without a confirmed policy
+    _next: int = 0  # the iteration count at which the next screening may run
     _t0: float | None = None
 
     def __post_init__(self) -> None:
@@ -134,9 +138,12 @@ class ConfirmedStop:
 
     def _screen(self, stats: Any, runner: Any) -> bool:
         c = self.cfg
-        if (stats.iteration + 1) % c.every or stats.curriculum_level < c.min_curriculum_level - 1e-6:
+        done = stats.iteration + 1
+        if done % c.every or done < self._next or stats.curriculum_level < c.min_curriculum_level - 1e-6:
             return False
         m = self.evaluate(runner, c.screen_episodes, c.seed)
+        far = c.every_when_far and m["success_rate"] < c.target / 2
+        self._next = done + (c.every_when_far if far else c.every)
         ev = Evaluation(stats.iteration, stats.wall_s, m)
         self.history.append(ev)
         log.info(

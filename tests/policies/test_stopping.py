@@ -81,3 +81,13 @@ def test_a_budget_stops_training_without_a_confirmed_policy():
     assert stop(_stats(0), None) is True and stop.out_of_budget and stop.confirmed_at is None
     patient = Scripted(screen=[(0.90, 0.0)] * 3, confirm=[], pid_crash=0.0, budget_s=3600.0)
     assert not any(patient(_stats(it), None) for it in range(15)) and not patient.out_of_budget
+
+
+def test_screenings_thin_out_while_the_policy_is_far_from_the_target():
+    stop = Scripted(
+        screen=[(0.2, 0.1), (0.6, 0.0), (0.7, 0.0), (0.3, 0.0)], confirm=[], pid_crash=0.0, every_when_far=20
+    )
+    for it in range(54):  # the next screening would be after iteration 54
+        stop(_stats(it), None)
+    # 4: far (20 %) -> next at 25 (not 9..24); 24: 60 % -> every 5; 29: 70 %; 34: far (30 %) -> next at 55
+    assert [ev.iteration for ev in stop.history] == [4, 24, 29, 34]
