@@ -119,7 +119,14 @@ struct Lanes {
     if (contig && cnt == W) {
       std::memcpy(&v, row + idx[0], sizeof(vf));
     } else {
+#if SIM2REAL_KERNEL_WIDTH == 16
+      // Two 8-lane gathers (the lanes' indices are int64): ~3x fewer instructions than 16 element inserts.
+      const __m256 lo = _mm512_i64gather_ps(_mm512_loadu_si512(idx), row, 4);
+      const __m256 hi = _mm512_i64gather_ps(_mm512_loadu_si512(idx + 8), row, 4);
+      v = (vf)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+#else
       for (int l = 0; l < W; ++l) v[l] = row[idx[l]];
+#endif
     }
     return v;
   }
@@ -127,7 +134,18 @@ struct Lanes {
     if (contig && cnt == W) {
       std::memcpy(row + idx[0], &v, sizeof(vf));
     } else {
+#if SIM2REAL_KERNEL_WIDTH == 16
+      // Two masked 8-lane scatters of the valid lanes (distinct envs, so the order of the writes does not matter).
+      const __m512 x = (__m512)v;
+      const __mmask8 mlo = cnt >= 8 ? 0xFF : (__mmask8)((1u << cnt) - 1);
+      const __mmask8 mhi = cnt >= 16 ? 0xFF : cnt > 8 ? (__mmask8)((1u << (cnt - 8)) - 1) : 0;
+      _mm512_mask_i64scatter_ps(row, mlo, _mm512_loadu_si512(idx), _mm512_castps512_ps256(x), 4);
+      if (mhi)
+        _mm512_mask_i64scatter_ps(row, mhi, _mm512_loadu_si512(idx + 8),
+                                  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)), 4);
+#else
       for (int l = 0; l < cnt; ++l) row[idx[l]] = v[l];
+#endif
     }
   }
   // Streaming store (no read-for-ownership) for outputs that are written once and not read back by the kernel;
@@ -299,9 +317,14 @@ static inline void gather_noise(const float* const src[W], vf noise[SENSED]) {
 #endif
 
 // A base observation row into this step's history block and its mirror in the other ring (see Args::n_hist).
-static inline void base_out(const Args& a, const Lanes& L, int64_t offset, vf v) {
+// fill: also into the K older blocks of the window (a new episode: every block holds its first observation).
+static inline void base_out(const Args& a, const Lanes& L, int64_t offset, vf v, bool fill) {
   L.stream(a.obs_out + offset, v);
   if (a.obs_mirror) L.stream(a.obs_mirror + offset, v);
+  if (fill) {
+    const int64_t block = (SENSED + 4 + a.n_integral) * a.stride;
+    for (int64_t k = 1; k <= a.n_hist; ++k) L.store(a.obs_out + k * block + offset, v);
+  }
 }
 
 // Noisy sensed values, delay, and the 44 observation rows of the envs in L (state b, after any reset).
@@ -310,7 +333,8 @@ static inline void base_out(const Args& a, const Lanes& L, int64_t offset, vf v)
 // Always inlined: left to the compiler, the inlining (and with it which products fuse into FMAs) differed between
 // the two widths, and their results with it (by an ulp, in a few envs).
 static __attribute__((always_inline)) inline void observe(const Args& a, const Lanes& L, const State& b,
-                                                         const int64_t* rows = nullptr, const vf* last_act = nullptr) {
+                                                         const int64_t* rows = nullptr, const vf* last_act = nullptr,
+                                                         bool fill = false) {
   const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
   const float* P = a.params;
   vf R[9];
@@ -342,12 +366,12 @@ static __attribute__((always_inline)) inline void observe(const Args& a, const L
     }
     if (j < 3) observed_error[j] = out;
     float s = (float)a.policy_scale[j];
-    base_out(a, L, j * n, s != 1.0f ? out * s : out);
+    base_out(a, L, j * n, s != 1.0f ? out * s : out, fill);
   }
   for (int m = 0; m < 4; ++m) {
     vf last = last_act ? last_act[m] : L.load(a.act_new + m * n);  // the newest action (after a reset: zero)
     float s = (float)a.policy_scale[SENSED + m];
-    base_out(a, L, (SENSED + m) * n, s != 1.0f ? last * s : last);
+    base_out(a, L, (SENSED + m) * n, s != 1.0f ? last * s : last, fill);
   }
   // position_error_integral (sim.obs_terms.integrate_position_error): read from the previous step's buffer, so
   // observing an env twice in one step (after a reset) gives the same result.
@@ -357,7 +381,7 @@ static __attribute__((always_inline)) inline void observe(const Args& a, const L
     v = vmin(vmax(v, splat(-lim)), splat(lim));
     L.stream(a.integral_new + k * n, v);  // read back only at the next step
     float s = (float)a.policy_scale[SENSED + 4 + k];
-    base_out(a, L, (SENSED + 4 + k) * n, s != 1.0f ? v * s : v);
+    base_out(a, L, (SENSED + 4 + k) * n, s != 1.0f ? v * s : v, fill);
   }
   float* critic = a.critic_out;
   for (int j = 0; j < SENSED; ++j) {
@@ -526,6 +550,19 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
 
 static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advance);
 
+// The history lines of the envs in [i, i + 16) reset in the last step (fill_history_of_last_resets rewrites them):
+// ~75 scattered lines per such env, which the row prefetches above do not cover.
+static inline void prefetch_last_resets(const Args& a, int64_t i) {
+  const int64_t n = a.stride, d = SENSED + 4 + a.n_integral;
+  const int64_t end = i + 16 < a.n ? i + 16 : a.n;
+  for (int64_t e = i; e < end; ++e) {
+    if (!a.prev_done[e]) continue;
+    for (int64_t j = 0; j < d; ++j) __builtin_prefetch(a.obs_out + (d + j) * n + e, 0, 3);
+    for (int64_t k = 2; k <= a.n_hist; ++k)
+      for (int64_t j = 0; j < d; ++j) __builtin_prefetch(a.obs_out + (k * d + j) * n + e, 1, 3);
+  }
+}
+
 // The envs of L reset in the last step: their first base observation (block 1 of this window) into blocks 2..K.
 static inline void fill_history_of_last_resets(const Args& a, const Lanes& L) {
   const int64_t n = a.stride, d = SENSED + 4 + a.n_integral;
@@ -567,7 +604,10 @@ static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advan
   for (int64_t i = begin; i < end; i += W) {
     L.cnt = (int)(end - i < W ? end - i : W);
     for (int l = 0; l < W; ++l) L.idx[l] = i + (l < L.cnt ? l : L.cnt - 1);
-    if (i % 16 == 0 && i + AHEAD < end) prefetch_rows(a, i + AHEAD, advance);
+    if (i % 16 == 0 && i + AHEAD < end) {
+      prefetch_rows(a, i + AHEAD, advance);
+      if (advance && a.prev_done && a.n_hist > 1) prefetch_last_resets(a, i + AHEAD);
+    }
     for (int64_t stop = i + W + NOISE_AHEAD; fetched < stop && fetched < end; ++fetched) prefetch_noise();
     for (int l = 0; l < W; ++l) {
       rows[l] = cur.row;
@@ -626,6 +666,30 @@ static inline void reset_env(const Args& a, int64_t e, const ResetSource& r) {
     r.priv[e * r.npriv + c] = a.params[r.priv_row[c] * ps + e] / r.priv_div[c] * r.priv_mul[c];
 }
 
+// The lines that resetting env e touches (reset_env, the observation rewrite, the history fill): ~200 scattered lines
+// of as many rows, which no hardware prefetcher follows; issued a few envs ahead so that their misses overlap.
+static inline void prefetch_reset(const Args& a, int64_t e) {
+  const int64_t n = a.stride, ps = a.pstride, d = SENSED + 4 + a.n_integral;
+  auto rd = [](const void* p) { __builtin_prefetch(p, 0, 3); };
+  auto wr = [](const void* p) { __builtin_prefetch(p, 1, 3); };
+  for (int k = 0; k < 17; ++k) wr(a.state + k * n + e);
+  for (int64_t k = 0; k < a.nprow; ++k) wr(a.params + a.prow[k] * ps + e);
+  for (int64_t s = 0; s < a.n_act_buf; ++s)
+    for (int m = 0; m < 4; ++m) wr(a.act_buf[s] + m * n + e);
+  for (int64_t r = 0; r < (a.n_hist + 1) * d; ++r) wr(a.obs_out + r * n + e);
+  if (a.obs_mirror)
+    for (int64_t j = 0; j < d; ++j) wr(a.obs_mirror + j * n + e);
+  for (int j = 0; j < SENSED + 4; ++j) wr(a.critic_out + j * n + e);
+  for (int j = 0; j < SENSED; ++j) wr(a.obs_new + j * n + e);
+  for (int s = 0; s + 1 < a.obs_slots; ++s)
+    for (int j = 0; j < SENSED; ++j) rd(a.obs_slot[s] + j * n + e);
+  for (int k = 0; k < a.n_integral; ++k) wr(a.integral_prev + k * n + e), wr(a.integral_new + k * n + e);
+  rd(a.params + a.row_noise_scale * ps + e);
+  rd(a.params + a.row_obs_lat * ps + e);
+  for (int j = 0; j < SENSED; j += 3) rd(a.params + a.row_std[j] * ps + e);
+  if (a.priv) wr(a.priv + e * a.npriv);
+}
+
 // In-pass resets of chunk c (after every env has stepped): each finished env is logged into the done_* outputs,
 // reset from pool column pool_next + its ordinal, its position-error integral restarts from zero, and its
 // observations are rewritten (W envs at a time), so the step returns the fresh episodes' first observations.
@@ -641,17 +705,17 @@ static void reset_chunk(const Args& a, int64_t c) {
   auto flush = [&]() {
     if (L.cnt == 0) return;
     for (int l = L.cnt; l < W; ++l) L.idx[l] = L.idx[L.cnt - 1];
-    observe(a, L, load_state(a, L));
-    const int64_t d = SENSED + 4 + a.n_integral;
-    for (int l = 0; l < L.cnt; ++l) {
-      const int64_t e = L.idx[l];
-      for (int64_t k = 1; k <= a.n_hist; ++k)
-        for (int64_t j = 0; j < d; ++j) a.obs_out[(k * d + j) * n + e] = a.obs_out[j * n + e];
-    }
+    observe(a, L, load_state(a, L), nullptr, nullptr, true);  // and its history blocks
     L.cnt = 0;
   };
-  for (int64_t e = begin; e < end; ++e) {
-    if (!a.done[e]) continue;
+  int64_t ids[CHUNK];
+  int64_t count = 0;
+  for (int64_t e = begin; e < end; ++e) ids[count] = e, count += a.done[e] != 0;
+  constexpr int64_t PF = 2;  // envs ahead: each touches ~200 scattered lines
+  for (int64_t q = 0; q < PF && q < count; ++q) prefetch_reset(a, ids[q]);
+  for (int64_t q = 0; q < count; ++q) {
+    if (q + PF < count) prefetch_reset(a, ids[q + PF]);
+    const int64_t e = ids[q];
     a.done_ids[k] = e;
     a.done_return[k] = a.ep_return[e];
     a.done_len[k] = a.ep_len[e];
