@@ -317,13 +317,20 @@ static inline void gather_noise(const float* const src[W], vf noise[SENSED]) {
 #endif
 
 // A base observation row into this step's history block and its mirror in the other ring (see Args::n_hist).
-// fill: also into the K older blocks of the window (a new episode: every block holds its first observation).
-static inline void base_out(const Args& a, const Lanes& L, int64_t offset, vf v, bool fill) {
+// fill: lanes (bit l: lane l) whose value also goes into the K older blocks of the window (a new episode: every
+// block holds its first observation).
+static inline void base_out(const Args& a, const Lanes& L, int64_t offset, vf v, uint32_t fill) {
   L.stream(a.obs_out + offset, v);
   if (a.obs_mirror) L.stream(a.obs_mirror + offset, v);
   if (fill) {
     const int64_t block = (SENSED + 4 + a.n_integral) * a.stride;
-    for (int64_t k = 1; k <= a.n_hist; ++k) L.store(a.obs_out + k * block + offset, v);
+    if (!L.contig && fill == (1u << L.cnt) - 1) {
+      for (int64_t k = 1; k <= a.n_hist; ++k) L.store(a.obs_out + k * block + offset, v);
+    } else {
+      for (int l = 0; l < L.cnt; ++l)
+        if (fill >> l & 1)
+          for (int64_t k = 1; k <= a.n_hist; ++k) a.obs_out[k * block + offset + L.idx[l]] = v[l];
+    }
   }
 }
 
@@ -334,7 +341,7 @@ static inline void base_out(const Args& a, const Lanes& L, int64_t offset, vf v,
 // the two widths, and their results with it (by an ulp, in a few envs).
 static __attribute__((always_inline)) inline void observe(const Args& a, const Lanes& L, const State& b,
                                                          const int64_t* rows = nullptr, const vf* last_act = nullptr,
-                                                         bool fill = false) {
+                                                         uint32_t fill = 0) {
   const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
   const float* P = a.params;
   vf R[9];
@@ -400,7 +407,7 @@ static inline void euler_rate(vf wx, vf wy, vf wz, vf tx, vf ty, vf tz, vf jx, v
   out[2] = (tz - (wx * hy - wy * hx)) * ijz;
 }
 
-static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
+static void step_block(const Args& a, const Lanes& L) {
   const int64_t n = a.stride;  // row stride of the state, delay lines and outputs
   const float* P = a.params;
   auto prm = [&](int64_t row) { return L.load(P + row * a.pstride); };
@@ -515,7 +522,6 @@ static void step_block(const Args& a, const Lanes& L, const int64_t* rows) {
     a.done[e] = term || tout;
     for (int d = 0; d < a.n_due; ++d) a.due[d][e] = (len_i[l] % a.due_period[d] == 0) && !(term || tout);
   }
-  observe(a, L, b, rows, act);
 }
 
 // With ~150 rows touched per block, the hardware prefetchers lose track of the streams; prefetch the cache line
@@ -525,7 +531,12 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
   const int64_t n = a.stride;
   auto rd = [](const void* p) { __builtin_prefetch(p, 0, 3); };
   auto wr = [](const void* p) { __builtin_prefetch(p, 1, 3); };
-  for (int k = 0; k < 17; ++k) (advance ? wr : rd)(a.state + k * n + i);
+  for (int k = 0; k < 17; ++k) {
+    if (advance)
+      wr(a.state + k * n + i);
+    else
+      rd(a.state + k * n + i);
+  }
   const int64_t prow[] = {a.row_mass, a.row_jx, a.row_jy, a.row_jz, a.row_kf, a.row_km, a.row_tau_up,
                           a.row_tau_down, a.row_dx, a.row_dy, a.row_dz, a.row_max_rpm, a.row_act_lat,
                           a.row_fx, a.row_fy, a.row_fz, a.row_tx, a.row_ty, a.row_tz};
@@ -539,7 +550,11 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
     wr(a.ep_len + i + 8);
     wr(a.ep_return + i);
     wr(a.reward + i);
+    return;  // the observation rows: in the observation pass
   }
+  rd(a.ep_len + i);
+  rd(a.ep_len + i + 8);
+  for (int m = 0; m < 4; ++m) rd(a.act_new + m * n + i);
   rd(a.params + a.row_noise_scale * a.pstride + i);
   rd(a.params + a.row_obs_lat * a.pstride + i);
   for (int j = 0; j < SENSED; j += 3) rd(a.params + a.row_std[j] * a.pstride + i);
@@ -548,7 +563,6 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
   for (int k = 0; k < a.n_integral; ++k) rd(a.integral_prev + k * n + i);  // integral_new: streaming stores
 }
 
-static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advance);
 
 // The history lines of the envs in [i, i + 16) reset in the last step (fill_history_of_last_resets rewrites them):
 // ~75 scattered lines per such env, which the row prefetches above do not cover.
@@ -571,55 +585,6 @@ static inline void fill_history_of_last_resets(const Args& a, const Lanes& L) {
     if (!a.prev_done[e]) continue;
     for (int64_t k = 2; k <= a.n_hist; ++k)
       for (int64_t j = 0; j < d; ++j) a.obs_out[(k * d + j) * n + e] = a.obs_out[(d + j) * n + e];
-  }
-}
-
-// Denormal floats (values decaying towards zero: rotor-speed errors, body rates of a vehicle at rest) cost ~100x
-// on x86; flush them to zero (FTZ + DAZ) while the kernel runs, then restore the caller's MXCSR. Measured with
-// zero actions at 65536 envs: the kernel took 3.1 ms per step against 2.5 ms with random actions.
-static void run_range(const Args& a, int64_t begin, int64_t end, bool advance) {
-  const unsigned int csr = _mm_getcsr();
-  _mm_setcsr(csr | 0x8040u);
-  run_range_body(a, begin, end, advance);
-  _mm_setcsr(csr);
-}
-
-static void run_range_body(const Args& a, int64_t begin, int64_t end, bool advance) {
-  if (begin >= end) return;
-  Lanes L;
-  L.contig = true;
-  constexpr int64_t AHEAD = 64;        // envs (4 cache lines of each row)
-  constexpr int64_t NOISE_AHEAD = 32;  // envs; the noise rows are a scattered gather (both lines prefetched)
-  NoiseRows cur(a, begin), ahead(a, begin);
-  auto prefetch_noise = [&]() {
-    const char* p = (const char*)(a.noise_table + ahead.row * SENSED);
-    __builtin_prefetch(p, 0, 3);
-    __builtin_prefetch(p + SENSED * sizeof(float) - 1, 0, 3);
-    ahead.next();
-  };
-  int64_t fetched = begin;
-  for (int64_t i = begin; i < begin + AHEAD && i < end; i += 16) prefetch_rows(a, i, advance);
-  for (; fetched < begin + NOISE_AHEAD && fetched < end; ++fetched) prefetch_noise();
-  int64_t rows[W];
-  for (int64_t i = begin; i < end; i += W) {
-    L.cnt = (int)(end - i < W ? end - i : W);
-    for (int l = 0; l < W; ++l) L.idx[l] = i + (l < L.cnt ? l : L.cnt - 1);
-    if (i % 16 == 0 && i + AHEAD < end) {
-      prefetch_rows(a, i + AHEAD, advance);
-      if (advance && a.prev_done && a.n_hist > 1) prefetch_last_resets(a, i + AHEAD);
-    }
-    for (int64_t stop = i + W + NOISE_AHEAD; fetched < stop && fetched < end; ++fetched) prefetch_noise();
-    for (int l = 0; l < W; ++l) {
-      rows[l] = cur.row;
-      if (l + 1 < L.cnt) cur.next();
-    }
-    cur.next();
-    if (advance) {
-      step_block(a, L, rows);
-      if (a.prev_done && a.n_hist > 1) fill_history_of_last_resets(a, L);
-    } else {
-      observe(a, L, load_state(a, L), rows);
-    }
   }
 }
 
@@ -705,7 +670,7 @@ static void reset_chunk(const Args& a, int64_t c) {
   auto flush = [&]() {
     if (L.cnt == 0) return;
     for (int l = L.cnt; l < W; ++l) L.idx[l] = L.idx[L.cnt - 1];
-    observe(a, L, load_state(a, L), nullptr, nullptr, true);  // and its history blocks
+    observe(a, L, load_state(a, L), nullptr, nullptr, (1u << L.cnt) - 1);  // and its history blocks
     L.cnt = 0;
   };
   int64_t ids[CHUNK];
@@ -736,6 +701,85 @@ static void reset_chunk_flushed(const Args& a, int64_t c) {
   const unsigned int csr = _mm_getcsr();
   _mm_setcsr(csr | 0x8040u);  // flush denormals, as run_range
   reset_chunk(a, c);
+  _mm_setcsr(csr);
+}
+
+// The passes over a range of envs: PHYSICS (delayed action, substeps, rewards, terminations, flags), then, once the
+// finished envs of every chunk are counted, OBSERVE_STEP (with ``resets`` >= 0: each finished env of the range, the
+// k-th from ordinal ``resets`` on, is reset from pool column pool_next + k first, so that its block is observed once,
+// in order; also the history of the last step's resets), or OBSERVE (observations only, quad_observe).
+enum Pass { PHYSICS, OBSERVE_STEP, OBSERVE };
+
+static void run_range_body(const Args& a, int64_t begin, int64_t end, Pass pass, int64_t resets) {
+  if (begin >= end) return;
+  Lanes L;
+  L.contig = true;
+  const bool advance = pass == PHYSICS;
+  // envs ahead (cache lines of each row x 16): the observation pass does less work per line than the physics
+  const int64_t AHEAD = advance ? 64 : 128;
+  constexpr int64_t NOISE_AHEAD = 32;  // envs; the noise rows are a scattered gather (both lines prefetched)
+  NoiseRows cur(a, begin), ahead(a, begin);
+  auto prefetch_noise = [&]() {
+    const char* p = (const char*)(a.noise_table + ahead.row * SENSED);
+    __builtin_prefetch(p, 0, 3);
+    __builtin_prefetch(p + SENSED * sizeof(float) - 1, 0, 3);
+    ahead.next();
+  };
+  const bool last_resets = pass == OBSERVE_STEP && a.prev_done && a.n_hist > 1;
+  int64_t fetched = begin;
+  for (int64_t i = begin; i < begin + AHEAD && i < end; i += 16) prefetch_rows(a, i, advance);
+  if (!advance)
+    for (; fetched < begin + NOISE_AHEAD && fetched < end; ++fetched) prefetch_noise();
+  ResetSource r{a.prow,   a.nprow, nullptr,    a.pool_pstride, nullptr,     a.pool_sstride, a.act_buf,
+                a.n_act_buf, a.priv, a.npriv, a.priv_row,     a.priv_div, a.priv_mul};
+  const int64_t n = a.stride;
+  int64_t rows[W];
+  for (int64_t i = begin; i < end; i += W) {
+    L.cnt = (int)(end - i < W ? end - i : W);
+    for (int l = 0; l < W; ++l) L.idx[l] = i + (l < L.cnt ? l : L.cnt - 1);
+    if (i % 16 == 0 && i + AHEAD < end) {
+      prefetch_rows(a, i + AHEAD, advance);
+      if (last_resets) prefetch_last_resets(a, i + AHEAD);
+    }
+    if (advance) {
+      step_block(a, L);
+      continue;
+    }
+    for (int64_t stop = i + W + NOISE_AHEAD; fetched < stop && fetched < end; ++fetched) prefetch_noise();
+    for (int l = 0; l < W; ++l) {
+      rows[l] = cur.row;
+      if (l + 1 < L.cnt) cur.next();
+    }
+    cur.next();
+    uint32_t fill = 0;
+    if (resets >= 0) {
+      for (int l = 0; l < L.cnt; ++l) {
+        const int64_t e = L.idx[l];
+        if (!a.done[e]) continue;
+        const int64_t k = resets++;
+        a.done_ids[k] = e;
+        a.done_return[k] = a.ep_return[e];
+        a.done_len[k] = a.ep_len[e];
+        a.done_term[k] = a.terminated[e];
+        r.pv = a.nprow ? a.pool_params + a.pool_next + k : nullptr;
+        r.sv = a.pool_state + a.pool_next + k;
+        reset_env(a, e, r);
+        for (int j = 0; j < (int)a.n_integral; ++j) a.integral_prev[j * n + e] = 0.0f;
+        fill |= 1u << l;
+      }
+    }
+    observe(a, L, load_state(a, L), rows, nullptr, fill);
+    if (last_resets) fill_history_of_last_resets(a, L);
+  }
+}
+
+// Denormal floats (values decaying towards zero: rotor-speed errors, body rates of a vehicle at rest) cost ~100x
+// on x86; flush them to zero (FTZ + DAZ) while the kernel runs, then restore the caller's MXCSR. Measured with
+// zero actions at 65536 envs: the kernel took 3.1 ms per step against 2.5 ms with random actions.
+static void run_range(const Args& a, int64_t begin, int64_t end, Pass pass, int64_t resets = -1) {
+  const unsigned int csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u);
+  run_range_body(a, begin, end, pass, resets);
   _mm_setcsr(csr);
 }
 
@@ -790,25 +834,26 @@ static void run_parallel(const Args& a, bool advance) {
   bool reset_here = false;
 #pragma omp parallel num_threads(thread_count(a))
   {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t end = (c + 1) * CHUNK < a.n ? (c + 1) * CHUNK : a.n;
-      run_range(a, c * CHUNK, end, advance);
-      if (advance) count_chunk(a, c, c * CHUNK, end);
-      _mm_sfence();  // streaming stores visible before another thread resets envs of this chunk
-    }
     if (advance) {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t end = (c + 1) * CHUNK < a.n ? (c + 1) * CHUNK : a.n;
+        run_range(a, c * CHUNK, end, PHYSICS);
+        count_chunk(a, c, c * CHUNK, end);
+        _mm_sfence();  // the streamed actions visible before another thread observes this chunk
+      }
 #pragma omp single
       {
         const int64_t total = chunk_offsets(a);
         reset_here = a.reset_inline && total > 0 && total <= a.pool_left;
         a.counts[1] = reset_here;
       }
-      if (reset_here) {
+    }
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < chunks; ++c)
-          if (chunk_has_done(a, c)) reset_chunk_flushed(a, c);
-      }
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t end = (c + 1) * CHUNK < a.n ? (c + 1) * CHUNK : a.n;
+      const bool resets = reset_here && chunk_has_done(a, c);
+      run_range(a, c * CHUNK, end, advance ? OBSERVE_STEP : OBSERVE, resets ? a.chunk_count[c] : -1);
     }
   }
   _mm_sfence();
