@@ -204,6 +204,7 @@ def load_kernel(width: int | None = None) -> ctypes.CDLL | None:
             lib.quad_observe.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p, ctypes.c_int64]
             lib.quad_reset.argtypes = [ctypes.POINTER(Args), ctypes.POINTER(ResetArgs)]
             lib.quad_reset_done.argtypes = [ctypes.POINTER(Args)]
+            lib.quad_copy_rows.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int64] * 4]
             _kernels[width] = lib
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             log.warning(
@@ -401,10 +402,11 @@ class NativeStep:
         valid through the next step."""
         self._block -= 1
         k, d = self.history, self.base_dim
-        if self._block < 0:
+        if self._block < 0:  # in the kernel library: on the kernel's threads, with streaming stores
+            n, stride, threads = self.env.num_envs, self.args.stride, self.threads or torch.get_num_threads()
             for ring in self.rings:
-                blocks = ring.unflatten(0, (self.ring_blocks, d))
-                blocks[self.ring_blocks - k :].copy_(blocks[:k])
+                end = ring[(self.ring_blocks - k) * d :]
+                self.lib.quad_copy_rows(_ptr(end), _ptr(ring), k * d, n, stride, threads)
             self._block = self.ring_blocks - k - 1
         self._ring ^= 1
         rows = slice(self._block * d, (self._block + k + 1) * d)

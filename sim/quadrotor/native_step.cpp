@@ -886,6 +886,25 @@ void quad_reset(const Args* ap, const ResetArgs* r) {
   }
 }
 
+// rows x n floats from src to dst (row stride ``stride`` floats, rows 64-byte aligned), on ``threads`` threads with
+// streaming stores: the history ring's wrap-around copy (native.py, NativeStep.advance_outputs), ~20 MB at 65536
+// envs, which as a torch copy ran on the one thread of the step's eager ops.
+void quad_copy_rows(float* dst, const float* src, int64_t rows, int64_t n, int64_t stride, int64_t threads) {
+#pragma omp parallel for num_threads(threads < 1 ? 1 : threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* d = dst + r * stride;
+    const float* s = src + r * stride;
+    int64_t i = 0;
+    for (; i + W <= n; i += W) {
+      vf v;
+      std::memcpy(&v, s + i, sizeof(vf));
+      vstream(d + i, v);
+    }
+    for (; i < n; ++i) d[i] = s[i];
+  }
+  _mm_sfence();
+}
+
 int64_t quad_args_size() { return sizeof(Args); }
 
 int64_t quad_chunk_envs() { return CHUNK; }
