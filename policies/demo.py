@@ -253,18 +253,9 @@ def _fly_sil(policy: Path, log_path: Path) -> str:
 @torch.no_grad()
 def _record_flight(path: Path, env, pid, steps: int) -> None:
     """Fly env 0 again with the baseline and record it the way the deploy runtime records a robot."""
-    from deploy.msgs import (
-        MotorCommand,
-        Point,
-        Pose,
-        PoseStamped,
-        Quaternion,
-        Twist,
-        TwistStamped,
-        Vector3,
-        make_header,
-    )
+    from deploy.msgs import MotorCommand
     from deploy.recording import FlightRecorder
+    from deploy.state_wire import state_messages
 
     meta = {
         "sim2real": {
@@ -279,13 +270,13 @@ def _record_flight(path: Path, env, pid, steps: int) -> None:
     with FlightRecorder(path, overwrite=True, metadata=meta) as rec:
         for k in range(steps):
             stamp = round(k * env.cfg.control_dt * 1e9)
-            header = make_header(stamp, "world")
             p, q = env.state_rows("position")[0].tolist(), env.state_rows("quaternion")[0].tolist()
             v, w = env.state_rows("velocity")[0].tolist(), env.state_rows("angular_velocity")[0].tolist()
-            rec.write_state(PoseStamped(header, Pose(Point(*p), Quaternion(q[1], q[2], q[3], q[0]))), stamp)
-            rec.write_state(TwistStamped(header, Twist(Vector3(*v), Vector3(*w))), stamp)
+            pose, twist, _ = state_messages(stamp, p, q, v, w)  # by ROS convention: the twist in base_link
+            rec.write_state(pose, stamp)
+            rec.write_state(twist, stamp)
             action = pid.act(obs["policy"])
             rec.write_observation(obs["policy"][0].tolist(), stamp)
             rec.write_action(action[0].tolist(), stamp)
-            rec.write_command(MotorCommand(header, env.action_spec.to_physical(action[0]).tolist()), stamp)
+            rec.write_command(MotorCommand(pose.header, env.action_spec.to_physical(action[0]).tolist()), stamp)
             obs, *_ = env.step(action)
