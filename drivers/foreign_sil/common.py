@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from deploy.msgs import BatteryState, MotorCommand, make_header
+from deploy.observation import quat_multiply
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.state_out import StateOut
 from drivers.vehicle import VehicleFilter, default_vehicle_id
@@ -86,20 +87,6 @@ def match_layout(foreign: Rotors, project: Rotors, tolerance_rad: float = 0.2) -
         "no quarter turn puts the foreign rotors on the project's motors with the same spins (foreign places "
         f"{foreign.xy.tolist()}, spins {foreign.spin.tolist()}): another frame (a + layout) or a spin pattern the "
         "policy was not trained for; an rpm policy would not fly it"
-    )
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of (w, x, y, z) quaternions."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
     )
 
 
