@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deploy.observation import quat_multiply
+
 #: rotation taking NED coordinates to ENU coordinates (w, x, y, z): pi about (1, 1, 0)/sqrt(2).
 Q_NED_TO_ENU = np.array([0.0, math.sqrt(0.5), math.sqrt(0.5), 0.0])
 #: rotation taking FLU body coordinates to FRD body coordinates: pi about x. Its own inverse (up to sign).
@@ -43,20 +45,6 @@ VELOCITY_FRAME_NED, VELOCITY_FRAME_FRD, VELOCITY_FRAME_BODY_FRD = 1, 2, 3
 
 class FrameError(ValueError):
     """A PX4 sample in a frame this bridge cannot convert (unknown frame)."""
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of (w, x, y, z) quaternions a (4,) and b (4,) -> (4,)."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
 
 
 def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
