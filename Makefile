@@ -8,11 +8,17 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: install test demo lint format bench clean firmware-tools
 
-$(STAMP): pyproject.toml
+# Unitree's own IDL and CRC (unitree-sdk2py-dimos), the independent reference the Unitree bridge's tests compare bytes
+# with, installs without its declared dependencies: it asks for opencv-python, whose cv2 would replace the headless
+# OpenCV the project uses (and needs libGL); its IDL and CRC import with cyclonedds and numpy only.
+UNITREE_REFERENCE ?= unitree-sdk2py-dimos==1.0.3
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "$(UNITREE_REFERENCE)"
 	touch $(STAMP)
 
 install: $(STAMP)
