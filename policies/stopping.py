@@ -47,6 +47,10 @@ class StopCfg:
     # after a screening below half the target, the next one comes this many iterations later (0: ``every``): a demo
     # spends less wall clock screening a policy that is far off; the benchmark keeps ``every`` throughout
     every_when_far: int = 0
+    # after a failed confirmation that took t seconds, the next screening waits until training has run
+    # ``confirm_backoff`` x t seconds more (0: no wait). A confirmation costs as much as ~100 iterations on 2 cores; the
+    # demo's cap went 65 s to 55 s to repeated confirmations of policies just over the PID's crash rate (BENCHMARKS.md)
+    confirm_backoff: float = 0.0
     # stop, confirmed or not, once training plus evaluations have taken this long (s, from the first call; None: no
     # limit): the trainer's max_seconds counts training only, a demo's user waits for both
     budget_s: float | None = None
@@ -78,7 +82,9 @@ class ConfirmedStop:
     baseline: dict[str, float] | None = None  # the PID baseline on the confirmation episodes
     out_of_budget: bool = False  # stopped by ``budget_s`` without a confirmed policy
     _next: int = 0  # the iteration count at which the next screening may run
+    _resume_train_s: float = 0.0  # the training clock at which the next screening may run (confirm_backoff)
     _t0: float | None = None
+    clock: Any = time.perf_counter  # wall clock of the evaluations (a parameter for tests)
 
     def __post_init__(self) -> None:
         self.env_cfg = copy.deepcopy(self.env_cfg)
@@ -127,10 +133,10 @@ class ConfirmedStop:
     def __call__(self, stats: Any, runner: Any) -> bool:
         c = self.cfg
         if self._t0 is None:
-            self._t0 = time.perf_counter()
+            self._t0 = self.clock()
         if self._screen(stats, runner):
             return True
-        if c.budget_s is not None and time.perf_counter() - self._t0 >= c.budget_s:
+        if c.budget_s is not None and self.clock() - self._t0 >= c.budget_s:
             self.out_of_budget = True
             log.info("stopping: %.0f s of training and evaluations without a confirmed policy", c.budget_s)
             return True
@@ -140,6 +146,8 @@ class ConfirmedStop:
         c = self.cfg
         done = stats.iteration + 1
         if done % c.every or done < self._next or stats.curriculum_level < c.min_curriculum_level - 1e-6:
+            return False
+        if stats.wall_s < self._resume_train_s:
             return False
         m = self.evaluate(runner, c.screen_episodes, c.seed)
         far = c.every_when_far and m["success_rate"] < c.target / 2
@@ -157,8 +165,13 @@ class ConfirmedStop:
         if m["success_rate"] < c.target:
             return False
         if c.confirm_episodes:
+            if c.crash_vs_baseline:
+                self.baseline_metrics()  # flown once; not part of the confirmation's time below
+            started = self.clock()
             ev.confirm = self.evaluate(runner, c.confirm_episodes, c.confirm_seed)
             ev.confirmed = self.passes(ev.confirm)
+            if not ev.confirmed and c.confirm_backoff:
+                self._resume_train_s = stats.wall_s + c.confirm_backoff * (self.clock() - started)
             log.info(
                 "  confirmation on %d other episodes: success %.1f %%, crash %.2f %% (PID %.2f %%): %s",
                 c.confirm_episodes,

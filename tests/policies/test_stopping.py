@@ -91,3 +91,35 @@ def test_screenings_thin_out_while_the_policy_is_far_from_the_target():
         stop(_stats(it), None)
     # 4: far (20 %) -> next at 25 (not 9..24); 24: 60 % -> every 5; 29: 70 %; 34: far (30 %) -> next at 55
     assert [ev.iteration for ev in stop.history] == [4, 24, 29, 34]
+
+
+class Clocked(Scripted):
+    """Confirmations take ``confirm_s`` seconds of a fake wall clock; screenings take none."""
+
+    def __init__(self, *args, confirm_s: float, **cfg):
+        super().__init__(*args, **cfg)
+        self.now, self.confirm_s = 0.0, confirm_s
+        self.clock = lambda: self.now
+
+    def evaluate(self, runner, episodes, seed):
+        if episodes == self.cfg.confirm_episodes:
+            self.now += self.confirm_s
+        return super().evaluate(runner, episodes, seed)
+
+
+def test_after_a_failed_confirmation_training_runs_as_long_as_it_took_before_the_next_screening():
+    # training clock: 0.1 s per iteration (_stats); a confirmation takes 1.2 s -> 12 iterations of training
+    stop = Clocked(
+        screen=[(0.96, 0.0)] * 4,
+        confirm=[(0.96, 0.01), (0.96, 0.0)],
+        pid_crash=0.005,
+        confirm_s=1.2,
+        confirm_backoff=1.0,
+    )
+    decisions = [stop(_stats(it), None) for it in range(20)]
+    # 4: screened, confirmation fails (crash 1 % > 0.5 %) at train time 0.5 s -> no screening before 0.5 + 1.2 s,
+    # i.e. before iteration 16 (wall 1.7 s); the first one after is 19, whose confirmation passes
+    assert [ev.iteration for ev in stop.history] == [4, 19]
+    assert decisions.index(True) == 19 and stop.confirmed_at.iteration == 19
+    eager = Clocked(screen=[(0.96, 0.0)] * 4, confirm=[(0.96, 0.01), (0.96, 0.0)], pid_crash=0.005, confirm_s=1.2)
+    assert [eager(_stats(it), None) for it in range(10)][-1] is True  # without back-off: screened again at 9
