@@ -3,6 +3,12 @@
 Targets: position uniform in a box in front of the robot (base frame = world, metres), orientation = the
 default "pointing down" orientation turned about world z by a uniform yaw and tilted about a random horizontal
 axis. Success: position error < 2 cm and orientation error < 0.1 rad at some step of the episode.
+
+Joint speed stays inside the deploy safety envelope (the robot profile's ``velocity_limit_rad_s``, the same numbers
+``ArticulatedProfile.safety_section`` hands the safety layer): joint targets are slewed at the rate the safety layer
+slews them (``JointLimits.target_max_rate_rad_s``, by default the velocity limit), and an episode whose measured
+joint speed exceeds the limit at a control step ends as a failure with a penalty, as the deployed run would end in
+FALLBACK (the layer checks each state it receives; the SIL arm publishes one per control step).
 """
 
 from __future__ import annotations
@@ -49,6 +55,16 @@ class ArmRewardCfg:
     joint_vel: float = -0.005  # per (rad/s)^2
     joint_limits: float = -1.0  # per rad beyond the limits
     joint_vel_limits: float = -1.0  # per rad/s above 90 % of the velocity limits (the safety layer trips at 100 %)
+    joint_vel_violation: float = -50.0  # once, at the step a joint's speed exceeds its limit (the episode ends)
+
+
+@dataclass
+class JointSpeedCfg:
+    """The deploy safety layer's joint-speed limits, as fractions of the profile's velocity limits (rad/s)."""
+
+    target_rate_fraction: float = 1.0  # targets move at most this x limit x control period per step (layer: 1.0)
+    soft_fraction: float = 0.9  # the joint_vel_limits penalty starts here
+    terminate_fraction: float = 1.0  # a measured speed above this x limit ends the episode (layer: FALLBACK at 1.0)
 
 
 @dataclass
@@ -65,6 +81,7 @@ class ArmReachCfg(ArticulatedCfg):
     target: TargetCfg = field(default_factory=TargetCfg)
     reward: ArmRewardCfg = field(default_factory=ArmRewardCfg)
     success: SuccessCfg = field(default_factory=SuccessCfg)
+    joint_speed: JointSpeedCfg = field(default_factory=JointSpeedCfg)
     init_joint_pos_rad: float = 0.2  # uniform offset from the default pose at reset, per joint
     target_orientation: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 0.0)  # w-first: gripper pointing down
 
@@ -83,11 +100,28 @@ class ArmReachEnv(ArticulatedEnv):
         self.target_quat[:, 0] = 1.0
         self.reached = torch.zeros(n, dtype=torch.bool, device=device)
         self.min_pos_error = torch.zeros(n, device=device)
+        self.max_speed_ratio = torch.zeros(n, device=device)  # peak |joint speed| / limit of the episode
+        self.slewed_target: Tensor | None = None  # (N, J) rad, the last joint targets sent to the actuators
         super().__init__(cfg, num_envs, device, **kwargs)
 
     def _resolve_names(self) -> None:
         self.ee_id = self.model.body(self.cfg.params.bodies.end_effector).id
         self.joint_vel_max = torch.tensor(self.cfg.params.joints.velocity_limit_rad_s, device=self.device)
+
+    def joint_targets(self, action: Tensor) -> Tensor:
+        """(N, J) normalized actions -> PD targets (rad), moved from the last targets by at most
+        ``target_rate_fraction`` x velocity limit x control period per joint, as the safety layer's slew does."""
+        wanted = super().joint_targets(action)
+        if self.slewed_target is None:
+            self.slewed_target = wanted.clone()
+        step = self.cfg.joint_speed.target_rate_fraction * self.joint_vel_max * self.cfg.control_dt
+        prev = self.slewed_target
+        self.slewed_target = prev + torch.maximum(torch.minimum(wanted - prev, step), -step)
+        return self.slewed_target
+
+    def speed_ratio(self) -> Tensor:
+        """(N,) the fastest joint's |speed| / its velocity limit (1.0 = the safety layer's trip point)."""
+        return (self.joint_vel.abs() / self.joint_vel_max).amax(-1)
 
     # ------------------------------------------------------------------ specs
     def policy_obs_spec(self) -> ObsSpec:
@@ -146,6 +180,10 @@ class ArmReachEnv(ArticulatedEnv):
         self._sample_targets(ids)
         self.reached[ids] = False
         self.min_pos_error[ids] = math.inf
+        self.max_speed_ratio[ids] = 0.0
+        if self.slewed_target is None:
+            self.slewed_target = self.joint_pos.clone()
+        self.slewed_target[ids] = self.joint_pos[ids]  # at rest: the actuators hold the start pose
 
     def _sample_targets(self, ids: Tensor) -> None:
         t, n, g, dev = self.cfg.target, ids.numel(), self.generator, self.device
@@ -166,6 +204,7 @@ class ArmReachEnv(ArticulatedEnv):
         s = self.cfg.success
         self.reached |= (pos_err < s.position_m) & (ang_err < s.orientation_rad)
         self.min_pos_error = torch.minimum(self.min_pos_error, torch.nan_to_num(pos_err, nan=math.inf))
+        self.max_speed_ratio = torch.maximum(self.max_speed_ratio, torch.nan_to_num(self.speed_ratio(), nan=math.inf))
 
     def _rewards(self) -> dict[str, Tensor]:
         w = self.cfg.reward
@@ -182,15 +221,23 @@ class ArmReachEnv(ArticulatedEnv):
             "joint_vel": w.joint_vel * terms.joint_vel_l2(self.joint_vel),
             "joint_limits": w.joint_limits
             * terms.joint_pos_limit_excess(self.joint_pos, self.joint_low, self.joint_high),
+            "joint_vel_limits": w.joint_vel_limits
+            * terms.joint_vel_limit_excess(self.joint_vel, self.joint_vel_max, self.cfg.joint_speed.soft_fraction),
+            "joint_vel_violation": w.joint_vel_violation * self._too_fast().float(),
         }
 
+    def _too_fast(self) -> Tensor:
+        """(N,) bool: a joint's measured speed is above ``terminate_fraction`` of its limit."""
+        return self.speed_ratio() > self.cfg.joint_speed.terminate_fraction
+
     def _failed(self) -> Tensor:
-        return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return self._too_fast()
 
     def _episode_log(self, ids: Tensor, terminated: Tensor) -> dict[str, Tensor]:
         return {
             "/metrics/success_rate": self.reached[ids].float().mean(),
             "/metrics/min_position_error_m": self.min_pos_error[ids].mean(),
+            "/metrics/max_joint_speed_ratio": self.max_speed_ratio[ids].max(),
         }
 
     def _sensor_values(self) -> dict[str, Tensor]:
