@@ -31,6 +31,11 @@ SIL_MODULES = {
     "arm": "drivers.sim_articulated_node",
 }
 SIL_TASKS = {"legged": "legged-walk", "arm": "arm-reach"}  # the task whose simulated robot stands in
+#: robot class -> {foreign simulator: module} for --sil-robot (docs/sim2sim.md)
+FOREIGN_SIL = {
+    "quadrotor": {"rotorpy": "drivers.foreign_sil", "drone_models": "drivers.foreign_sil"},
+    "legged": {"pybullet": "drivers.foreign_sil.pybullet_legged"},
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,8 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sil-robot",
         default=None,
-        help="quadrotor --sil: 'sim' (the project's simulator, default) or a foreign one (rotorpy, drone_models; "
-        "docs/sim2sim.md); overrides the profile's sil: {robot: ...}",
+        help="--sil: 'sim' (the project's simulator, default) or a foreign one (quadrotor: rotorpy, drone_models; "
+        "legged: pybullet; docs/sim2sim.md); overrides the profile's sil: {robot: ...}",
     )
     p.add_argument(
         "--operator",
@@ -75,21 +80,25 @@ def spawn(cmd: list[str], profile) -> subprocess.Popen:
 
 def sil_command(profile, robot: str | None = None) -> list[str]:
     """The simulated robot of the profile's class, on the profile's namespace, for the profile's vehicle; for a
-    quadrotor ``robot`` (else the profile's ``sil: {robot: ...}``) may name a foreign simulator."""
+    quadrotor or legged robot ``robot`` (else the profile's ``sil: {robot: ...}``) may name a foreign simulator."""
     sil, cls = profile.sil, profile.robot_class
     robot = robot or sil.get("robot", "sim")
-    module = SIL_MODULES[cls] if robot == "sim" else "drivers.foreign_sil"
-    if robot != "sim" and cls != "quadrotor":
-        raise ValueError(f"a foreign SIL robot ({robot!r}) stands in for a quadrotor only, not a {cls} robot")
+    foreign = FOREIGN_SIL.get(cls, {})
+    if robot != "sim" and robot not in foreign:
+        raise ValueError(
+            f"no foreign SIL robot {robot!r} for a {cls} robot; expected 'sim' or one of {sorted(foreign)}"
+        )
+    module = SIL_MODULES[cls] if robot == "sim" else foreign[robot]
     cmd = [sys.executable, "-m", module, "--seconds", str(profile.plan.duration_s + 120.0)]
-    if robot != "sim":
+    if robot != "sim" and cls == "quadrotor":
         cmd += ["--sim", robot, *(["--robot", str(profile.robot_file)] if profile.robot_file else [])]
     cmd += ["--seed", str(sil.get("seed", 0)), "--namespace", profile.transport.namespace]
     cmd += ["--vehicle-id", profile.vehicle_id]
     if cls == "quadrotor":
         cmd += ["--rate", str(profile.control_hz), "--start-height", str(sil.get("start_height_m", 0.0))]
         return [*cmd, "--interface", profile.action_interface]
-    cmd += ["--task", SIL_TASKS[cls]]
+    if robot == "sim":
+        cmd += ["--task", SIL_TASKS[cls]]
     if profile.robot_file is not None:
         cmd += ["--robot", str(profile.robot_file)]
     if "start_joint_position_rad" in sil:
@@ -119,9 +128,11 @@ def _load(args: argparse.Namespace):
     if args.sil_robot is not None and not args.sil:
         raise DeployProfileError("--sil-robot picks the simulated robot of --sil; without --sil there is none")
     sil_robot = args.sil_robot or profile.sil.get("robot", "sim")
-    if args.sil and sil_robot != "sim" and profile.robot_class != "quadrotor":
+    foreign = FOREIGN_SIL.get(profile.robot_class, {})
+    if args.sil and sil_robot != "sim" and sil_robot not in foreign:
         raise DeployProfileError(
-            f"sil robot {sil_robot!r}: the foreign SIL robots are quadrotors, this is a {profile.robot_class} profile"
+            f"sil robot {sil_robot!r}: expected 'sim' or a foreign SIL robot of a {profile.robot_class} profile "
+            f"({sorted(foreign) or 'none'})"
         )
     check_plan(profile, start_height_m=float(profile.sil.get("start_height_m", 0.0)) if args.sil else 0.0)
     policy = load_policy(args.policy)
