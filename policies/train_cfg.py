@@ -9,12 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from policies.curriculum import CurriculumCfg
 from policies.td3 import TD3Cfg
 from sim.env import OBS_GROUPS
+from sim.overrides import OverrideError, apply_values
 from sim.quadrotor.config import QuadrotorTaskCfg
+from sim.robot_variants import find_robot
+from sim.tasks import TASKS, cfg_for_variant, registration, robot_variant
 
 MODEL_CLASS = "policies.models:MLPModel"  # the rsl_rl model every PPO config builds (``class_name``)
 
@@ -74,6 +79,9 @@ class TrainCfg:
 
     task: str
     env: Any  # the task's typed env config (QuadrotorTaskCfg, LeggedWalkCfg, ArmReachCfg)
+    # the robot trained (a name in launch/robots or $SIM2REAL_ROBOT_PATH, or the profile's absolute path; None: the
+    # config's built-in vehicle); checkpoints carry it so that eval rebuilds the same variant without --robot
+    robot: str | None = None
     seed: int = 0
     device: str = "cpu"
     num_envs: int = 4096
@@ -154,15 +162,14 @@ class TrainCfg:
     def select_interface(self, interface: str) -> None:
         """Act through ``interface`` ("rpm" | "ctbr") with that interface's measured learner settings and number of
         envs (quadrotor tasks, PPO: :func:`quadrotor_learner`); call it before ``--num-envs`` and ``--set``."""
-        if not self.task.startswith("quadrotor-"):
+        if registration(self.task).robot_class != "quadrotor":
             raise TrainConfigError(
                 f"task {self.task!r} acts through joint position targets; --interface {interface} (rpm | ctbr) is "
                 "for quadrotor tasks: leave it out"
             )
-        if self.task.startswith("quadrotor-"):
-            learner = quadrotor_learner(interface)  # refuses an unknown interface before anything changes
-            if self.algo == "ppo":
-                self.num_envs, self.ppo, self.curriculum = learner.num_envs, learner.ppo, learner.curriculum
+        learner = quadrotor_learner(interface)  # refuses an unknown interface before anything changes
+        if self.algo == "ppo":
+            self.num_envs, self.ppo, self.curriculum = learner.num_envs, learner.ppo, learner.curriculum
         self.env.action_interface = interface
 
     def rsl_rl_dict(self) -> dict[str, Any]:
@@ -215,13 +222,13 @@ def quadrotor_learner(interface: str) -> QuadrotorLearner:
     raise ValueError(f"unknown action interface {interface!r}; expected 'rpm' or 'ctbr'")
 
 
-def _quadrotor(task: str, **overrides: Any) -> TrainCfg:
+def _quadrotor(task: str, env: QuadrotorTaskCfg | None = None, **overrides: Any) -> TrainCfg:
     """Chosen by measurement for wall-clock time to hover on 2 CPU cores (docs/training.md, "Time to hover"):
     a few hundred envs x 32 steps per iteration (many cheap iterations learn faster per second than 4096 x 24), a
     64-64 critic (4x cheaper to update than 128-128 at no loss), the initial-state curriculum; the number of envs
     and the learner's settings per action interface (:func:`quadrotor_learner`, rpm by default;
     ``select_interface`` switches)."""
-    env = QuadrotorTaskCfg(task=task)
+    env = env if env is not None else QuadrotorTaskCfg(task=task)
     learner = quadrotor_learner(env.action_interface)
     return TrainCfg(
         task=f"quadrotor-{task}",
@@ -234,27 +241,28 @@ def _quadrotor(task: str, **overrides: Any) -> TrainCfg:
     )
 
 
-def quadrotor_hover() -> TrainCfg:
-    return _quadrotor("hover")
+def quadrotor_hover(env: QuadrotorTaskCfg | None = None) -> TrainCfg:
+    return _quadrotor("hover", env)
 
 
-def quadrotor_track() -> TrainCfg:
-    return _quadrotor("track", max_iterations=3000)
+def quadrotor_track(env: QuadrotorTaskCfg | None = None) -> TrainCfg:
+    return _quadrotor("track", env, max_iterations=3000)
 
 
-def legged_walk() -> TrainCfg:
+def legged_walk(env: Any = None) -> TrainCfg:
     """legged_gym's A1 PPO settings (FACTS.md: entropy 0.01, initial std 1.0, 24 steps per env) with two changes
     chosen by measurement on 2 CPU cores (docs/articulated.md, "Walking on this CPU"): 2048 envs, because at 512 the
     12 k-step batches left it standing for 250 iterations while 2048 (49 k steps) started walking after ~150, and
     256-128-64 ELU networks instead of 512-256-128 (3.5x fewer multiply-adds per sample; at 512 envs the two learned
     alike over 60 iterations, the larger one not compared at 2048).
-    On a GPU, ``--num-envs 4096`` is legged_gym's own setting."""
-    from sim.articulated.tasks.legged_walk import LeggedWalkCfg
+    On a GPU, ``--num-envs 4096`` is legged_gym's own setting. ``env``: the task's config for a robot (default:
+    the default robot's, ``sim.tasks.task_cfg``); the robot's variant restates what depends on the robot."""
+    from sim.tasks import task_cfg
 
     model = ModelCfg(hidden_dims=(256, 128, 64), activation="elu")
     return TrainCfg(
         task="legged-walk",
-        env=LeggedWalkCfg(),
+        env=env if env is not None else task_cfg("legged-walk"),
         num_envs=2048,
         max_iterations=1500,
         actor=model,
@@ -263,13 +271,13 @@ def legged_walk() -> TrainCfg:
     )
 
 
-def arm_reach() -> TrainCfg:
-    """A smaller MLP for a 7-joint reach; 4 s episodes at 50 Hz."""
-    from sim.articulated.tasks.arm_reach import ArmReachCfg
+def arm_reach(env: Any = None) -> TrainCfg:
+    """A smaller MLP for a 7-joint reach; 4 s episodes at 50 Hz. ``env``: as for :func:`legged_walk`."""
+    from sim.tasks import task_cfg
 
     return TrainCfg(
         task="arm-reach",
-        env=ArmReachCfg(),
+        env=env if env is not None else task_cfg("arm-reach"),
         max_iterations=1000,
         actor=ModelCfg(hidden_dims=(256, 128, 64), activation="elu"),
         critic=ModelCfg(hidden_dims=(256, 128, 64), activation="elu"),
@@ -277,15 +285,27 @@ def arm_reach() -> TrainCfg:
     )
 
 
-TRAIN_CFGS: dict[str, Callable[[], TrainCfg]] = {
-    "quadrotor-hover": quadrotor_hover,
-    "quadrotor-track": quadrotor_track,
-    "legged-walk": legged_walk,
-    "arm-reach": arm_reach,
-}
+def train_cfg(task: str, robot: str | Path | None = None) -> TrainCfg:
+    """The training config of ``task`` for ``robot`` (a name, a path to a robot profile YAML, or None for the task's
+    default robot): the registration's training config (``train_cfg`` entry point) built on the robot's env config
+    (``sim.tasks.task_cfg``), then the variant's ``train:`` overrides. Errors: see ``sim.tasks.task_cfg``."""
+    if task not in TASKS:
+        raise KeyError(f"no training config for task {task!r}; configured tasks: {sorted(TASKS)}")
+    variant = robot_variant(task, robot)
+    cfg = registration(task).train_cfg_factory()(cfg_for_variant(task, variant))
+    if variant is None:
+        return cfg
+    # a name when the lookup by name finds this same profile (portable across checkouts), else its absolute path
+    try:
+        cfg.robot = variant.robot if find_robot(variant.robot) == variant.profile_path else str(variant.profile_path)
+    except ValueError:
+        cfg.robot = str(variant.profile_path)
+    try:
+        apply_values(cfg, variant.train)
+    except OverrideError as exc:
+        raise OverrideError(f"robot variant {str(variant.variant_path)!r}, train: {exc}") from None
+    return cfg
 
 
-def train_cfg(task: str) -> TrainCfg:
-    if task not in TRAIN_CFGS:
-        raise KeyError(f"no training config for task {task!r}; configured tasks: {sorted(TRAIN_CFGS)}")
-    return TRAIN_CFGS[task]()
+#: task -> its training config for the default robot (derived from the registrations in ``sim.tasks.TASKS``)
+TRAIN_CFGS: dict[str, Callable[[], TrainCfg]] = {name: partial(train_cfg, name) for name in TASKS}

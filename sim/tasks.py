@@ -1,58 +1,119 @@
-"""The task registry: name -> config factory and env class. Tests parametrize over it."""
+"""The task registry: name -> registration (``sim.registry``), and the typed env config of a task for a robot.
+
+The quadrotor tasks are registered here, beside ``sim/quadrotor``; the arm and legged tasks in
+``sim/articulated/tasks/__init__.py``. :data:`TASKS` is derived from the registrations; tests parametrize over it.
+:func:`task_cfg` builds a task's config for a robot: the robot's profile and its variant's ``env:`` overrides
+(``sim.robot_variants``). Imports without torch (the deploy runtime derives its SIL tasks from here).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+import sim.articulated.tasks  # noqa: F401  (registers arm-reach, legged-walk)
+from sim.overrides import OverrideError, apply_values
+from sim.registry import REGISTRY, TaskRegistration, register
+from sim.robot_variants import RobotVariant, RobotVariantError, load_variant
+
+if TYPE_CHECKING:
+    import torch
+
+for _task, _description in (
+    ("hover", "stabilize and hold a point from random, possibly tumbling, initial states"),
+    ("track", "follow a moving reference: figure-eight and random smooth trajectories"),
+):
+    register(
+        TaskRegistration(
+            name=f"quadrotor-{_task}",
+            cfg="sim.quadrotor.config:QuadrotorTaskCfg",
+            env="sim.quadrotor.env:QuadrotorEnv",
+            robot_class="quadrotor",
+            default_robot=None,  # the config's built-in Crazyflie 2 (QuadrotorParams' defaults)
+            description=_description,
+            metrics="quadrotor",
+            train_cfg=f"policies.train_cfg:quadrotor_{_task}",
+            cfg_kwargs=(("task", _task),),
+        )
+    )
+
+TASKS: dict[str, TaskRegistration] = dict(REGISTRY)
 
 
 @dataclass(frozen=True)
 class TaskEntry:
-    make_cfg: Callable[[], Any]  # returns the task's typed config
+    make_cfg: Callable[[], Any]  # returns the task's typed config (default robot)
     make_env: Callable[..., Any]  # (cfg, num_envs, device, generator, seed) -> env
     description: str
 
 
-def _quadrotor(task: str) -> TaskEntry:
-    from sim.quadrotor.config import QuadrotorTaskCfg
-    from sim.quadrotor.env import QuadrotorEnv
-
-    descriptions = {
-        "hover": "stabilize and hold a point from random, possibly tumbling, initial states",
-        "track": "follow a moving reference: figure-eight and random smooth trajectories",
-    }
-    return TaskEntry(lambda: QuadrotorTaskCfg(task=task), QuadrotorEnv, descriptions[task])
-
-
-def _arm_reach() -> TaskEntry:
-    from sim.articulated.tasks.arm_reach import ArmReachCfg, ArmReachEnv
-
-    return TaskEntry(ArmReachCfg, ArmReachEnv, "arm (Franka Panda): reach random end-effector poses with joint targets")
-
-
-def _legged_walk() -> TaskEntry:
-    from sim.articulated.tasks.legged_walk import LeggedWalkCfg, LeggedWalkEnv
-
-    return TaskEntry(
-        LeggedWalkCfg, LeggedWalkEnv, "quadruped (Unitree A1): track commanded base velocity on flat ground"
-    )
-
-
-TASKS: dict[str, Callable[[], TaskEntry]] = {
-    "quadrotor-hover": lambda: _quadrotor("hover"),
-    "quadrotor-track": lambda: _quadrotor("track"),
-    "arm-reach": _arm_reach,
-    "legged-walk": _legged_walk,
-}
+def registration(name: str) -> TaskRegistration:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; registered tasks: {sorted(TASKS)}")
+    return TASKS[name]
 
 
 def task_entry(name: str) -> TaskEntry:
-    if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; registered tasks: {sorted(TASKS)}")
-    return TASKS[name]()
+    reg = registration(name)
+    return TaskEntry(lambda: task_cfg(name), reg.env_class(), reg.description)
+
+
+def tasks_for(robot_class: str) -> list[str]:
+    """The registered tasks that drive robots of ``robot_class`` (quadrotor | legged | arm), in registration order."""
+    return [name for name, reg in TASKS.items() if reg.robot_class == robot_class]
+
+
+def robot_variant(task: str, robot: str | Path | None = None) -> RobotVariant | None:
+    """``robot``'s variant of ``task`` (None: the task's default robot); None for a task whose default robot is its
+    config's built-in one. Raises :class:`RobotVariantError` for a robot of another class than the task drives."""
+    reg = registration(task)
+    robot = robot if robot is not None else reg.default_robot
+    if robot is None:
+        return None
+    variant = load_variant(task, robot)
+    if variant.robot_class != reg.robot_class:
+        others = tasks_for(variant.robot_class)
+        raise RobotVariantError(
+            f"robot {variant.robot!r} ({variant.profile_path}) is a {variant.robot_class} robot; task {task!r} "
+            f"drives {reg.robot_class} robots. Tasks for {variant.robot_class} robots: {others or 'none'}"
+        )
+    return variant
+
+
+def load_robot_profile(variant: RobotVariant) -> Any:
+    """The variant's profile as the task configs hold it (``cfg.params``)."""
+    if variant.robot_class == "quadrotor":
+        from sim.quadrotor.params import QuadrotorParams
+
+        return QuadrotorParams.from_yaml(variant.profile_path)
+    from sim.articulated.profile import load_profile
+
+    return load_profile(variant.profile_path)
+
+
+def task_cfg(task: str, robot: str | Path | None = None) -> Any:
+    """The typed env config of ``task`` for ``robot`` (a name, a path to a profile YAML, or None for the task's
+    default robot): the robot's profile as ``params`` and its variant's ``env:`` overrides applied.
+
+    Raises ``KeyError`` for an unknown task, :class:`~sim.robot_variants.RobotVariantError` for a robot or variant
+    that cannot be found or does not fit the task, :class:`~sim.overrides.OverrideError` for an override naming no
+    field of the config, and the profile's own error for a malformed profile."""
+    return cfg_for_variant(task, robot_variant(task, robot))
+
+
+def cfg_for_variant(task: str, variant: RobotVariant | None) -> Any:
+    """The config of ``task`` for a variant from :func:`robot_variant` (None: the config's built-in defaults)."""
+    cfg = registration(task).new_cfg()
+    if variant is None:
+        return cfg
+    cfg.params = load_robot_profile(variant)
+    try:
+        apply_values(cfg, variant.env)
+    except OverrideError as exc:
+        raise OverrideError(f"robot variant {str(variant.variant_path)!r}, env: {exc}") from None
+    return cfg
 
 
 def make_env(
@@ -63,8 +124,8 @@ def make_env(
     cfg: Any = None,
     **env_kwargs: Any,
 ):
-    """Build the env of task ``name`` (with its default config unless ``cfg`` is given)."""
-    entry = task_entry(name)
-    return entry.make_env(
-        cfg if cfg is not None else entry.make_cfg(), num_envs, device=device, seed=seed, **env_kwargs
+    """Build the env of task ``name`` (with its default robot's config unless ``cfg`` is given)."""
+    reg = registration(name)
+    return reg.env_class()(
+        cfg if cfg is not None else task_cfg(name), num_envs, device=device, seed=seed, **env_kwargs
     )
