@@ -30,7 +30,18 @@ SIL_MODULES = {
     "legged": "drivers.sim_articulated_node",
     "arm": "drivers.sim_articulated_node",
 }
-SIL_TASKS = {"legged": "legged-walk", "arm": "arm-reach"}  # the task whose simulated robot stands in
+
+
+def _sil_tasks() -> dict[str, str]:
+    """Robot class -> the task whose simulated robot stands in: the first task registered for the class
+    (``sim.tasks``, torch-free)."""
+    from sim.tasks import tasks_for
+
+    return {cls: tasks_for(cls)[0] for cls in ("legged", "arm") if tasks_for(cls)}
+
+
+SIL_TASKS = _sil_tasks()
+
 #: robot class -> {foreign simulator: module} for --sil-robot (docs/sim2sim.md)
 FOREIGN_SIL = {
     "quadrotor": {"rotorpy": "drivers.foreign_sil", "drone_models": "drivers.foreign_sil"},

@@ -21,6 +21,7 @@ import torch
 
 from sim.action_spec import ActionSpec
 from sim.obs_spec import ObsSpec
+from sim.tasks import TASKS
 
 log = logging.getLogger("sim2real.eval")
 
@@ -45,6 +46,33 @@ class PolicySource:
     action_spec: ActionSpec
     profile: dict[str, Any]
     controllers: list[Controller]
+    robot: str | None = None  # the robot trained (name or profile path); None: the task's default robot
+
+
+def source_cfg(source: PolicySource, robot: str | None = None) -> Any:
+    """The env config of the policy's task for its robot: ``robot`` (``--robot``: that robot's profile and variant),
+    else the robot the policy was trained on (its variant, with the profile stored in the policy: exactly what was
+    trained, even if the profile file changed since)."""
+    from sim.robot_variants import RobotVariantError
+    from sim.tasks import task_cfg
+
+    if robot is not None:
+        return task_cfg(source.task, robot)
+    try:
+        cfg = task_cfg(source.task, source.robot)
+    except RobotVariantError as exc:
+        raise RobotVariantError(
+            f"the policy was trained on robot {source.robot!r}, which cannot be loaded now ({exc}); pass --robot "
+            "with the path of its profile YAML (its variant beside it)"
+        ) from None
+    if source.profile:
+        cfg.params = type(cfg.params).from_dict(source.profile, **_source_dir(cfg.params))
+    return cfg
+
+
+def _source_dir(params: Any) -> dict[str, str]:
+    """A relative robot description resolves against the robot's directory (articulated profiles)."""
+    return {"source_dir": params.source_dir} if hasattr(params, "source_dir") else {}
 
 
 def checkpoint_controller(path: Path) -> tuple[Controller, dict[str, Any]]:
@@ -75,7 +103,8 @@ def load_source(path: str | Path, with_onnx: bool = True) -> PolicySource:
     path = Path(path)
     if path.suffix == ".onnx":
         ctrl, policy = onnx_controller(path)
-        return PolicySource(policy.task, policy.obs_spec, policy.action_spec, policy.profile, [ctrl])
+        robot = policy.metadata.get("robot") or None
+        return PolicySource(policy.task, policy.obs_spec, policy.action_spec, policy.profile, [ctrl], robot)
     ctrl, infos = checkpoint_controller(path)
     source = PolicySource(
         infos["task"],
@@ -83,6 +112,7 @@ def load_source(path: str | Path, with_onnx: bool = True) -> PolicySource:
         ActionSpec.from_json(infos["action_spec"]),
         json.loads(json.dumps(infos["profile"])),
         [ctrl],
+        infos.get("robot"),
     )
     onnx_path = (path if path.is_dir() else path.parent) / "policy.onnx"
     if with_onnx and onnx_path.is_file():
@@ -98,20 +128,20 @@ def evaluate(
     randomization: Any = None,
     pid: bool = True,
     progress: bool = False,
+    robot: str | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any], Any]:
-    """Metrics per controller (``policies.rollout``), the rollouts, and the env config used."""
+    """Metrics per controller (``policies.rollout``), the rollouts, and the env config used (:func:`source_cfg`:
+    the policy's robot, or ``robot``)."""
     from policies.baselines.pid import QuadrotorPID
     from policies.rollout import rollout
-    from sim.quadrotor.params import QuadrotorParams
-    from sim.tasks import make_env, task_entry
+    from sim.tasks import make_env
 
     if episodes <= 0 or seconds <= 0:
         raise ValueError(f"episodes and seconds must be positive, got {episodes} and {seconds}")
     if source.task in ARTICULATED_TASKS:
-        return evaluate_articulated(source, episodes, seconds, seed, randomization)
-    cfg = task_entry(source.task).make_cfg()
+        return evaluate_articulated(source, episodes, seconds, seed, randomization, robot)
+    cfg = source_cfg(source, robot)
     cfg.action_interface = source.action_spec.interface
-    cfg.params = QuadrotorParams.from_dict(source.profile)
     cfg.episode_s = seconds
     if randomization is not None:
         cfg.randomization = randomization
@@ -145,23 +175,27 @@ def evaluate(
     return metrics, rollouts, cfg
 
 
-ARTICULATED_TASKS = ("arm-reach", "legged-walk")
+#: the tasks evaluated by ``sim.articulated.rollout`` (derived from the registrations: their metrics)
+ARTICULATED_TASKS = tuple(name for name, reg in TASKS.items() if reg.metrics in ("velocity_tracking", "reaching"))
 
 
 def evaluate_articulated(
-    source: PolicySource, episodes: int, seconds: float, seed: int, randomization: Any = None
+    source: PolicySource,
+    episodes: int,
+    seconds: float,
+    seed: int,
+    randomization: Any = None,
+    robot: str | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any], Any]:
     """Arm / legged tasks: the policy beside the "hold the default pose" baseline (zero action), same envs.
 
     Metrics (``sim.articulated.rollout``): arm-reach success rate (2 cm and 0.1 rad reached within the episode,
     one target per episode), final errors, time to reach; legged-walk planar velocity and yaw-rate RMS
     tracking errors and fall rate."""
-    from sim.articulated.profile import ArticulatedProfile
     from sim.articulated.rollout import rollout as articulated_rollout
-    from sim.tasks import make_env, task_entry
+    from sim.tasks import make_env
 
-    cfg = task_entry(source.task).make_cfg()
-    cfg.params = ArticulatedProfile.from_dict(source.profile)
+    cfg = source_cfg(source, robot)
     cfg.episode_s = seconds
     if hasattr(cfg, "target"):
         cfg.target.resample_s = seconds  # one target per episode: success means reaching it
@@ -243,6 +277,12 @@ def write_eval_report(out: Path, source_path: Path, task: str, metrics, rollouts
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("policy", type=Path, help="run directory, checkpoint (.pt) or exported policy (.onnx)")
     p.add_argument("--task", default=None, help="task (default: the one the policy was trained on)")
+    p.add_argument(
+        "--robot",
+        default=None,
+        help="evaluate on this robot (a name or a profile YAML path, with its variant of the task); default: the "
+        "robot the policy was trained on, with the profile stored in the policy",
+    )
     p.add_argument("--episodes", type=int, default=256, help="episodes flown in parallel (default 256)")
     p.add_argument("--seconds", type=float, default=10.0, help="episode length, s (default 10)")
     p.add_argument("--seed", type=int, default=0)
@@ -265,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
         )
     spec = RandomizationSpec.from_yaml(args.randomization) if args.randomization else None
     metrics, rollouts, cfg = evaluate(
-        source, args.episodes, args.seconds, args.seed, spec, pid=not args.no_pid, progress=True
+        source, args.episodes, args.seconds, args.seed, spec, pid=not args.no_pid, progress=True, robot=args.robot
     )
     base = args.policy if args.policy.is_dir() else args.policy.parent
     report = write_eval_report(args.out or base / "eval", args.policy, source.task, metrics, rollouts, cfg, args.seed)

@@ -91,7 +91,9 @@ def metadata_of(ck: Checkpoint) -> dict[str, str]:
     """The ``sim2real.*`` metadata_props (prefix added by :func:`build_onnx`)."""
     infos = ck.infos
     profile = infos["profile"]
+    robot = {"robot": str(infos["robot"])} if infos.get("robot") else {}  # the variant eval rebuilds (sim.tasks)
     return {
+        **robot,
         "format_version": FORMAT_VERSION,
         "task": infos["task"],
         "obs_spec": infos["obs_spec"],

@@ -67,6 +67,7 @@ def checkpoint_infos(cfg: TrainCfg, env: Any, iteration: int, wall_s: float, com
     return {
         "format": CHECKPOINT_FORMAT,
         "task": cfg.task,
+        "robot": cfg.robot,
         "iteration": iteration,
         "wall_s": wall_s,
         "seed": cfg.seed,
@@ -367,6 +368,13 @@ def _progress_bar(enabled: bool):
 # ---------------------------------------------------------------------------------------------- command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", choices=sorted(TRAIN_CFGS), help="task to train")
+    p.add_argument(
+        "--robot",
+        default=None,
+        help="robot: a name (launch/robots/NAME.yaml, or in $SIM2REAL_ROBOT_PATH) or a path to a robot profile YAML; "
+        "its variant of the task is <robot dir>/../tasks/TASK/NAME.yaml (default: the task's robot; "
+        "docs/adding_a_robot.md)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the env and of rsl_rl (default: config, 0)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: config, cpu)")
     p.add_argument(
@@ -404,11 +412,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cfg_from_args(args: argparse.Namespace) -> TrainCfg:
-    """The task's config with the command-line overrides applied."""
+    """The task's config for ``--robot`` (its profile and variant) with the command-line overrides applied."""
     from policies.overrides import OverrideError, apply_overrides
     from sim.randomization import RandomizationSpec
 
-    cfg = train_cfg(args.task)
+    cfg = train_cfg(args.task, getattr(args, "robot", None))
     if getattr(args, "algo", None):
         cfg.select_algo(args.algo)
     if getattr(args, "interface", None):
@@ -464,8 +472,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _train_into(cfg: TrainCfg, run_dir: Path, args: argparse.Namespace) -> int:
     log.info(
-        "training %s (%s actions): %d envs, up to %d iterations%s, seed %d, device %s -> %s",
+        "training %s%s (%s actions): %d envs, up to %d iterations%s, seed %d, device %s -> %s",
         cfg.task,
+        f" on robot {cfg.robot}" if cfg.robot else "",
         cfg.env.action_interface,
         cfg.num_envs,
         cfg.max_iterations,
