@@ -97,7 +97,7 @@ def sil_command(profile, robot: str | None = None) -> list[str]:
     foreign = FOREIGN_SIL.get(cls, {})
     if robot != "sim" and robot not in foreign:
         raise ValueError(
-            f"no foreign SIL robot {robot!r} for a {cls} robot; expected 'sim' or one of {sorted(foreign)}"
+            f"no foreign SIL robot {robot!r} for robot class {cls!r}; expected 'sim' or one of {sorted(foreign)}"
         )
     module = SIL_MODULES[cls] if robot == "sim" else foreign[robot]
     cmd = [sys.executable, "-m", module, "--seconds", str(profile.plan.duration_s + 120.0)]
