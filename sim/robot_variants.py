@@ -130,7 +130,9 @@ def load_variant(task: str, robot: str | Path) -> RobotVariant:
         )
     document = _read_yaml(path, "robot variant")
     if not isinstance(document, Mapping):
-        raise RobotVariantError(f"robot variant {str(path)!r}: expected a mapping with {VARIANT_KEYS}, found {document!r}")
+        raise RobotVariantError(
+            f"robot variant {str(path)!r}: expected a mapping with {VARIANT_KEYS}, found {document!r}"
+        )
     unknown = sorted(set(map(str, document)) - set(VARIANT_KEYS))
     if unknown:
         raise RobotVariantError(f"robot variant {str(path)!r}: unknown section(s) {unknown}; allowed: {VARIANT_KEYS}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sim.articulated.tasks  # noqa: F401  (registers arm-reach, legged-walk)
 from sim.overrides import OverrideError, apply_values
 from sim.registry import REGISTRY, TaskRegistration, register
-from sim.robot_variants import RobotVariant, RobotVariantError, load_variant
+from sim.robot_variants import RobotVariant, RobotVariantError, find_robot, load_variant, robot_class_of
 
 if TYPE_CHECKING:
     import torch
@@ -72,14 +72,14 @@ def robot_variant(task: str, robot: str | Path | None = None) -> RobotVariant | 
     robot = robot if robot is not None else reg.default_robot
     if robot is None:
         return None
-    variant = load_variant(task, robot)
-    if variant.robot_class != reg.robot_class:
-        others = tasks_for(variant.robot_class)
+    profile = find_robot(robot)
+    robot_class = robot_class_of(profile)
+    if robot_class != reg.robot_class:  # before looking for a variant: a franka has no legged-walk variant to find
         raise RobotVariantError(
-            f"robot {variant.robot!r} ({variant.profile_path}) is a {variant.robot_class} robot; task {task!r} "
-            f"drives {reg.robot_class} robots. Tasks for {variant.robot_class} robots: {others or 'none'}"
+            f"robot {profile.stem!r} ({profile}) has robot_class {robot_class!r}; task {task!r} needs robot_class "
+            f"{reg.robot_class!r}. Tasks for {robot_class} robots: {tasks_for(robot_class) or 'none'}"
         )
-    return variant
+    return load_variant(task, profile)
 
 
 def load_robot_profile(variant: RobotVariant) -> Any:
@@ -126,6 +126,4 @@ def make_env(
 ):
     """Build the env of task ``name`` (with its default robot's config unless ``cfg`` is given)."""
     reg = registration(name)
-    return reg.env_class()(
-        cfg if cfg is not None else task_cfg(name), num_envs, device=device, seed=seed, **env_kwargs
-    )
+    return reg.env_class()(cfg if cfg is not None else task_cfg(name), num_envs, device=device, seed=seed, **env_kwargs)
