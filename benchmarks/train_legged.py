@@ -9,9 +9,10 @@ Every ``--eval-every`` iterations the deterministic actor is evaluated; the eval
 < 5 min on one CUDA GPU; arm-reach < 5 min on this CPU.
 
     python benchmarks/train_legged.py --task legged-walk [--device cuda:0] [--max-seconds 1800] [--engine mujoco_warp]
+    python benchmarks/train_legged.py --task legged-walk --robot go2    # launch/tasks/legged-walk/go2.yaml
     python benchmarks/train_legged.py --task arm-reach --max-seconds 300
 
-prints one JSON line: {"task", "device", "engine", "reached": bool, "seconds", "iterations", "metric", "value",
+prints one JSON line: {"task", "robot", "device", "engine", "reached": bool, "seconds", "iterations", "metric", "value",
 "target", "eval_s", "history": [...]}.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
 import logging
 import sys
@@ -37,6 +39,7 @@ from sim.articulated.rollout import rollout
 from sim.tasks import make_env
 
 log = logging.getLogger("train_legged")
+TASKS_DIR = Path(__file__).resolve().parents[1] / "launch" / "tasks"
 # task -> (metric, target, lower is better)
 TARGETS = {"legged-walk": ("velocity_error_mean_m_s", 0.1, True), "arm-reach": ("success_rate", 0.95, False)}
 
@@ -52,6 +55,31 @@ def eval_cfg(cfg: TrainCfg, seconds: float):
     if hasattr(env_cfg, "target"):
         env_cfg.target.resample_s = seconds
     return env_cfg
+
+
+def robot_train_cfg(task: str, robot: str | None) -> TrainCfg:
+    """The training config of ``task`` on ``robot`` (None: the task's default robot): ``train_cfg(task, robot)``
+    where it takes a robot, else the variant file ``launch/tasks/<task>/<robot>.yaml`` applied here (``robot:``
+    a profile name, ``env:`` / ``train:`` dotted overrides of the env and training configs)."""
+    if robot is None:
+        return train_cfg(task)
+    if "robot" in inspect.signature(train_cfg).parameters:
+        return train_cfg(task, robot)
+    import yaml
+
+    from sim.articulated.profile import load_profile
+
+    path = TASKS_DIR / task / f"{robot}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SystemExit(f"--robot {robot}: no variant file {path}; variants of {task}: {known}")
+    variant = yaml.safe_load(path.read_text()) or {}
+    cfg = train_cfg(task)
+    cfg.env.params = load_profile(variant.get("robot", robot))
+    sets = [f"env.{k}={json.dumps(v)}" for k, v in (variant.get("env") or {}).items()]
+    sets += [f"{k}={json.dumps(v)}" for k, v in (variant.get("train") or {}).items()]
+    apply_overrides(cfg, sets)
+    return cfg
 
 
 class PeriodicEval:
@@ -96,6 +124,7 @@ class PeriodicEval:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=sorted(TARGETS), default="legged-walk")
+    p.add_argument("--robot", default=None, help="a variant of the task (launch/tasks/<task>/<robot>.yaml)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--engine", choices=["mujoco", "mujoco_warp"], default=None, help="default: the task's")
     p.add_argument("--num-envs", type=int, default=None, help="default: the task's training config")
@@ -105,13 +134,14 @@ def main() -> None:
     p.add_argument("--episode-s", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--run-dir", type=Path, default=None, help="write checkpoints here (for sim2real export)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = train_cfg(args.task)
+    cfg = robot_train_cfg(args.task, args.robot)
     cfg.device, cfg.seed, cfg.max_seconds, cfg.max_iterations = args.device, args.seed, args.max_seconds, 1_000_000
     if args.num_envs:
         cfg.num_envs = args.num_envs
@@ -120,9 +150,10 @@ def main() -> None:
     apply_overrides(cfg, args.set)
     cb = PeriodicEval(cfg, args.episodes, args.episode_s, args.eval_every, args.engine)
     t0 = time.perf_counter()
-    result = train(cfg, None, progress=args.verbose, on_iteration=cb)
+    result = train(cfg, args.run_dir, progress=args.verbose, on_iteration=cb)
     out = {
         "task": args.task,
+        "robot": cfg.env.params.name,
         "device": args.device,
         "engine": args.engine or getattr(cfg.env, "engine", None),
         "num_envs": cfg.num_envs,

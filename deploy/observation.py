@@ -185,27 +185,58 @@ JOINT_TERMS: dict[str, Callable[[RobotState, JointContext], np.ndarray]] = {
 JOINT_SIZED_TERMS = ("joint_pos", "joint_vel", "last_action")
 
 
+#: terms computed from the state estimator's base twist (``state/twist``), which not every robot publishes: a
+#: Unitree Go2 in low-level mode measures only its IMU and joints (its sport-mode velocity estimate stops)
+TWIST_TERMS = ("base_lin_vel_estimate",)
+
+
 class JointObservationBuilder:
     """Builds policy observations of an articulated robot for ``spec``; refuses, at construction, specs with
-    terms it cannot build and joint terms whose size is not the robot's joint count ``joints``."""
+    terms it cannot build, joint terms whose size is not the robot's joint count ``joints``, and (``twist``
+    False: the robot publishes no ``state/twist``) terms computed from the base twist.
 
-    def __init__(self, spec: ObsSpec, joints: int):
-        unknown = [name for name in spec.names if name not in JOINT_TERMS]
+    An ``observation_history`` term (``sim.obs_spec.with_history``) is rebuilt from the builder's previous
+    observations: call :meth:`build` once per control period while the policy runs and :meth:`reset` when it
+    starts (the simulator's episode start: the first observation fills every history slot)."""
+
+    def __init__(self, spec: ObsSpec, joints: int, twist: bool = True):
+        self.base_spec, self.history_steps = split_history(spec)
+        unknown = [name for name in self.base_spec.names if name not in JOINT_TERMS]
         if unknown:
             raise ObsSpecError(
                 f"the policy's observation needs terms {unknown} that the runtime cannot build from an articulated "
                 f"robot's state; it can build {sorted(JOINT_TERMS)}. Export the policy from a task whose "
                 f"observations the robot measures"
             )
+        base = self.base_spec
         for name in JOINT_SIZED_TERMS:
-            if name in spec.names and spec.term(name).size != joints:
+            if name in base.names and base.term(name).size != joints:
                 raise ObsSpecError(
-                    f"the policy's observation term {name!r} has {spec.term(name).size} values, the robot has "
+                    f"the policy's observation term {name!r} has {base.term(name).size} values, the robot has "
                     f"{joints} joints: the policy was trained for another robot"
                 )
+        needs_twist = [name for name in base.names if name in TWIST_TERMS]
+        if needs_twist and not twist:
+            raise ObsSpecError(
+                f"the policy observes {needs_twist} (the state estimator's base velocity, state/twist), which this "
+                "robot does not publish (e.g. a Unitree Go2 in low-level mode: IMU and joints only). Deploy a policy "
+                "trained without it (legged-walk with observe_base_velocity: false, e.g. "
+                "launch/tasks/legged-walk/go2.yaml), or publish a base velocity estimate on state/twist"
+            )
         self.spec = spec
+        self.history: list[np.ndarray] = []  # previous base observations, newest first
+
+    def reset(self) -> None:
+        """The policy starts (again): the next observation fills the history."""
+        self.history = []
 
     def build(self, state: RobotState, context: JointContext) -> np.ndarray:
         """(D,) float32 observation."""
-        values = {name: np.asarray(JOINT_TERMS[name](state, context), dtype=np.float64) for name in self.spec.names}
-        return self.spec.assemble(values).astype(np.float32)
+        names = self.base_spec.names
+        values = {name: np.asarray(JOINT_TERMS[name](state, context), dtype=np.float64) for name in names}
+        base = self.base_spec.assemble(values).astype(np.float32)
+        if not self.history_steps:
+            return base
+        previous = self.history or [base] * self.history_steps  # the first observation fills the history
+        self.history = [base, *previous[:-1]]
+        return np.concatenate([base, *previous])

@@ -210,6 +210,7 @@ class ArticulatedAdapter:
     # ------------------------------------------------------------------ the cycle
     def idle(self) -> None:
         self.last_action[:] = 0.0  # the simulator's episode start
+        self.builder.reset()
         self.start_pose = None
         self.stream = None
 
@@ -236,6 +237,7 @@ class ArticulatedAdapter:
         if self.reference is not None and step.blend is None:
             step, fault = self._streamed(step, reading)
         if step.blend is not None:
+            self.builder.reset()  # the policy's observation history starts when the policy does
             action = self.start_pose + step.blend * (self.default_pose - self.start_pose)
             normalized = self.policy.action_spec.to_normalized(action)
             self.last_action = np.clip(normalized, -1.0, 1.0).astype(np.float32)

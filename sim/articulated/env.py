@@ -25,7 +25,7 @@ from sim.articulated.profile import ArticulatedProfile
 from sim.articulated.randomization import MODEL_PARAMS, ModelParamWriter, check_randomization, nominal_values
 from sim.articulated.robots import joint_dof_addresses, joint_qpos_addresses, load_model
 from sim.env import BatchedEnv
-from sim.obs_spec import ObsSpec, ObsTerm
+from sim.obs_spec import ObsSpec, ObsTerm, split_history
 from sim.randomization import RandomizationSpec
 from sim.sampling import sample_params
 
@@ -105,9 +105,13 @@ class ArticulatedEnv(BatchedEnv):
             (profile.action_scale_rad,) * j.dim, j.position_min_rad, j.position_max_rad,
         )  # fmt: skip
         self.obs_spec = self.policy_obs_spec()
-        if self.obs_spec.names[-1] != "last_action":
-            raise ValueError(f"the policy spec must end with 'last_action', got {self.obs_spec.names}")
-        self.sensor_spec = ObsSpec(self.obs_spec.terms[:-1])
+        self.base_obs_spec, self.history_steps = split_history(self.obs_spec)
+        if self.base_obs_spec.names[-1] != "last_action":
+            raise ValueError(
+                f"the policy spec must end with 'last_action' (then, optionally, the observation history), got "
+                f"{self.obs_spec.names}"
+            )
+        self.sensor_spec = ObsSpec(self.base_obs_spec.terms[:-1])
         self.critic_spec = self.critic_obs_spec()
         self.privileged_spec = privileged_spec(j.dim)
 
@@ -134,6 +138,8 @@ class ArticulatedEnv(BatchedEnv):
         self.torque = torch.zeros(n, j.dim, device=dev)
         self.episode_return = torch.zeros(n, device=dev)
         self.episode_terms: dict[str, Tensor] = {}
+        self._history = torch.zeros(n, self.history_steps * self.base_obs_spec.dim, device=dev)  # newest first
+        self._fresh = torch.ones(n, dtype=torch.bool, device=dev)  # reset since the last observation
         self._draw(torch.arange(n, device=dev), ("startup",))
         self.reset()
 
@@ -312,6 +318,7 @@ class ArticulatedEnv(BatchedEnv):
             total[ids] = 0.0
         self._reset_task(ids)
         self.obs_line.reset(ids, self._sense()[ids])
+        self._fresh[ids] = True
 
     def _sense(self) -> Tensor:
         """(N, Ds) noisy, scaled sensor columns (no latency yet)."""
@@ -323,8 +330,8 @@ class ArticulatedEnv(BatchedEnv):
 
     def _compute_obs(self) -> TensorDict:
         sensed = self.obs_line.push(self._sense())
-        last = self.obs_spec.term("last_action")
-        policy = torch.cat([sensed, self.action * last.scale], dim=-1)
+        last = self.base_obs_spec.term("last_action")
+        policy = self._with_history(torch.cat([sensed, self.action * last.scale], dim=-1))
         critic = self.critic_spec.assemble(self._critic_values())
         latency = torch.cat([self.params["action_latency"], self.params["obs_latency"]], dim=-1)
         privileged = self.privileged_spec.assemble(
@@ -336,6 +343,18 @@ class ArticulatedEnv(BatchedEnv):
             device=self.device,
         )
         return self._obs
+
+    def _with_history(self, base: Tensor) -> Tensor:
+        """(N, D0) policy observation -> (N, D0 * (1 + K)) with the K previous ones as the policy received them,
+        newest first (``sim.obs_spec.with_history``). An env reset since the last observation starts with K copies
+        of its first one, as ``deploy.observation.JointObservationBuilder`` does when a run's policy starts."""
+        if not self.history_steps:
+            return base
+        k, fresh = self.history_steps, self._fresh
+        previous = torch.where(fresh[:, None], base.repeat(1, k), self._history)
+        self._history = torch.cat([base, previous[:, : (k - 1) * base.shape[1]]], dim=-1)
+        fresh.zero_()
+        return torch.cat([base, previous], dim=-1)
 
 
 def uniform(generator: Tensor | torch.Generator, n: int, low, high, device) -> Tensor:

@@ -1,4 +1,4 @@
-"""``legged-walk``: a quadruped (Unitree A1 by default) tracks a commanded base velocity on flat ground.
+"""``legged-walk``: a quadruped (Unitree A1 by default, Go2: launch/tasks/legged-walk/go2.yaml) tracks a commanded base velocity on flat ground.
 
 Command (vx, vy in the base's heading frame, m/s; yaw rate, rad/s) drawn per episode and every ``resample_s``;
 legged_gym-style rewards (weights per second, multiplied by the control period), terminations on a base
@@ -18,7 +18,7 @@ from sim.articulated.env import ArticulatedCfg, ArticulatedEnv, uniform, yaw_qua
 from sim.articulated.profile import ArticulatedProfile, load_profile
 from sim.articulated.randomization import legged_randomization
 from sim.articulated.robots import contact_sensor_name
-from sim.obs_spec import ObsSpec, ObsTerm
+from sim.obs_spec import ObsSpec, ObsTerm, with_history
 from sim.randomization import RandomizationSpec
 
 
@@ -90,6 +90,10 @@ class LeggedWalkCfg(ArticulatedCfg):
     # randomized friction, masses and gains (docs/articulated.md, "Walking on this CPU").
     observe_base_velocity: bool = True
     base_velocity_noise_m_s: float = 0.1  # std of the estimate's noise (legged_gym's lin_vel noise)
+    # Control steps of observation history (sim.obs_spec.with_history): the actor also sees its K previous
+    # observations, newest first; the deploy runtime rebuilds them. With observe_base_velocity off this is how the
+    # policy infers its speed from the IMU and joint states alone (a Go2 in low-level mode; docs/articulated.md, "Go2").
+    observation_history: int = 0
 
 
 class LeggedWalkEnv(ArticulatedEnv):
@@ -120,14 +124,14 @@ class LeggedWalkEnv(ArticulatedEnv):
 
     # ------------------------------------------------------------------ specs
     def policy_obs_spec(self) -> ObsSpec:
-        """What the A1 measures: IMU (gyro, gravity direction), encoders, its command and last action, and (with
-        ``observe_base_velocity``) the state estimator's base velocity.
-        Noise stds: legged_gym (lin vel 0.1, ang vel 0.2, gravity 0.05, joint pos 0.01, joint vel 1.5)."""
+        """What a quadruped measures: IMU (gyro, gravity direction), encoders, its command and last action, with
+        ``observe_base_velocity`` the state estimator's base velocity, then ``observation_history`` previous
+        observations. Noise stds: legged_gym (lin vel 0.1, ang vel 0.2, gravity 0.05, joint pos 0.01, joint vel 1.5)."""
         j = self.cfg.params.joints.dim
         velocity = ObsTerm(
             "base_lin_vel_estimate", 3, 2.0, self.cfg.base_velocity_noise_m_s, "m/s", "state estimate, base frame"
         )
-        return ObsSpec(
+        base = ObsSpec(
             (velocity,) * self.cfg.observe_base_velocity
             + (
                 ObsTerm("base_ang_vel", 3, 0.25, 0.2, "rad/s", "gyro, base frame"),
@@ -138,6 +142,7 @@ class LeggedWalkEnv(ArticulatedEnv):
                 ObsTerm("last_action", j, 1.0, 0.0, "", "previous normalized action"),
             )
         )
+        return with_history(base, self.cfg.observation_history)
 
     def critic_obs_spec(self) -> ObsSpec:
         j, f = self.cfg.params.joints.dim, len(self.cfg.params.bodies.feet)

@@ -1,0 +1,93 @@
+"""The Go2 policy on the deploy side: its observation (IMU + joint states, with history) is rebuilt from the robot's
+messages exactly as the simulator assembled it, a policy that needs the base twist is refused for a robot that
+publishes none, and an exported Go2 policy passes the deploy profile's fit check."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deploy.articulated_wire import JointOrder, imu_msg, joint_state_msg
+from deploy.observation import JointContext, JointObservationBuilder
+from deploy.runtime.articulated import joint_reading
+from drivers.sim_articulated import SimulatedArticulatedRobot
+from sim.obs_spec import ObsSpecError
+from sim.randomization import RandomizationSpec
+from sim.tasks import task_entry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _go2_train_cfg():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_legged import robot_train_cfg
+
+    return robot_train_cfg("legged-walk", "go2")
+
+
+def _wire(msg):
+    return type(msg).deserialize(msg.serialize())
+
+
+def test_deploy_rebuilds_the_go2_observation_with_history_from_imu_and_joints() -> None:
+    cfg = _go2_train_cfg().env
+    robot = SimulatedArticulatedRobot("legged-walk", seed=2, randomization=RandomizationSpec({}), cfg=cfg)
+    env = robot.env
+    env.params["obs_noise_scale"][:] = 0.0
+    env.reset()  # the first observation again, noise-free
+    names, default = robot.profile.joints.names, np.array(robot.profile.joints.default_position_rad)
+    builder = JointObservationBuilder(env.obs_spec, len(names), twist=False)  # no state/twist on a Go2
+    order, gen = JointOrder(names), torch.Generator().manual_seed(5)
+    obs_sim = env._obs["policy"][0].numpy()
+    for step in range(8):
+        if step:
+            obs_sim = env.step(torch.rand(1, len(names), generator=gen) * 2.0 - 1.0)[0]["policy"][0].numpy()
+        s, stamp = robot.read_state(), 123_456_789
+        joints = _wire(
+            joint_state_msg(names[::-1], s.joint_position[::-1], s.joint_velocity[::-1], robot.joint_torque(), stamp)
+        )
+        reading = joint_reading(order, joints, _wire(imu_msg(s.quaternion, s.angular_velocity, stamp)))
+        context = JointContext(default, env.action[0].numpy(), velocity_command=env.command[0].numpy())
+        obs_deploy = builder.build(reading.state, context)
+        assert obs_deploy.shape == obs_sim.shape == (270,)
+        np.testing.assert_allclose(obs_deploy, obs_sim, rtol=0, atol=1e-6)
+    d = env.base_obs_spec.dim
+    assert np.abs(obs_sim[:d] - obs_sim[d : 2 * d]).max() > 1e-3  # the history holds different, real frames
+    builder.reset()  # the policy starts again: the history is the first observation, repeated
+    again = builder.build(reading.state, context)
+    np.testing.assert_array_equal(again[d:], np.tile(again[:d], 5))
+
+
+def test_a_policy_that_observes_the_base_velocity_is_refused_without_state_twist() -> None:
+    env_cfg = task_entry("legged-walk").make_cfg()  # the A1 default: observes base_lin_vel_estimate
+    from sim.articulated.tasks.legged_walk import LeggedWalkEnv
+
+    spec = LeggedWalkEnv(env_cfg, 1, seed=0).obs_spec
+    JointObservationBuilder(spec, 12)  # a robot that publishes state/twist: fine
+    with pytest.raises(ObsSpecError, match=r"base_lin_vel_estimate.*does not publish.*observe_base_velocity: false"):
+        JointObservationBuilder(spec, 12, twist=False)
+
+
+def test_an_exported_go2_policy_fits_the_sil_go2_profile(tmp_path) -> None:
+    from deploy.profile import check_policy, load_deploy_profile
+    from policies.export import export
+    from policies.onnx_policy import load_policy
+    from policies.train import train
+
+    cfg = _go2_train_cfg()
+    cfg.seed, cfg.num_envs, cfg.max_iterations, cfg.save_interval = 0, 4, 1, 1
+    cfg.ppo.num_steps_per_env = 8
+    train(cfg, tmp_path / "run", progress=False)
+    policy = load_policy(export(tmp_path / "run", header=False)["onnx"])
+    assert policy.obs_spec.dim == 270 and "base_lin_vel_estimate" not in policy.obs_spec.names
+    profile = load_deploy_profile(ROOT / "launch" / "sim_go2.yaml")
+    check_policy(profile, policy, policy.profile_hash)
+    builder = JointObservationBuilder(policy.obs_spec, 12, twist=False)
+    assert builder.history_steps == 5
+    targets = np.asarray(policy(np.zeros(270, dtype=np.float32)))
+    low, high = profile.robot.joints.position_min_rad, profile.robot.joints.position_max_rad
+    assert targets.shape == (12,) and np.all(targets >= low) and np.all(targets <= high)
