@@ -12,7 +12,15 @@ Every ``--eval-every`` iterations the deterministic actor is evaluated; the eval
     python benchmarks/train_legged.py --task legged-walk --robot go2    # launch/tasks/legged-walk/go2.yaml
     python benchmarks/train_legged.py --task arm-reach --max-seconds 300
 
-prints one JSON line: {"task", "robot", "device", "engine", "reached": bool, "seconds", "iterations", "metric", "value",
+The trained policy flown in software in the loop (``sim2real deploy --sil``, the runtime and the simulated robot
+as separate processes over DDS), ``--sil-runs`` times with the simulated robot's seeds 0, 1, ...:
+
+    python benchmarks/train_legged.py --sil launch/sim_go2.yaml --policy tests/data/go2_walk_policy.onnx --sil-runs 10
+
+prints one JSON line: {"profile", "policy", "runs", "walk_velocity_error_mean_m_s", "falls", "per_run": [...]}, a
+fall being a run whose safety layer fell back (base tilt, joint limits) or that did not finish cleanly.
+
+Training prints one JSON line: {"task", "robot", "device", "engine", "reached": bool, "seconds", "iterations", "metric", "value",
 "target", "eval_s", "history": [...]}.
 """
 
@@ -39,7 +47,8 @@ from sim.articulated.rollout import rollout
 from sim.tasks import make_env
 
 log = logging.getLogger("train_legged")
-TASKS_DIR = Path(__file__).resolve().parents[1] / "launch" / "tasks"
+ROOT = Path(__file__).resolve().parents[1]
+TASKS_DIR = ROOT / "launch" / "tasks"
 # task -> (metric, target, lower is better)
 TARGETS = {"legged-walk": ("velocity_error_mean_m_s", 0.1, True), "arm-reach": ("success_rate", 0.95, False)}
 
@@ -121,6 +130,52 @@ class PeriodicEval:
         return ok
 
 
+def sil_runs(profile: Path, policy: Path, runs: int) -> dict:
+    """Fly ``policy`` ``runs`` times with ``sim2real deploy --profile PROFILE --sil``, the simulated robot's seed
+    0 .. runs-1 (each run on its own ROS 2 domain, loopback only); the walk's velocity error and falls."""
+    import os
+    import random
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    from deploy.transport import LOOPBACK_CONFIG
+
+    data = yaml.safe_load(profile.read_text())
+    if isinstance(data.get("robot"), str):
+        data["robot"] = str((profile.parent / data["robot"]).resolve())
+    per_run = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(runs):
+            data["sil"] = {**(data.get("sil") or {}), "seed": seed}
+            path = Path(tmp) / f"{profile.stem}_{seed}.yaml"
+            path.write_text(yaml.safe_dump(data))
+            env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 230)), CYCLONEDDS_URI=LOOPBACK_CONFIG)
+            cmd = [sys.executable, "-m", "sim2real", "deploy", "--profile", str(path), "--policy", str(policy)]
+            cmd += ["--sil", "--log", str(Path(tmp) / f"run_{seed}.mcap")]
+            done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+            start = done.stdout.find("{")
+            summary = json.loads(done.stdout[start:]) if start >= 0 else {}
+            transitions = summary.get("transitions", [])
+            error = (summary.get("tracking") or {}).get("walk_velocity_error_m_s")
+            fell = done.returncode != 0 or any("FALLBACK" in t or "ESTOP" in t for t in transitions)
+            log.info("SIL run %d: rc %d, walk velocity error %s, transitions %s", seed, done.returncode, error,
+                     transitions)  # fmt: skip
+            if done.returncode != 0 and not summary:
+                log.warning("SIL run %d failed: %s", seed, done.stderr[-2000:])
+            per_run.append({"seed": seed, "rc": done.returncode, "walk_velocity_error_m_s": error, "fell": fell})
+    errors = [r["walk_velocity_error_m_s"] for r in per_run if r["walk_velocity_error_m_s"] is not None]
+    return {
+        "profile": str(profile),
+        "policy": str(policy),
+        "runs": runs,
+        "walk_velocity_error_mean_m_s": round(sum(errors) / len(errors), 4) if errors else None,
+        "falls": sum(r["fell"] for r in per_run),
+        "per_run": per_run,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=sorted(TARGETS), default="legged-walk")
@@ -136,9 +191,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--run-dir", type=Path, default=None, help="write checkpoints here (for sim2real export)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--sil", type=Path, default=None, metavar="PROFILE", help="fly --policy in SIL, no training")
+    p.add_argument("--policy", type=Path, default=None, help="exported policy (.onnx) for --sil")
+    p.add_argument("--sil-runs", type=int, default=10)
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.sil is not None:
+        if args.policy is None or not args.policy.is_file() or not args.sil.is_file():
+            p.error(f"--sil PROFILE needs an existing profile and --policy FILE.onnx; got {args.sil}, {args.policy}")
+        print(json.dumps(sil_runs(args.sil, args.policy, args.sil_runs)), flush=True)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = robot_train_cfg(args.task, args.robot)
