@@ -5,6 +5,9 @@ The actor sees the ``policy`` group (what the robot measures); the critic also s
 builds the algorithm and writes checkpoints in its own format; the iteration loop is ours so that it can stop on
 wall-clock time and report progress through a rich bar (rsl_rl's logger prints a page per iteration).
 
+``--robot NAME_OR_PATH`` trains the task on another robot of its class: its profile and its variant of the task
+(``policies.train_cfg.train_cfg(task, robot)``, docs/adding_a_robot.md); the run remembers it (``config.robot``).
+
 Run directory ``runs/<task>/<timestamp>/``: ``run.json`` (resolved config, git commit, command),
 ``randomization.yaml``, ``model_<it>.pt`` checkpoints (with the metadata export needs, see
 :func:`checkpoint_infos`), TensorBoard event files.

@@ -109,6 +109,10 @@ def test_a_robot_from_a_temporary_directory_trains_with_its_own_profile_and_vari
     assert cfg.params.name == "mini_dog" and cfg.command.lin_vel_x_m_s == tuple(COMMAND_X) and cfg.episode_s == 2.0
     assert cfg.params.description_path() == robot.parent / "mini_dog" / "mini_dog.urdf"
 
+    # --robot on eval: that robot's profile and variant instead
+    other = source_cfg(load_source(run_dir, with_onnx=False), "a1")
+    assert other.params.name == "a1" and other.command.lin_vel_x_m_s == (-0.5, 1.0)
+
     # the exported policy carries it too
     from policies.export import export
 
@@ -134,6 +138,25 @@ def test_an_unknown_robot_names_the_places_searched_and_the_robots_found():
         task_cfg("legged-walk", "nodog")
     with pytest.raises(RobotVariantError, match=r"robot file '/no/such/dog.yaml' does not exist"):
         task_cfg("legged-walk", "/no/such/dog.yaml")
+
+
+def test_the_command_line_answers_a_wrong_robot_with_one_line(caplog):
+    import sim2real
+
+    assert sim2real.main(["train", "legged-walk", "--robot", "nodog"]) == 2
+    assert "unknown robot 'nodog'" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_quadrotor_variant_loads_its_profile_section_and_overrides(tmp_path):
+    (tmp_path / "robots").mkdir()
+    (tmp_path / "robots" / "cf.yaml").write_text((ROBOTS_DIR / "crazyflie2.yaml").read_text().replace("0.027", "0.03"))
+    (tmp_path / "tasks" / "quadrotor-hover").mkdir(parents=True)
+    variant = {"robot": "cf", "env": {"episode_s": 3.0}, "train": {"num_envs": 64}}
+    (tmp_path / "tasks" / "quadrotor-hover" / "cf.yaml").write_text(yaml.safe_dump(variant))
+    cfg = train_cfg("quadrotor-hover", tmp_path / "robots" / "cf.yaml")
+    assert (cfg.env.params.mass, cfg.env.episode_s, cfg.num_envs) == (0.03, 3.0, 64)
+    with pytest.raises(RobotVariantError, match=r"robot_class 'quadrotor'; task 'legged-walk'"):
+        task_cfg("legged-walk", tmp_path / "robots" / "cf.yaml")
 
 
 def test_a_missing_variant_says_where_it_was_expected(tmp_path):
