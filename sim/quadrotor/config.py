@@ -6,8 +6,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sim.obs_spec import ObsSpec, ObsTerm, with_history
+from sim.quadrotor.hover import HOVER
 from sim.quadrotor.params import QuadrotorParams
+from sim.quadrotor.task import QuadrotorTask
+from sim.quadrotor.track import TRACK
 from sim.randomization import ParamDistribution, RandomizationSpec
+
+#: The quadrotor tasks by name (``QuadrotorTaskCfg.task``); one file each.
+TASKS: dict[str, QuadrotorTask] = {t.name: t for t in (HOVER, TRACK)}
 
 
 def default_randomization() -> RandomizationSpec:
@@ -75,22 +81,41 @@ class TerminationCfg:
     reference_height_m: float = 1.0  # world z of the hover point / trajectory centre
 
 
+def _weight(term: str) -> property:
+    def get(self: RewardCfg) -> float:
+        if term not in self.terms:
+            raise AttributeError(f"the reward has no {term!r} term; its terms: {list(self.terms)} (set reward.terms)")
+        return self.terms[term]
+
+    def set(self: RewardCfg, value: float) -> None:
+        get(self)  # only the weight of a listed term: adding a term is a change of reward.terms
+        self.terms[term] = value
+
+    return property(get, set, doc=f"weight of the {term!r} term (reward.terms[{term!r}])")
+
+
 @dataclass
 class RewardCfg:
     """reward = alive * exp(-sum(weight * term)) per control step (never below 0: living beats crashing);
-    a crash gives -termination instead."""
+    a crash gives -termination instead.
+
+    terms: penalty term -> weight (per unit of the term), summed in this order; names of
+    ``sim.quadrotor.rewards.PENALTY_TERMS``. Left empty, ``QuadrotorTaskCfg`` fills in its task's declared list
+    (``hover.py``, ``track.py``). The weights of the declared terms are attributes too (``reward.position``,
+    ``--set env.reward.position=4``). On CPU the native kernel runs only the terms it implements
+    (``sim.quadrotor.native.KERNEL_REWARD_TERMS``, any weights); another list runs on the torch step.
+    """
 
     alive: float = 1.0
-    position: float = 5.0  # per m of distance to the reference (not squared: see terms.position_error_norm)
-    velocity: float = 0.1  # per (m/s)^2
-    # per (rad/s)^2; 0.1 (was 0.02) damps the body-rate oscillation that made policies fall in the slow-motor,
-    # 2-step-delay corner: 8 of 10 trainings crashed no more often than the PID, 0 of 2 before (docs/training.md,
-    # "Crashes")
-    angular_velocity: float = 0.1
-    tilt: float = 0.5  # per (1 - cos tilt)
-    action: float = 0.05  # per squared normalized action (deviation from hover)
-    action_rate: float = 0.05  # per squared change of normalized action
     termination: float = 20.0
+    terms: dict[str, float] = field(default_factory=dict)
+
+    position = _weight("position")
+    velocity = _weight("velocity")
+    angular_velocity = _weight("angular_velocity")
+    tilt = _weight("tilt")
+    action = _weight("action")
+    action_rate = _weight("action_rate")
 
 
 @dataclass
@@ -106,7 +131,7 @@ class TrajectoryCfg:
 
 @dataclass
 class QuadrotorTaskCfg:
-    task: str = "hover"  # "hover" | "track"
+    task: str = "hover"  # a name of TASKS: "hover" | "track"
     action_interface: str = "rpm"  # "rpm" | "ctbr"
     control_hz: float = 100.0
     physics_substeps: int = 5  # physics at control_hz * physics_substeps
@@ -125,6 +150,17 @@ class QuadrotorTaskCfg:
     termination: TerminationCfg = field(default_factory=TerminationCfg)
     reward: RewardCfg = field(default_factory=RewardCfg)
     trajectory: TrajectoryCfg = field(default_factory=TrajectoryCfg)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown quadrotor task {self.task!r}; expected one of {sorted(TASKS)}")
+        if not self.reward.terms:
+            self.reward.terms = dict(self.task_def.reward)
+
+    @property
+    def task_def(self) -> QuadrotorTask:
+        """The task's declaration (reward terms, reference kind, added observations)."""
+        return TASKS[self.task]
 
     @property
     def control_dt(self) -> float:
@@ -166,8 +202,7 @@ class QuadrotorTaskCfg:
             ObsTerm("linear_velocity", 3, 1.0, 0.005, "m/s", "velocity estimate, world frame"),
             ObsTerm("angular_velocity", 3, 0.1, 0.005, "rad/s", "gyro, body frame"),
         ]
-        if self.task == "track":
-            terms.append(ObsTerm("reference_velocity", 3, 1.0, 0.0, "m/s", "reference velocity, world frame"))
+        terms.extend(self.task_def.observations)
         terms.append(ObsTerm("last_action", 4, 1.0, 0.0, "", "previous normalized action"))
         if self.integral_observation:
             terms.append(

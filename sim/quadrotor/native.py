@@ -1,43 +1,37 @@
-"""The one-pass C++ CPU kernel of the quadrotor step (``native_step.cpp``): build, load, and drive it.
+"""The one-pass C++ CPU kernel of the quadrotor step (``native_step.cpp``): what it computes, and driving it.
 
 On CPU, torch.compile splits the step into several loop nests with ~100 (N,) intermediates between them, and at
 65536 envs the step is bound by memory traffic; this kernel computes physics substeps, rewards, terminations and
 observations for 16 envs (AVX-512) or 8 (AVX2) at a time in registers (see docs/ARCHITECTURE.md, "Simulator").
-The torch code in ``env.py`` stays the reference (and the CUDA path); ``tests/sim/quadrotor/test_native.py`` checks
-they agree.
+The torch step (``torch_step.py``) stays the reference (and the CUDA path); ``tests/sim/quadrotor/test_native.py``
+checks they agree. Building and loading: :mod:`~sim.quadrotor.native_build`; the argument structs and buffer
+layout: :mod:`~sim.quadrotor.native_args`; the observation history: :mod:`~sim.quadrotor.native_history`.
 
-The shared library is built once per (source, compiler flags, CPU) with the system ``g++`` into
-``$SIM2REAL_CACHE`` or ``~/.cache/sim2real/native`` (about 3 s) and loaded with ctypes (no torch headers, no ninja);
-one library per block width (``load_kernel(width=8)`` gives the AVX2 build on an AVX-512 machine, to compare).
-If it cannot be built, :func:`load_kernel` logs a warning and returns None, and the env runs the torch path.
+The kernel computes a fixed reward: ``alive * exp(-sum(weight * term))`` over :data:`KERNEL_REWARD_TERMS`, in that
+order (the weights are arguments). :meth:`NativeStep.supports` refuses any other reward list (the env then runs
+the torch step and logs why).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from sim.obs_terms import POSITION_ERROR_INTEGRAL_LIMIT
+from sim.quadrotor.native_args import MAX_DUE, MAX_SLOTS, SENSED, Args, ResetArgs, _ptr, padded_empty, padded_stride
+from sim.quadrotor.native_build import load_kernel, widest
+from sim.quadrotor.native_history import HistoryRing
 
-log = logging.getLogger(__name__)
+__all__ = ["KERNEL_REWARD_TERMS", "NativeStep", "load_kernel", "padded_empty", "padded_stride", "widest"]
 
-SOURCE = Path(__file__).with_name("native_step.cpp")
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fopenmp")
-MAX_SLOTS, MAX_DUE, SENSED = 8, 4, 18
+#: The penalty terms ``native_step.cpp`` computes (names of ``sim.quadrotor.rewards.PENALTY_TERMS``), in its order
+#: of summation: position_error_norm, lin_vel_l2 of the velocity error, ang_vel_l2, tilt_cos, action_l2,
+#: action_rate_l2. A config whose ``reward.terms`` lists exactly these (any weights) runs on the kernel.
+KERNEL_REWARD_TERMS = ("position", "velocity", "angular_velocity", "tilt", "action", "action_rate")
 SENSOR_LAYOUT = (("position_error", 3), ("rotation_matrix", 9), ("linear_velocity", 3), ("angular_velocity", 3))
 CRITIC_LAYOUT = (
     ("true_position_error", 3),
@@ -46,192 +40,9 @@ CRITIC_LAYOUT = (
     ("true_angular_velocity", 3),
     ("rotor_speed", 4),
 )
-_INT_FIELDS = (
-    "n stride pstride num_threads substeps act_slots obs_slots n_due max_len table_rows counter env_stride step_stride row_mass "
-    "row_jx row_jy row_jz row_kf row_km row_tau_up row_tau_down row_dx row_dy row_dz row_max_rpm row_act_lat "
-    "row_obs_lat row_noise_scale row_fx row_fy row_fz row_tx row_ty row_tz"
-).split()
-_DOUBLE_FIELDS = [
-    *"dt arm gravity control_dt ref_height nominal_max_rpm".split(),
-    ("offset", 4),
-    ("scale", 4),
-    ("low", 4),
-    *"w_alive w_pos w_vel w_ang w_tilt w_act w_rate w_term lim_pos lim_speed lim_rate floor".split(),
-    ("policy_scale", SENSED + 4 + 3),
-    ("critic_scale", SENSED),
-]
-_PTR_FIELDS = [
-    "state",
-    "params",
-    "actions",
-    ("act_slot", MAX_SLOTS),
-    "act_new",
-    "act_prev",
-    ("obs_slot", MAX_SLOTS),
-    "obs_new",
-    "ep_len",
-    "ep_return",
-    "reward",
-    "terminated",
-    "timeout",
-    "done",
-    ("due", MAX_DUE),
-    "obs_out",
-    "noise_table",
-]
-
-# In-pass resets (quad_step with reset_inline): the reset pool, the buffers a reset rewrites, and what it reports.
-_RESET_INT_FIELDS = "reset_inline pool_next pool_left pool_pstride pool_sstride nprow n_act_buf npriv".split()
-_RESET_PTR_FIELDS = [
-    "pool_params",
-    "pool_state",
-    "prow",
-    ("act_buf", MAX_SLOTS),
-    *"priv priv_row priv_div priv_mul chunk_count counts done_ids done_return done_len done_term".split(),
-]
 
 
-def _fields() -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = [(f, ctypes.c_int64) for f in _INT_FIELDS]
-    out += [("row_std", ctypes.c_int64 * SENSED), ("due_period", ctypes.c_int64 * MAX_DUE)]
-    for f in _DOUBLE_FIELDS:
-        out.append((f[0], ctypes.c_double * f[1]) if isinstance(f, tuple) else (f, ctypes.c_double))
-    for f in _PTR_FIELDS:
-        out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
-    out += [("n_integral", ctypes.c_int64), ("integral_limit", ctypes.c_double)]
-    out += [("integral_prev", ctypes.c_void_p), ("integral_new", ctypes.c_void_p)]
-    out += [(f, ctypes.c_int64) for f in _RESET_INT_FIELDS]
-    for f in _RESET_PTR_FIELDS:
-        out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
-    history = [("critic_out", ctypes.c_void_p), ("n_hist", ctypes.c_int64)]
-    return [*out, *history, ("obs_mirror", ctypes.c_void_p), ("prev_done", ctypes.c_void_p)]
-
-
-class Args(ctypes.Structure):
-    """ctypes mirror of ``struct Args`` in native_step.cpp (every field 8 bytes wide)."""
-
-    _fields_ = _fields()
-
-
-class ResetArgs(ctypes.Structure):
-    """ctypes mirror of ``struct ResetArgs`` in native_step.cpp."""
-
-    _fields_ = [
-        *[(f, ctypes.c_int64) for f in ("count", "nprow", "pv_stride", "sv_stride", "nact")],
-        *[(f, ctypes.c_void_p) for f in ("ids", "prow", "pvals", "svals")],
-        ("act", ctypes.c_void_p * MAX_SLOTS),
-        ("priv", ctypes.c_void_p),
-        ("npriv", ctypes.c_int64),
-        *[(f, ctypes.c_void_p) for f in ("priv_row", "priv_div", "priv_mul")],
-    ]
-
-
-HISTORY_WINDOWS = 3  # the history ring holds this many observation windows (see NativeStep._advance_outputs)
-_lock = threading.Lock()
-_kernels: dict[int, ctypes.CDLL | None] = {}  # by width; None: the build or load failed (tried once)
-WIDTHS = (8, 16)  # envs per vector block: 8 (AVX2), 16 (AVX-512F)
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("SIM2REAL_CACHE")
-    return Path(root) / "native" if root else Path.home() / ".cache" / "sim2real" / "native"
-
-
-def _cpu_tag() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") or line.startswith("flags"):
-                return line
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@functools.cache
-def widest() -> int:
-    """The widest block the CPU supports: 16 envs with AVX-512F (read from /proc/cpuinfo once), else 8."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return 16 if "avx512f" in line.split() else 8
-    except OSError:
-        pass
-    return 8
-
-
-def build_flags(width: int) -> tuple[str, ...]:
-    """g++ flags of the kernel with ``width`` envs per block."""
-    return (*FLAGS, f"-DSIM2REAL_KERNEL_WIDTH={width}")
-
-
-def _build(out: Path, flags: tuple[str, ...]) -> None:
-    compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if compiler is None:
-        raise RuntimeError("no C++ compiler found (set CXX or install g++)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        tmp_lib = Path(tmp) / out.name
-        proc = subprocess.run(
-            [compiler, *flags, str(SOURCE), "-o", str(tmp_lib)], capture_output=True, text=True, timeout=300
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"{compiler} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-        os.replace(tmp_lib, out)  # atomic: concurrent builders (pytest-xdist, several runs) never see a partial file
-
-
-def load_kernel(width: int | None = None) -> ctypes.CDLL | None:
-    """The compiled kernel with ``width`` envs per block (8 or 16; None: :func:`widest`), built on first use and
-    cached, or None with a logged warning if it cannot be built. Both widths compute bit-identical results."""
-    width = widest() if width is None else width
-    if width not in WIDTHS:
-        raise ValueError(f"kernel width must be one of {WIDTHS} envs per block, got {width}")
-    with _lock:
-        if width in _kernels:
-            return _kernels[width]
-        flags = build_flags(width)
-        key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + _cpu_tag().encode()).hexdigest()[:16]
-        path = cache_dir() / f"quad_step_w{width}_{key}.so"
-        try:
-            if not path.exists():
-                log.info("building the native quadrotor kernel (%d envs per block) into %s", width, path)
-                _build(path, flags)
-            lib = ctypes.CDLL(str(path))
-            if lib.quad_args_size() != ctypes.sizeof(Args):
-                raise RuntimeError(f"struct size mismatch: C++ {lib.quad_args_size()} vs ctypes {ctypes.sizeof(Args)}")
-            if lib.quad_width() != width:
-                raise RuntimeError(f"built {lib.quad_width()} envs per block, asked for {width}")
-            lib.quad_step.argtypes = [ctypes.POINTER(Args)]
-            lib.quad_observe.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p, ctypes.c_int64]
-            lib.quad_reset.argtypes = [ctypes.POINTER(Args), ctypes.POINTER(ResetArgs)]
-            lib.quad_reset_done.argtypes = [ctypes.POINTER(Args)]
-            lib.quad_copy_rows.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int64] * 4]
-            _kernels[width] = lib
-        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-            log.warning(
-                "the native quadrotor kernel could not be built or loaded (%s); falling back to the torch step, "
-                "which is several times slower on CPU. Install g++ (or set CXX) to get the fast path.",
-                exc,
-            )
-            _kernels[width] = None
-        return _kernels[width]
-
-
-def _ptr(t: Tensor) -> int:
-    return t.data_ptr()
-
-
-def padded_stride(n: int) -> int:
-    """Row stride (elements) for (rows, n) buffers: n rounded up to 16, plus 16. With a stride of n itself, rows of
-    a 65536-env buffer lie 256 KiB apart and all map to the same L1/L2 cache set (measured 6x slower)."""
-    return (n + 15) // 16 * 16 + 16
-
-
-def padded_empty(rows: int, n: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """(rows, n) view with row stride :func:`padded_stride` (n)."""
-    return torch.empty(rows, padded_stride(n), dtype=dtype)[:, :n]
-
-
-class NativeStep:
+class NativeStep(HistoryRing):
     """Drives the kernel for one env; buffers are the env's own tensors (state rows are views of ``state``).
 
     state: (17, N); params: (P, N); act_slots: max(S, 2) (4, N) buffers (slot 0 = the last action, the last one
@@ -285,9 +96,10 @@ class NativeStep:
         spec = env.action_spec
         for m in range(4):
             a.offset[m], a.scale[m], a.low[m] = spec.offset[m], spec.scale[m], spec.low[m]
-        w, t = cfg.reward, cfg.termination
-        a.w_alive, a.w_pos, a.w_vel, a.w_ang, a.w_tilt = w.alive, w.position, w.velocity, w.angular_velocity, w.tilt
-        a.w_act, a.w_rate, a.w_term = w.action, w.action_rate, w.termination
+        w, t = cfg.reward.terms, cfg.termination
+        a.w_alive, a.w_term = cfg.reward.alive, cfg.reward.termination
+        a.w_pos, a.w_vel, a.w_ang, a.w_tilt = w["position"], w["velocity"], w["angular_velocity"], w["tilt"]
+        a.w_act, a.w_rate = w["action"], w["action_rate"]
         a.lim_pos, a.lim_speed, a.lim_rate, a.floor = t.position_m, t.speed_m_s, t.angular_velocity_rad_s, t.floor_m
         for j, s in enumerate(env.base_obs_spec.scales()):
             a.policy_scale[j] = s
@@ -295,20 +107,7 @@ class NativeStep:
         a.n_integral = 3 if "position_error_integral" in env.base_obs_spec.names else 0
         a.integral_limit = POSITION_ERROR_INTEGRAL_LIMIT
         self.integral = [padded_empty(3, env.num_envs).zero_() for _ in range(2)]
-        # Observation history: two rings of base-observation blocks (D rows each), used by steps in turn. A step's
-        # policy group is the view of K + 1 consecutive blocks of its ring, newest first: the kernel writes the
-        # newest block (in both rings) and the history costs no copy (appending it with torch.cat took twice the
-        # kernel's time, see docs/ARCHITECTURE.md). Two rings because a reset env's older blocks are rewritten,
-        # and in one ring those blocks belong to the last step's window too, which the caller may still read.
-        self.base_dim, self.history = env.base_obs_spec.dim, env.history_steps
-        self.ring_blocks = HISTORY_WINDOWS * (self.history + 1)
-        rows = self.ring_blocks * self.base_dim
-        ring = padded_empty(2 * rows, env.num_envs).zero_()
-        self.rings = (ring[:rows], ring[rows:])
-        self._block = self.ring_blocks - self.history  # newest block of the current window
-        self._ring = 1  # the current window's ring
-        self._prev_done: Tensor | None = None  # the last step's done flags (its resets' history is due in this ring)
-        a.n_hist = self.history
+        self._init_history(env, a)  # the policy group's rings (native_history)
         for j, s in enumerate(env.critic_spec.scales()[:SENSED]):
             a.critic_scale[j] = s
         # In-pass resets (step_and_reset): fixed scratch and report buffers, bound once.
@@ -353,8 +152,16 @@ class NativeStep:
         cfg = env.cfg
         if env.device.type != "cpu":
             return f"device {env.device} (the kernel is for CPU)"
-        if cfg.task != "hover" or cfg.action_interface != "rpm":
-            return f"task {cfg.task!r} with {cfg.action_interface!r} actions (the kernel does hover with rpm)"
+        if cfg.task_def.reference != "fixed" or cfg.action_interface != "rpm":
+            return (
+                f"task {cfg.task!r} ({cfg.task_def.reference} reference) with {cfg.action_interface!r} actions "
+                "(the kernel does a fixed reference with rpm)"
+            )
+        if tuple(cfg.reward.terms) != KERNEL_REWARD_TERMS:
+            return (
+                f"reward terms {list(cfg.reward.terms)} (the kernel computes exactly {list(KERNEL_REWARD_TERMS)}, "
+                "in this order, with any weights)"
+            )
         if env.latency_slots > MAX_SLOTS or len(env._interval_groups) > MAX_DUE:
             return f"more than {MAX_SLOTS - 1} latency steps or {MAX_DUE} interval groups"
         sensors = tuple((t.name, t.size) for t in env.sensor_terms)
@@ -392,50 +199,6 @@ class NativeStep:
         n = self.env.num_envs
         critic = padded_empty(self.env.critic_spec.dim, n)
         return critic, torch.empty(n), torch.empty(3 + self.args.n_due, n, dtype=torch.bool)
-
-    def advance_outputs(self) -> tuple[Tensor, Tensor]:
-        """Move to the next step's outputs and return its (reward, flags) buffers: the next block of the history ring
-        (the window, :attr:`window`, is that block and the K after it, which hold the previous steps' base
-        observations) in the other ring than the last step's, and the other of two critic, reward and flag buffers.
-        A ring holds HISTORY_WINDOWS windows; when the newest block would pass its start, the newest K blocks are
-        copied to its end (one copy every 2K + 2 steps), never into the last step's window: a step's outputs stay
-        valid through the next step."""
-        self._block -= 1
-        k, d = self.history, self.base_dim
-        if self._block < 0:  # in the kernel library: on the kernel's threads, with streaming stores
-            n, stride, threads = self.env.num_envs, self.args.stride, self.threads or torch.get_num_threads()
-            for ring in self.rings:
-                end = ring[(self.ring_blocks - k) * d :]
-                self.lib.quad_copy_rows(_ptr(end), _ptr(ring), k * d, n, stride, threads)
-            self._block = self.ring_blocks - k - 1
-        self._ring ^= 1
-        rows = slice(self._block * d, (self._block + k + 1) * d)
-        self.window, self.mirror = self.rings[self._ring][rows], self.rings[self._ring ^ 1][rows][:d]  # ((K + 1) D, N)
-        self.critic, reward, flags = self._outputs[self._flip]
-        self._flip ^= 1
-        return reward, flags
-
-    @property
-    def groups(self) -> tuple[Tensor, Tensor]:
-        """(N, (K + 1) D) policy (base observation and its history) and (N, C) critic views of the current outputs."""
-        return self.window.T, self.critic.T
-
-    def fill_history(self, ids: Tensor | None = None) -> None:
-        """Give envs ``ids`` (int64; every env, in both rings, when None) their newest base observation in all K older
-        blocks of the window: a new episode has no older measurement (as QuadrotorEnv._append_history). The kernel
-        does this itself for the envs it resets in the pass, and for the other ring at the next step."""
-        if self.history == 0:
-            return
-        shape = (self.history + 1, self.base_dim)
-        if ids is None:
-            rows = slice(self._block * self.base_dim, (self._block + self.history + 1) * self.base_dim)
-            for ring in self.rings:
-                blocks = ring[rows].unflatten(0, shape)
-                blocks[1:] = blocks[:1]
-            self._prev_done = None  # nothing left for the next step to fill
-        elif ids.numel():
-            blocks = self.window.unflatten(0, shape)
-            blocks[1:, :, ids] = blocks[:1, :, ids]
 
     def _launch(self, actions: Tensor, counter: int, reward: Tensor, flags: Tensor) -> None:
         a = self.args
