@@ -51,6 +51,8 @@ from deploy.transport import Ros2Node, TransportConfig, resolve_topic_name
 from drivers.sim_articulated import SimulatedArticulatedRobot
 from drivers.vehicle import VehicleFilter, default_vehicle_id
 from sim.articulated.profile import load_profile
+from sim.robot_variants import RobotVariantError
+from sim.tasks import task_cfg, task_entry
 
 log = logging.getLogger("sim2real.sim_articulated")
 INJECT_TOPIC = "sim/inject"
@@ -196,6 +198,21 @@ def _floats(text: str | None) -> np.ndarray | None:
     return None if text is None else np.array([float(v) for v in text.split(",")])
 
 
+def _robot_cfg(task: str, robot: str | None):
+    """The task's config for ``robot`` with its variant's ``env:`` overrides (launch/tasks/<task>/<robot>.yaml: the
+    simulated robot is the one the policy was trained on); a robot without a variant of the task gets its profile
+    alone, with a log line. None: the task's defaults."""
+    if robot is None:
+        return None
+    try:
+        return task_cfg(task, robot)
+    except RobotVariantError as exc:
+        log.info("no %s variant of robot %s (%s): its profile with the task's defaults", task, robot, exc)
+        cfg = task_entry(task).make_cfg()
+        cfg.params = load_profile(robot)
+        return cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m drivers.sim_articulated_node", description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="legged-walk", help="legged-walk | arm-reach (the robot is the task's)")
@@ -211,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     transport = TransportConfig.from_mapping({"namespace": args.namespace} if args.namespace else None)
-    profile = None if args.robot is None else load_profile(args.robot)
-    robot = SimulatedArticulatedRobot(args.task, seed=args.seed, profile=profile)
+    robot = SimulatedArticulatedRobot(args.task, seed=args.seed, cfg=_robot_cfg(args.task, args.robot))
     start_pose = _floats(args.start_pose)
     if start_pose is not None and start_pose.shape != (robot.profile.joints.dim,):
         ap.error(f"--start-pose: expected {robot.profile.joints.dim} values, got {start_pose.size}")
