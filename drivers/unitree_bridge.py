@@ -90,6 +90,7 @@ class UnitreeBridge:
         self._lock = threading.Lock()
         self._logged: set[str] = set()
         self.source = "none"
+        self.closed = False  # set before the node closes: later LowStates are not forwarded
         self.counts = dict.fromkeys(
             ("commands", "refused", "lowcmd_written", "damping_written", "lowstate", "lowstate_dropped_crc",
              "lowstate_refused"), 0)  # fmt: skip
@@ -142,7 +143,7 @@ class UnitreeBridge:
     # ------------------------------------------------------------------ robot -> runtime
     def _on_lowstate(self, reader: DataReader) -> None:
         for msg in reader.take(8):
-            if not isinstance(msg, LowState_):
+            if self.closed or not isinstance(msg, LowState_):
                 continue  # an invalid sample (a writer gone)
             self.counts["lowstate"] += 1
             try:
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             FixedRateLoop(options.rate_hz).run(lambda now: False if stop.is_set() else bridge.tick(), duration_s=seconds)
         except KeyboardInterrupt:
             pass
+        bridge.closed = True
         counts = dict(bridge.counts, vehicle_rejected=bridge.vehicle.rejected)
         log.info("done: %s", counts)
         print(json.dumps(counts), flush=True)

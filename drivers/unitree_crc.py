@@ -87,6 +87,8 @@ def _fill(view: np.ndarray, msgs: list[Any]) -> None:
         column, sub = view[name], view.dtype[name]
         values = [getattr(m, name) for m in msgs]
         if sub.base.names is None:
+            if isinstance(values[0], bytes | bytearray):  # a deserialized uint8 array
+                values = [list(v) for v in values]
             column[...] = values
         elif sub.shape:  # an array of structs: one row per element
             _fill(column.reshape(-1), [v for row in values for v in row])
