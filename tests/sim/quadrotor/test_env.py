@@ -190,9 +190,9 @@ def test_compiled_step_matches_eager():
 
 
 def test_reset_draws_come_from_a_pool_without_reuse(monkeypatch):
-    import sim.quadrotor.env as env_module
+    from sim.quadrotor import reset_pool
 
-    monkeypatch.setattr(env_module, "RESET_POOL", 7)  # resets of 4 envs cross the pool's end every other time
+    monkeypatch.setattr(reset_pool, "RESET_POOL", 7)  # resets of 4 envs cross the pool's end every other time
     env = make_env("quadrotor-hover", 4, seed=5, compile=False)
     ratios, quats = [], []
     for _ in range(50):

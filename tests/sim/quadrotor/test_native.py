@@ -95,12 +95,12 @@ def test_native_is_refused_for_unsupported_configs_and_skipped_by_default():
 
 
 def test_build_failure_falls_back_to_torch_with_a_warning(monkeypatch, tmp_path, caplog):
-    from sim.quadrotor import native as native_module
+    from sim.quadrotor import native_build
 
-    monkeypatch.setattr(native_module, "_kernels", {})
+    monkeypatch.setattr(native_build, "_kernels", {})
     monkeypatch.setenv("SIM2REAL_CACHE", str(tmp_path))  # nothing cached: it must build
     monkeypatch.setenv("CXX", "no-such-compiler-for-sim2real")
-    with caplog.at_level("WARNING", logger="sim.quadrotor.native"):
+    with caplog.at_level("WARNING", logger="sim.quadrotor.native_build"):
         env = QuadrotorEnv(QuadrotorTaskCfg(task="hover"), 8, seed=0)
     assert env.backend == "eager"
     assert "falling back to the torch step" in caplog.text and "no C++ compiler" in caplog.text
@@ -117,9 +117,9 @@ def test_in_pass_resets_equal_the_eager_reset_path(monkeypatch, observed_interva
     """The kernel's in-pass resets (pool draws, state, delay lines, privileged group, first observations, episode
     logs) give bit for bit what the eager reset path gives, including steps where the pool runs short mid-step
     and interval draws (of observation parameters too) in the same step."""
-    from sim.quadrotor import env as env_module
+    from sim.quadrotor import reset_pool
 
-    monkeypatch.setattr(env_module, "RESET_POOL", 8)  # refills (discarding the rest of the pool) every few steps
+    monkeypatch.setattr(reset_pool, "RESET_POOL", 8)  # refills (discarding the rest of the pool) every few steps
     terms = {
         "action_latency": D("int_uniform", low=0, high=2, operation="absolute"),
         "obs_latency": D("int_uniform", low=0, high=2, operation="absolute"),
