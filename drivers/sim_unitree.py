@@ -195,7 +195,9 @@ class SimGo2:
             rpy=rpy,
             temperature=35,
         )
-        msg = LowState_(head=list(HEAD), level_flag=0xFF, imu_state=imu, motor_state=motors, tick=int(self.time_s * 1e3))
+        msg = LowState_(
+            head=list(HEAD), level_flag=0xFF, imu_state=imu, motor_state=motors, tick=int(self.time_s * 1e3)
+        )
         msg.bms_state.soc = 100
         msg.power_v = 28.0
         return with_crc(msg)

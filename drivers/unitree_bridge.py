@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         seconds = args.seconds if args.seconds > 0 else 10.0 * 365 * 86400
         try:
-            FixedRateLoop(options.rate_hz).run(lambda now: False if stop.is_set() else bridge.tick(), duration_s=seconds)
+            FixedRateLoop(options.rate_hz).run(
+                lambda now: False if stop.is_set() else bridge.tick(), duration_s=seconds
+            )
         except KeyboardInterrupt:
             pass
         bridge.closed = True

@@ -29,14 +29,6 @@ from cyclonedds.idl.types import array, float32, int16, int32, uint8, uint16, ui
 NUM_MOTORS = 20  # motor slots in LowCmd_ / LowState_; the Go2 drives slots 0-11
 
 
-def _zeros(n: int):
-    return field(default_factory=lambda: [0] * n)
-
-
-def _floats(n: int):
-    return field(default_factory=lambda: [0.0] * n)
-
-
 @dataclass
 @final
 @autoid("sequential")
@@ -49,7 +41,7 @@ class MotorCmd_(IdlStruct, typename="unitree_go.msg.dds_.MotorCmd_"):
     tau: float32 = 0.0
     kp: float32 = 0.0
     kd: float32 = 0.0
-    reserve: array[uint32, 3] = _zeros(3)
+    reserve: array[uint32, 3] = field(default_factory=lambda: [0] * 3)
 
 
 @dataclass
@@ -59,7 +51,7 @@ class BmsCmd_(IdlStruct, typename="unitree_go.msg.dds_.BmsCmd_"):
     """Battery command (``off``: 0xA5 switches the battery off; 0 otherwise)."""
 
     off: uint8 = 0
-    reserve: array[uint8, 3] = _zeros(3)
+    reserve: array[uint8, 3] = field(default_factory=lambda: [0] * 3)
 
 
 @dataclass
@@ -68,17 +60,17 @@ class BmsCmd_(IdlStruct, typename="unitree_go.msg.dds_.BmsCmd_"):
 class LowCmd_(IdlStruct, typename="unitree_go.msg.dds_.LowCmd_"):
     """The low-level command of ``rt/lowcmd``."""
 
-    head: array[uint8, 2] = _zeros(2)
+    head: array[uint8, 2] = field(default_factory=lambda: [0] * 2)
     level_flag: uint8 = 0
     frame_reserve: uint8 = 0
-    sn: array[uint32, 2] = _zeros(2)
-    version: array[uint32, 2] = _zeros(2)
+    sn: array[uint32, 2] = field(default_factory=lambda: [0] * 2)
+    version: array[uint32, 2] = field(default_factory=lambda: [0] * 2)
     bandwidth: uint16 = 0
     motor_cmd: array[MotorCmd_, NUM_MOTORS] = field(default_factory=lambda: [MotorCmd_() for _ in range(NUM_MOTORS)])
     bms_cmd: BmsCmd_ = field(default_factory=BmsCmd_)
-    wireless_remote: array[uint8, 40] = _zeros(40)
-    led: array[uint8, 12] = _zeros(12)
-    fan: array[uint8, 2] = _zeros(2)
+    wireless_remote: array[uint8, 40] = field(default_factory=lambda: [0] * 40)
+    led: array[uint8, 12] = field(default_factory=lambda: [0] * 12)
+    fan: array[uint8, 2] = field(default_factory=lambda: [0] * 2)
     gpio: uint8 = 0
     reserve: uint32 = 0
     crc: uint32 = 0
@@ -91,10 +83,10 @@ class IMUState_(IdlStruct, typename="unitree_go.msg.dds_.IMUState_"):
     """quaternion (w, x, y, z) body -> world; gyroscope rad/s, accelerometer m/s^2, both body frame; rpy rad;
     temperature deg C."""
 
-    quaternion: array[float32, 4] = _floats(4)
-    gyroscope: array[float32, 3] = _floats(3)
-    accelerometer: array[float32, 3] = _floats(3)
-    rpy: array[float32, 3] = _floats(3)
+    quaternion: array[float32, 4] = field(default_factory=lambda: [0.0] * 4)
+    gyroscope: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
+    accelerometer: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
+    rpy: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
     temperature: uint8 = 0
 
 
@@ -114,7 +106,7 @@ class MotorState_(IdlStruct, typename="unitree_go.msg.dds_.MotorState_"):
     ddq_raw: float32 = 0.0
     temperature: uint8 = 0
     lost: uint32 = 0
-    reserve: array[uint32, 2] = _zeros(2)
+    reserve: array[uint32, 2] = field(default_factory=lambda: [0] * 2)
 
 
 @dataclass
@@ -129,9 +121,9 @@ class BmsState_(IdlStruct, typename="unitree_go.msg.dds_.BmsState_"):
     soc: uint8 = 0
     current: int32 = 0
     cycle: uint16 = 0
-    bq_ntc: array[uint8, 2] = _zeros(2)
-    mcu_ntc: array[uint8, 2] = _zeros(2)
-    cell_vol: array[uint16, 15] = _zeros(15)
+    bq_ntc: array[uint8, 2] = field(default_factory=lambda: [0] * 2)
+    mcu_ntc: array[uint8, 2] = field(default_factory=lambda: [0] * 2)
+    cell_vol: array[uint16, 15] = field(default_factory=lambda: [0] * 15)
 
 
 @dataclass
@@ -140,27 +132,27 @@ class BmsState_(IdlStruct, typename="unitree_go.msg.dds_.BmsState_"):
 class LowState_(IdlStruct, typename="unitree_go.msg.dds_.LowState_"):
     """The low-level state of ``rt/lowstate``."""
 
-    head: array[uint8, 2] = _zeros(2)
+    head: array[uint8, 2] = field(default_factory=lambda: [0] * 2)
     level_flag: uint8 = 0
     frame_reserve: uint8 = 0
-    sn: array[uint32, 2] = _zeros(2)
-    version: array[uint32, 2] = _zeros(2)
+    sn: array[uint32, 2] = field(default_factory=lambda: [0] * 2)
+    version: array[uint32, 2] = field(default_factory=lambda: [0] * 2)
     bandwidth: uint16 = 0
     imu_state: IMUState_ = field(default_factory=IMUState_)
     motor_state: array[MotorState_, NUM_MOTORS] = field(
         default_factory=lambda: [MotorState_() for _ in range(NUM_MOTORS)]
     )
     bms_state: BmsState_ = field(default_factory=BmsState_)
-    foot_force: array[int16, 4] = _zeros(4)
-    foot_force_est: array[int16, 4] = _zeros(4)
+    foot_force: array[int16, 4] = field(default_factory=lambda: [0] * 4)
+    foot_force_est: array[int16, 4] = field(default_factory=lambda: [0] * 4)
     tick: uint32 = 0
-    wireless_remote: array[uint8, 40] = _zeros(40)
+    wireless_remote: array[uint8, 40] = field(default_factory=lambda: [0] * 40)
     bit_flag: uint8 = 0
     adc_reel: float32 = 0.0
     temperature_ntc1: uint8 = 0
     temperature_ntc2: uint8 = 0
     power_v: float32 = 0.0
     power_a: float32 = 0.0
-    fan_frequency: array[uint16, 4] = _zeros(4)
+    fan_frequency: array[uint16, 4] = field(default_factory=lambda: [0] * 4)
     reserve: uint32 = 0
     crc: uint32 = 0

@@ -57,7 +57,9 @@ def _pair(kind: str, seed: int):
     return _build(ours, kind, record[0]), _build(U, kind, record[0]), record
 
 
-@pytest.mark.parametrize("name", ["LowCmd_", "LowState_", "MotorCmd_", "MotorState_", "BmsCmd_", "BmsState_", "IMUState_"])
+@pytest.mark.parametrize(
+    "name", ["LowCmd_", "LowState_", "MotorCmd_", "MotorState_", "BmsCmd_", "BmsState_", "IMUState_"]
+)
 def test_dds_type_names_and_identifiers_are_unitrees(name):
     ours_cls, theirs = getattr(ours, name), getattr(U, name)
     assert ours_cls.__idl_typename__ == theirs.__idl_typename__ == f"unitree_go.msg.dds_.{name}"
@@ -68,7 +70,7 @@ def test_dds_type_names_and_identifiers_are_unitrees(name):
 def test_cdr_bytes_and_crc_equal_unitrees_for_random_messages(kind):
     reference = CRC()
     for seed in range(40):
-        mine, theirs, record = _pair(kind, seed)
+        mine, theirs, _ = _pair(kind, seed)
         data = mine.serialize()
         assert data == theirs.serialize()
         assert type(theirs).deserialize(data).serialize() == data == type(mine).deserialize(data).serialize()
