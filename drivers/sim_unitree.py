@@ -22,7 +22,8 @@ in its order (launch/robots/go2.yaml keeps Unitree's motor order); slots past th
   the last physics step), rpy, tick (ms since start), head 0xFE 0xEF, and its CRC.
 
 At exit (``--seconds`` or SIGTERM) it logs and prints one JSON line of counters on stdout (``lowcmd_received``,
-``lowcmd_dropped_crc``, ...). Like drivers/sim_articulated_node.py this module imports the simulator (and torch).
+``lowcmd_dropped_crc``, ``lowcmd_applied``, ``lowstate_sent``, ``base_height_m`` now and ``base_height_max_m`` since
+the first good LowCmd). Like drivers/sim_articulated_node.py this module imports the simulator (and torch).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class SimGo2:
         self._command: np.ndarray | None = None  # (6, J): mode, q, dq, tau, kp, kd of the newest good LowCmd_
         self.counts = dict.fromkeys(("lowcmd_received", "lowcmd_dropped_crc", "lowcmd_applied", "lowstate_sent"), 0)
         self.physics_steps, self.time_s = 0, 0.0
+        self.base_height_max_m = 0.0  # the highest the base got once commanded (did it stand up?)
         self._kd_implicit = np.zeros(self.joints)
         self._place(start_pose, start_height_m)
         self._v_prev = self.env.engine.qvel[0, 0:3].numpy().copy()
@@ -170,6 +172,8 @@ class SimGo2:
         if due > 20:
             self.physics_steps += due - 20
         self.time_s = elapsed_s
+        if command is not None:
+            self.base_height_max_m = max(self.base_height_max_m, self.base_height_m())
         self.writer.write(self.lowstate())
         self.counts["lowstate_sent"] += 1
 
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     counts = dict(sim.counts, base_height_m=round(sim.base_height_m(), 4), physics_steps=sim.physics_steps)
+    counts["base_height_max_m"] = round(sim.base_height_max_m, 4)
     log.info("done: %s", counts)
     print(json.dumps(counts), flush=True)
     return 0
