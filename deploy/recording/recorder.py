@@ -4,7 +4,8 @@ Open it before arming: the constructor runs :func:`preflight`, starts the writer
 written the file header, so an unwritable path or a full disk is a :class:`RecorderError` on the ground, not in
 the air. Messages are serialized in the caller (the same CDR bytes the transport sends) and handed to the writer
 process through a pipe (one non-blocking ``write`` per message; while the pipe is full, messages wait in
-order in this process, up to ``max_queue``, then are dropped and counted). Compression and the MCAP
+order in this process, up to ``max_queue``, then are dropped and counted: :mod:`deploy.recording.writer_client`).
+Compression and the MCAP
 bookkeeping run in that process (``deploy/recording/writer_process.py``) and never hold the control
 process's GIL. Chunks are closed
 every ``flush_interval_s`` seconds or ``chunk_size`` bytes, whichever comes first. SIGKILL of the control
@@ -14,18 +15,11 @@ process: the writer drains the pipe and closes the file properly. SIGKILL of bot
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
-import select
 import struct
-import subprocess
-import sys
-import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from itertools import islice
 from typing import Any
 
 from deploy.msgs import (
@@ -44,12 +38,12 @@ from deploy.recording import writer_process as wp
 from deploy.recording.errors import RecorderError
 from deploy.recording.preflight import DEFAULT_MIN_FREE_BYTES, preflight
 from deploy.recording.qos_yaml import offered_qos_yaml
+from deploy.recording.writer_client import WriterPipe
 from deploy.transport import DEFAULT, QosProfile, TransportConfig, resolve_qos
 
 log = logging.getLogger(__name__)
 LIBRARY = wp.LIBRARY
 _COMPRESSIONS = ("zstd", "lz4", "none")
-_PIPE_BYTES = 1 << 20  # asked for; Linux grants up to /proc/sys/fs/pipe-max-size (1 MiB by default)
 
 
 class FlightRecorder:
@@ -93,28 +87,13 @@ class FlightRecorder:
         self.path = preflight(path, min_free_bytes=min_free_bytes, overwrite=overwrite)
         self.topics = topics or TransportConfig()
         self._channels: dict[str, tuple[type, str, int]] = {}  # topic -> (message class, ROS type, channel id)
-        self._error: str | None = None
         self._closed = False
-        self._status = b""  # unread answers of the writer process
-        self._token = 0
-        self._backlog: deque[bytes | memoryview] = deque()  # frames waiting for room in the pipe, in order
-        self._max_queue = max_queue
         self._keys: dict[str, Any] = {}  # transport table key -> its TopicSpec
         self._vectors: dict[tuple[str, int], tuple[bytes, struct.Struct, int]] = {}  # see _write_vector
         self._frames = frames.FrameWriter(self._put, self._channel_id, self.topics.namespace)  # /tf, reference
         self._viewer_files = viewer_files
         self._joint_names: list[str] | None = None  # of the first JointCommand, to label the layout's plots
-        self.dropped = 0  # messages not recorded because the pipe was full (writer too slow)
         self.written = 0  # messages in the file, as the writer process last reported (flush, close)
-        self._proc = subprocess.Popen(
-            [sys.executable, wp.__file__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,  # a Ctrl-C meant for the control process does not cut the log short
-        )
-        self._out = self._proc.stdin.fileno()  # type: ignore[union-attr]
-        self._in = self._proc.stdout.fileno()  # type: ignore[union-attr]
-        _grow_pipe(self._out)
         config = {
             "path": str(self.path),
             "overwrite": overwrite,
@@ -126,18 +105,17 @@ class FlightRecorder:
                 name: {str(k): str(v) for k, v in values.items()} for name, values in (metadata or {}).items()
             },
         }
-        self._send(wp.frame(wp.OPEN, json.dumps(config).encode()), start_timeout_s)
-        answer = self._answer(lambda line: True, start_timeout_s)
-        if answer != "ready":
-            self._proc.wait(5.0)
-            self._closed = True
-            reason = answer.removeprefix("error ") if answer else "the writer process did not start"
-            raise RecorderError(
-                f"cannot write the log file {str(self.path)!r}: {reason}. "
-                "Check free space and permissions, or choose another path."
-            )
-        os.set_blocking(self._out, False)
-        log.info("recording to %s (writer process %d)", self.path, self._proc.pid)
+        self._pipe = WriterPipe(self.path, config, max_queue, start_timeout_s)
+        log.info("recording to %s (writer process %d)", self.path, self._pipe.proc.pid)
+
+    @property
+    def dropped(self) -> int:
+        """Messages not recorded because the pipe was full (writer too slow)."""
+        return self._pipe.dropped
+
+    @property
+    def _error(self) -> str | None:
+        return self._pipe.error
 
     # ------------------------------------------------------------------ public API
 
@@ -155,24 +133,9 @@ class FlightRecorder:
         return channel[2]
 
     def _put(self, channel_id: int, data: bytes, stamp_ns: int) -> None:
-        frame = wp.MESSAGE_HEAD.pack(wp.MESSAGE, len(data) + wp.MESSAGE_FIELDS.size, channel_id, stamp_ns) + data
-        if self._backlog:
-            if len(self._backlog) >= self._max_queue:
-                self.dropped += 1
-                if self.dropped == 1 or self.dropped % 1000 == 0:
-                    log.warning("recorder queue full: %d messages dropped so far (disk too slow?)", self.dropped)
-            else:
-                self._backlog.append(frame)
-            self._drain()
-            return
-        try:
-            sent = os.write(self._out, frame)
-        except BlockingIOError:
-            sent = 0
-        except BrokenPipeError:
-            self._writer_gone()
-        if sent < len(frame):  # the pipe is full: the rest waits here, in order, for the next write or flush
-            self._backlog.append(memoryview(frame)[sent:])
+        self._pipe.put(
+            wp.MESSAGE_HEAD.pack(wp.MESSAGE, len(data) + wp.MESSAGE_FIELDS.size, channel_id, stamp_ns) + data
+        )
 
     def write_key(self, key: str, msg: Any, stamp_ns: int) -> None:
         """Record ``msg`` on the topic of the transport table entry ``key`` (e.g. ``"imu"``)."""
@@ -295,43 +258,16 @@ class FlightRecorder:
     def flush(self, timeout_s: float = 5.0) -> None:
         """Block until everything written so far is in closed chunks in the file (and fsynced if enabled)."""
         self._check()
-        self._token += 1
-        token = self._token
-        deadline = time.monotonic() + timeout_s
-        self._send(wp.frame(wp.FLUSH, wp.TOKEN.pack(token)), timeout_s)  # after the backlog
-        prefix = f"flushed {token} "
-        answer = self._answer(lambda line: line.startswith(prefix), max(deadline - time.monotonic(), 0.0))
-        if answer.startswith(prefix):
-            self.written = int(answer.split()[2])
-            return
-        if not answer and self._proc.poll() is None:
-            raise RecorderError(f"recorder did not flush within {timeout_s} s (disk stalled?)")
-        self._writer_gone(answer)
+        self.written = self._pipe.flush(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write the summary (indexes, statistics) and close the file. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        if self._error is None:
-            try:
-                self._send(wp.frame(wp.CLOSE), timeout_s)
-            except RecorderError:
-                pass
-            answer = self._answer(lambda line: line.startswith("closed "), timeout_s)
-            if answer.startswith("closed "):
-                self.written = int(answer.split()[1])
-            elif self._error is None:
-                self._error = _reason(answer) if answer else "the writer process did not confirm the close"
-        try:
-            self._proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("writer process %d still finishing %s; left to complete on its own", self._proc.pid, self.path)
-        for stream in (self._proc.stdin, self._proc.stdout):
-            try:
-                stream.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
+        written = self._pipe.close(timeout_s)
+        if written is not None:
+            self.written = written
         if self.dropped:
             log.warning("recorder dropped %d messages (pipe full)", self.dropped)
         log.info("closed %s: %d messages", self.path, self.written)
@@ -346,16 +282,14 @@ class FlightRecorder:
     @property
     def healthy(self) -> bool:
         """False once a write to disk has failed (the runtime should treat this as a safety event)."""
-        if self._error is None and not self._closed:
-            answer = self._answer(lambda line: line.startswith("failed "), 0.0)
-            if answer or self._proc.poll() is not None:
-                self._error = _reason(answer) if answer else f"the writer process exited ({self._proc.returncode})"
+        if not self._closed:
+            self._pipe.poll_failed()
         return self._error is None and not self._closed
 
     @property
     def writer_pid(self) -> int:
         """Process id of the writer process (it outlives a killed control process to finish the file)."""
-        return self._proc.pid
+        return self._pipe.proc.pid
 
     def __enter__(self) -> FlightRecorder:
         return self
@@ -363,14 +297,11 @@ class FlightRecorder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ talking to the writer process
+    # ------------------------------------------------------------------ checks and channels
 
     def _check(self) -> None:
         if self._error is not None:
-            raise RecorderError(
-                f"recording to {str(self.path)!r} failed: {self._error}. Later messages are not recorded; "
-                "check free space on the log disk."
-            )
+            self._pipe.raise_error()
         if self._closed:
             raise RecorderError(f"recorder for {str(self.path)!r} is closed; open a new FlightRecorder")
 
@@ -392,86 +323,9 @@ class FlightRecorder:
                 "schema": info.full_definition,
                 "qos_yaml": offered_qos_yaml(DEFAULT if qos is None else resolve_qos(qos)),
             }
-            self._backlog.append(wp.frame(wp.CHANNEL, json.dumps(spec).encode()))  # never dropped, never waits
-            self._drain()
+            self._pipe.put_control(wp.frame(wp.CHANNEL, json.dumps(spec).encode()))  # never dropped, never waits
         self._channels[topic] = channel
         return channel
-
-    def _send(self, data: bytes, timeout_s: float) -> None:
-        """Write ``data`` after everything waiting; raises when the writer takes nothing for ``timeout_s``."""
-        if data:
-            self._backlog.append(data)
-        deadline = time.monotonic() + timeout_s
-        while self._backlog:
-            waiting = len(self._backlog), len(self._backlog[0])
-            self._drain()
-            if (len(self._backlog), len(self._backlog[0]) if self._backlog else 0) != waiting:
-                deadline = time.monotonic() + timeout_s  # the writer is taking data: a long backlog is fine
-            elif self._backlog:
-                if time.monotonic() > deadline:
-                    self._error = f"the writer process took no data for {timeout_s} s (disk stalled?)"
-                    self._check()
-                select.select([], [self._out], [], 0.01)
-
-    def _drain(self) -> None:
-        """Write as much of the backlog as the pipe takes now, without waiting."""
-        while self._backlog:
-            batch = list(islice(self._backlog, 64))
-            try:
-                sent = os.writev(self._out, batch)
-            except BlockingIOError:
-                return
-            except BrokenPipeError:
-                self._writer_gone()
-            for frame in batch:
-                if sent < len(frame):
-                    if sent:
-                        self._backlog[0] = memoryview(frame)[sent:]
-                    return
-                sent -= len(frame)
-                self._backlog.popleft()
-
-    def _answer(self, wanted, timeout_s: float) -> str:
-        """Read the writer's answers until one is ``wanted``, one is ``failed ...``, the writer is gone ('') or
-        ``timeout_s`` passes (''). Returns that line."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            while b"\n" in self._status:
-                line, self._status = self._status.split(b"\n", 1)
-                text = line.decode(errors="replace")
-                if wanted(text) or text.startswith(("failed ", "error ")):
-                    return text
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([self._in], [], [], max(remaining, 0.0))
-            if not ready:
-                return ""
-            chunk = os.read(self._in, 65536)
-            if not chunk:
-                return ""
-            self._status += chunk
-
-    def _writer_gone(self, answer: str | None = None) -> None:
-        """The writer process failed or exited: remember why and raise RecorderError."""
-        if answer is None:
-            answer = self._answer(lambda line: line.startswith("failed "), 1.0)
-        code = self._proc.poll()
-        self._error = _reason(answer) if answer else f"the writer process exited (status {code})"
-        self._check()
-
-
-def _reason(answer: str) -> str:
-    return answer.split(" ", 1)[1] if " " in answer else answer
-
-
-def _grow_pipe(fd: int) -> None:
-    """Make the pipe to the writer hold ~1 MiB (seconds of a 1 kHz loop) instead of Linux's default 64 KiB."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
-    except (ImportError, OSError) as err:
-        if getattr(err, "errno", None) not in (errno.EPERM, errno.EBUSY, None):
-            log.debug("could not grow the recorder pipe: %s", err)
 
 
 def _vector(values: Sequence[float], label: str) -> Float32MultiArray:

@@ -213,7 +213,7 @@ def test_a_burst_waits_in_order_instead_of_dropping(tmp_path: Path) -> None:
         try:
             for i in range(n):
                 rec.write_observation([float(i)], i)
-            assert rec._backlog  # some waited
+            assert rec._pipe.backlog  # some waited
         finally:
             os.kill(rec.writer_pid, signal.SIGCONT)
     assert rec.dropped == 0 and rec.written == n
