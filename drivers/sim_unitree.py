@@ -236,15 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     sim = SimGo2(participant, robot, start_pose, args.start_height)
     log.info("simulated %s on rt/lowcmd, rt/lowstate (domain %d), %g Hz, for %g s", robot.profile.name,
              args.domain_id, args.rate, args.seconds)  # fmt: skip
-    start = time.monotonic()
+    start, cpu0, stats = time.monotonic(), time.process_time(), None
     try:
-        FixedRateLoop(args.rate).run(
+        stats = FixedRateLoop(args.rate).run(
             lambda now: False if stop.is_set() else sim.step(now - start), duration_s=args.seconds
         )
     except KeyboardInterrupt:
         pass
     counts = dict(sim.counts, base_height_m=round(sim.base_height_m(), 4), physics_steps=sim.physics_steps)
     counts["base_height_max_m"] = round(sim.base_height_max_m, 4)
+    counts["cpu_fraction"] = round((time.process_time() - cpu0) / max(time.monotonic() - start, 1e-9), 3)
+    counts["loop"] = stats.summary() if stats is not None else None
     log.info("done: %s", counts)
     print(json.dumps(counts), flush=True)
     return 0

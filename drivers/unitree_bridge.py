@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             transport.topic("imu").name, node.domain_id,
         )  # fmt: skip
         seconds = args.seconds if args.seconds > 0 else 10.0 * 365 * 86400
+        wall0, cpu0, stats = time.monotonic(), time.process_time(), None
         try:
-            FixedRateLoop(options.rate_hz).run(
+            stats = FixedRateLoop(options.rate_hz).run(
                 lambda now: False if stop.is_set() else bridge.tick(), duration_s=seconds
             )
         except KeyboardInterrupt:
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         bridge.closed = True
         counts = dict(bridge.counts, vehicle_rejected=bridge.vehicle.rejected)
         log.info("done: %s", counts)
+        # the process's CPU time (all threads: the loop and DDS's) per wall second, and the loop's timing
+        counts["cpu_fraction"] = round((time.process_time() - cpu0) / max(time.monotonic() - wall0, 1e-9), 3)
+        counts["loop"] = stats.summary() if stats is not None else None
         print(json.dumps(counts), flush=True)
     return 0
 
