@@ -21,91 +21,17 @@ import math
 
 import numpy as np
 
-from deploy.safety.checks import (
-    ActionLimitCheck,
-    ClockCheck,
-    DeadlineCheck,
-    EStopCheck,
-    FiniteCheck,
-    HeartbeatCheck,
-    Severity,
-    StateWatchdogCheck,
-    Verdict,
-    vector,
-)
-from deploy.safety.checks_robot import (
-    AltitudeCheck,
-    BaseTiltCheck,
-    BatteryCheck,
-    GeofenceCheck,
-    JointRangeCheck,
-    TiltCheck,
-)
-from deploy.safety.consistency import (
-    ConsistencyGate,
-    InputFault,
-    InputIntegrityCheck,
-    StateConsistencyCheck,
-    StateTrust,
-)
+from deploy.safety.check_list import build_checks, worst
+from deploy.safety.checks import Severity, Verdict, vector
+from deploy.safety.consistency import ConsistencyGate, InputFault, StateTrust
 from deploy.safety.fallback import ClassCommand, Trust, behaviour_for
 from deploy.safety.inputs import CommandMode, SafeCommand, SafetyInputs, StateSample
-from deploy.safety.limits import RobotClass, SafetyProfile
+from deploy.safety.limits import SafetyProfile
 from deploy.safety.state_machine import SafetyState, SafetyStateMachine, Transition
 
+__all__ = ["SafetyLayer", "build_checks", "worst"]
+
 logger = logging.getLogger(__name__)
-
-
-def build_checks(profile: SafetyProfile) -> list:
-    """The ordered checks for ``profile``'s robot class. Which checks run depends only on the robot class."""
-    c = profile.common
-    checks: list = [
-        EStopCheck(),
-        ClockCheck(),
-        StateWatchdogCheck(c.max_state_age_s),
-        HeartbeatCheck(c.max_heartbeat_age_s),
-        FiniteCheck(profile.command_size),
-        DeadlineCheck(c.inference_deadline_s, c.max_consecutive_overruns),
-        StateConsistencyCheck(),
-        InputIntegrityCheck(),
-    ]
-    if profile.robot_class is RobotClass.QUADROTOR:
-        env = profile.quadrotor.envelope
-        checks += [
-            TiltCheck(env.max_tilt_rad, env.max_tilt_duration_s),
-            GeofenceCheck(env.geofence_radius_m, env.geofence_center_xy_m),
-            AltitudeCheck(env.altitude_ceiling_m, env.altitude_floor_m),
-            BatteryCheck(env.battery_low_fraction, env.battery_critical_fraction),
-        ]
-    else:
-        j = profile.joints
-        margin = j.position_margin_rad
-        vel, tau = np.asarray(j.velocity_max_rad_s), np.asarray(j.torque_max_nm)
-        checks += [
-            JointRangeCheck(
-                "joint_position",
-                "joint_pos_rad",
-                "rad",
-                profile.command_low() - margin,
-                profile.command_high() + margin,
-                j.names,
-            ),
-            JointRangeCheck("joint_velocity", "joint_vel_rad_s", "rad/s", -vel, vel, j.names),
-            JointRangeCheck("joint_torque", "joint_torque_nm", "N m", -tau, tau, j.names),
-        ]
-        if profile.robot_class is RobotClass.LEGGED:
-            checks.append(BaseTiltCheck(profile.legged.max_base_tilt_rad))
-    checks.append(ActionLimitCheck(profile.command_low(), profile.command_high(), profile.command_max_rate_per_s()))
-    return checks
-
-
-def worst(verdicts: list[Verdict]) -> Verdict:
-    """The most severe verdict; on ties the earliest in check order."""
-    best = verdicts[0]
-    for v in verdicts[1:]:
-        if v.severity > best.severity:
-            best = v
-    return best
 
 
 class SafetyLayer:
