@@ -164,3 +164,20 @@ def test_damping_through_the_frame_is_unitrees_damping_mode():
     msg = frame.message()
     assert all((m.mode, m.kp, m.kd, m.dq, m.tau) == (1, 0.0, 8.0, 0.0, 0.0) for m in msg.motor_cmd[:12])
     assert crc_ok(msg)
+
+
+def test_the_bridge_imports_and_loads_its_options_without_torch():
+    """The bridge runs on the robot's computer, which installs no torch (tests/deploy/test_torch_free.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import drivers.unitree_bridge, drivers.unitree_convert, drivers.unitree_crc, deploy.msgs.unitree\n"
+        "options, _ = drivers.unitree_convert.load_bridge_options('launch/unitree_go2_bridge.yaml')\n"
+        "print(len(options.motors))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0 and out.stdout.strip() == "12", out.stderr
