@@ -5,18 +5,23 @@ forward_command or joint_trajectory controller's topics), drivers.ros2_control_b
 ``sim2real deploy --profile launch/ros2_control_franka.yaml`` with the plan's targets replaced by N targets drawn
 (seeded) from arm-reach's training box (x 0.3-0.55, y -0.2-0.2, z 0.3-0.6 m, gripper down turned by a yaw in
 +-0.5 rad). A target counts as reached when the end effector is within ``--tolerance-m`` (2 cm, the task's
-success radius) at the end of its hold (the runtime's ``final_ee_error_m``).
+success radius) at the end of its hold (the runtime's ``final_ee_error_m``). The safety layer slews the joint
+targets at ``--target-rate-fraction`` of the velocity limits, by default the fraction arm-reach trains with
+(sim/articulated/tasks/arm_reach.py ``JointSpeedCfg``), so the deployed policy meets the slew it learned with.
 
     python benchmarks/arm_reach_ros2_control.py --policy arm_policy.onnx [--targets 20] [--hold-s 3]
         [--kind forward_command|joint_trajectory] [--seed 0]
 
-prints one JSON line: {"kind", "targets", "reached", "success_rate", "errors_m", "median_error_m", "end", ...}.
+prints one JSON line: {"kind", "targets", "reached", "success_rate", "errors_m", "median_error_m", "end",
+"max_joint_speed_rad_s" (per joint, from the run's recorded joint states), "max_joint_speed_ratio" (of the robot
+profile's velocity limits, which the safety layer's check trips above 1.0), ...}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import random
@@ -31,6 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+ROBOT = ROOT / "launch" / "robots" / "franka.yaml"
 BRIDGE_CONFIGS = {
     "forward_command": ROOT / "launch" / "ros2_control_franka_bridge.yaml",
     "joint_trajectory": ROOT / "launch" / "ros2_control_franka_trajectory_bridge.yaml",
@@ -49,12 +55,27 @@ def targets(n: int, seed: int, hold_s: float) -> list[dict]:
     return out
 
 
-def write_profile(directory: Path, plan_targets: list[dict], max_state_age_s: float) -> Path:
+def target_rates(fraction: float | None) -> list[float] | None:
+    """The safety layer's joint-target slew (rad/s): ``fraction`` x the robot profile's velocity limits, the slew
+    arm-reach trains with (``JointSpeedCfg.target_rate_fraction``); None: the layer's default (the limits)."""
+    if fraction is None:
+        return None
+    from sim.articulated.profile import load_profile
+
+    return [round(fraction * v, 6) for v in load_profile(ROBOT).joints.velocity_limit_rad_s]
+
+
+def write_profile(
+    directory: Path, plan_targets: list[dict], max_state_age_s: float, target_rate_fraction: float | None = None
+) -> Path:
     data = yaml.safe_load((ROOT / "launch" / "ros2_control_franka.yaml").read_text())
-    data["robot"] = str(ROOT / "launch" / "robots" / "franka.yaml")
+    data["robot"] = str(ROBOT)
     data["plan"] = {"move_s": 2.0, "targets": plan_targets}
     data["recording"] = {"directory": str(directory)}
     data["safety"] = {"common": {"max_state_age_s": max_state_age_s}}
+    rates = target_rates(target_rate_fraction)
+    if rates is not None:
+        data["safety"]["joints"] = {"target_max_rate_rad_s": rates}
     data.pop("realtime_priority", None)
     path = directory / "ros2_control_franka.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -68,6 +89,7 @@ def run_reach(
     seed: int = 3,
     max_state_age_s: float = 1.0,
     workdir: Path | None = None,
+    target_rate_fraction: float | None = None,
 ) -> dict:
     """The deploy run's JSON summary (plus ``returncode`` and the bridge's log tail) for the targets."""
     from deploy.transport import LOOPBACK_CONFIG
@@ -75,7 +97,7 @@ def run_reach(
     workdir = Path(workdir or tempfile.mkdtemp(prefix="arm_reach_"))
     domain = random.randint(1, 230)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
-    profile = write_profile(workdir, plan_targets, max_state_age_s)
+    profile = write_profile(workdir, plan_targets, max_state_age_s, target_rate_fraction)
     seconds = 2.0 + sum(t["hold_s"] for t in plan_targets) + 60.0
     config = str(BRIDGE_CONFIGS[kind])
     py = sys.executable
@@ -103,6 +125,21 @@ def run_reach(
     return summary
 
 
+def joint_speeds(log_path: Path, names: list[str]) -> np.ndarray | None:
+    """(J,) the largest |velocity| (rad/s) per joint (``names`` order) over the run's recorded joint states."""
+    from deploy.articulated_wire import JointOrder
+    from deploy.recording.reader import read_log
+
+    if not log_path.exists():
+        return None
+    order, peak = JointOrder(names), np.zeros(len(names))
+    for m in read_log(log_path).messages:
+        if m.topic.endswith("state/joints") and m.msg is not None:
+            _, qd, _ = order.state(m.msg)
+            peak = np.maximum(peak, np.abs(qd))
+    return peak
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", type=Path, required=True, help="an exported arm-reach policy.onnx")
@@ -113,13 +150,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--robot-seed", type=int, default=3, help="draws the simulated arm's randomized parameters")
     ap.add_argument("--tolerance-m", type=float, default=0.02)
     ap.add_argument("--max-state-age-s", type=float, default=1.0, help="the watchdog (2 busy vCPUs: 1 s)")
+    ap.add_argument(
+        "--target-rate-fraction",
+        type=float,
+        default=None,
+        help="the safety layer's joint-target slew as a fraction of the velocity limits (default: the one arm-reach "
+        "trains with; 1.0: the layer's own default)",
+    )
     args = ap.parse_args(argv)
+    if args.target_rate_fraction is None:
+        from sim.articulated.tasks.arm_reach import JointSpeedCfg
+
+        args.target_rate_fraction = JointSpeedCfg().target_rate_fraction
     plan_targets = targets(args.targets, args.seed, args.hold_s)
-    s = run_reach(args.policy, plan_targets, args.kind, args.robot_seed, args.max_state_age_s)
+    workdir = Path(tempfile.mkdtemp(prefix="arm_reach_"))
+    s = run_reach(
+        args.policy, plan_targets, args.kind, args.robot_seed, args.max_state_age_s, workdir, args.target_rate_fraction
+    )
+    from sim.articulated.profile import load_profile
+
+    joints = load_profile(ROBOT).joints
+    speeds = joint_speeds(workdir / "run.mcap", list(joints.names))
     errors = list((s.get("tracking") or {}).get("final_ee_error_m", {}).values())
     reached = sum(e < args.tolerance_m for e in errors)
     result = {
         "kind": args.kind,
+        "target_rate_fraction": args.target_rate_fraction,
         "targets": args.targets,
         "targets_run": len(errors),
         "reached": reached,
@@ -131,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         "transitions": s.get("transitions"),
         "deadline_misses": (s.get("loop") or {}).get("deadline_misses"),
         "returncode": s["returncode"],
+        "max_joint_speed_rad_s": None if speeds is None else [round(float(v), 3) for v in speeds],
+        "max_joint_speed_ratio": None
+        if speeds is None
+        else round(float(np.max(speeds / joints.velocity_limit_rad_s)), 3),
     }
+    if s["returncode"] != 0 or s.get("end") != "plan complete":
+        logging.warning("deploy: %s\n%s", s.get("end"), s["stderr_tail"])
     print(json.dumps(result))
     return 0 if errors else 1
 

@@ -1,4 +1,4 @@
-"""Sim-to-sim: a quadrotor policy flown by ``sim2real deploy`` over DDS in simulators the project did not write.
+"""Sim-to-sim: a policy flown by ``sim2real deploy`` over DDS in simulators the project did not write.
 
 For each simulator (the project's own SIL robot as the reference, then the foreign ones of drivers/foreign_sil), N
 flights of the deploy profile's plan, each a separate ``sim2real deploy --sil --sil-robot <sim>`` on its own
@@ -8,6 +8,16 @@ not end "plan complete" with a clean exit, or went through FALLBACK / ESTOP) and
     python benchmarks/sim2sim.py [--policy tests/data/hover_policy.onnx | --train SECONDS] [--flights 10]
         [--sims sim rotorpy drone_models] [--hover-s 10]
 
+``--legged``: a walking policy on a legged profile (stand up, hold, walk, stop), the project's MuJoCo SIL robot
+beside pybullet (drivers/foreign_sil/pybullet_legged.py); per simulator: the mean velocity error while walking
+(the runtime's ``walk_velocity_error_m_s``, from 1 s after the walk starts) and falls: a run that went through
+FALLBACK / ESTOP (the base tilt check trips at the profile's limit), did not end "plan complete", never stood up,
+or whose base, once up, sank below ``--fall-height`` x the profile's standing height or tilted beyond
+``--fall-tilt-deg`` (from the run's recorded ``state/pose``).
+
+    python benchmarks/sim2sim.py --legged --policy P.onnx --profile launch/sim_a1.yaml [--flights 5]
+        [--sims sim pybullet] [--walk-s 4]
+
 Prints one JSON object. docs/sim2sim.md describes the simulators; BENCHMARKS.md tables the results.
 """
 
@@ -16,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import random
 import statistics
@@ -52,19 +63,12 @@ def fly(sim: str, policy: Path, profile_path: Path, seed: int, hover_s: float, w
     profile["plan"] = {**profile["plan"], "hover_s": hover_s}
     profile["sil"] = {**profile.get("sil", {}), "seed": seed}
     profile.pop("realtime_priority", None)  # several processes on a shared machine
-    path = work / f"{sim}-{seed}.yaml"
-    path.write_text(yaml.safe_dump(profile))
-    cmd = [sys.executable, "sim2real.py", "deploy", "--sil", "--sil-robot", sim, "--profile", str(path)]
-    cmd += ["--policy", str(policy), "--log", str(work / f"{sim}-{seed}.mcap")]
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "CYCLONEDDS_URI": LOOPBACK_CONFIG}
-    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    out = run.stdout
-    summary = json.loads(out[out.index("{") :]) if "{" in out else {}
+    summary, code, stderr = deploy(sim, policy, profile, f"{sim}-{seed}", work, domain)
     unsafe = any("-> FALLBACK" in t or "-> ESTOP" in t for t in summary.get("transitions", []))
-    crashed = run.returncode != 0 or summary.get("end") != "plan complete" or unsafe
+    crashed = code != 0 or summary.get("end") != "plan complete" or unsafe
     if crashed:
-        log.warning("%s seed %d: exit %d, %s\n%s", sim, seed, run.returncode, summary.get("end"), run.stderr[-1500:])
-    return {"returncode": run.returncode, "crashed": crashed, **summary}
+        log.warning("%s seed %d: exit %d, %s\n%s", sim, seed, code, summary.get("end"), stderr[-1500:])
+    return {"returncode": code, "crashed": crashed, **summary}
 
 
 def aggregate(flights: list[dict]) -> dict:
@@ -82,16 +86,122 @@ def aggregate(flights: list[dict]) -> dict:
     }
 
 
+def deploy(sim: str, policy: Path, profile: dict, name: str, work: Path, domain: int) -> tuple[dict, int, str]:
+    """One ``sim2real deploy --sil --sil-robot sim`` of ``profile`` (a dict); -> (summary, exit code, stderr)."""
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    cmd = [sys.executable, "sim2real.py", "deploy", "--sil", "--sil-robot", sim, "--profile", str(path)]
+    cmd += ["--policy", str(policy), "--log", str(work / f"{name}.mcap")]
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "CYCLONEDDS_URI": LOOPBACK_CONFIG}
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = run.stdout
+    return (json.loads(out[out.index("{") :]) if "{" in out else {}), run.returncode, run.stderr
+
+
+def base_poses(log_path: Path) -> list[tuple[float, float]]:
+    """(base height m, tilt rad) of every recorded ``state/pose`` of a legged run, in order."""
+    from deploy.recording.reader import read_log
+
+    out = []
+    for m in read_log(log_path).messages:
+        if m.topic.endswith("state/pose"):
+            q, z = m.msg.pose.orientation, m.msg.pose.position.z
+            up_z = 1.0 - 2.0 * (q.x * q.x + q.y * q.y)  # body z axis . world z
+            out.append((float(z), math.acos(max(-1.0, min(1.0, up_z)))))
+    return out
+
+
+def fell(poses: list[tuple[float, float]], stand_height_m: float, height_fraction: float, tilt_rad: float) -> str:
+    """Why the base counts as fallen ('' if it did not): never stood (never above 0.8 x the standing height, level
+    within tilt_rad), or once up, it sank below height_fraction x the standing height or tilted beyond tilt_rad."""
+    up = next((i for i, (z, tilt) in enumerate(poses) if z > 0.8 * stand_height_m and tilt < tilt_rad), None)
+    if up is None:
+        return "never stood up"
+    for z, tilt in poses[up:]:
+        if z < height_fraction * stand_height_m:
+            return f"base at {z:.3f} m"
+        if tilt > tilt_rad:
+            return f"base tilted {math.degrees(tilt):.0f} deg"
+    return ""
+
+
+def walk(sim: str, policy: Path, profile_path: Path, seed: int, args: argparse.Namespace, work: Path) -> dict:
+    """One legged deploy run; -> the deploy summary plus exit code, fall flag and reason."""
+    from sim.articulated.profile import load_profile
+
+    domain = random.randint(1, 230)
+    profile = yaml.safe_load(profile_path.read_text())
+    robot = (profile_path.parent / profile["robot"]).resolve()
+    profile["robot"] = str(robot)
+    profile["transport"] = {"namespace": f"/s2s{domain}"}
+    profile["plan"] = {**profile["plan"], "walk_s": args.walk_s}
+    profile["sil"] = {**profile.get("sil", {}), "seed": seed}
+    profile.pop("realtime_priority", None)
+    profile.pop("recording", None)
+    summary, code, stderr = deploy(sim, policy, profile, f"{sim}-{seed}", work, domain)
+    stand_height = load_profile(robot).initial_base_height_m
+    log_path = work / f"{sim}-{seed}.mcap"
+    poses = base_poses(log_path) if log_path.exists() else []
+    why = fell(poses, stand_height, args.fall_height, math.radians(args.fall_tilt_deg))
+    unsafe = [t for t in summary.get("transitions", []) if "-> FALLBACK" in t or "-> ESTOP" in t]
+    if code != 0 or summary.get("end") != "plan complete" or unsafe:
+        why = why or (unsafe[0] if unsafe else f"exit {code}, end {summary.get('end')}")
+    if why:
+        log.warning("%s seed %d fell: %s\n%s", sim, seed, why, stderr[-1500:])
+    heights = [z for z, _ in poses]
+    return {"returncode": code, "fell": bool(why), "fall": why, "min_base_height_m": min(heights, default=None),
+            **summary}  # fmt: skip
+
+
+def aggregate_legged(runs: list[dict]) -> dict:
+    errors = [r["tracking"]["walk_velocity_error_m_s"] for r in runs
+              if (r.get("tracking") or {}).get("walk_velocity_error_m_s") is not None]  # fmt: skip
+    return {
+        "runs": len(runs),
+        "falls": sum(r["fell"] for r in runs),
+        "walk_velocity_error_m_s": {"mean": statistics.mean(errors), "max": max(errors)} if errors else None,
+        "walk_velocity_error_m_s_each": [round(e, 4) for e in errors],
+        "fall_reasons": [r["fall"] for r in runs if r["fell"]],
+        "deadline_misses_max": max((r["loop"]["deadline_misses"] for r in runs if "loop" in r), default=None),
+        "ends": sorted({str(r.get("end")) for r in runs}),
+    }
+
+
+def main_legged(args: argparse.Namespace) -> int:
+    profile = (args.profile or ROOT / "launch" / "sim_a1.yaml").resolve()
+    sims = args.sims or ["sim", "pybullet"]
+    result = {"policy": str(args.policy), "profile": str(profile), "walk_s": args.walk_s}
+    with tempfile.TemporaryDirectory(prefix="sim2sim-legged-") as tmp:
+        for sim in sims:
+            runs = [walk(sim, args.policy, profile, seed, args, Path(tmp)) for seed in range(args.flights)]
+            for seed, r in enumerate(runs):
+                log.info("%s run %d: %s, fall %r", sim, seed, r.get("tracking"), r["fall"])
+            result[sim] = aggregate_legged(runs)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--policy", type=Path, default=ROOT / "tests" / "data" / "hover_policy.onnx")
+    ap.add_argument("--policy", type=Path, default=None, help="default: tests/data/hover_policy.onnx (quadrotor)")
     ap.add_argument("--train", type=float, default=None, metavar="SECONDS", help="train + export a policy first")
     ap.add_argument("--flights", type=int, default=10)
-    ap.add_argument("--sims", nargs="+", default=["sim", "rotorpy", "drone_models"])
-    ap.add_argument("--profile", type=Path, default=ROOT / "launch" / "sim_quadrotor.yaml")
+    ap.add_argument("--sims", nargs="+", default=None, help="default: sim rotorpy drone_models; legged: sim pybullet")
+    ap.add_argument("--profile", type=Path, default=None, help="default: launch/sim_quadrotor.yaml; legged: sim_a1")
     ap.add_argument("--hover-s", type=float, default=10.0)
+    ap.add_argument("--legged", action="store_true", help="a walking policy on a legged profile")
+    ap.add_argument("--walk-s", type=float, default=4.0, help="legged: the plan's walk time, s")
+    ap.add_argument("--fall-height", type=float, default=0.5, help="legged: fall below this x standing height")
+    ap.add_argument("--fall-tilt-deg", type=float, default=60.0, help="legged: fall beyond this base tilt")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.legged:
+        if args.policy is None or args.train:
+            ap.error("--legged: give an exported walking policy with --policy (no --train)")
+        return main_legged(args)
+    args.policy = args.policy or ROOT / "tests" / "data" / "hover_policy.onnx"
+    args.sims = args.sims or ["sim", "rotorpy", "drone_models"]
+    args.profile = args.profile or ROOT / "launch" / "sim_quadrotor.yaml"
     with tempfile.TemporaryDirectory(prefix="sim2sim-") as tmp:
         work = Path(tmp)
         policy = train_and_export(args.train, work) if args.train else args.policy

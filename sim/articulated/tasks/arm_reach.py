@@ -4,11 +4,14 @@ Targets: position uniform in a box in front of the robot (base frame = world, me
 default "pointing down" orientation turned about world z by a uniform yaw and tilted about a random horizontal
 axis. Success: position error < 2 cm and orientation error < 0.1 rad at some step of the episode.
 
-Joint speed stays inside the deploy safety envelope (the robot profile's ``velocity_limit_rad_s``, the same numbers
-``ArticulatedProfile.safety_section`` hands the safety layer): joint targets are slewed at the rate the safety layer
-slews them (``JointLimits.target_max_rate_rad_s``, by default the velocity limit), and an episode whose measured
-joint speed exceeds the limit at a control step ends as a failure with a penalty, as the deployed run would end in
-FALLBACK (the layer checks each state it receives; the SIL arm publishes one per control step).
+Joint speeds and torques stay inside the deploy safety envelope (the robot profile's ``velocity_limit_rad_s`` and
+``effort_limit_nm``, the numbers ``ArticulatedProfile.safety_section`` hands the safety layer): joint targets are
+slewed as the safety layer slews them (``JointLimits.target_max_rate_rad_s``; the deploy profile sets it to
+``target_rate_fraction`` of the velocity limits, benchmarks/arm_reach_ros2_control.py does), and an episode whose
+joint speed or torque exceeds its limit at a control step ends as a failure with a penalty, as the deployed run
+would end in FALLBACK (the layer checks each state it receives; the SIL arm publishes one per control step). The
+torque matters for the wrist: with Kd 20 N m s/rad against a 12 N m limit it saturates above ~0.6 rad/s, and a
+randomized motor strength above 1 then reads above the limit.
 """
 
 from __future__ import annotations
@@ -54,17 +57,19 @@ class ArmRewardCfg:
     action_rate: float = -0.05
     joint_vel: float = -0.005  # per (rad/s)^2
     joint_limits: float = -1.0  # per rad beyond the limits
-    joint_vel_limits: float = -1.0  # per rad/s above 90 % of the velocity limits (the safety layer trips at 100 %)
-    joint_vel_violation: float = -50.0  # once, at the step a joint's speed exceeds its limit (the episode ends)
+    joint_vel_limits: float = -5.0  # per rad/s above soft_fraction of the velocity limits (the layer trips at 100 %)
+    joint_vel_violation: float = -20.0  # once, at the step a joint's speed or torque exceeds its limit (it ends)
+    joint_torque_limits: float = -1.0  # per N m above soft_fraction of the torque limits
 
 
 @dataclass
 class JointSpeedCfg:
-    """The deploy safety layer's joint-speed limits, as fractions of the profile's velocity limits (rad/s)."""
+    """The deploy safety layer's joint limits, as fractions of the profile's velocity (rad/s) and torque (N m)
+    limits."""
 
-    target_rate_fraction: float = 1.0  # targets move at most this x limit x control period per step (layer: 1.0)
-    soft_fraction: float = 0.9  # the joint_vel_limits penalty starts here
-    terminate_fraction: float = 1.0  # a measured speed above this x limit ends the episode (layer: FALLBACK at 1.0)
+    target_rate_fraction: float = 0.6  # targets move at most this x limit x control period per step
+    soft_fraction: float = 0.8  # the joint_vel_limits and joint_torque_limits penalties start here
+    terminate_fraction: float = 1.0  # a speed or torque above this x limit ends the episode (layer: FALLBACK at 1.0)
 
 
 @dataclass
@@ -107,11 +112,13 @@ class ArmReachEnv(ArticulatedEnv):
     def _resolve_names(self) -> None:
         self.ee_id = self.model.body(self.cfg.params.bodies.end_effector).id
         self.joint_vel_max = torch.tensor(self.cfg.params.joints.velocity_limit_rad_s, device=self.device)
+        self.joint_torque_max = torch.tensor(self.cfg.params.joints.effort_limit_nm, device=self.device)
 
     def joint_targets(self, action: Tensor) -> Tensor:
-        """(N, J) normalized actions -> PD targets (rad), moved from the last targets by at most
-        ``target_rate_fraction`` x velocity limit x control period per joint, as the safety layer's slew does."""
-        wanted = super().joint_targets(action)
+        """(N, J) normalized actions -> PD targets (rad) inside the joint limits (as the exported policy clips them
+        and the safety layer clamps them), moved from the last targets by at most ``target_rate_fraction`` x velocity
+        limit x control period per joint, as the safety layer's slew does."""
+        wanted = torch.maximum(torch.minimum(super().joint_targets(action), self.joint_high), self.joint_low)
         if self.slewed_target is None:
             self.slewed_target = wanted.clone()
         step = self.cfg.joint_speed.target_rate_fraction * self.joint_vel_max * self.cfg.control_dt
@@ -122,6 +129,10 @@ class ArmReachEnv(ArticulatedEnv):
     def speed_ratio(self) -> Tensor:
         """(N,) the fastest joint's |speed| / its velocity limit (1.0 = the safety layer's trip point)."""
         return (self.joint_vel.abs() / self.joint_vel_max).amax(-1)
+
+    def torque_ratio(self) -> Tensor:
+        """(N,) the largest |torque| / torque limit over the joints, last physics step (1.0 = the layer's trip)."""
+        return (self.torque.abs() / self.joint_torque_max).amax(-1)
 
     # ------------------------------------------------------------------ specs
     def policy_obs_spec(self) -> ObsSpec:
@@ -223,15 +234,18 @@ class ArmReachEnv(ArticulatedEnv):
             * terms.joint_pos_limit_excess(self.joint_pos, self.joint_low, self.joint_high),
             "joint_vel_limits": w.joint_vel_limits
             * terms.joint_vel_limit_excess(self.joint_vel, self.joint_vel_max, self.cfg.joint_speed.soft_fraction),
-            "joint_vel_violation": w.joint_vel_violation * self._too_fast().float(),
+            "joint_torque_limits": w.joint_torque_limits
+            * (self.torque.abs() - self.cfg.joint_speed.soft_fraction * self.joint_torque_max).clamp_min(0.0).sum(-1),
+            "joint_vel_violation": w.joint_vel_violation * self._outside_envelope().float(),
         }
 
-    def _too_fast(self) -> Tensor:
-        """(N,) bool: a joint's measured speed is above ``terminate_fraction`` of its limit."""
-        return self.speed_ratio() > self.cfg.joint_speed.terminate_fraction
+    def _outside_envelope(self) -> Tensor:
+        """(N,) bool: a joint's speed or torque is above ``terminate_fraction`` of its limit."""
+        limit = self.cfg.joint_speed.terminate_fraction
+        return (self.speed_ratio() > limit) | (self.torque_ratio() > limit)
 
     def _failed(self) -> Tensor:
-        return self._too_fast()
+        return self._outside_envelope()
 
     def _episode_log(self, ids: Tensor, terminated: Tensor) -> dict[str, Tensor]:
         return {
