@@ -2,7 +2,12 @@
 software-in-the-loop tests of drivers.unitree_bridge.
 
     python -m drivers.sim_unitree [--robot go2] [--rate 500] [--seconds 60] [--seed 0] [--domain-id 0]
-        [--start-pose q0,...,q11 --start-height 0.1]
+        [--start-pose q0,...,q11 --start-height 0.1] [--no-bridge | --bridge launch/unitree_go2_bridge.yaml
+        --namespace /sim2real --vehicle-id sim2real]
+
+By default it also starts drivers.unitree_bridge (options ``--bridge``) on the same domain as a child process, so
+that the pair is the robot as the runtime sees it (the module ``sim2real deploy --sil`` can start for a Go2 profile);
+``--no-bridge`` leaves only Unitree's topics (the tests start the bridge themselves, to read its counters).
 
 The robot is one env of ``legged-walk`` with the robot profile's model and this seed's randomized parameters
 (:class:`drivers.sim_articulated.SimulatedArticulatedRobot`), real time. The motor slots are the profile's joints
@@ -29,10 +34,13 @@ the first good LowCmd). Like drivers/sim_articulated_node.py this module imports
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import math
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -47,6 +55,7 @@ from cyclonedds.topic import Topic
 from deploy.loop import FixedRateLoop
 from deploy.msgs.unitree import NUM_MOTORS, IMUState_, LowCmd_, LowState_, MotorState_
 from deploy.observation import rotation_matrix
+from deploy.transport import resolve_domain_id
 from drivers.sim_articulated import SimulatedArticulatedRobot
 from drivers.unitree_bridge import READER_QOS, WRITER_QOS
 from drivers.unitree_convert import HEAD, MODE_SERVO
@@ -214,28 +223,49 @@ def _floats(text: str | None) -> np.ndarray | None:
     return None if text is None else np.array([float(v) for v in text.split(",")])
 
 
+def start_bridge(args: argparse.Namespace, domain_id: int) -> subprocess.Popen:
+    """drivers.unitree_bridge for this robot, as a child process that ends with this one (its log and JSON on
+    stderr, so that this process's stdout keeps one JSON line)."""
+    cmd = [sys.executable, "-m", "drivers.unitree_bridge", "--config", args.bridge, "--domain-id", str(domain_id),
+           "--rate", str(args.rate), "--seconds", str(args.seconds)]  # fmt: skip
+    cmd += ["--namespace", args.namespace] if args.namespace else []
+    cmd += ["--vehicle-id", args.vehicle_id] if args.vehicle_id else []
+
+    def die_with_parent() -> None:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+
+    return subprocess.Popen(cmd, stdout=sys.stderr.fileno(), preexec_fn=die_with_parent)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m drivers.sim_unitree", description=__doc__.splitlines()[0])
     ap.add_argument("--robot", default="go2", help="robot profile (name or YAML); its joints are the motor slots")
     ap.add_argument("--rate", type=float, default=500.0, help="LowState writes per second (the Go2: 500)")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=0, help="draws this robot's randomized parameters")
-    ap.add_argument("--domain-id", type=int, default=0, help="the robot's DDS domain (a Go2's: 0)")
+    ap.add_argument("--domain-id", type=int, default=None, help="the robot's DDS domain (default: ROS_DOMAIN_ID)")
     ap.add_argument("--start-pose", default=None, help="joint positions at launch, rad, comma-separated")
     ap.add_argument("--start-height", type=float, default=None, help="base height at launch, m")
+    ap.add_argument("--bridge", default="launch/unitree_go2_bridge.yaml", help="start drivers.unitree_bridge with "
+                    "these options, so that this process is the robot as the runtime sees it (sim2real deploy --sil)")  # fmt: skip
+    ap.add_argument("--no-bridge", action="store_true", help="Unitree's topics only; start the bridge yourself")
+    ap.add_argument("--namespace", default=None, help="the bridge's: the runtime's ROS 2 namespace")
+    ap.add_argument("--vehicle-id", default=None, help="the bridge's: obey only commands for this robot")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
+    domain_id = resolve_domain_id(args.domain_id)
     robot = SimulatedArticulatedRobot("legged-walk", seed=args.seed, profile=load_profile(args.robot))
     start_pose = _floats(args.start_pose)
     if start_pose is not None and start_pose.shape != (robot.profile.joints.dim,):
         ap.error(f"--start-pose: expected {robot.profile.joints.dim} values, got {start_pose.size}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    participant = DomainParticipant(args.domain_id)
+    participant = DomainParticipant(domain_id)
     sim = SimGo2(participant, robot, start_pose, args.start_height)
-    log.info("simulated %s on rt/lowcmd, rt/lowstate (domain %d), %g Hz, for %g s", robot.profile.name,
-             args.domain_id, args.rate, args.seconds)  # fmt: skip
+    bridge = None if args.no_bridge else start_bridge(args, domain_id)
+    log.info("simulated %s on rt/lowcmd, rt/lowstate (domain %d), %g Hz, for %g s%s", robot.profile.name, domain_id,
+             args.rate, args.seconds, "" if bridge is None else f", bridge {args.bridge}")  # fmt: skip
     start, cpu0, stats = time.monotonic(), time.process_time(), None
     try:
         stats = FixedRateLoop(args.rate).run(
@@ -249,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     counts["loop"] = stats.summary() if stats is not None else None
     log.info("done: %s", counts)
     print(json.dumps(counts), flush=True)
+    if bridge is not None:
+        bridge.terminate()
+        bridge.wait(timeout=20)
     return 0
 
 

@@ -91,8 +91,8 @@ def test_deploy_stands_the_go2_up_through_the_bridge_and_bad_crcs_are_dropped_on
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     py, d = sys.executable, str(domain)
     sim = subprocess.Popen(
-        [py, "-m", "drivers.sim_unitree", "--domain-id", d, "--rate", str(RATE_HZ), "--seconds", "90", "--seed", "3",
-         "--start-pose", ",".join(map(str, LYING)), "--start-height", "0.1"],
+        [py, "-m", "drivers.sim_unitree", "--no-bridge", "--domain-id", d, "--rate", str(RATE_HZ), "--seconds", "90",
+         "--seed", "3", "--start-pose", ",".join(map(str, LYING)), "--start-height", "0.1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     bridge = subprocess.Popen(
