@@ -30,6 +30,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from cyclonedds.core import Listener, Policy, Qos
 from cyclonedds.domain import DomainParticipant
@@ -47,6 +48,7 @@ from drivers.unitree_convert import (
     CommandConverter,
     CommandRefused,
     CommandWatch,
+    CrcMismatch,
     LowCmdFrame,
     StateRefused,
     UnitreeConfigError,
@@ -63,7 +65,9 @@ WRITER_QOS = Qos(Policy.Reliability.Reliable(duration(milliseconds=100)), Policy
 READER_QOS = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(1))
 
 
-def robot_endpoints(participant: DomainParticipant, options: BridgeOptions, on_state) -> tuple[DataWriter, DataReader]:
+def robot_endpoints(
+    participant: DomainParticipant, options: BridgeOptions, on_state: Callable[[DataReader], None]
+) -> tuple[DataWriter, DataReader]:
     """The LowCmd_ writer and the LowState_ reader (``on_state(reader)`` on each arrival) on the robot's domain."""
     writer = DataWriter(participant, Topic(participant, options.lowcmd_topic, LowCmd_), WRITER_QOS)
     topic = Topic(participant, options.lowstate_topic, LowState_)
@@ -149,7 +153,7 @@ class UnitreeBridge:
             try:
                 s = decode_state(msg, len(self.motors), self.options.check_state_crc)
             except StateRefused as err:
-                key = "lowstate_dropped_crc" if "CRC" in str(err) else "lowstate_refused"
+                key = "lowstate_dropped_crc" if isinstance(err, CrcMismatch) else "lowstate_refused"
                 self.counts[key] += 1
                 if self.counts[key] in (1, 10, 100, 1000) or self.counts[key] % 10000 == 0:
                     log.error("%s (%d so far)", err, self.counts[key])

@@ -55,6 +55,10 @@ class StateRefused(ValueError):
     """A LowState the runtime must not see as the robot's state."""
 
 
+class CrcMismatch(StateRefused):
+    """A LowState whose ``crc`` is not the CRC of its content (corrupted, or not written by Unitree's code)."""
+
+
 @dataclass(frozen=True)
 class BridgeOptions:
     """``motors``: joint names, slot i = motors[i] (the Go2 drives 12 of the 20 slots); ``rate_hz``: LowCmd
@@ -253,11 +257,12 @@ class LowStateSample:
 
 
 def decode_state(msg: LowState_, joints: int, check_crc: bool = True) -> LowStateSample:
-    """Raises :class:`StateRefused` for a wrong CRC or non-finite values."""
+    """Raises :class:`CrcMismatch` for a wrong CRC, :class:`StateRefused` for non-finite values or a quaternion that
+    is not a unit one."""
     if check_crc:
         expected = crc(msg)
         if int(msg.crc) != expected:
-            raise StateRefused(f"LowState CRC {int(msg.crc):#010x}, expected {expected:#010x}: dropped")
+            raise CrcMismatch(f"LowState CRC {int(msg.crc):#010x}, expected {expected:#010x}: dropped")
     motors = msg.motor_state[:joints]
     q = np.array([m.q for m in motors], dtype=float)
     dq = np.array([m.dq for m in motors], dtype=float)

@@ -17,6 +17,7 @@ from drivers.unitree_convert import (
     CommandConverter,
     CommandRefused,
     CommandWatch,
+    CrcMismatch,
     LowCmdFrame,
     MotorTargets,
     StateRefused,
@@ -145,7 +146,7 @@ def test_a_lowstate_decodes_in_motor_order_and_a_bad_crc_or_value_is_refused():
     np.testing.assert_allclose(s.gyro, [0.1, -0.2, 0.3], rtol=1e-6)
     assert s.quat.tolist() == [1.0, 0.0, 0.0, 0.0] and s.tick == 1234
     msg.crc ^= 0x10
-    with pytest.raises(StateRefused, match="CRC"):
+    with pytest.raises(CrcMismatch, match="CRC"):
         decode_state(msg, 12)
     assert decode_state(msg, 12, check_crc=False).tick == 1234
     nan = _lowstate(np.where(np.arange(12) == 5, np.nan, q))
