@@ -1,0 +1,83 @@
+"""The simulated Go2's motor law and LowState (drivers/sim_unitree.py), stepped in this process: each term of
+tau = kp (q* - q) + kd (dq* - dq) + tau_ff, PosStopF / VelStopF, mode 0, the envelope, and a LowState that carries
+its CRC and a resting accelerometer's +g."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from drivers.unitree_convert import POS_STOP_F, VEL_STOP_F
+from drivers.unitree_crc import crc_ok
+
+
+@pytest.fixture(scope="module")
+def sim():
+    from cyclonedds.domain import Domain, DomainParticipant
+
+    from deploy.transport import LOOPBACK_CONFIG
+    from drivers.sim_articulated import SimulatedArticulatedRobot
+    from drivers.sim_unitree import SimGo2
+    from sim.articulated.profile import load_profile
+    from sim.randomization import RandomizationSpec
+
+    domain_id = random.randint(1, 230)
+    domain = Domain(domain_id, LOOPBACK_CONFIG)
+    robot = SimulatedArticulatedRobot(
+        "legged-walk", seed=0, profile=load_profile("go2"), randomization=RandomizationSpec({})
+    )
+    yield SimGo2(DomainParticipant(domain_id), robot)
+    del domain
+
+
+def _command(q, dq=0.0, tau=0.0, kp=0.0, kd=0.0, mode=1.0) -> np.ndarray:
+    return np.stack([np.broadcast_to(np.asarray(v, dtype=float), (12,)) for v in (mode, q, dq, tau, kp, kd)])
+
+
+def _joints(sim) -> tuple[np.ndarray, np.ndarray]:
+    e = sim.env.engine
+    return e.qpos[0, sim.env.qadr].numpy().copy(), e.qvel[0, sim.env.dadr].numpy().copy()
+
+
+def test_each_term_of_the_motor_law(sim):
+    q, _ = _joints(sim)
+    sim._physics_step(_command(q + 0.1, kp=20.0))  # position term only
+    np.testing.assert_allclose(sim._tau, 2.0, atol=1e-9)
+    sim._physics_step(_command(POS_STOP_F, tau=1.5, kp=20.0))  # PosStopF: no position term; feed-forward only
+    np.testing.assert_allclose(sim._tau, 1.5, atol=1e-9)
+    sim._physics_step(_command(POS_STOP_F, dq=0.5, kd=2.0))  # kd dq* explicit, -kd dq implicit (joint damping)
+    np.testing.assert_allclose(sim._tau, 1.0 - 2.0 * _joints(sim)[1], atol=1e-9)
+    sim._physics_step(_command(POS_STOP_F, dq=VEL_STOP_F, kd=2.0))  # VelStopF: no velocity term at all
+    np.testing.assert_allclose(sim._tau, 0.0, atol=1e-12)
+    sim._physics_step(_command(q, tau=3.0, kp=20.0, kd=1.0, mode=0.0))  # mode 0: the motor is off
+    np.testing.assert_allclose(sim._tau, 0.0, atol=1e-12)
+    sim._physics_step(None)  # no LowCmd yet
+    np.testing.assert_allclose(sim._tau, 0.0, atol=1e-12)
+
+
+def test_torque_is_clipped_to_the_motor_envelope(sim):
+    q, _ = _joints(sim)
+    sim._physics_step(_command(q + 1.0, kp=1000.0))  # asks for 1000 N m
+    limit = (sim.env.actuators.effort_limit * sim.env.actuators.strength[0]).numpy()
+    assert np.all(sim._tau <= limit + 1e-6) and np.all(sim._tau > 0.5 * limit)  # 23.5 N m nominal
+
+
+def test_the_lowstate_carries_its_crc_the_motors_and_a_resting_accelerometer(sim):
+    sim._place(None, None)  # standing start, motors off
+    for _ in range(200):
+        sim._physics_step(None)  # the limp robot settles on the ground
+    msg = sim.lowstate()
+    assert crc_ok(msg) and list(msg.head) == [0xFE, 0xEF]
+    q, qd = _joints(sim)
+    np.testing.assert_allclose([m.q for m in msg.motor_state[:12]], q, atol=1e-6)
+    np.testing.assert_allclose([m.dq for m in msg.motor_state[:12]], qd, atol=1e-5)
+    assert all(m.q == 0.0 for m in msg.motor_state[12:])  # slots without a motor
+    quat = np.array(msg.imu_state.quaternion)
+    assert abs(np.linalg.norm(quat) - 1.0) < 1e-6
+    from deploy.observation import projected_gravity
+
+    # at rest the accelerometer reads the specific force: -g in the body frame, i.e. +9.81 along the body's up
+    expected = -9.81 * projected_gravity(quat)
+    np.testing.assert_allclose(msg.imu_state.accelerometer, expected, atol=0.5)
