@@ -13,7 +13,7 @@ beside pybullet (drivers/foreign_sil/pybullet_legged.py); per simulator: the mea
 (the runtime's ``walk_velocity_error_m_s``, from 1 s after the walk starts) and falls: a run that went through
 FALLBACK / ESTOP (the base tilt check trips at the profile's limit), did not end "plan complete", never stood up,
 or whose base, once up, sank below ``--fall-height`` x the profile's standing height or tilted beyond
-``--fall-tilt-deg`` (from the run's recorded ``state/pose``).
+``--fall-tilt-deg`` (the SIL robot's ``state/pose``, read by the benchmark).
 
     python benchmarks/sim2sim.py --legged --policy P.onnx --profile launch/sim_a1.yaml [--flights 5]
         [--sims sim pybullet] [--walk-s 4]
@@ -98,23 +98,37 @@ def deploy(sim: str, policy: Path, profile: dict, name: str, work: Path, domain:
     return (json.loads(out[out.index("{") :]) if "{" in out else {}), run.returncode, run.stderr
 
 
-def base_poses(log_path: Path) -> list[tuple[float, float]]:
-    """(base height m, tilt rad) of every recorded ``state/pose`` of a legged run, in order."""
-    from deploy.recording.reader import read_log
+class PoseWatch:
+    """Collects (base height m, tilt rad) from the SIL robot's ``state/pose`` (world frame; the legged runtime does
+    not subscribe to it, so the run's log lacks it) on the run's domain, from a DDS reader of its own."""
 
-    out = []
-    for m in read_log(log_path).messages:
-        if m.topic.endswith("state/pose"):
-            q, z = m.msg.pose.orientation, m.msg.pose.position.z
-            up_z = 1.0 - 2.0 * (q.x * q.x + q.y * q.y)  # body z axis . world z
-            out.append((float(z), math.acos(max(-1.0, min(1.0, up_z)))))
-    return out
+    def __init__(self, domain: int, namespace: str):
+        from deploy.msgs import PoseStamped
+        from deploy.transport import Ros2Node, TransportConfig
+
+        self.poses: list[tuple[float, float]] = []
+        topic = TransportConfig.from_mapping({"namespace": namespace}).topic("pose")
+        self.node = Ros2Node("sim2sim_pose_watch", namespace=namespace, domain_id=domain, config=LOOPBACK_CONFIG)
+        self.sub = self.node.subscription(topic.name, PoseStamped, topic.qos, callback=self._on_pose)
+
+    def _on_pose(self, msg) -> None:
+        q, z = msg.pose.orientation, msg.pose.position.z
+        up_z = 1.0 - 2.0 * (q.x * q.x + q.y * q.y)  # body z axis . world z
+        self.poses.append((float(z), math.acos(max(-1.0, min(1.0, up_z)))))
+
+    def close(self) -> None:
+        self.node.close()
+
+
+#: the base counts as up once above this x the profile's standing height (reset height; Kp 20 stands ~35 % lower)
+UP_FRACTION = 0.55
 
 
 def fell(poses: list[tuple[float, float]], stand_height_m: float, height_fraction: float, tilt_rad: float) -> str:
-    """Why the base counts as fallen ('' if it did not): never stood (never above 0.8 x the standing height, level
-    within tilt_rad), or once up, it sank below height_fraction x the standing height or tilted beyond tilt_rad."""
-    up = next((i for i, (z, tilt) in enumerate(poses) if z > 0.8 * stand_height_m and tilt < tilt_rad), None)
+    """Why the base counts as fallen ('' if it did not): never stood (never above UP_FRACTION x the standing height,
+    level within tilt_rad), or once up, it sank below height_fraction x the standing height or tilted beyond
+    tilt_rad."""
+    up = next((i for i, (z, tilt) in enumerate(poses) if z > UP_FRACTION * stand_height_m and tilt < tilt_rad), None)
     if up is None:
         return "never stood up"
     for z, tilt in poses[up:]:
@@ -138,10 +152,13 @@ def walk(sim: str, policy: Path, profile_path: Path, seed: int, args: argparse.N
     profile["sil"] = {**profile.get("sil", {}), "seed": seed}
     profile.pop("realtime_priority", None)
     profile.pop("recording", None)
-    summary, code, stderr = deploy(sim, policy, profile, f"{sim}-{seed}", work, domain)
+    watch = PoseWatch(domain, profile["transport"]["namespace"])
+    try:
+        summary, code, stderr = deploy(sim, policy, profile, f"{sim}-{seed}", work, domain)
+    finally:
+        watch.close()
     stand_height = load_profile(robot).initial_base_height_m
-    log_path = work / f"{sim}-{seed}.mcap"
-    poses = base_poses(log_path) if log_path.exists() else []
+    poses = list(watch.poses)
     why = fell(poses, stand_height, args.fall_height, math.radians(args.fall_tilt_deg))
     unsafe = [t for t in summary.get("transitions", []) if "-> FALLBACK" in t or "-> ESTOP" in t]
     if code != 0 or summary.get("end") != "plan complete" or unsafe:
@@ -149,8 +166,8 @@ def walk(sim: str, policy: Path, profile_path: Path, seed: int, args: argparse.N
     if why:
         log.warning("%s seed %d fell: %s\n%s", sim, seed, why, stderr[-1500:])
     heights = [z for z, _ in poses]
-    return {"returncode": code, "fell": bool(why), "fall": why, "min_base_height_m": min(heights, default=None),
-            **summary}  # fmt: skip
+    return {"returncode": code, "fell": bool(why), "fall": why, "base_height_m": heights[-1] if heights else None,
+            "max_base_height_m": max(heights, default=None), **summary}  # fmt: skip
 
 
 def aggregate_legged(runs: list[dict]) -> dict:
@@ -162,6 +179,10 @@ def aggregate_legged(runs: list[dict]) -> dict:
         "walk_velocity_error_m_s": {"mean": statistics.mean(errors), "max": max(errors)} if errors else None,
         "walk_velocity_error_m_s_each": [round(e, 4) for e in errors],
         "fall_reasons": [r["fall"] for r in runs if r["fell"]],
+        "base_height_m_end_each": [None if r["base_height_m"] is None else round(r["base_height_m"], 3) for r in runs],
+        "base_height_m_max_each": [
+            None if r["max_base_height_m"] is None else round(r["max_base_height_m"], 3) for r in runs
+        ],
         "deadline_misses_max": max((r["loop"]["deadline_misses"] for r in runs if "loop" in r), default=None),
         "ends": sorted({str(r.get("end")) for r in runs}),
     }
@@ -191,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hover-s", type=float, default=10.0)
     ap.add_argument("--legged", action="store_true", help="a walking policy on a legged profile")
     ap.add_argument("--walk-s", type=float, default=4.0, help="legged: the plan's walk time, s")
-    ap.add_argument("--fall-height", type=float, default=0.5, help="legged: fall below this x standing height")
+    ap.add_argument("--fall-height", type=float, default=0.4, help="legged: fall below this x standing height")
     ap.add_argument("--fall-tilt-deg", type=float, default=60.0, help="legged: fall beyond this base tilt")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
