@@ -48,9 +48,10 @@ class NativeStep(HistoryRing):
     state: (17, N); params: (P, N); act_slots: max(S, 2) (4, N) buffers (slot 0 = the last action, the last one
     is recycled for the new action); obs_slots: S (18, N) (the last one is recycled for the new sensed values).
     Outputs: the policy group (base observation and its K-step history) is a view of one of two history rings
-    (:meth:`advance_outputs`), the critic rows, rewards and flags alternate between two buffers. The env's own buffers (params, episode length and return) are re-read at every call: rsl_rl reassigns
-    ``episode_length_buf``. ``lib`` may be swapped for the kernel of the other width (``load_kernel(8)``) between
-    calls: both compute the same function on the same buffers.
+    (:meth:`advance_outputs`), the critic rows, rewards and flags alternate between two buffers. The env's own
+    buffers (params, episode length and return) are re-read at every call: rsl_rl reassigns ``episode_length_buf``.
+    ``lib`` may be swapped for the kernel of the other width (``load_kernel(8)``) between calls: both compute the
+    same function on the same buffers.
     """
 
     def __init__(self, lib: ctypes.CDLL, env, state: Tensor, act_slots: list[Tensor], obs_slots: list[Tensor]):

@@ -15,7 +15,8 @@ from torch import Tensor
 MAX_SLOTS, MAX_DUE, SENSED = 8, 4, 18  # delay-line slots, interval groups, sensed observation rows
 
 _INT_FIELDS = (
-    "n stride pstride num_threads substeps act_slots obs_slots n_due max_len table_rows counter env_stride step_stride row_mass "
+    "n stride pstride num_threads substeps act_slots obs_slots n_due max_len table_rows counter env_stride step_stride "
+    "row_mass "
     "row_jx row_jy row_jz row_kf row_km row_tau_up row_tau_down row_dx row_dy row_dz row_max_rpm row_act_lat "
     "row_obs_lat row_noise_scale row_fx row_fy row_fz row_tx row_ty row_tz"
 ).split()
