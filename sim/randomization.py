@@ -12,6 +12,12 @@ YAML form::
       action_latency: {distribution: int_uniform, low: 0, high: 2, operation: absolute, unit: control steps}
       disturbance_force: {distribution: normal, mean: 0.0, std: 0.01, operation: absolute, when: interval,
                           interval_s: 2.0, per_component: true}
+      inertia:     {distribution: uniform, low: [0.9, 0.95, 0.5], high: [1.1, 1.05, 2.0], per_component: true}
+
+Per-component bounds (``low``/``high`` as lists, one value per component of a vector parameter) are for
+``uniform`` terms with ``per_component: true``: each component gets its own interval (e.g. per-axis inertia from
+system identification). They are :class:`Components`, which broadcast against an (N, C) array or tensor of
+draws the way a scalar does, so the samplers need no special case.
 """
 
 from __future__ import annotations
@@ -33,6 +39,52 @@ class RandomizationSpecError(ValueError):
     """A randomization spec is malformed or does not fit the simulator it is given to."""
 
 
+class Components(tuple):
+    """Per-component bounds: a tuple of floats that does element-wise arithmetic. With a number or another
+    Components the result is a Components; with an array or a tensor (anything with ``new_tensor`` or
+    ``__array__``) it is converted to one first and broadcasts over the last axis: ``low + (high - low) * u``
+    with u (N, C) gives (N, C). Torch-free: a tensor converts itself."""
+
+    def _other(self, other: Any) -> Any:
+        if isinstance(other, int | float):
+            return Components(other for _ in self)
+        if isinstance(other, Components):
+            if len(other) != len(self):
+                raise ValueError(f"per-component bounds of different lengths: {len(self)} and {len(other)}")
+            return other
+        return None
+
+    def _apply(self, other: Any, op: Any) -> Any:
+        mine = self._other(other)
+        if mine is not None:
+            return Components(op(a, b) for a, b in zip(self, mine))
+        if hasattr(other, "new_tensor"):
+            return op(other.new_tensor(tuple(self)), other)
+        if hasattr(other, "__array__"):
+            import numpy as np
+
+            return op(np.asarray(tuple(self), dtype=np.float64), other)
+        return NotImplemented
+
+    def __add__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._apply(other, lambda a, b: a + b)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._apply(other, lambda a, b: b + a)
+
+    def __sub__(self, other: Any) -> Any:
+        return self._apply(other, lambda a, b: a - b)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._apply(other, lambda a, b: b - a)
+
+    def __mul__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._apply(other, lambda a, b: a * b)
+
+    def __rmul__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._apply(other, lambda a, b: b * a)
+
+
 @dataclass(frozen=True)
 class ParamDistribution:
     """How one simulator parameter is drawn.
@@ -43,6 +95,8 @@ class ParamDistribution:
     when: startup (once), reset (each episode), interval (every ``interval_s`` seconds of sim time, and at reset).
     per_component: for vector parameters (inertia diag, force), draw each component independently; otherwise
       one draw scales/offsets every component alike.
+    low/high may be lists (one bound per component, :class:`Components`) for a ``uniform`` term with
+    ``per_component``: each component its own interval.
     """
 
     distribution: str
@@ -58,6 +112,7 @@ class ParamDistribution:
 
     def __post_init__(self) -> None:
         where = f"distribution {self.distribution!r}"
+        self._vector_bounds(where)
         if self.distribution not in DISTRIBUTIONS:
             raise RandomizationSpecError(f"unknown distribution {self.distribution!r}; expected one of {DISTRIBUTIONS}")
         if self.operation not in OPERATIONS:
@@ -67,7 +122,8 @@ class ParamDistribution:
         if self.distribution in ("uniform", "log_uniform", "int_uniform"):
             if self.low is None or self.high is None:
                 raise RandomizationSpecError(f"{where} needs 'low' and 'high'")
-            if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low > self.high:
+            pairs = zip(self.low, self.high) if self.per_axis else [(self.low, self.high)]
+            if not all(math.isfinite(lo) and math.isfinite(hi) and lo <= hi for lo, hi in pairs):
                 raise RandomizationSpecError(f"{where} needs finite low <= high, got low={self.low}, high={self.high}")
         if self.distribution == "log_uniform" and self.low <= 0:
             raise RandomizationSpecError(f"{where} needs low > 0, got {self.low}")
@@ -83,8 +139,40 @@ class ParamDistribution:
         if self.when == "interval" and not (self.interval_s and self.interval_s > 0):
             raise RandomizationSpecError(f"when='interval' needs interval_s > 0 seconds, got {self.interval_s}")
 
+    @property
+    def per_axis(self) -> bool:
+        """True when low/high are per-component bounds (:class:`Components`)."""
+        return isinstance(self.low, Components)
+
+    def _vector_bounds(self, where: str) -> None:
+        """Turn list bounds into :class:`Components` (a scalar beside a list is repeated), or refuse them."""
+        vector = [isinstance(v, list | tuple) for v in (self.low, self.high)]
+        if not any(vector):
+            return
+        if self.distribution != "uniform" or not self.per_component:
+            raise RandomizationSpecError(
+                f"{where}: per-component bounds (low/high as lists) need distribution 'uniform' and "
+                f"per_component: true, got distribution {self.distribution!r}, per_component {self.per_component}; "
+                "give scalar bounds or make the term uniform per component"
+            )
+        n = max(len(v) for v, is_vec in zip((self.low, self.high), vector) if is_vec)
+        bounds = []
+        for v, is_vec in zip((self.low, self.high), vector):
+            values = list(v) if is_vec else [v] * n
+            if len(values) != n or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in values):
+                raise RandomizationSpecError(
+                    f"{where}: per-component low and high must be lists of {n} numbers, got low={self.low}, "
+                    f"high={self.high}"
+                )
+            bounds.append(Components(float(x) for x in values))
+        object.__setattr__(self, "low", bounds[0])
+        object.__setattr__(self, "high", bounds[1])
+
     def bounds(self) -> tuple[float, float]:
-        """Support of the sample (before the operation is applied); normal without clip bounds is +-inf."""
+        """Support of the sample (before the operation is applied); normal without clip bounds is +-inf.
+        Per-component bounds: the smallest low and the largest high (:meth:`component_bounds` has each)."""
+        if self.per_axis:
+            return min(self.low), max(self.high)
         if self.distribution in ("uniform", "log_uniform", "int_uniform"):
             return float(self.low), float(self.high)
         if self.distribution == "constant":
@@ -93,10 +181,22 @@ class ParamDistribution:
         hi = math.inf if self.high is None else float(self.high)
         return lo, hi
 
+    def component_bounds(self, size: int) -> list[tuple[float, float]]:
+        """(low, high) of each of ``size`` components (the same for every one unless per-component)."""
+        if self.per_axis:
+            if len(self.low) != size:
+                raise RandomizationSpecError(
+                    f"per-component bounds for {len(self.low)} components, but the parameter has {size}; give "
+                    f"{size} values in low and high"
+                )
+            return list(zip(self.low, self.high))
+        return [self.bounds()] * size
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             k: v for k, v in asdict(self).items() if v not in (None, "") and not (k == "per_component" and v is False)
         }
+        return {k: list(v) if isinstance(v, Components) else v for k, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -146,6 +246,13 @@ class RandomizationSpec:
         term = self.terms.get(name)
         if term is None:
             return lo_n, hi_n
+        if term.per_axis:
+            ranges = [
+                RandomizationSpec({name: ParamDistribution("uniform", low=lo, high=hi, operation=term.operation)})
+                .value_range(name, [n])
+                for n, (lo, hi) in zip(nominal, term.component_bounds(len(nominal)))
+            ]  # fmt: skip
+            return min(r[0] for r in ranges), max(r[1] for r in ranges)
         lo, hi = term.bounds()
         if term.operation == "absolute":
             return lo, hi
@@ -164,7 +271,14 @@ class RandomizationSpec:
         """Refuse draws no robot can have: ``positive`` parameters (masses, inertias, time constants, motor
         constants) reaching 0 or below, ``nonnegative`` ones (drag, noise) below 0, integer step counts
         (latencies) below 0 or reaching ``max_steps[name]`` or more (an episode shorter than its own latency).
-        Raises :class:`RandomizationSpecError` naming the term, the bound and the value it can reach."""
+        Raises :class:`RandomizationSpecError` naming the term, the bound and the value it can reach.
+        Per-component bounds must have one value per component of the nominal value."""
+        for name, term in self.terms.items():
+            if term.per_axis and name in nominal:
+                try:
+                    term.component_bounds(len(nominal[name]))
+                except RandomizationSpecError as exc:
+                    raise RandomizationSpecError(f"randomization term {name!r}: {exc}") from exc
         for names, ok, what in ((positive, lambda v: v > 0, "> 0"), (nonnegative, lambda v: v >= 0, ">= 0")):
             for name in names:
                 if name not in nominal:
