@@ -42,10 +42,11 @@ def _sil_tasks() -> dict[str, str]:
 
 SIL_TASKS = _sil_tasks()
 
-#: robot class -> {foreign simulator: module} for --sil-robot (docs/sim2sim.md)
+#: robot class -> {SIL robot: module} for --sil-robot: other simulators (docs/sim2sim.md), and the project's simulated
+#: Go2 behind Unitree's own wire protocol with the bridge (drivers/sim_unitree.py, docs/unitree.md)
 FOREIGN_SIL = {
     "quadrotor": {"rotorpy": "drivers.foreign_sil", "drone_models": "drivers.foreign_sil"},
-    "legged": {"pybullet": "drivers.foreign_sil.pybullet_legged"},
+    "legged": {"pybullet": "drivers.foreign_sil.pybullet_legged", "unitree": "drivers.sim_unitree"},
 }
 
 
@@ -57,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sil-robot",
         default=None,
         help="--sil: 'sim' (the project's simulator, default) or a foreign one (quadrotor: rotorpy, drone_models; "
-        "legged: pybullet; docs/sim2sim.md); overrides the profile's sil: {robot: ...}",
+        "legged: pybullet; docs/sim2sim.md) or the simulated Go2 behind the Unitree bridge (legged: unitree; "
+        "docs/unitree.md); overrides the profile's sil: {robot: ...}",
     )
     p.add_argument(
         "--operator",

@@ -5,6 +5,7 @@ its CRC and a resting accelerometer's +g."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,15 @@ def test_the_lowstate_carries_its_crc_the_motors_and_a_resting_accelerometer(sim
     # at rest the accelerometer reads the specific force: -g in the body frame, i.e. +9.81 along the body's up
     expected = -9.81 * projected_gravity(quat)
     np.testing.assert_allclose(msg.imu_state.accelerometer, expected, atol=0.5)
+
+
+def test_deploy_sil_robot_unitree_starts_the_simulated_go2_with_its_bridge():
+    from deploy import cli
+    from deploy.profile import load_deploy_profile
+
+    root = Path(__file__).resolve().parents[2]
+    profile = load_deploy_profile(root / "launch" / "unitree_go2_sil.yaml")
+    cmd = cli.sil_command(profile, "unitree")
+    assert cmd[cmd.index("-m") + 1] == "drivers.sim_unitree" and "--no-bridge" not in cmd and "--task" not in cmd
+    assert cmd[cmd.index("--robot") + 1].endswith("go2.yaml")
+    assert cmd[cmd.index("--namespace") + 1] == profile.transport.namespace
