@@ -6,8 +6,9 @@ forward_command or joint_trajectory controller's topics), drivers.ros2_control_b
 (seeded) from arm-reach's training box (x 0.3-0.55, y -0.2-0.2, z 0.3-0.6 m, gripper down turned by a yaw in
 +-0.5 rad). A target counts as reached when the end effector is within ``--tolerance-m`` (2 cm, the task's
 success radius) at the end of its hold (the runtime's ``final_ee_error_m``). The safety layer slews the joint
-targets at ``--target-rate-fraction`` of the velocity limits, by default the fraction arm-reach trains with
-(sim/articulated/tasks/arm_reach.py ``JointSpeedCfg``), so the deployed policy meets the slew it learned with.
+targets (``target_max_rate_rad_s``) as arm-reach trains (sim/articulated/tasks/arm_reach.py
+``ArmReachEnv.target_rate``, from the robot profile's limits and gains), so the deployed policy meets the slew it
+learned with; ``--layer-default-slew`` leaves the layer's default (the velocity limits).
 
     python benchmarks/arm_reach_ros2_control.py --policy arm_policy.onnx [--targets 20] [--hold-s 3]
         [--kind forward_command|joint_trajectory] [--seed 0]
@@ -55,27 +56,24 @@ def targets(n: int, seed: int, hold_s: float) -> list[dict]:
     return out
 
 
-def target_rates(fraction: float | None) -> list[float] | None:
-    """The safety layer's joint-target slew (rad/s): ``fraction`` x the robot profile's velocity limits, the slew
-    arm-reach trains with (``JointSpeedCfg.target_rate_fraction``); None: the layer's default (the limits)."""
-    if fraction is None:
-        return None
+def training_slew() -> list[float]:
+    """(J,) rad/s: the joint-target slew arm-reach trains with, for the robot profile."""
     from sim.articulated.profile import load_profile
+    from sim.articulated.tasks.arm_reach import ArmReachEnv, JointSpeedCfg
 
-    return [round(fraction * v, 6) for v in load_profile(ROBOT).joints.velocity_limit_rad_s]
+    return [round(float(v), 6) for v in ArmReachEnv.target_rate(JointSpeedCfg(), load_profile(ROBOT))]
 
 
 def write_profile(
-    directory: Path, plan_targets: list[dict], max_state_age_s: float, target_rate_fraction: float | None = None
+    directory: Path, plan_targets: list[dict], max_state_age_s: float, slew: list[float] | None = None
 ) -> Path:
     data = yaml.safe_load((ROOT / "launch" / "ros2_control_franka.yaml").read_text())
     data["robot"] = str(ROBOT)
     data["plan"] = {"move_s": 2.0, "targets": plan_targets}
     data["recording"] = {"directory": str(directory)}
     data["safety"] = {"common": {"max_state_age_s": max_state_age_s}}
-    rates = target_rates(target_rate_fraction)
-    if rates is not None:
-        data["safety"]["joints"] = {"target_max_rate_rad_s": rates}
+    if slew is not None:
+        data["safety"]["joints"] = {"target_max_rate_rad_s": slew}
     data.pop("realtime_priority", None)
     path = directory / "ros2_control_franka.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -89,7 +87,7 @@ def run_reach(
     seed: int = 3,
     max_state_age_s: float = 1.0,
     workdir: Path | None = None,
-    target_rate_fraction: float | None = None,
+    slew: list[float] | None = None,
 ) -> dict:
     """The deploy run's JSON summary (plus ``returncode`` and the bridge's log tail) for the targets."""
     from deploy.transport import LOOPBACK_CONFIG
@@ -97,7 +95,7 @@ def run_reach(
     workdir = Path(workdir or tempfile.mkdtemp(prefix="arm_reach_"))
     domain = random.randint(1, 230)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
-    profile = write_profile(workdir, plan_targets, max_state_age_s, target_rate_fraction)
+    profile = write_profile(workdir, plan_targets, max_state_age_s, slew)
     seconds = 2.0 + sum(t["hold_s"] for t in plan_targets) + 60.0
     config = str(BRIDGE_CONFIGS[kind])
     py = sys.executable
@@ -151,22 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance-m", type=float, default=0.02)
     ap.add_argument("--max-state-age-s", type=float, default=1.0, help="the watchdog (2 busy vCPUs: 1 s)")
     ap.add_argument(
-        "--target-rate-fraction",
-        type=float,
-        default=None,
-        help="the safety layer's joint-target slew as a fraction of the velocity limits (default: the one arm-reach "
-        "trains with; 1.0: the layer's own default)",
+        "--layer-default-slew",
+        action="store_true",
+        help="leave the safety layer's joint-target slew at its default (the velocity limits), not arm-reach's",
     )
     args = ap.parse_args(argv)
-    if args.target_rate_fraction is None:
-        from sim.articulated.tasks.arm_reach import JointSpeedCfg
-
-        args.target_rate_fraction = JointSpeedCfg().target_rate_fraction
+    slew = None if args.layer_default_slew else training_slew()
     plan_targets = targets(args.targets, args.seed, args.hold_s)
     workdir = Path(tempfile.mkdtemp(prefix="arm_reach_"))
-    s = run_reach(
-        args.policy, plan_targets, args.kind, args.robot_seed, args.max_state_age_s, workdir, args.target_rate_fraction
-    )
+    s = run_reach(args.policy, plan_targets, args.kind, args.robot_seed, args.max_state_age_s, workdir, slew)
     from sim.articulated.profile import load_profile
 
     joints = load_profile(ROBOT).joints
@@ -175,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     reached = sum(e < args.tolerance_m for e in errors)
     result = {
         "kind": args.kind,
-        "target_rate_fraction": args.target_rate_fraction,
+        "target_max_rate_rad_s": slew,
         "targets": args.targets,
         "targets_run": len(errors),
         "reached": reached,

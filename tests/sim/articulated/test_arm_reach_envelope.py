@@ -25,10 +25,11 @@ def test_targets_slew_at_the_fraction_of_the_velocity_limits_and_stay_inside_the
     env.reset()
     start = env.slewed_target.clone()
     assert torch.allclose(start, env.joint_pos)  # at reset the targets are the start pose
-    f = env.cfg.joint_speed.target_rate_fraction
-    step = f * torch.tensor(env.cfg.params.joints.velocity_limit_rad_s) * env.cfg.control_dt  # rad per step
+    rate = env.target_rate(env.cfg.joint_speed, env.cfg.params)
+    # min(0.6 x velocity limit, 0.75 x torque limit / Kd): 0.6 x 2.175; 0.75 x 12 / 20; 0.75 x 12 / 10 rad/s
+    assert torch.allclose(rate, torch.tensor([1.305] * 4 + [0.45, 0.45, 0.9]))
     first = env.joint_targets(torch.ones(4, 7)).clone()
-    assert torch.allclose(first - start, step.expand(4, 7), atol=1e-6)  # e.g. 0.6 x 2.175 x 0.02 = 0.0261 rad
+    assert torch.allclose(first - start, (rate * env.cfg.control_dt).expand(4, 7), atol=1e-6)
     for _ in range(200):  # long enough to reach any target
         last = env.joint_targets(-torch.ones(4, 7))
     wanted = env.default_pose + env.params["default_pose_offset"] - env.profile.action_scale_rad
@@ -44,7 +45,7 @@ def test_a_joint_faster_or_stronger_than_its_limit_ends_the_episode(env):
     qvel[1, env.dadr[1]] = 0.99 * limit[1]
     env.engine.set_state(torch.arange(4), qpos, qvel)
     env.torque.zero_()
-    env.torque[2, 4] = 12.1  # panda_joint5 above its 12 N m
+    env.torque[2, 4] = 12.1  # panda_joint5 above its 12 N m (a motor strength <= 1 cannot, an external force can)
     env.torque[3, 4] = -11.9
     assert env._outside_envelope().tolist() == [True, False, True, False]
     assert abs(float(env.speed_ratio()[0]) - 1.01) < 1e-5 and abs(float(env.torque_ratio()[2]) - 12.1 / 12) < 1e-6
