@@ -102,6 +102,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     from rich.progress import Progress
 
     from calibration.resim import resimulate
+    from calibration.sysid.assess import assess
     from calibration.sysid.core import fit
     from calibration.sysid.data import from_flight
     from calibration.sysid.quadrotor import QuadrotorModel
@@ -128,21 +129,23 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
         fitting = progress.add_task("fitting (CMA-ES generations)", total=60)
         result = fit(model, seed=args.seed, progress=lambda i, n: progress.update(fitting, completed=i, total=n))
         progress.update(fitting, completed=progress.tasks[fitting].total)
-        profile = fitted_profile(result.estimates, nominal)
-        weak = unidentified(result.estimates)
+        a = assess(model, result)
+        profile = fitted_profile(a.estimates, nominal, a.status)
+        weak = unidentified(a.estimates, a.status)
         if weak:
             log.warning(
-                "not identified by this log (kept nominal and the default randomization): %s. Fly more varied "
-                "manoeuvres (setpoint steps, turns) to pin them down",
-                ", ".join(weak),
+                "not determined by this log (kept nominal and the default randomization): %s. Fly more varied "
+                "manoeuvres (setpoint steps, turns, yaw) to pin them down",
+                ", ".join(f"{k} ({a.status[k].status})" for k in weak),
             )
         gap = {}
         for name, params, latency in (("nominal", nominal, 0), ("fitted", profile, result.discrete)):
             gap[name] = resimulate(data, params, latency, substeps=args.substeps)
     args.out.mkdir(parents=True, exist_ok=True)
     spec = randomization_from_fit(
-        result.estimates, f"sysid-{args.log.stem}", sigmas=args.sigmas, min_spread=args.min_spread
-    )
+        a.estimates, f"sysid-{args.log.stem}", status=a.status, latency=a.latency, bias=a.bias, sigmas=args.sigmas,
+        min_spread=args.min_spread,
+    )  # fmt: skip
     spec.to_yaml(args.out / "randomization.yaml")
     import yaml
 
@@ -151,12 +154,21 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
         "log": str(args.log),
         "usable_s": data.usable_s,
         "problems": flight.problems,
-        "anchor": {"name": args.anchor, "value": anchor_value, "rel_std": args.anchor_std},
+        "anchor": {"name": args.anchor, "value": anchor_value, "rel_std": args.anchor_std,
+                   "measured": args.anchor_value is not None,
+                   "statement": anchor_statement(args.anchor, anchor_value, args.anchor_value is not None)},
         "estimates": {
-            k: {"value": e.value, "std": e.std, "unit": e.unit, "nominal": e.nominal} for k, e in result.estimates.items()
+            k: {"value": e.value, "std": e.std, "unit": e.unit, "nominal": e.nominal} for k, e in a.estimates.items()
         },
+        "identifiability": {k: s.to_dict() for k, s in a.status.items()},
         "not_identified": weak,
+        "latency": {"range": a.latency, "best": result.discrete, "reason": a.latency_reason},
         "latency_cost": {str(k): v for k, v in result.cost_by_discrete.items()},
+        "biases": {k: {"value": v, "std": sd, "unit": "N m" if k.startswith("torque") else "N"}
+                   for k, (v, sd) in a.bias.items()},
+        "motor_spread": a.motor_scale,
+        "excitation": {k: a.diagnostics[k] for k in ("gyro_snr", "velocity_snr", "rate_noise_rad_s",
+                                                     "velocity_noise_m_s", "groups")},
         "residual_rms": getattr(model, "residual_rms", {}),
         "fit_seconds": result.seconds,
         "evaluations": result.evaluations,
@@ -168,9 +180,28 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
         "outputs": {k: str(args.out / f) for k, f in (("randomization", "randomization.yaml"), ("profile", "profile.yaml"))},
     }  # fmt: skip
     (args.out / "sysid.json").write_text(json.dumps(summary, indent=2))
-    _report(args.out / "report.md", summary)
+    from calibration.sysid.report import report
+
+    report(args.out / "report.md", summary)
+    log.info("anchor: %s", summary["anchor"]["statement"])
+    for k, st in a.status.items():
+        e = a.estimates[k]
+        log.info("%-15s %-14s %.4g +- %.2g %s: %s", k, st.status, e.value, e.std, e.unit, st.reason)
+    log.info("latency: %s control steps (%s)", a.latency, a.latency_reason)
     log.info("wrote %s", ", ".join(summary["outputs"].values()))
     return summary
+
+
+def anchor_statement(name: str, value: float, measured: bool) -> str:
+    """What the one absolute value is, where it came from, and what "scale" means for the rest."""
+    unit = "N/RPM^2" if name == "kf" else "kg"
+    source = ("measured (--anchor-value)" if measured else "the profile's, not measured: give --anchor-value from a "
+              + ("thrust stand" if name == "kf" else "scale"))  # fmt: skip
+    others = "mass, inertia and drag" if name == "kf" else "kf, inertia and drag"
+    return (
+        f"{name} = {value:.4g} {unit}, {source}. Flight data fix thrust per weight and torque per inertia only: "
+        f"{others} are relative to it (a {name} 10 % higher gives {others} 10 % higher and the same flight)"
+    )
 
 
 def _logged_robot(path: Path) -> str | None:
@@ -183,34 +214,3 @@ def _logged_robot(path: Path) -> str | None:
         return read_log(path, decode=False).metadata.get("sim2real", {}).get("robot") or None
     except (LogFormatError, OSError):
         return None
-
-
-def _report(path: Path, s: dict[str, Any]) -> None:
-    lines = [f"# System identification of `{s['log']}`", "", f"{s['usable_s']:.1f} s of usable flight."]
-    a = s["anchor"]
-    lines.append(f"Anchor: {a['name']} = {a['value']:.4g} (relative std {a['rel_std']:g}).")
-    lines += ["", "| parameter | fitted | std | nominal | ratio |", "|---|---|---|---|---|"]
-    for k, e in s["estimates"].items():
-        ratio = f"{e['value'] / e['nominal']:.3f}" if e["nominal"] else ""
-        lines.append(f"| {k} [{e['unit']}] | {e['value']:.5g} | {e['std']:.2g} | {e['nominal']:.5g} | {ratio} |")
-    if s["not_identified"]:
-        lines += [
-            "",
-            f"**Not identified by this log** (nominal kept, default randomization): {', '.join(s['not_identified'])}.",
-        ]
-    lines += ["", "Latency cost (negative log-likelihood) per latency in control steps: " + str(s["latency_cost"])]
-    lines += [
-        "",
-        "## Re-simulation gap (median over start states)",
-        "",
-        "| horizon | nominal | fitted |",
-        "|---|---|---|",
-    ]
-    nom, fit = s["resimulation"]["nominal"], s["resimulation"]["fitted"]
-    for h in nom:
-        lines.append(
-            f"| {h} | {nom[h]['position_m']:.4f} m, {nom[h]['attitude_deg']:.2f} deg "
-            f"| {fit[h]['position_m']:.4f} m, {fit[h]['attitude_deg']:.2f} deg |"
-        )
-    lines += ["", f"Train with: `sim2real train quadrotor-hover --randomization {s['outputs']['randomization']}`"]
-    path.write_text("\n".join(lines) + "\n")

@@ -74,6 +74,7 @@ class FitResult:
     seconds: float
     generations: int
     extras: dict[str, float] = field(default_factory=dict)
+    x_by_discrete: dict[int, np.ndarray] = field(default_factory=dict)  # best nonlinear values per discrete value
 
 
 def fit(
@@ -147,7 +148,8 @@ def fit(
         best_cost[chosen],
         ", ".join(f"{v}: {c:.1f}" for v, c in best_cost.items()),
     )
-    return FitResult(est, int(chosen), best_cost[chosen], best_cost, evaluations, seconds, generations)
+    x_all = {int(v): np.exp(b) for v, b in best_x.items()}
+    return FitResult(est, int(chosen), best_cost[chosen], best_cost, evaluations, seconds, generations, {}, x_all)
 
 
 def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 0.02) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 
 from calibration.sysid.core import Estimate, NonlinearParam, batched_lstsq
 from calibration.sysid.data import SysIdData
+from calibration.sysid.identifiability import batch_means_cov, product_snr, rate_noise_std, residual_correlation_factor
 from calibration.sysid.motors import rotor_means
 from deploy.replay.flight import rotations
 from sim.quadrotor.params import GRAVITY, QuadrotorParams
@@ -106,12 +107,70 @@ class QuadrotorModel:
         return cost
 
     def linear_fit(self, x: np.ndarray, discrete: int) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-        """Group -> (theta, covariance, residual RMS) at the given nonlinear values."""
-        out = {}
+        """Group -> (theta, covariance, residual RMS) at the given nonlinear values. The covariance is the least-
+        squares one inflated to the batch-means spread over segments of the log (model mismatch, correlated
+        residuals); ``self.correlation`` keeps each group's residual correlation factor."""
+        out, self.correlation, self.regressors = {}, {}, {}
         for name, (X, y) in zip(GROUPS, self._problems(np.asarray(x, dtype=np.float64)[None], np.array([discrete]))):
             theta, rss, cov = batched_lstsq(X, y)
-            out[name] = (theta[0], cov[0], float(np.sqrt(rss[0] / len(y))))
+            out[name] = (theta[0], batch_means_cov(X[0], y, cov[0]), float(np.sqrt(rss[0] / len(y))))
+            self.correlation[name] = residual_correlation_factor(y - X[0] @ theta[0])
+            self.regressors[name] = X[0]
         return out
+
+    def diagnostics(self, fitted: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> dict[str, object]:
+        """Excitation of the regressors (signal / noise of the gyroscopic and drag regressors), the yaw ratio
+        km kf / J_z, the constant terms b of the rate and lateral force equations, and per-group conditioning.
+        Call after :meth:`linear_fit`."""
+        sw = rate_noise_std(self.data.angular_velocity)
+        sv = rate_noise_std(self.data.velocity)
+        w, vb = self.w, self.v_body
+        gyro = min(product_snr(w[:, 1], w[:, 2], sw[1], sw[2]), product_snr(w[:, 2], w[:, 0], sw[2], sw[0]))
+        vel = {}
+        for i, axis in enumerate("xyz"):
+            noise = float(np.sqrt(np.mean(sv * sv)))
+            vel[axis] = math.sqrt(max(float(np.mean(vb[:, i] ** 2)) - noise**2, 0.0)) / max(noise, 1e-300)
+        th, cov, _ = fitted["rate_z"]
+        groups = {}
+        for g, X in self.regressors.items():
+            Xs = X / (np.sqrt(np.mean(X * X, axis=0)) + 1e-300)
+            corr = np.corrcoef(X[:, [j for j in range(X.shape[1]) if np.ptp(X[:, j]) > 0]].T)
+            off = np.abs(corr - np.eye(len(corr))) if corr.ndim == 2 else np.zeros(1)
+            groups[g] = {"condition": float(np.linalg.cond(Xs)), "max_correlation": float(off.max()),
+                         "residual_correlation": self.correlation[g]}  # fmt: skip
+        bias = {
+            f"rate_{a}": (float(fitted[f"rate_{a}"][0][2]), float(np.sqrt(fitted[f"rate_{a}"][1][2, 2]))) for a in "xyz"
+        }
+        bias.update({f"force_{a}": (float(fitted[f"force_{a}"][0][1]), float(np.sqrt(fitted[f"force_{a}"][1][1, 1])))
+                     for a in "xy"})  # fmt: skip
+        return {
+            "rate_noise_rad_s": sw.tolist(),
+            "velocity_noise_m_s": sv.tolist(),
+            "gyro_snr": gyro,
+            "velocity_snr": vel,
+            "yaw_ratio": (float(th[0]), float(np.sqrt(cov[0, 0]))),
+            "bias": bias,
+            "groups": groups,
+            "correlation_factor": max(self.correlation.values()),
+        }
+
+    def motor_scales(self, x: np.ndarray, discrete: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per-motor thrust scale (4,) (mean 1) from the vertical force equation with one column per motor, its
+        standard deviation (batch means) and the condition number of the motor columns (a hover excites their
+        differences only through attitude control)."""
+        means, _ = rotor_means(self.data.command, x[None, 0], x[None, 1], np.array([discrete]), self.data.dt,
+                               self.substeps, r0=None)  # fmt: skip
+        F = means.speed_sq[0, self.rows]
+        S = means.speed[0, self.rows].sum(-1) * RPM_TO_RAD_S
+        X = np.concatenate([F, (-S * self.v_body[:, 2])[:, None]], 1)
+        theta, _, cov = batched_lstsq(X[None], self.force[:, 2])
+        cov = batch_means_cov(X, self.force[:, 2], cov[0])
+        rng = np.random.default_rng(self.seed)
+        draws = rng.multivariate_normal(theta[0], cov, self.samples)[:, :4]
+        scales = 4.0 * draws / draws.sum(1, keepdims=True)
+        point = 4.0 * theta[0, :4] / theta[0, :4].sum()
+        cond = float(np.linalg.cond(F / np.sqrt(np.mean(F * F, axis=0))))
+        return point, scales.std(0), cond
 
     # ------------------------------------------------------------------ physical estimates
     def estimates(self, x: np.ndarray, discrete: int, x_cov: np.ndarray) -> dict[str, Estimate]:

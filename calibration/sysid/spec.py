@@ -1,28 +1,40 @@
 """Identified parameters -> a randomization spec for training, and a fitted robot profile.
 
 The spec is in the simulator's terms (``sim.randomization``): ratios (``operation: scale``) to the nominal
-profile the training task uses, so ``sim2real train --randomization FILE`` reads it directly. Each identified
-parameter becomes ``uniform(ratio - w, ratio + w)`` with ``w = max(sigmas * std / nominal, min_spread * ratio)``.
-Inertia and drag are one term each in the simulator (one distribution for the three axes): the range covers
-every axis' interval and components are drawn independently. The latency identified is the whole actuation
-delay in control steps (a log cannot tell sensing from actuation delay): ``action_latency`` is set to it and
-``obs_latency`` to 0. Terms a flight log does not identify (sensor noise, disturbances, max RPM), and estimates
-this log does not pin down (not positive, or relative std above 30 %: e.g. yaw inertia from a hover without
-turns), keep the task's defaults.
+profile the training task uses, so ``sim2real train --randomization FILE`` reads it directly.
+
+- A **determined** parameter (or the anchor) becomes ``uniform(ratio - w, ratio + w)`` with
+  ``w = max(sigmas * std / nominal, min_spread * ratio)``. Parameters "not determined" or "ratio only"
+  (:mod:`calibration.sysid.identifiability`) keep the task's default term: never narrowed, never centred on a
+  value the log does not support (J_z and km from a hover: only km kf / J_z is known).
+- **Inertia and drag per axis**: one ``uniform`` term with per-component bounds (``low``/``high`` lists); a
+  determined axis gets its interval, an undetermined one the default term's interval for that axis (the
+  default ``log_uniform`` becomes uniform over the same interval). No axis determined: the default term.
+- **Latency**: the log gives the whole delay from command to measured response in control steps (it cannot tell
+  sensing from actuation delay). ``action_latency`` is ``int_uniform`` over the latencies the log cannot tell
+  apart (:func:`calibration.sysid.identifiability.latency_range`); ``obs_latency`` keeps the task's default,
+  except when one latency is unambiguous: then all of it is actuation delay (``obs_latency`` 0).
+- **Biases the fit sees**: the constant terms of the rate equations are an offset torque (N m, e.g. a centre-
+  of-mass offset), those of the lateral force equations an offset force (N). Where one is larger than the
+  default disturbance covers, ``disturbance_torque`` / ``disturbance_force`` become ``uniform`` per axis over
+  the default interval joined with ``bias +- sigmas std`` (still re-drawn at the default interval).
+- Terms a flight log does not identify (sensor noise, max RPM) keep the task's defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from calibration.sysid.core import Estimate
+from calibration.sysid.identifiability import ANCHOR, DETERMINED, NOT_DETERMINED, Identifiability
 from sim.quadrotor.config import default_randomization
 from sim.quadrotor.params import QuadrotorParams
 from sim.randomization import ParamDistribution, RandomizationSpec
 
 SCALAR = ("mass", "kf", "km", "motor_tau_up", "motor_tau_down")
-MAX_REL_STD = 0.3  # an estimate less certain than this (or not positive) is "not identified by this log"
+MAX_REL_STD = 0.3  # without a status: an estimate less certain than this (or not positive) is not identified
 VECTOR = {"inertia": ("inertia_x", "inertia_y", "inertia_z"), "drag": ("drag_x", "drag_y", "drag_z")}
+BIAS_TERMS = {"disturbance_torque": ("torque_x", "torque_y", "torque_z"), "disturbance_force": ("force_x", "force_y")}
 
 
 def identified(e: Estimate, max_rel_std: float = MAX_REL_STD) -> bool:
@@ -30,9 +42,19 @@ def identified(e: Estimate, max_rel_std: float = MAX_REL_STD) -> bool:
     return e.value > 0 and e.std <= max_rel_std * e.value
 
 
-def unidentified(estimates: Mapping[str, Estimate]) -> list[str]:
-    """Names the log does not pin down (kept at the nominal value and the default randomization)."""
-    return [k for k, e in estimates.items() if k != "action_latency" and not identified(e)]
+def status_from_std(estimates: Mapping[str, Estimate]) -> dict[str, Identifiability]:
+    """A status from the relative std alone (for estimates without an excitation analysis)."""
+    return {
+        k: Identifiability(DETERMINED if identified(e) else NOT_DETERMINED, "relative standard deviation")
+        for k, e in estimates.items()
+        if k != "action_latency"
+    }
+
+
+def unidentified(estimates: Mapping[str, Estimate], status: Mapping[str, Identifiability] | None = None) -> list[str]:
+    """Names the log does not determine (kept at the nominal value and the default randomization)."""
+    status = status or status_from_std(estimates)
+    return [k for k, s in status.items() if s.status not in (DETERMINED, ANCHOR)]
 
 
 def _interval(e: Estimate, sigmas: float, min_spread: float) -> tuple[float, float]:
@@ -43,40 +65,90 @@ def _interval(e: Estimate, sigmas: float, min_spread: float) -> tuple[float, flo
     return max(ratio - w, 1e-3 * abs(ratio)), ratio + w
 
 
+def _default_axis(term: ParamDistribution | None, axis: int) -> tuple[float, float]:
+    if term is None:
+        return 1.0, 1.0
+    return term.component_bounds(axis + 1)[axis] if term.per_axis else term.bounds()
+
+
 def randomization_from_fit(
     estimates: Mapping[str, Estimate],
     name: str = "sysid",
     *,
+    status: Mapping[str, Identifiability] | None = None,
+    latency: Sequence[int] | None = None,
+    bias: Mapping[str, tuple[float, float]] | None = None,
     sigmas: float = 2.0,
     min_spread: float = 0.02,
     base: RandomizationSpec | None = None,
 ) -> RandomizationSpec:
-    """A spec centred on the fitted values with spread from their uncertainty (see the module docstring)."""
+    """A spec centred on the determined values with spread from their uncertainty (see the module docstring).
+
+    status: parameter -> Identifiability (default: from the relative std alone); latency: plausible total
+    latencies in control steps (default: the estimate's value alone); bias: name -> (value, std) in N m / N."""
     spec = base or default_randomization()
+    status = status or status_from_std(estimates)
+
+    def known(key: str) -> bool:
+        return key in estimates and key in status and status[key].status in (DETERMINED, ANCHOR)
+
     terms: dict[str, ParamDistribution | None] = {}
     for key in SCALAR:
-        if key in estimates and identified(estimates[key]):
+        if known(key):
             lo, hi = _interval(estimates[key], sigmas, min_spread)
             terms[key] = ParamDistribution("uniform", low=round(lo, 5), high=round(hi, 5))
     for key, axes in VECTOR.items():
-        if all(a in estimates and identified(estimates[a]) for a in axes):
-            bounds = [_interval(estimates[a], sigmas, min_spread) for a in axes]
-            lo, hi = min(b[0] for b in bounds), max(b[1] for b in bounds)
-            terms[key] = ParamDistribution("uniform", low=round(lo, 5), high=round(hi, 5), per_component=True)
-    if "action_latency" in estimates:
-        steps = round(estimates["action_latency"].value)
+        if any(known(a) for a in axes):
+            bounds = [
+                _interval(estimates[a], sigmas, min_spread) if known(a) else _default_axis(spec.get(key), i)
+                for i, a in enumerate(axes)
+            ]
+            low, high = [round(b[0], 5) for b in bounds], [round(b[1], 5) for b in bounds]
+            terms[key] = ParamDistribution("uniform", low=low, high=high, per_component=True)
+    if latency is None and "action_latency" in estimates:
+        latency = [round(estimates["action_latency"].value)]
+    if latency:
         unit = "control steps"
         terms["action_latency"] = ParamDistribution(
-            "int_uniform", low=steps, high=steps, operation="absolute", unit=unit
+            "int_uniform", low=min(latency), high=max(latency), operation="absolute", unit=unit
         )
-        terms["obs_latency"] = ParamDistribution("int_uniform", low=0, high=0, operation="absolute", unit=unit)
+        if len(latency) == 1:
+            terms["obs_latency"] = ParamDistribution("int_uniform", low=0, high=0, operation="absolute", unit=unit)
+    for key, names in BIAS_TERMS.items() if bias else ():
+        term = _bias_term(spec.get(key), [bias.get(n) for n in names], sigmas)
+        if term is not None:
+            terms[key] = term
     out = spec.replace(**terms)
     return RandomizationSpec(out.terms, name=name)
 
 
-def fitted_profile(estimates: Mapping[str, Estimate], nominal: QuadrotorParams) -> QuadrotorParams:
-    """The nominal profile with every identified value replaced (a robot profile for eval and re-simulation)."""
-    ok = {k: e for k, e in estimates.items() if identified(e)}
+def _bias_term(
+    default: ParamDistribution | None, values: list[tuple[float, float] | None], sigmas: float
+) -> ParamDistribution | None:
+    """Per-axis uniform over the default's interval joined with bias +- sigmas std; None when the default covers
+    every bias interval (the default term stays)."""
+    if default is None:
+        return None
+    dlo, dhi = default.bounds()
+    lows, highs = [], []
+    for i in range(3):
+        b, s = values[i] if i < len(values) and values[i] is not None else (0.0, 0.0)
+        lows.append(min(dlo, b - sigmas * s))
+        highs.append(max(dhi, b + sigmas * s))
+    if all(lo >= dlo for lo in lows) and all(hi <= dhi for hi in highs):
+        return None
+    return ParamDistribution(
+        "uniform", low=[float(f"{v:.4g}") for v in lows], high=[float(f"{v:.4g}") for v in highs],
+        operation="absolute", when=default.when, interval_s=default.interval_s, per_component=True, unit=default.unit,
+    )  # fmt: skip
+
+
+def fitted_profile(
+    estimates: Mapping[str, Estimate], nominal: QuadrotorParams, status: Mapping[str, Identifiability] | None = None
+) -> QuadrotorParams:
+    """The nominal profile with every determined value (and the anchor) replaced, for eval and re-simulation."""
+    status = status or status_from_std(estimates)
+    ok = {k: e for k, e in estimates.items() if k in status and status[k].status in (DETERMINED, ANCHOR)}
     changes: dict[str, object] = {k: ok[k].value for k in SCALAR if k in ok}
     for key, axes in VECTOR.items():
         old = getattr(nominal, key)

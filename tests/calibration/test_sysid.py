@@ -180,7 +180,12 @@ def test_estimates_the_log_does_not_pin_down_keep_the_defaults():
     assert unidentified(est) == ["inertia_z", "km"]
     spec = randomization_from_fit(est, "t", sigmas=2.0, min_spread=0.02)
     default = default_randomization()
-    assert spec.terms["inertia"] == default.terms["inertia"] and spec.terms["km"] == default.terms["km"]
+    assert spec.terms["km"] == default.terms["km"]
+    inertia = spec.terms["inertia"]  # per axis: x and y fitted (1.5 / 1.4 +- 2 * 0.3 / 14), z the default interval
+    assert inertia.per_axis and (inertia.low[2], inertia.high[2]) == default.terms["inertia"].bounds()
+    assert inertia.low[0] == pytest.approx(1.5 / 1.4 - 0.04286, abs=1e-4) and inertia.high[1] == pytest.approx(
+        1.5 / 1.4 + 0.04286, abs=1e-4
+    )
     lo, hi = spec.terms["mass"].bounds()  # ratio 1.111, half-width max(2 * 0.0111, 0.02 * 1.111) = 0.0222
     assert lo == pytest.approx(0.030 / 0.027 - 0.0222, abs=1e-4) and hi == pytest.approx(
         0.030 / 0.027 + 0.0222, abs=1e-4
