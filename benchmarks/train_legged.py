@@ -20,8 +20,8 @@ as separate processes over DDS), ``--sil-runs`` times with the simulated robot's
 prints one JSON line: {"profile", "policy", "runs", "walk_velocity_error_mean_m_s", "falls", "per_run": [...]}, a
 fall being a run whose safety layer fell back (base tilt, joint limits) or that did not finish cleanly.
 
-Training prints one JSON line: {"task", "robot", "device", "engine", "reached": bool, "seconds", "iterations", "metric", "value",
-"target", "eval_s", "history": [...]}.
+Training prints one JSON line: {"task", "robot", "device", "engine", "reached": bool, "seconds", "iterations",
+"metric", "value", "target", "eval_s", "history": [...]}.
 """
 
 from __future__ import annotations

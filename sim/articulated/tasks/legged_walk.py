@@ -1,4 +1,5 @@
-"""``legged-walk``: a quadruped (Unitree A1 by default, Go2: launch/tasks/legged-walk/go2.yaml) tracks a commanded base velocity on flat ground.
+"""``legged-walk``: a quadruped (Unitree A1 by default; the Go2 variant: launch/tasks/legged-walk/go2.yaml) tracks
+a commanded base velocity on flat ground.
 
 Command (vx, vy in the base's heading frame, m/s; yaw rate, rad/s) drawn per episode and every ``resample_s``;
 legged_gym-style rewards (weights per second, multiplied by the control period), terminations on a base
