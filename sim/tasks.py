@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import sim.articulated.tasks  # noqa: F401  (registers arm-reach, legged-walk)
 from sim.overrides import OverrideError, apply_values
+from sim.quadrotor.config import TASKS as QUADROTOR_TASKS
 from sim.registry import REGISTRY, TaskRegistration, register
 from sim.robot_variants import RobotVariant, RobotVariantError, find_robot, load_variant, robot_class_of
 
 if TYPE_CHECKING:
     import torch
 
-for _task, _description in (
-    ("hover", "stabilize and hold a point from random, possibly tumbling, initial states"),
-    ("track", "follow a moving reference: figure-eight and random smooth trajectories"),
-):
+for _task, _quadrotor_task in QUADROTOR_TASKS.items():  # declared in sim/quadrotor/hover.py, track.py
     register(
         TaskRegistration(
             name=f"quadrotor-{_task}",
@@ -32,7 +30,7 @@ for _task, _description in (
             env="sim.quadrotor.env:QuadrotorEnv",
             robot_class="quadrotor",
             default_robot=None,  # the config's built-in Crazyflie 2 (QuadrotorParams' defaults)
-            description=_description,
+            description=_quadrotor_task.description,
             metrics="quadrotor",
             train_cfg=f"policies.train_cfg:quadrotor_{_task}",
             cfg_kwargs=(("task", _task),),
