@@ -81,18 +81,22 @@ def check_log(sim: str, path: Path, sigmas: float = 2.0, seed: int = 0) -> dict[
     data = from_flight(flight, nominal.hover_rpm, max_rpm=nominal.max_rpm)
     model = QuadrotorModel(data, nominal, max_latency=4, anchor=("kf", truth["kf"]), seed=seed)
     a = assess(model, fit(model, seed=seed))
-    rows = {}
-    for name in a.determined():
-        if name not in truth:
+    rows, others = {}, {}
+    for name in truth:
+        if name == "kf" or name not in a.estimates:
             continue
         e = a.estimates[name]
+        if name not in a.determined():
+            others[name] = {"value": e.value, "std": e.std, "truth": truth[name], "status": a.status[name].status,
+                            "covered": bool(abs(e.value - truth[name]) <= sigmas * e.std)}  # fmt: skip
+            continue
         rows[name] = {
             "value": e.value, "std": e.std, "truth": truth[name], "error_sigmas": (e.value - truth[name]) / e.std,
             "covered": bool(abs(e.value - truth[name]) <= sigmas * e.std),
         }  # fmt: skip
     lat = (min(a.latency), max(a.latency))
     return {
-        "sim": sim, "log": str(path), "determined": rows,
+        "sim": sim, "log": str(path), "determined": rows, "not_determined": others,
         "status": {k: s.status for k, s in a.status.items()},
         "latency_range": list(lat), "latency_covered": lat[0] <= TRUE_LATENCY[0] and TRUE_LATENCY[1] <= lat[1],
     }  # fmt: skip
@@ -111,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"expected SIM:PATH (e.g. rotorpy:flight.mcap), got {item!r}")
         results.append(check_log(sim, Path(path), args.sigmas))
     checks = [r["covered"] for res in results for r in res["determined"].values()]
+    rest = [r["covered"] for res in results for r in res["not_determined"].values()]
     out = {
         "sigmas": args.sigmas,
         "coverage": sum(checks) / len(checks) if checks else None,
         "determined_checked": len(checks),
+        "not_determined_coverage": sum(rest) / len(rest) if rest else None,
+        "not_determined_checked": len(rest),
         "latency_coverage": sum(r["latency_covered"] for r in results) / len(results),
         "logs": results,
     }
