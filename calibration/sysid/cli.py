@@ -134,7 +134,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
         weak = unidentified(a.estimates, a.status)
         if weak:
             log.warning(
-                "not determined by this log (kept nominal and the default randomization): %s. Fly more varied "
+                "not identified by this log (kept nominal and the default randomization): %s. Fly more varied "
                 "manoeuvres (setpoint steps, turns, yaw) to pin them down",
                 ", ".join(f"{k} ({a.status[k].status})" for k in weak),
             )
