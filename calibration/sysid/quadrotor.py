@@ -13,8 +13,10 @@ rotor means of :mod:`calibration.sysid.motors` for candidate motor constants and
 Each line is linear in its coefficients (six least-squares problems; b absorbs constant biases such as a
 centre-of-mass offset). Flight data fix the ratios only: scaling mass, inertia, kf and drag together changes
 nothing. One absolute value anchors them: kf (from a thrust stand, default: the profile's) or the mass (from
-a scale). J_z comes from the gyroscopic terms (weak; its uncertainty says how weak) and km = c_z J_z / kf.
-Uncertainties of derived values are propagated by sampling the least-squares covariances (and the anchor's).
+a scale). J_z comes from the gyroscopic terms only and km = c_z J_z / kf: without gyroscopic excitation only
+c_z = km kf / J_z is determined (:mod:`calibration.sysid.identifiability` says so per parameter).
+Uncertainties of derived values are propagated by sampling the least-squares covariances (and the anchor's);
+each group's covariance is first inflated to its batch-means spread (model mismatch, correlated residuals).
 """
 
 from __future__ import annotations
