@@ -104,8 +104,8 @@ def test_hover_of_the_projects_simulator_gives_the_yaw_ratio_only_and_no_pinned_
 
     truth = NOMINAL.replace(inertia=(1.6e-5, 1.75e-5, 2.6e-5), km=NOMINAL.km * 0.5)
     log = tmp_path / "hover.mcap"
-    fly(log, SyntheticFlight(seconds=12.0, params=truth, action_latency=1, excitation=0.0, setpoint_m=0.0, seed=3))
-    assert sim2real.main(["sysid", str(log), "--out", str(tmp_path / "out"), "--max-latency", "2"]) == 0
+    fly(log, SyntheticFlight(seconds=8.0, params=truth, action_latency=1, excitation=0.0, setpoint_m=0.0, seed=3))
+    assert sim2real.main(["sysid", str(log), "--out", str(tmp_path / "out"), "--max-latency", "1"]) == 0
     s = json.loads((tmp_path / "out" / "sysid.json").read_text())
     status = s["identifiability"]
     ratio = truth.km * truth.kf / truth.inertia[2]  # what the yaw equation determines at best
