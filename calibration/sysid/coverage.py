@@ -3,7 +3,9 @@
 ``python -m calibration.sysid.coverage rotorpy:LOG.mcap drone_models:LOG.mcap ...`` identifies each log (the kf
 anchor at the vehicle's true thrust coefficient, as a thrust stand would give it) and counts, over the
 parameters reported "determined", how often the truth lies within ``--sigmas`` reported standard deviations.
-Prints JSON. The logs come from ``sim2real deploy --sil --sil-robot <sim>`` (docs/sim2sim.md).
+Prints JSON. The logs come from ``sim2real deploy --sil --sil-robot <sim> --profile P --policy
+tests/data/hover_policy.onnx --log <sim>-<seed>.mcap`` with P = launch/sim_quadrotor.yaml with ``plan.hover_s: 12``,
+``sil.seed: <seed>`` and a namespace of its own (what ``benchmarks/sim2sim.py``'s ``fly`` writes; docs/sim2sim.md).
 
 The truths, read from the packages and put in the project's model (:mod:`calibration.sysid.quadrotor`):
 
