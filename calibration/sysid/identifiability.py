@@ -133,11 +133,16 @@ def latency_range(
         )
     tried = sorted(cost_by_discrete)
     lo, hi = max(min(inside) - 1, tried[0]), min(max(inside) + 1, tried[-1])
+    reasons = []
+    if len(inside) > 1 or margin <= LATENCY_MARGIN * LR_THRESHOLD:
+        reasons.append(
+            f"the nearest other costs only {margin:.1f} more (unambiguous: > {LATENCY_MARGIN:g} x the threshold)"
+        )
+    if not motors_determined:
+        reasons.append("the motor time constants are not determined (a slow motor and a delay both delay the response)")
     why = (
         f"within the likelihood-ratio threshold {LR_THRESHOLD:.2f} (cost differences over residual correlation "
-        f"{factor:.1f}): {inside}; widened by one step each side: the log does not tell them apart by "
-        f"{LATENCY_MARGIN:g} x the threshold (nearest other: {margin:.1f})"
-        + ("" if motors_determined else " with the motor time constants determined (they are not)")
+        f"{factor:.1f}): {inside}; widened by one step each side: " + "; ".join(reasons)
     )
     return list(range(lo, hi + 1)), why
 
