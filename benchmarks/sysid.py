@@ -8,7 +8,8 @@ timed. Timed: reading the log, the fit (least squares inside CMA-ES over motor c
     .venv/bin/python benchmarks/sysid.py [--seconds 60] [--seed 0]
 
 Prints one JSON object: seconds per stage (wall, and CPU time of this process: on a shared machine the CPU time
-is the cost of the work), relative error and fitted std per parameter, re-simulation gap.
+is the cost of the work), relative error, fitted std and identifiability status per parameter (calibration.sysid.assess), the latency range,
+re-simulation gap.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> int:
 
     torch.set_num_threads(1)
     from calibration.resim import resimulate
+    from calibration.sysid.assess import assess
     from calibration.sysid.core import fit
     from calibration.sysid.data import from_flight
     from calibration.sysid.quadrotor import QuadrotorModel
@@ -67,10 +69,11 @@ def main() -> int:
     result = fit(model, seed=args.seed)
     fit_s = time.perf_counter() - t
     fit_cpu_s = time.process_time() - c
+    verdict = assess(model, result)  # what the log determines (docs/calibration.md, section 5); not timed
     t, c = time.perf_counter(), time.process_time()
     gap = {
         "nominal": resimulate(data, nominal, 0),
-        "fitted": resimulate(data, fitted_profile(result.estimates, nominal), result.discrete),
+        "fitted": resimulate(data, fitted_profile(verdict.estimates, nominal, verdict.status), result.discrete),
     }
     resim_s = time.perf_counter() - t
     resim_cpu_s = time.process_time() - c
@@ -88,8 +91,10 @@ def main() -> int:
             "fitted": e.value,
             "std": e.std,
             "error_pct": 100.0 * (e.value / true_value(name) - 1.0),
+            "status": verdict.status[name].status if name in verdict.status else None,
+            "within_2_std": abs(e.value - true_value(name)) <= 2.0 * e.std if e.std > 0 else None,
         }
-        for name, e in result.estimates.items()
+        for name, e in verdict.estimates.items()
     }
     print(
         json.dumps(
@@ -108,6 +113,7 @@ def main() -> int:
                 "resim_cpu_s": resim_cpu_s,
                 "load_average_1min": os.getloadavg()[0],
                 "latency_cost": {str(k): v for k, v in result.cost_by_discrete.items()},
+                "latency_range": verdict.latency,
                 "parameters": params,
                 "resim_position_median_m": {
                     name: {f"{d.horizon_s:g}s": d.position_m["median"] for d in divs} for name, divs in gap.items()
