@@ -82,3 +82,15 @@ def test_the_committed_policy_stays_inside_the_envelope_in_closed_loop():
         speed, torque = max(speed, float(env.speed_ratio().max())), max(torque, float(env.torque_ratio().max()))
     assert speed < 1.0 and torque < 1.0, (speed, torque)
     assert float(env.reached.float().mean()) >= REACHED_MEASURED - 0.15, env.min_pos_error
+
+
+@pytest.mark.parametrize("deploy_profile", ["sim_franka.yaml", "ros2_control_franka.yaml"])
+def test_the_franka_deploy_profiles_slew_targets_as_arm_reach_trains(deploy_profile):
+    from deploy.profile import load_deploy_profile
+
+    root = Path(__file__).resolve().parents[3]
+    profile = load_deploy_profile(root / "launch" / deploy_profile)
+    cfg = ArmReachCfg()
+    trained = ArmReachEnv.target_rate(cfg.joint_speed, cfg.params).numpy()
+    deployed = np.array(profile.safety.joints.target_max_rate_rad_s)
+    np.testing.assert_allclose(deployed, trained, atol=1e-3)  # a faster slew ends at the first target (docs/arms.md)
