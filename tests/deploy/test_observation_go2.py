@@ -91,3 +91,14 @@ def test_an_exported_go2_policy_fits_the_sil_go2_profile(tmp_path) -> None:
     targets = np.asarray(policy(np.zeros(270, dtype=np.float32)))
     low, high = profile.robot.joints.position_min_rad, profile.robot.joints.position_max_rad
     assert targets.shape == (12,) and np.all(targets >= low) and np.all(targets <= high)
+
+
+def test_the_bundled_go2_policy_fits_and_needs_no_twist() -> None:
+    from deploy.profile import check_policy, load_deploy_profile
+    from policies.onnx_policy import load_policy
+
+    policy = load_policy(ROOT / "tests" / "data" / "go2_walk_policy.onnx")
+    profile = load_deploy_profile(ROOT / "launch" / "sim_go2.yaml")
+    check_policy(profile, policy, policy.profile_hash)  # same joints, rate and robot profile hash
+    builder = JointObservationBuilder(policy.obs_spec, 12, twist=False)
+    assert builder.history_steps == 5 and policy.obs_spec.dim == 270
