@@ -127,7 +127,8 @@ class JointActuators:
 
     kp, kd, effort_limit: (J,) nominal gains (N m/rad, N m s/rad) and torque limits (N m). model "ideal_pd" clips
     at the effort limit; "dc_motor" also applies the torque-speed envelope (stall_torque N m, max_velocity rad/s).
-    Per-env factors (randomized by the task): ``kp_scale``, ``kd_scale`` and ``strength`` (N, J), default 1;
+    Per-env factors (randomized by the task): ``kp_scale``, ``kd_scale`` and ``strength`` (N, J), default 1 (scales
+    the torque envelope: stall torque, and the effort limit up to its rated value, never beyond);
     ``delay``: the target's latency in pushes (calls of :meth:`torque`), set with :meth:`set_delay`.
     """
 
@@ -181,7 +182,9 @@ class JointActuators:
         """Joint torques (N, J) N m for targets q_target (N, J) rad at q (N, J) rad, qd (N, J) rad/s."""
         target = self.targets.push(q_target.to(self.kp))
         q, qd = q.to(self.kp), qd.to(self.kp)
-        limit = self.effort_limit * self.strength
+        # a motor stronger than nominal (strength > 1: a higher torque constant) still stops at its rated torque, as the
+        # drive's current limit does; the deploy safety layer trips above it (the SIL Go2 read 24.9 N m > 23.5)
+        limit = self.effort_limit * self.strength.clamp(max=1.0)
         tau = pd_torque(target, q, qd, self.kp * self.kp_scale, self.kd * self.kd_scale)
         if self.model == "dc_motor":
             return dc_motor_torque(tau, qd, self.stall_torque * self.strength, self.max_velocity, limit)

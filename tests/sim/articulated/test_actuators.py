@@ -122,3 +122,13 @@ def test_joint_actuators_errors_speak():
         JointActuators([1.0], [0.1], [1.0], 1, "cpu", model="dc_motor")
     with pytest.raises(ValueError, match=r"one per joint \(2\), got 3"):
         JointActuators([1.0, 1.0], [0.1, 0.1, 0.1], [1.0], 1, "cpu")
+
+
+def test_a_stronger_motor_stops_at_its_rated_torque():
+    act = JointActuators(kp=100.0, kd=0.0, effort_limit=23.5, num_envs=2, device="cpu", model="dc_motor",
+                         stall_torque=23.5, max_velocity=30.0)  # fmt: skip
+    act.strength[:] = torch.tensor([[1.1], [0.9]])
+    act.reset(torch.tensor([0, 1]), torch.zeros(2, 1))
+    tau = act.torque(torch.ones(2, 1), torch.zeros(2, 1), torch.zeros(2, 1))  # kp * 1 rad = 100 N m asked
+    # strength 1.1: the envelope's 25.85 N m is cut at the rated 23.5; strength 0.9: 21.15
+    torch.testing.assert_close(tau, torch.tensor([[23.5], [21.15]]))
