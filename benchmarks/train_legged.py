@@ -17,8 +17,10 @@ as separate processes over DDS), ``--sil-runs`` times with the simulated robot's
 
     python benchmarks/train_legged.py --sil launch/sim_go2.yaml --policy tests/data/go2_walk_policy.onnx --sil-runs 10
 
-prints one JSON line: {"profile", "policy", "runs", "walk_velocity_error_mean_m_s", "falls", "per_run": [...]}, a
-fall being a run whose safety layer fell back (base tilt, joint limits) or that did not finish cleanly.
+prints one JSON line: {"profile", "policy", "runs", "walk_velocity_error_mean_m_s", "falls", "other_fallbacks",
+"no_walk_measured", "per_run": [...]}, a
+fall being a run whose safety layer saw the base tilt past its limit; other fallbacks and runs without a walk measured
+(a fallback before the walk, another process on the random ROS 2 domain) are counted apart.
 
 Training prints one JSON line: {"task", "robot", "device", "engine", "reached": bool, "seconds", "iterations",
 "metric", "value", "target", "eval_s", "history": [...]}.
@@ -130,9 +132,10 @@ class PeriodicEval:
         return ok
 
 
-def sil_runs(profile: Path, policy: Path, runs: int) -> dict:
-    """Fly ``policy`` ``runs`` times with ``sim2real deploy --profile PROFILE --sil``, the simulated robot's seed
-    0 .. runs-1 (each run on its own ROS 2 domain, loopback only); the walk's velocity error and falls."""
+def sil_runs(profile: Path, policy: Path, seeds: list[int]) -> dict:
+    """Fly ``policy`` once per simulated robot seed with ``sim2real deploy --profile PROFILE --sil`` (each run on a
+    random ROS 2 domain, loopback only): the walk's velocity error, falls (the safety layer saw the base tilt past
+    its limit), other fallbacks (e.g. a stale state on a busy machine) and runs that never armed."""
     import os
     import random
     import subprocess
@@ -147,7 +150,7 @@ def sil_runs(profile: Path, policy: Path, runs: int) -> dict:
         data["robot"] = str((profile.parent / data["robot"]).resolve())
     per_run = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(runs):
+        for seed in seeds:
             data["sil"] = {**(data.get("sil") or {}), "seed": seed}
             path = Path(tmp) / f"{profile.stem}_{seed}.yaml"
             path.write_text(yaml.safe_dump(data))
@@ -159,19 +162,24 @@ def sil_runs(profile: Path, policy: Path, runs: int) -> dict:
             summary = json.loads(done.stdout[start:]) if start >= 0 else {}
             transitions = summary.get("transitions", [])
             error = (summary.get("tracking") or {}).get("walk_velocity_error_m_s")
-            fell = done.returncode != 0 or any("FALLBACK" in t or "ESTOP" in t for t in transitions)
+            fell = any("tilt" in t for t in transitions)
+            faults = [t for t in transitions if ("-> FALLBACK" in t or "-> ESTOP" in t) and "tilt" not in t]
             log.info("SIL run %d: rc %d, walk velocity error %s, transitions %s", seed, done.returncode, error,
                      transitions)  # fmt: skip
             if done.returncode != 0 and not summary:
                 log.warning("SIL run %d failed: %s", seed, done.stderr[-2000:])
-            per_run.append({"seed": seed, "rc": done.returncode, "walk_velocity_error_m_s": error, "fell": fell})
+            per_run.append(
+                {"seed": seed, "rc": done.returncode, "walk_velocity_error_m_s": error, "fell": fell, "faults": faults}
+            )
     errors = [r["walk_velocity_error_m_s"] for r in per_run if r["walk_velocity_error_m_s"] is not None]
     return {
         "profile": str(profile),
         "policy": str(policy),
-        "runs": runs,
+        "runs": len(seeds),
         "walk_velocity_error_mean_m_s": round(sum(errors) / len(errors), 4) if errors else None,
         "falls": sum(r["fell"] for r in per_run),
+        "other_fallbacks": sum(bool(r["faults"]) for r in per_run),
+        "no_walk_measured": sum(r["walk_velocity_error_m_s"] is None for r in per_run),
         "per_run": per_run,
     }
 
@@ -193,14 +201,16 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--sil", type=Path, default=None, metavar="PROFILE", help="fly --policy in SIL, no training")
     p.add_argument("--policy", type=Path, default=None, help="exported policy (.onnx) for --sil")
-    p.add_argument("--sil-runs", type=int, default=10)
+    p.add_argument("--sil-runs", type=int, default=10, help="simulated robot seeds 0 .. N-1")
+    p.add_argument("--sil-seeds", type=int, nargs="+", default=None, help="these seeds instead of --sil-runs")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if args.sil is not None:
         if args.policy is None or not args.policy.is_file() or not args.sil.is_file():
             p.error(f"--sil PROFILE needs an existing profile and --policy FILE.onnx; got {args.sil}, {args.policy}")
-        print(json.dumps(sil_runs(args.sil, args.policy, args.sil_runs)), flush=True)
+        seeds = args.sil_seeds if args.sil_seeds else list(range(args.sil_runs))
+        print(json.dumps(sil_runs(args.sil, args.policy, seeds)), flush=True)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
