@@ -101,6 +101,9 @@ class DeployProfile:
     # a streamed reference instead of the plan (deploy/runtime/reference.py, reference_articulated.py)
     reference: TopicReference | LeggedReference | ArmReference | None = None
     state_input: str = "pose_twist"  # quadrotor: pose_twist (state/pose + state/twist) or odometry (state/odom)
+    # legged: the robot publishes a base velocity estimate on state/twist (state: {twist: false}: it does not, so a
+    # policy observing one is refused before arming)
+    base_twist: bool = False
 
     @property
     def robot_hash(self) -> str:
@@ -221,15 +224,27 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         realtime_priority=data.get("realtime_priority"),
         battery=BatteryGauge.from_mapping(data.get("battery")),
         reference=TopicReference.from_profile(data.get("reference")),
-        state_input=_state_input(path, data.get("state")),
+        state_input=_quadrotor_state_input(path, data.get("state")),
     )
+
+
+def _quadrotor_state_input(path: Path, section: Any) -> str:
+    if isinstance(section, Mapping) and "twist" in section:
+        raise DeployProfileError(
+            f"{path}: state.twist is for a legged robot (whether it publishes a base velocity estimate); a quadrotor "
+            "picks its state input with state: {input: pose_twist | odometry}"
+        )
+    return _state_input(path, section)
 
 
 def _state_input(path: Path, section: Any) -> str:
     """A quadrotor's ``state: {input: pose_twist | odometry}`` section (absent: pose_twist)."""
     section = {} if section is None else section
-    if not isinstance(section, Mapping) or set(section) - {"input"}:
-        raise DeployProfileError(f"{path}: state: expected {{input: pose_twist | odometry}}, found {section!r}")
+    if not isinstance(section, Mapping) or set(section) - {"input", "twist"}:
+        raise DeployProfileError(
+            f"{path}: state: expected {{input: pose_twist | odometry}} (quadrotor) or {{twist: true | false}} "
+            f"(legged), found {section!r}"
+        )
     value = section.get("input", "pose_twist")
     if value not in STATE_INPUTS:
         raise DeployProfileError(
@@ -271,6 +286,12 @@ def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, 
         raise DeployProfileError(
             f"{path}: state.input odometry is for a quadrotor; a {robot_class} robot reads joint_states and its "
             "base imu (and state/twist) or end-effector pose: drop the state section"
+        )
+    base_twist = (data.get("state") or {}).get("twist", robot_class == "legged")
+    if not isinstance(base_twist, bool) or (base_twist and robot_class != "legged"):
+        raise DeployProfileError(
+            f"{path}: state.twist: expected true or false for a legged robot (whether it publishes a base velocity "
+            f"estimate on state/twist; a Go2 in low-level mode does not), found {base_twist!r} for a {robot_class} robot"
         )
     names = robot_profile.joints.names
     action = data.get("action") or {"interface": "joint_position", "names": list(names)}
@@ -314,6 +335,7 @@ def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, 
         realtime_priority=data.get("realtime_priority"),
         robot_file=path.parent / robot if isinstance(robot, str) else None,
         reference=reference,
+        base_twist=base_twist,
     )
 
 
@@ -351,7 +373,7 @@ def check_policy(profile: DeployProfile, policy: Policy, policy_robot_hash: str 
                 "It was trained for another robot (or joint order): export a policy trained with this robot profile"
             )
         try:
-            JointObservationBuilder(policy.obs_spec, len(names))
+            JointObservationBuilder(policy.obs_spec, len(names), twist=profile.base_twist)
         except ValueError as exc:
             raise DeployProfileError(f"policy does not fit profile {profile.name!r}: {exc}") from exc
 

@@ -102,3 +102,44 @@ def test_the_bundled_go2_policy_fits_and_needs_no_twist() -> None:
     check_policy(profile, policy, policy.profile_hash)  # same joints, rate and robot profile hash
     builder = JointObservationBuilder(policy.obs_spec, 12, twist=False)
     assert builder.history_steps == 5 and policy.obs_spec.dim == 270
+
+
+def test_the_real_go2_profiles_say_no_twist_and_refuse_a_base_velocity_policy() -> None:
+    from types import SimpleNamespace
+
+    from deploy.profile import DeployProfileError, check_policy, load_deploy_profile
+    from policies.onnx_policy import load_policy
+    from sim.articulated.tasks.legged_walk import LeggedWalkEnv
+
+    go2 = load_policy(ROOT / "tests" / "data" / "go2_walk_policy.onnx")  # IMU + joints + history: fits
+    real = load_deploy_profile(ROOT / "launch" / "unitree_go2.yaml")
+    assert not real.base_twist and not load_deploy_profile(ROOT / "launch" / "unitree_go2_sil.yaml").base_twist
+    assert load_deploy_profile(ROOT / "launch" / "sim_go2.yaml").base_twist  # the SIL robot publishes one
+    check_policy(real, go2, go2.profile_hash)
+    twist_spec = LeggedWalkEnv(task_entry("legged-walk").make_cfg(), 1, seed=0).obs_spec  # observes the velocity
+    twist_policy = SimpleNamespace(**{k: getattr(go2, k) for k in ("action_spec", "metadata")}, obs_spec=twist_spec)
+    with pytest.raises(DeployProfileError, match=r"unitree_go2.*base_lin_vel_estimate"):
+        check_policy(real, twist_policy)
+
+
+@pytest.mark.parametrize(
+    ("source", "state", "error"),
+    [
+        ("unitree_go2.yaml", "{twist: maybe}", r"state.twist: expected true or false"),
+        ("sim_franka.yaml", "{twist: true}", r"state.twist: expected true or false for a legged robot.*arm robot"),
+        ("sim_quadrotor.yaml", "{twist: false}", r"state.twist is for a legged robot"),
+        ("unitree_go2.yaml", "{input: odometry}", r"state.input odometry is for a quadrotor"),
+    ],
+)
+def test_a_wrong_state_section_is_refused_with_what_it_expects(tmp_path, source, state, error) -> None:
+    import re
+
+    from deploy.profile import DeployProfileError, load_deploy_profile
+
+    text = (ROOT / "launch" / source).read_text()
+    text = re.sub(r"(?m)^state:.*$", "", text) + f"\nstate: {state}\n"
+    (tmp_path / "robots").symlink_to(ROOT / "launch" / "robots")
+    path = tmp_path / source
+    path.write_text(text)
+    with pytest.raises(DeployProfileError, match=error):
+        load_deploy_profile(path)
