@@ -31,7 +31,6 @@ import argparse
 import logging
 import math
 import queue
-import threading
 import time
 
 import numpy as np
@@ -49,7 +48,7 @@ from deploy.loop import FixedRateLoop
 from deploy.msgs import JointCommand, String
 from deploy.transport import Ros2Node, TransportConfig, resolve_topic_name
 from drivers.sim_articulated import SimulatedArticulatedRobot
-from drivers.vehicle import VehicleFilter, default_vehicle_id
+from drivers.vehicle import LatestCommand, VehicleFilter, default_vehicle_id
 from sim.articulated.profile import load_profile
 from sim.robot_variants import RobotVariantError
 from sim.tasks import task_cfg, task_entry
@@ -81,10 +80,9 @@ class ArticulatedNode:
         pub = {key: transport.topic(key) for key in ("joint_states", "imu", "pose", "twist", "status")}
         self.pubs = {key: node.publisher(t.name, t.msg_type, t.qos) for key, t in pub.items()}
         cmd = transport.topic("joint_command")
-        self._lock = threading.Lock()
-        self._command: tuple[JointCommand, float] | None = None
+        self.commands = LatestCommand(self.vehicle)
         self._injected: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.command_sub = node.subscription(cmd.name, JointCommand, cmd.qos, callback=self._on_command)
+        self.command_sub = node.subscription(cmd.name, JointCommand, cmd.qos, callback=self.commands.on_message)
         inject = resolve_topic_name(INJECT_TOPIC, transport.namespace)
         self.inject_sub = node.subscription(inject, String, "default", callback=self._on_inject)
         self.mode = "off"  # off (limp / braked) | command | fallback
@@ -92,12 +90,6 @@ class ArticulatedNode:
         self._start()
 
     # ------------------------------------------------------------------ wire callbacks (DDS threads)
-    def _on_command(self, msg: JointCommand) -> None:
-        if not self.vehicle.accepts(msg):
-            return
-        with self._lock:
-            self._command = (msg, time.monotonic())
-
     def _on_inject(self, msg: String) -> None:
         self._injected.put(msg.data)
 
@@ -114,8 +106,7 @@ class ArticulatedNode:
                 qpos[0, 2] = self.start_height_m
             engine.set_state(torch.tensor([0]), qpos, qvel)
         self._off()
-        with self._lock:
-            self._command = None
+        self.commands.clear()
 
     def _off(self) -> None:
         if self.legged:
@@ -142,14 +133,12 @@ class ArticulatedNode:
         log.info("injected %r", text)
 
     def _apply_command(self, now: float) -> None:
-        with self._lock:
-            latest = self._command
-        if latest is None:
+        msg, age = self.commands.take(now)
+        if msg is None:
             return
-        msg, arrived = latest
-        if now - arrived > self.command_timeout_s:
+        if age > self.command_timeout_s:
             if self.mode == "command":
-                log.warning("no joint command for %.2f s: the robot's own fallback", now - arrived)
+                log.warning("no joint command for %.2f s: the robot's own fallback", age)
                 self.robot.fallback()
                 self.mode = "fallback"
             return

@@ -6,6 +6,9 @@ guard, for a robot that is reached anyway (a misconfigured namespace, a remapped
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from typing import Any
 
 log = logging.getLogger("sim2real.vehicle")
 
@@ -36,3 +39,31 @@ class VehicleFilter:
                 self.vehicle_id,
             )
         return False
+
+
+class LatestCommand:
+    """The newest command for this robot (``vehicle``), stored from a DDS callback with its arrival time
+    (CLOCK_MONOTONIC, s); a control loop :meth:`take` s it with its age, to apply it or to fall back when it is
+    older than the robot's command timeout. Thread-safe."""
+
+    def __init__(self, vehicle: VehicleFilter):
+        self.vehicle = vehicle
+        self._lock = threading.Lock()
+        self._latest: tuple[Any, float] | None = None
+
+    def on_message(self, msg: Any) -> None:
+        """The subscription's callback: keeps ``msg`` if it is for this vehicle."""
+        if self.vehicle.accepts(msg):
+            with self._lock:
+                self._latest = (msg, time.monotonic())
+
+    def take(self, now: float) -> tuple[Any | None, float]:
+        """(the newest command or None before the first, its age in s at ``now``, CLOCK_MONOTONIC)."""
+        with self._lock:
+            latest = self._latest
+        return (None, 0.0) if latest is None else (latest[0], now - latest[1])
+
+    def clear(self) -> None:
+        """Forget the command (a robot restarted waits for a new one)."""
+        with self._lock:
+            self._latest = None

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import threading
 import time
 from pathlib import Path
 
@@ -184,7 +183,7 @@ class PybulletLeggedNode:
     def __init__(self, node, transport, robot: PybulletLegged, command_timeout_s: float = 0.5, vehicle_id=None):
         from deploy.articulated_wire import JointOrder
         from deploy.msgs import JointCommand
-        from drivers.vehicle import VehicleFilter, default_vehicle_id
+        from drivers.vehicle import LatestCommand, VehicleFilter, default_vehicle_id
 
         self.robot, self.names = robot, robot.profile.joints.names
         self.order = JointOrder(self.names)
@@ -193,15 +192,9 @@ class PybulletLeggedNode:
         pub = {key: transport.topic(key) for key in ("joint_states", "imu", "pose", "twist", "status")}
         self.pubs = {key: node.publisher(t.name, t.msg_type, t.qos) for key, t in pub.items()}
         cmd = transport.topic("joint_command")
-        self._lock = threading.Lock()
-        self._command = None
-        self.sub = node.subscription(cmd.name, JointCommand, cmd.qos, callback=self._on_command)
+        self.commands = LatestCommand(self.vehicle)
+        self.sub = node.subscription(cmd.name, JointCommand, cmd.qos, callback=self.commands.on_message)
         self.mode = "off"  # off (limp) | command | fallback (damping)
-
-    def _on_command(self, msg) -> None:
-        if self.vehicle.accepts(msg):
-            with self._lock:
-                self._command = (msg, time.monotonic())
 
     def command_vectors(self, msg) -> tuple[np.ndarray, ...]:
         """q, dq, kp, kd, tau (J,) each in profile order from a JointCommand (empty velocity/effort: zeros)."""
@@ -221,14 +214,12 @@ class PybulletLeggedNode:
     def _apply_command(self, now: float) -> None:
         from deploy.articulated_wire import JointStateError
 
-        with self._lock:
-            latest = self._command
-        if latest is None:
+        msg, age = self.commands.take(now)
+        if msg is None:
             return
-        msg, arrived = latest
-        if now - arrived > self.command_timeout_s:
+        if age > self.command_timeout_s:
             if self.mode == "command":
-                log.warning("no joint command for %.2f s: damping", now - arrived)
+                log.warning("no joint command for %.2f s: damping", age)
                 self.robot.damp()
                 self.mode = "fallback"
             return
