@@ -100,18 +100,28 @@ def deploy(sim: str, policy: Path, profile: dict, name: str, work: Path, domain:
 
 class PoseWatch:
     """Collects (base height m, tilt rad) from the SIL robot's ``state/pose`` (world frame; the legged runtime does
-    not subscribe to it, so the run's log lacks it) on the run's domain, from a DDS reader of its own."""
+    not subscribe to it, so the run's log lacks it) on the run's domain, from a DDS reader of its own, while the
+    runtime's newest joint command has a gain (``command/joints``): a robot the plan has disarmed at its end (motors
+    off) lies down, which is not a fall."""
 
     def __init__(self, domain: int, namespace: str):
-        from deploy.msgs import PoseStamped
+        from deploy.msgs import JointCommand, PoseStamped
         from deploy.transport import Ros2Node, TransportConfig
 
         self.poses: list[tuple[float, float]] = []
-        topic = TransportConfig.from_mapping({"namespace": namespace}).topic("pose")
+        self.powered = False
+        table = TransportConfig.from_mapping({"namespace": namespace})
+        topic, command = table.topic("pose"), table.topic("joint_command")
         self.node = Ros2Node("sim2sim_pose_watch", namespace=namespace, domain_id=domain, config=LOOPBACK_CONFIG)
         self.sub = self.node.subscription(topic.name, PoseStamped, topic.qos, callback=self._on_pose)
+        self.command_sub = self.node.subscription(command.name, JointCommand, command.qos, callback=self._on_command)
+
+    def _on_command(self, msg) -> None:
+        self.powered = any(k > 0 for k in msg.kp)
 
     def _on_pose(self, msg) -> None:
+        if not self.powered:
+            return
         q, z = msg.pose.orientation, msg.pose.position.z
         up_z = 1.0 - 2.0 * (q.x * q.x + q.y * q.y)  # body z axis . world z
         self.poses.append((float(z), math.acos(max(-1.0, min(1.0, up_z)))))
