@@ -77,9 +77,11 @@ def _train_and_export(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
     run_dir = out / "train"
     # screening and confirmation episodes are other seeds than the evaluation below (no selection on its envs)
     # the cap counts the screenings and confirmations too: it bounds what the user waits for
-    # a failed confirmation is followed by as much training as it took before the next screening: at most about
-    # half of the cap goes to evaluations
-    stop_cfg = StopCfg(seed=10_000 + args.seed, budget_s=args.train_seconds, every_when_far=20, confirm_backoff=1.0)
+    # a failed confirmation is followed by as much training as it took, a screening by three times as much, before
+    # the next screening: most of the cap goes to training
+    stop_cfg = StopCfg(
+        seed=10_000 + args.seed, budget_s=args.train_seconds, every_when_far=20, confirm_backoff=1.0, screen_backoff=3.0
+    )
     stop = None if args.full_time else ConfirmedStop(cfg.task, cfg.env, stop_cfg)
     log.info(
         "training %s (%s actions) %s -> %s",

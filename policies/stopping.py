@@ -51,6 +51,10 @@ class StopCfg:
     # ``confirm_backoff`` x t seconds more (0: no wait). A confirmation costs as much as ~100 iterations on 2 cores; the
     # demo's cap went 65 s to 55 s to repeated confirmations of policies just over the PID's crash rate (BENCHMARKS.md)
     confirm_backoff: float = 0.0
+    # after a screening that took t seconds, the next one waits until training has run ``screen_backoff`` x t seconds
+    # more (0: every ``every`` iterations). 3: screenings take at most about a quarter of the wall clock; at 0 they
+    # took 54.8 s of the demo's 120 s cap (BENCHMARKS.md, the demo)
+    screen_backoff: float = 0.0
     # stop, confirmed or not, once training plus evaluations have taken this long (s, from the first call; None: no
     # limit): the trainer's max_seconds counts training only, a demo's user waits for both
     budget_s: float | None = None
@@ -82,7 +86,7 @@ class ConfirmedStop:
     baseline: dict[str, float] | None = None  # the PID baseline on the confirmation episodes
     out_of_budget: bool = False  # stopped by ``budget_s`` without a confirmed policy
     _next: int = 0  # the iteration count at which the next screening may run
-    _resume_train_s: float = 0.0  # the training clock at which the next screening may run (confirm_backoff)
+    _resume_train_s: float = 0.0  # the training clock at which the next screening may run (the back-offs)
     _t0: float | None = None
     clock: Any = time.perf_counter  # wall clock of the evaluations (a parameter for tests)
 
@@ -149,7 +153,10 @@ class ConfirmedStop:
             return False
         if stats.wall_s < self._resume_train_s:
             return False
+        started = self.clock()
         m = self.evaluate(runner, c.screen_episodes, c.seed)
+        if c.screen_backoff:
+            self._resume_train_s = stats.wall_s + c.screen_backoff * (self.clock() - started)
         far = c.every_when_far and m["success_rate"] < c.target / 2
         self._next = done + (c.every_when_far if far else c.every)
         ev = Evaluation(stats.iteration, stats.wall_s, m)

@@ -101,9 +101,10 @@ class Clocked(Scripted):
         self.now, self.confirm_s = 0.0, confirm_s
         self.clock = lambda: self.now
 
+    screen_s = 0.0
+
     def evaluate(self, runner, episodes, seed):
-        if episodes == self.cfg.confirm_episodes:
-            self.now += self.confirm_s
+        self.now += self.confirm_s if episodes == self.cfg.confirm_episodes else self.screen_s
         return super().evaluate(runner, episodes, seed)
 
 
@@ -123,3 +124,14 @@ def test_after_a_failed_confirmation_training_runs_as_long_as_it_took_before_the
     assert decisions.index(True) == 19 and stop.confirmed_at.iteration == 19
     eager = Clocked(screen=[(0.96, 0.0)] * 4, confirm=[(0.96, 0.01), (0.96, 0.0)], pid_crash=0.005, confirm_s=1.2)
     assert [eager(_stats(it), None) for it in range(10)][-1] is True  # without back-off: screened again at 9
+
+
+def test_screenings_back_off_by_their_own_duration():
+    # training clock: 0.1 s per iteration (_stats); a screening takes 0.5 s -> 3 x 0.5 = 1.5 s (15 iterations) of
+    # training before the next
+    stop = Clocked(screen=[(0.5, 0.0)] * 5, confirm=[], pid_crash=0.0, confirm_s=0.0, screen_backoff=3.0)
+    stop.screen_s = 0.5
+    for it in range(40):
+        stop(_stats(it), None)
+    # 4 (wall 0.5 s) -> not before wall 2.0 s (it 19); 19 -> not before 3.5 s (it 34); 34
+    assert [ev.iteration for ev in stop.history] == [4, 19, 34]
