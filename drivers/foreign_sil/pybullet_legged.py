@@ -34,23 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.observation import rotation_matrix
 from sim.articulated.profile import ArticulatedProfile, load_profile
 
 log = logging.getLogger("sim2real.foreign_sil.pybullet")
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROBOT = ROOT / "launch" / "robots" / "a1.yaml"
-
-
-def quat_to_matrix(q_wxyz: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation body -> world of a unit quaternion (w, x, y, z)."""
-    w, x, y, z = q_wxyz
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 def pd_torque(q_target, dq_target, tau_ff, kp, kd, q, dq) -> np.ndarray:
@@ -173,7 +162,7 @@ class PybulletLegged:
         quat = np.array([w, x, y, z])
         pos = np.asarray(pos)
         velocity = v_com + np.cross(w_world, pos - np.asarray(com))  # of the link origin, not the centre of mass
-        return pos, quat, velocity, quat_to_matrix(quat).T @ w_world
+        return pos, quat, velocity, rotation_matrix(quat).reshape(3, 3).T @ w_world
 
 
 class PybulletLeggedNode:
