@@ -47,10 +47,10 @@ from deploy.articulated_plan import ArmPlan, LeggedPlan, StreamedArticulatedPlan
 from deploy.observation import JointObservationBuilder, ObservationBuilder
 from deploy.runtime import FlightPlan, PlanError, Policy
 from deploy.runtime.battery import BatteryGauge, BatteryGaugeError
-from deploy.runtime.quadrotor import STATE_INPUTS
 from deploy.runtime.reference import ReferenceConfigError, TopicReference
 from deploy.runtime.reference_articulated import ArmReference, LeggedReference, articulated_reference
 from deploy.safety import ProfileError, SafetyProfile, profile_from_dict
+from deploy.state_section import state_section
 from deploy.transport import TransportConfig, TransportError
 from drivers.vehicle import default_vehicle_id
 from sim.articulated.profile import ArticulatedProfile, ArticulatedProfileError, load_profile
@@ -224,34 +224,15 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         realtime_priority=data.get("realtime_priority"),
         battery=BatteryGauge.from_mapping(data.get("battery")),
         reference=TopicReference.from_profile(data.get("reference")),
-        state_input=_quadrotor_state_input(path, data.get("state")),
+        state_input=_state_section(path, data.get("state"), "quadrotor")[0],
     )
 
 
-def _quadrotor_state_input(path: Path, section: Any) -> str:
-    if isinstance(section, Mapping) and "twist" in section:
-        raise DeployProfileError(
-            f"{path}: state.twist is for a legged robot (whether it publishes a base velocity estimate); a quadrotor "
-            "picks its state input with state: {input: pose_twist | odometry}"
-        )
-    return _state_input(path, section)
-
-
-def _state_input(path: Path, section: Any) -> str:
-    """A quadrotor's ``state: {input: pose_twist | odometry}`` section (absent: pose_twist)."""
-    section = {} if section is None else section
-    if not isinstance(section, Mapping) or set(section) - {"input", "twist"}:
-        raise DeployProfileError(
-            f"{path}: state: expected {{input: pose_twist | odometry}} (quadrotor) or {{twist: true | false}} "
-            f"(legged), found {section!r}"
-        )
-    value = section.get("input", "pose_twist")
-    if value not in STATE_INPUTS:
-        raise DeployProfileError(
-            f"{path}: state.input: expected one of {list(STATE_INPUTS)} (pose_twist: state/pose + state/twist; "
-            f"odometry: nav_msgs/Odometry on state/odom), found {value!r}"
-        )
-    return value
+def _state_section(path: Path, section: Any, robot_class: str) -> tuple[str, bool]:
+    try:
+        return state_section(section, robot_class)
+    except ValueError as exc:
+        raise DeployProfileError(f"{path}: {exc}") from None
 
 
 def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -282,17 +263,7 @@ def _articulated_profile(path: Path, data: Mapping[str, Any], robot_class: str, 
             f"{path}: control_hz {rate:g} differs from the robot profile's control_hz {robot_profile.control_hz:g}; "
             "the policy runs at the rate the robot profile (and the training) uses"
         )
-    if _state_input(path, data.get("state")) != "pose_twist":
-        raise DeployProfileError(
-            f"{path}: state.input odometry is for a quadrotor; a {robot_class} robot reads joint_states and its "
-            "base imu (and state/twist) or end-effector pose: drop the state section"
-        )
-    base_twist = (data.get("state") or {}).get("twist", robot_class == "legged")
-    if not isinstance(base_twist, bool) or (base_twist and robot_class != "legged"):
-        raise DeployProfileError(
-            f"{path}: state.twist: expected true or false for a legged robot (whether it publishes a base velocity "
-            f"estimate on state/twist; a Go2 in low-level mode does not), found {base_twist!r} for a {robot_class} robot"
-        )
+    base_twist = _state_section(path, data.get("state"), robot_class)[1]
     names = robot_profile.joints.names
     action = data.get("action") or {"interface": "joint_position", "names": list(names)}
     if not isinstance(action, Mapping) or tuple(action.get("names", ())) != names:
