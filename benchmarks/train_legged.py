@@ -16,8 +16,10 @@ The trained policy flown in software in the loop (``sim2real deploy --sil``, the
 as separate processes over DDS), ``--sil-runs`` times with the simulated robot's seeds 0, 1, ...:
 
     python benchmarks/train_legged.py --sil launch/sim_go2.yaml --policy tests/data/go2_walk_policy.onnx --sil-runs 10
+    python benchmarks/train_legged.py --sil launch/sim_go2.yaml --sil-robot unitree --policy ... --sil-runs 10
 
-prints one JSON line: {"profile", "policy", "runs", "walk_velocity_error_mean_m_s", "falls", "other_fallbacks",
+(``--sil-robot unitree``: the simulated Go2 behind Unitree's rt/lowcmd / rt/lowstate and the Unitree bridge, the
+chain a real Go2 runs; ``pybullet``: another simulator) prints one JSON line: {"profile", "sil_robot", "policy", "runs", "walk_velocity_error_mean_m_s", "falls", "other_fallbacks",
 "no_walk_measured", "per_run": [...]}, a
 fall being a run whose safety layer saw the base tilt past its limit; other fallbacks and runs without a walk measured
 (a fallback before the walk, another process on the random ROS 2 domain) are counted apart.
@@ -132,7 +134,7 @@ class PeriodicEval:
         return ok
 
 
-def sil_runs(profile: Path, policy: Path, seeds: list[int]) -> dict:
+def sil_runs(profile: Path, policy: Path, seeds: list[int], sil_robot: str | None = None) -> dict:
     """Fly ``policy`` once per simulated robot seed with ``sim2real deploy --profile PROFILE --sil`` (each run on a
     random ROS 2 domain, loopback only): the walk's velocity error, falls (the safety layer saw the base tilt past
     its limit), other fallbacks (e.g. a stale state on a busy machine) and runs that never armed."""
@@ -157,6 +159,7 @@ def sil_runs(profile: Path, policy: Path, seeds: list[int]) -> dict:
             env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 230)), CYCLONEDDS_URI=LOOPBACK_CONFIG)
             cmd = [sys.executable, "-m", "sim2real", "deploy", "--profile", str(path), "--policy", str(policy)]
             cmd += ["--sil", "--log", str(Path(tmp) / f"run_{seed}.mcap")]
+            cmd += ["--sil-robot", sil_robot] if sil_robot else []
             done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
             start = done.stdout.find("{")
             summary = json.loads(done.stdout[start:]) if start >= 0 else {}
@@ -174,6 +177,7 @@ def sil_runs(profile: Path, policy: Path, seeds: list[int]) -> dict:
     errors = [r["walk_velocity_error_m_s"] for r in per_run if r["walk_velocity_error_m_s"] is not None]
     return {
         "profile": str(profile),
+        "sil_robot": sil_robot or "sim",
         "policy": str(policy),
         "runs": len(seeds),
         "walk_velocity_error_mean_m_s": round(sum(errors) / len(errors), 4) if errors else None,
@@ -201,6 +205,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--sil", type=Path, default=None, metavar="PROFILE", help="fly --policy in SIL, no training")
     p.add_argument("--policy", type=Path, default=None, help="exported policy (.onnx) for --sil")
+    p.add_argument("--sil-robot", default=None, help="--sil: a foreign SIL robot (legged: pybullet, unitree)")
     p.add_argument("--sil-runs", type=int, default=10, help="simulated robot seeds 0 .. N-1")
     p.add_argument("--sil-seeds", type=int, nargs="+", default=None, help="these seeds instead of --sil-runs")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -210,7 +215,7 @@ def main() -> None:
         if args.policy is None or not args.policy.is_file() or not args.sil.is_file():
             p.error(f"--sil PROFILE needs an existing profile and --policy FILE.onnx; got {args.sil}, {args.policy}")
         seeds = args.sil_seeds if args.sil_seeds else list(range(args.sil_runs))
-        print(json.dumps(sil_runs(args.sil, args.policy, seeds)), flush=True)
+        print(json.dumps(sil_runs(args.sil, args.policy, seeds, args.sil_robot)), flush=True)
         return
     if args.threads:
         torch.set_num_threads(args.threads)

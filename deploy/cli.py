@@ -118,6 +118,8 @@ def sil_command(profile, robot: str | None = None) -> list[str]:
         cmd += ["--start-pose", ",".join(str(float(v)) for v in sil["start_joint_position_rad"])]
     if "start_height_m" in sil:
         cmd += ["--start-height", str(float(sil["start_height_m"]))]
+    if robot == "unitree":  # the simulator's base velocity for the runtime's walk score, as the other SIL robots
+        cmd += ["--truth-twist"]
     return cmd
 
 

@@ -3,7 +3,7 @@ software-in-the-loop tests of drivers.unitree_bridge.
 
     python -m drivers.sim_unitree [--robot go2] [--rate 500] [--seconds 60] [--seed 0] [--domain-id 0]
         [--start-pose q0,...,q11 --start-height 0.1] [--no-bridge | --bridge launch/unitree_go2_bridge.yaml
-        --namespace /sim2real --vehicle-id sim2real]
+        --namespace /sim2real --vehicle-id sim2real] [--truth-twist]
 
 By default it also starts drivers.unitree_bridge (options ``--bridge``) on the same domain as a child process, so
 that the pair is the robot as the runtime sees it (the module ``sim2real deploy --sil`` can start for a Go2 profile);
@@ -21,6 +21,11 @@ in its order (launch/robots/go2.yaml keeps Unitree's motor order); slots past th
   turns the position term off, dq* = VelStopF (16000) the velocity term. The -kd dq part is MuJoCo joint damping,
   which the integrator treats implicitly (the motors damp at kHz; kd 8 integrated explicitly at 200 Hz is
   unstable on the light calves: drivers/sim_articulated.py), so it is not clipped.
+- ``--truth-twist``: the simulator's own base velocity also goes out as ``state/twist`` (ROS convention, base
+  frame, 50 Hz) on the runtime's namespace, as the project's SIL robots publish it. A Go2 has no such topic in
+  low-level mode and its policy does not observe one; the runtime only scores the walk with it
+  (``walk_velocity_error_m_s``), so the walk through the bridge can be measured (``sim2real deploy --sil
+  --sil-robot unitree`` turns it on).
 - A LowCmd_ holds until the next one (no timeout here: the bridge's own timeout is what is tested).
 - LowState_ at ``--rate`` (500 Hz, the Go2's): motors' q, dq, tau_est (the applied torque), IMU quaternion (w, x,
   y, z), gyroscope (rad/s, body), accelerometer (specific force, m/s^2, body; from the base velocity's change over
@@ -34,6 +39,7 @@ the first good LowCmd). Like drivers/sim_articulated_node.py this module imports
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import logging
@@ -64,6 +70,7 @@ from sim.articulated.actuators import dc_motor_torque
 from sim.articulated.profile import load_profile
 
 log = logging.getLogger("sim2real.sim_unitree")
+TRUTH_HZ = 50.0  # --truth-twist rate: the runtime's control rate
 GRAVITY = np.array([0.0, 0.0, 9.81])  # m/s^2, up: an accelerometer at rest reads +g along its up axis
 
 
@@ -218,9 +225,26 @@ class SimGo2:
     def base_height_m(self) -> float:
         return float(self.env.engine.qpos[0, 2])
 
+    def truth_twist(self, stamp_ns: int):
+        """The simulator's base velocity as a ROS ``TwistStamped`` (base frame): the scoring truth of --truth-twist."""
+        from deploy.articulated_wire import twist_msg
+
+        e = self.env.engine
+        return twist_msg(e.qpos[0, 3:7].numpy(), e.qvel[0, 0:3].numpy(), e.qvel[0, 3:6].numpy(), stamp_ns)
+
 
 def _floats(text: str | None) -> np.ndarray | None:
     return None if text is None else np.array([float(v) for v in text.split(",")])
+
+
+def truth_publisher(stack: contextlib.ExitStack, namespace: str | None, domain_id: int):
+    """A publisher of the runtime's ``state/twist`` on ``namespace`` (for --truth-twist), closed with ``stack``."""
+    from deploy.transport import Ros2Node, TransportConfig
+
+    transport = TransportConfig.from_mapping({"namespace": namespace} if namespace else None)
+    node = stack.enter_context(Ros2Node("sim_unitree_truth", namespace=transport.namespace, domain_id=domain_id))
+    topic = transport.topic("twist")
+    return node.publisher(topic.name, topic.msg_type, topic.qos)
 
 
 def start_bridge(args: argparse.Namespace, domain_id: int) -> subprocess.Popen:
@@ -251,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-bridge", action="store_true", help="Unitree's topics only; start the bridge yourself")
     ap.add_argument("--namespace", default=None, help="the bridge's: the runtime's ROS 2 namespace")
     ap.add_argument("--vehicle-id", default=None, help="the bridge's: obey only commands for this robot")
+    ap.add_argument("--truth-twist", action="store_true", help="also publish the simulator's base velocity on the "
+                    "namespace's state/twist (50 Hz), for the runtime's walk score; a Go2 has no such topic")  # fmt: skip
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -266,13 +292,23 @@ def main(argv: list[str] | None = None) -> int:
     bridge = None if args.no_bridge else start_bridge(args, domain_id)
     log.info("simulated %s on rt/lowcmd, rt/lowstate (domain %d), %g Hz, for %g s%s", robot.profile.name, domain_id,
              args.rate, args.seconds, "" if bridge is None else f", bridge {args.bridge}")  # fmt: skip
-    start, cpu0, stats = time.monotonic(), time.process_time(), None
-    try:
-        stats = FixedRateLoop(args.rate).run(
-            lambda now: False if stop.is_set() else sim.step(now - start), duration_s=args.seconds
-        )
-    except KeyboardInterrupt:
-        pass
+    with contextlib.ExitStack() as stack:
+        truth = truth_publisher(stack, args.namespace, domain_id) if args.truth_twist else None
+        every = max(1, round(args.rate / TRUTH_HZ))
+
+        def tick(now: float) -> bool | None:
+            if stop.is_set():
+                return False
+            sim.step(now - start)
+            if truth is not None and sim.counts["lowstate_sent"] % every == 0:
+                truth.publish(sim.truth_twist(time.time_ns()))
+            return None
+
+        start, cpu0, stats = time.monotonic(), time.process_time(), None
+        try:
+            stats = FixedRateLoop(args.rate).run(tick, duration_s=args.seconds)
+        except KeyboardInterrupt:
+            pass
     counts = dict(sim.counts, base_height_m=round(sim.base_height_m(), 4), physics_steps=sim.physics_steps)
     counts["base_height_max_m"] = round(sim.base_height_max_m, 4)
     counts["cpu_fraction"] = round((time.process_time() - cpu0) / max(time.monotonic() - start, 1e-9), 3)

@@ -94,3 +94,37 @@ def test_deploy_sil_robot_unitree_starts_the_simulated_go2_with_its_bridge():
     assert cmd[cmd.index("-m") + 1] == "drivers.sim_unitree" and "--no-bridge" not in cmd and "--task" not in cmd
     assert cmd[cmd.index("--robot") + 1].endswith("go2.yaml")
     assert cmd[cmd.index("--namespace") + 1] == profile.transport.namespace
+    assert "--truth-twist" in cmd  # the runtime scores the walk with the simulator's velocity (the policy never sees it)
+
+
+def test_truth_twist_is_the_base_velocity_in_the_base_frame(sim, monkeypatch):
+    """--truth-twist: a walking base (yawed 90 deg, moving +y in the world at 0.4 m/s) reads +x 0.4 m/s in base_link,
+    received over DDS on the runtime's state/twist."""
+    import contextlib
+
+    import torch
+
+    from deploy.msgs import TwistStamped
+    from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
+    from drivers.sim_unitree import truth_publisher
+
+    e = sim.env.engine
+    qpos, qvel = e.qpos[:1].clone(), torch.zeros_like(e.qvel[:1])
+    qpos[0, 3:7] = torch.tensor([np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4)], dtype=qpos.dtype)
+    qvel[0, 0:3] = torch.tensor([0.0, 0.4, 0.0], dtype=qvel.dtype)
+    qvel[0, 5] = 0.3  # yaw rate, body frame
+    e.set_state(torch.tensor([0]), qpos, qvel)
+    domain = random.randint(1, 230)
+    topic = TransportConfig.from_mapping({"namespace": "/truth_test"}).topic("twist")
+    monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK_CONFIG)
+    with contextlib.ExitStack() as stack, Ros2Node("reader", domain_id=domain, config=LOOPBACK_CONFIG) as node:
+        pub = truth_publisher(stack, "/truth_test", domain)
+        sub = node.subscription(topic.name, TwistStamped, topic.qos)
+        assert pub.wait_for_subscribers(1, 10.0)
+        pub.publish(sim.truth_twist(123))
+        assert sub.wait(5.0)
+        msg = sub.latest()
+    assert msg.header.frame_id == "base_link"
+    v, w = msg.twist.linear, msg.twist.angular
+    np.testing.assert_allclose([v.x, v.y, v.z], [0.4, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose([w.x, w.y, w.z], [0.0, 0.0, 0.3], atol=1e-6)
