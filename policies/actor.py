@@ -2,14 +2,15 @@
 
 Export (ONNX, C) and evaluation read the actor from the checkpoint's state dict, not from a rebuilt rsl_rl model:
 ``obs -> (obs - mean) / (std + eps) -> [Linear, activation]* -> Linear [-> tanh]`` gives the deterministic action
-in normalized units (PPO: the Gaussian's mean; TD3: squashed by a tanh, ``output_activation`` in the checkpoint's
+in normalized units (an actor with a state estimator, :mod:`policies.estimator`, first appends the estimator MLP's
+output to the normalized observation) (PPO: the Gaussian's mean; TD3: squashed by a tanh, ``output_activation`` in the checkpoint's
 actor infos, absent in older checkpoints); :meth:`TorchActor.physical` applies the action spec's scaling.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ class ActorWeights:
     layers: list[tuple[np.ndarray, np.ndarray]]
     activation: str
     output_activation: str | None = None
+    # a state estimator (policies.estimator): its layers (same activation, none after the last), whose output is
+    # appended to the normalized observation before ``layers``; empty for a plain actor
+    estimator: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @property
     def obs_dim(self) -> int:
@@ -58,8 +62,12 @@ class ActorWeights:
         return int(self.layers[-1][0].shape[0])
 
     @property
+    def estimate_dim(self) -> int:
+        return int(self.estimator[-1][0].shape[0]) if self.estimator else 0
+
+    @property
     def num_params(self) -> int:
-        return 2 * self.obs_dim + sum(w.size + b.size for w, b in self.layers)
+        return 2 * self.obs_dim + sum(w.size + b.size for w, b in [*self.estimator, *self.layers])
 
 
 @dataclass
@@ -131,19 +139,38 @@ def weights_from_state_dict(
         raise CheckpointError(
             f"actor output activation must be one of {OUTPUT_ACTIVATIONS} for export, found {output_activation!r}"
         )
-    index = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"mlp\.(\d+)\.weight", k))})
-    if not index:
+    layers, estimator = _linear_layers(state, "mlp"), _linear_layers(state, "estimator")
+    if not layers:
         raise CheckpointError(f"actor state dict has no mlp.<i>.weight entries; keys: {sorted(state)}")
-    layers = [
-        (state[f"mlp.{i}.weight"].float().numpy().copy(), state[f"mlp.{i}.bias"].float().numpy().copy()) for i in index
-    ]
-    d = layers[0][0].shape[1]
+    d = layers[0][0].shape[1] - (estimator[-1][0].shape[0] if estimator else 0)
     if obs_normalization:
         mean = state["obs_normalizer._mean"].float().reshape(-1)
         denom = state["obs_normalizer._std"].float().reshape(-1) + NORMALIZER_EPS  # float32, as rsl_rl computes it
     else:
         mean, denom = torch.zeros(d), torch.ones(d)
-    return ActorWeights(mean.numpy().copy(), denom.numpy().copy(), layers, activation, output_activation)
+    if estimator and estimator[0][0].shape[1] != d:
+        raise CheckpointError(f"the actor's estimator reads {estimator[0][0].shape[1]} inputs, the observation has {d}")
+    return ActorWeights(mean.numpy().copy(), denom.numpy().copy(), layers, activation, output_activation, estimator)
+
+
+def _linear_layers(state: dict[str, torch.Tensor], prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``<prefix>.<i>.weight`` / ``.bias`` pairs in order, as float32 arrays."""
+    pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)\.weight")
+    index = sorted({int(m.group(1)) for k in state if (m := pattern.fullmatch(k))})
+    return [
+        (state[f"{prefix}.{i}.weight"].float().numpy().copy(), state[f"{prefix}.{i}.bias"].float().numpy().copy())
+        for i in index
+    ]
+
+
+def _linears(layers: list[tuple[np.ndarray, np.ndarray]]) -> nn.ModuleList:
+    out = nn.ModuleList()
+    for weight, bias in layers:
+        lin = nn.Linear(weight.shape[1], weight.shape[0])
+        lin.weight.data.copy_(torch.from_numpy(weight))
+        lin.bias.data.copy_(torch.from_numpy(bias))
+        out.append(lin)
+    return out
 
 
 class TorchActor(nn.Module):
@@ -153,12 +180,7 @@ class TorchActor(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.from_numpy(w.mean))
         self.register_buffer("denom", torch.from_numpy(w.denom))
-        self.linears = nn.ModuleList()
-        for weight, bias in w.layers:
-            lin = nn.Linear(weight.shape[1], weight.shape[0])
-            lin.weight.data.copy_(torch.from_numpy(weight))
-            lin.bias.data.copy_(torch.from_numpy(bias))
-            self.linears.append(lin)
+        self.linears, self.estimator = _linears(w.layers), _linears(w.estimator)
         self.act = nn.Tanh() if w.activation == "tanh" else nn.ELU()
         self.output_act = nn.Tanh() if w.output_activation == "tanh" else nn.Identity()
         self.action_spec = action_spec
@@ -166,9 +188,24 @@ class TorchActor(nn.Module):
     @torch.no_grad()
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = (obs - self.mean) / self.denom
+        if len(self.estimator):
+            x = torch.cat([x, self.estimate_normalized(x)], dim=-1)
         for lin in self.linears[:-1]:
             x = self.act(lin(x))
         return self.output_act(self.linears[-1](x))
+
+    def estimate_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """The state estimator's output for the normalized observation ``x``."""
+        for lin in self.estimator[:-1]:
+            x = self.act(lin(x))
+        return self.estimator[-1](x)
+
+    @torch.no_grad()
+    def estimate(self, obs: torch.Tensor) -> torch.Tensor:
+        """The state estimator's output (in the critic observation's units) for ``obs``; (N, 0) without one."""
+        if not len(self.estimator):
+            return obs.new_zeros(obs.shape[0], 0)
+        return self.estimate_normalized((obs - self.mean) / self.denom)
 
     @torch.no_grad()
     def normalized(self, obs: torch.Tensor) -> torch.Tensor:

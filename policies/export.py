@@ -51,8 +51,18 @@ def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
         nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
+    def hidden(x: str, name: str) -> str:
+        return node("Tanh", [x], name) if w.activation == "tanh" else node("Elu", [x], name, alpha=1.0)
+
     x = node("Sub", [INPUT_NAME, const("obs_mean", w.mean)], "obs_centred")
     x = node("Div", [x, const("obs_denom", w.denom)], "obs_normalized")
+    if w.estimator:  # the state estimator (policies.estimator): its output appended to the normalized observation
+        e = x
+        for i, (weight, bias) in enumerate(w.estimator):
+            e = node("MatMul", [e, const(f"estimator_w{i}", weight.T.copy())], f"estimator_matmul{i}")
+            e = node("Add", [e, const(f"estimator_b{i}", bias)], f"estimator_linear{i}")
+            e = hidden(e, f"estimator_hidden{i}") if i < len(w.estimator) - 1 else e
+        x = node("Concat", [x, e], "actor_input", axis=-1)
     for i, (weight, bias) in enumerate(w.layers):
         x = node("MatMul", [x, const(f"w{i}", weight.T.copy())], f"matmul{i}")
         last = i == len(w.layers) - 1
@@ -61,7 +71,7 @@ def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
         if squash:
             x = node("Tanh", [x], ACTION_OUTPUT_NAME)
         elif not last:
-            x = node("Tanh", [x], f"hidden{i}") if w.activation == "tanh" else node("Elu", [x], f"hidden{i}", alpha=1.0)
+            x = hidden(x, f"hidden{i}")
     a = node("Clip", [x, const("minus_one", -1.0), const("one", 1.0)], "action_clipped")
     a = node("Mul", [a, const("action_scale", spec.scale)], "action_scaled")
     a = node("Add", [const("action_offset", spec.offset), a], "command_unclipped")
@@ -92,6 +102,8 @@ def metadata_of(ck: Checkpoint) -> dict[str, str]:
     infos = ck.infos
     profile = infos["profile"]
     robot = {"robot": str(infos["robot"])} if infos.get("robot") else {}  # the variant eval rebuilds (sim.tasks)
+    est = infos["actor"].get("estimator")  # what the state estimator inside the graph estimates (policies.estimator)
+    estimator = {"estimator": json.dumps(est, sort_keys=True, separators=(",", ":"))} if est else {}
     return {
         **robot,
         "format_version": FORMAT_VERSION,
@@ -108,6 +120,7 @@ def metadata_of(ck: Checkpoint) -> dict[str, str]:
         "iteration": str(infos["iteration"]),
         "seed": str(infos["seed"]),
         "output": "physical command, units in action_spec",
+        **estimator,
     }
 
 

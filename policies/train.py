@@ -69,6 +69,10 @@ def checkpoint_infos(cfg: TrainCfg, env: Any, iteration: int, wall_s: float, com
             "obs_normalization": actor.obs_normalization,
             "obs_groups": list(cfg.obs_groups["actor"]),
             "output_activation": OUTPUT_ACTIVATIONS[cfg.algo],
+            # the state estimator inside the actor (policies.estimator), or None
+            "estimator": {"target": actor.estimator.target, "hidden_dims": list(actor.estimator.hidden_dims)}
+            if actor.estimator.enabled
+            else None,
         },
         "algo": cfg.algo,
     }
@@ -123,10 +127,20 @@ def train(
     torch.manual_seed(cfg.seed)
     t_start = time.perf_counter()
     env = make_env(cfg.task, cfg.num_envs, device=cfg.device, seed=cfg.seed, cfg=cfg.env, compile=cfg.compile_env)
+    rsl = cfg.rsl_rl_dict()
+    target = estimator_target(cfg, env)
+    if target is not None:
+        rsl["actor"]["estimator_dim"] = target.stop - target.start
     with contextlib.redirect_stdout(io.StringIO()) as captured:  # rsl_rl prints the models
-        runner = OnPolicyRunner(env, cfg.rsl_rl_dict(), log_dir=None, device=cfg.device)
+        runner = OnPolicyRunner(env, rsl, log_dir=None, device=cfg.device)
     log.debug("rsl_rl: %s", captured.getvalue().strip())
     alg = runner.alg
+    estimator = None
+    if target is not None:
+        from policies.estimator import EstimatorTrainer
+
+        e = cfg.actor.estimator
+        estimator = EstimatorTrainer(alg.actor, target, e.learning_rate, e.num_learning_epochs, e.num_mini_batches)
     commit = git_commit()
     writer = None
     if run_dir is not None:
@@ -178,6 +192,8 @@ def train(
                 alg.compute_returns(obs)
             t1 = time.perf_counter()
             losses = alg.update()
+            if estimator is not None:
+                losses["estimator"] = estimator.update(alg.storage.observations)
             if not all(torch.isfinite(p).all() for p in alg.get_policy().parameters()):
                 raise FloatingPointError(
                     f"the actor's parameters became non-finite at iteration {it} (losses {losses}); "
@@ -191,6 +207,21 @@ def train(
     if writer is not None:
         writer.close()
     return loop.finish(it)
+
+
+def estimator_target(cfg: TrainCfg, env: Any) -> slice | None:
+    """The critic observation's slice the actor's state estimator learns (None without one); a clear error for a
+    target the task's critic does not observe."""
+    e = cfg.actor.estimator
+    if not e.enabled:
+        return None
+    spec = getattr(env, "critic_spec", None)
+    if spec is None or e.target not in spec.names:
+        raise ValueError(
+            f"actor.estimator.target {e.target!r}: expected a term of the task's critic observation "
+            f"{list(spec.names) if spec is not None else '(this task has no critic spec)'}"
+        )
+    return spec.slice(e.target)
 
 
 def _write_scalars(writer: Any, s: IterationStats, losses: dict[str, float], alg: Any, t_collect, t_learn) -> None:

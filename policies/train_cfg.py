@@ -22,6 +22,7 @@ from sim.robot_variants import find_robot
 from sim.tasks import TASKS, cfg_for_variant, registration, robot_variant
 
 MODEL_CLASS = "policies.models:MLPModel"  # the rsl_rl model every PPO config builds (``class_name``)
+ESTIMATOR_MODEL_CLASS = "policies.estimator:EstimatorMLPModel"  # an actor with a state estimator
 
 
 class TrainConfigError(ValueError):
@@ -29,13 +30,28 @@ class TrainConfigError(ValueError):
 
 
 @dataclass
+class EstimatorCfg:
+    """A state estimator trained with the policy (:mod:`policies.estimator`): an MLP from the actor's normalized
+    observation to ``target``, a term of the critic's observation (the simulator's true value), whose output the
+    actor reads as an extra input. PPO only; exported inside the policy's ONNX."""
+
+    enabled: bool = False
+    target: str = "base_lin_vel"  # a term of the task's critic observation
+    hidden_dims: tuple[int, ...] = (128, 64)
+    learning_rate: float = 1e-3  # Adam, its own optimizer
+    num_learning_epochs: int = 1  # passes over each rollout, after the PPO update
+    num_mini_batches: int = 4
+
+
+@dataclass
 class ModelCfg:
     """An MLP (rsl_rl's ``MLPModel`` as :class:`policies.models.MLPModel`) with empirical observation
-    normalization."""
+    normalization; for an actor, optionally with a state estimator (:class:`EstimatorCfg`)."""
 
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "tanh"  # "tanh" | "elu": the C export supports these two
     obs_normalization: bool = True
+    estimator: EstimatorCfg = field(default_factory=EstimatorCfg)
 
     def to_rsl_rl(self, distribution: dict[str, Any] | None = None) -> dict[str, Any]:
         cfg: dict[str, Any] = {
@@ -44,6 +60,8 @@ class ModelCfg:
             "activation": self.activation,
             "obs_normalization": self.obs_normalization,
         }
+        if self.estimator.enabled:  # its output size comes from the env's critic spec (policies.train)
+            cfg.update(class_name=ESTIMATOR_MODEL_CLASS, estimator_hidden_dims=list(self.estimator.hidden_dims))
         if distribution is not None:
             cfg["distribution_cfg"] = distribution
         return cfg
@@ -134,6 +152,11 @@ class TrainCfg:
                 )
         elif device.type != "cpu":
             raise TrainConfigError(f"--device {self.device}: expected cpu or cuda[:N]")
+        if self.actor.estimator.enabled and self.algo != "ppo":
+            raise TrainConfigError(
+                f"actor.estimator is trained inside PPO's loop; the {self.algo} learner has none: use --algo ppo or "
+                "set actor.estimator.enabled=false"
+            )
         env = self.env
         if not (env.control_hz > 0 and math.isfinite(env.control_hz)):
             raise TrainConfigError(f"env.control_hz: expected a rate > 0 Hz, got {env.control_hz!r}")
