@@ -19,6 +19,7 @@ from policies.actor import ActorWeights, Checkpoint, load_checkpoint
 from policies.onnx_digest import stamp
 from policies.onnx_policy import (
     ACTION_OUTPUT_NAME,
+    ESTIMATE_OUTPUT_NAME,
     FORMAT_VERSION,
     INPUT_NAME,
     OUTPUT_NAME,
@@ -34,10 +35,13 @@ IR_VERSION = 8  # what onnxruntime >= 1.17 reads for opset 17
 
 
 def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
-    """The ONNX model (``onnx.ModelProto``) of actor + normalizer + scaling, checked."""
+    """The ONNX model (``onnx.ModelProto``) of actor + normalizer + scaling, checked. An actor with a state
+    estimator also outputs ``estimate``: the estimator's output divided by the target's observation scale (metadata
+    ``estimator``), i.e. in the target's physical units."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    estimate_scale = float(json.loads(metadata.get("estimator", "{}")).get("scale", 1.0))
     if spec.dim != w.action_dim:
         raise ValueError(f"the actor outputs {w.action_dim} actions, the action spec declares {spec.dim}")
     f32 = np.float32
@@ -63,6 +67,7 @@ def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
             e = node("Add", [e, const(f"estimator_b{i}", bias)], f"estimator_linear{i}")
             e = hidden(e, f"estimator_hidden{i}") if i < len(w.estimator) - 1 else e
         x = node("Concat", [x, e], "actor_input", axis=-1)
+        node("Div", [e, const("estimate_scale", np.full(w.estimate_dim, estimate_scale))], ESTIMATE_OUTPUT_NAME)
     for i, (weight, bias) in enumerate(w.layers):
         x = node("MatMul", [x, const(f"w{i}", weight.T.copy())], f"matmul{i}")
         last = i == len(w.layers) - 1
@@ -85,7 +90,9 @@ def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
         [
             helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", w.action_dim]),
             helper.make_tensor_value_info(ACTION_OUTPUT_NAME, TensorProto.FLOAT, ["batch", w.action_dim]),
-        ],
+        ]
+        + [helper.make_tensor_value_info(ESTIMATE_OUTPUT_NAME, TensorProto.FLOAT, ["batch", w.estimate_dim])]
+        * bool(w.estimator),
         inits,
     )
     model = helper.make_model(

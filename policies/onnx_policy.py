@@ -26,6 +26,7 @@ PREFIX = "sim2real."
 INPUT_NAME = "obs"
 OUTPUT_NAME = "command"  # physical command (N, A)
 ACTION_OUTPUT_NAME = "action"  # normalized deterministic action (N, A), before clipping and scaling
+ESTIMATE_OUTPUT_NAME = "estimate"  # an actor with a state estimator: its estimate (N, K), in the target's units
 REQUIRED_KEYS = (
     "format_version",
     "task",
@@ -66,6 +67,10 @@ class ExportedPolicy:
     metadata: dict[str, str] = field(repr=False)
     session: Any = field(repr=False)
     digest: str = ""  # sha256 over the graph and every sim2real.* field (policies/onnx_digest.py)
+    # the state estimator inside the graph (policies.estimator): {"target", "unit", ...} from the metadata, or None;
+    # each run() then keeps its estimate (physical units, e.g. m/s in the base frame) in ``last_estimate``
+    estimator: dict[str, Any] | None = None
+    last_estimate: np.ndarray | None = field(default=None, repr=False)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.run(obs)[0]
@@ -84,7 +89,10 @@ class ExportedPolicy:
                 f"{self.path.name}: expected observations of shape ({self.obs_spec.dim},) or (N, {self.obs_spec.dim}) "
                 f"laid out as {list(self.obs_spec.names)}, got {tuple(np.shape(obs))}"
             )
-        command, action = self.session.run([OUTPUT_NAME, ACTION_OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x)})
+        names = [OUTPUT_NAME, ACTION_OUTPUT_NAME] + [ESTIMATE_OUTPUT_NAME] * (self.estimator is not None)
+        command, action, *estimate = self.session.run(names, {INPUT_NAME: np.ascontiguousarray(x)})
+        if estimate:
+            self.last_estimate = estimate[0][0] if single else estimate[0]
         return (command[0], action[0]) if single else (command, action)
 
 
@@ -151,6 +159,12 @@ def load_policy(path: str | Path) -> ExportedPolicy:
             f"{path}: expected input {INPUT_NAME!r} and outputs {[OUTPUT_NAME, ACTION_OUTPUT_NAME]}, "
             f"found inputs {sorted(inputs)} and outputs {sorted(outputs)}"
         )
+    estimator = json.loads(meta["estimator"]) if "estimator" in meta else None
+    if estimator is not None and ESTIMATE_OUTPUT_NAME not in outputs:
+        raise PolicyFileError(
+            f"{path}: the metadata declares a state estimator but the graph has no {ESTIMATE_OUTPUT_NAME!r} output; "
+            "re-export it with `sim2real export RUN_DIR`"
+        )
     if inputs[INPUT_NAME][-1] != obs_spec.dim:
         raise PolicyFileError(
             f"{path}: the network takes {inputs[INPUT_NAME][-1]} inputs but the observation spec declares "
@@ -170,4 +184,5 @@ def load_policy(path: str | Path) -> ExportedPolicy:
         metadata=meta,
         session=session,
         digest=digest,
+        estimator=estimator,
     )

@@ -70,9 +70,7 @@ def checkpoint_infos(cfg: TrainCfg, env: Any, iteration: int, wall_s: float, com
             "obs_groups": list(cfg.obs_groups["actor"]),
             "output_activation": OUTPUT_ACTIVATIONS[cfg.algo],
             # the state estimator inside the actor (policies.estimator), or None
-            "estimator": {"target": actor.estimator.target, "hidden_dims": list(actor.estimator.hidden_dims)}
-            if actor.estimator.enabled
-            else None,
+            "estimator": estimator_infos(cfg, env),
         },
         "algo": cfg.algo,
     }
@@ -207,6 +205,16 @@ def train(
     if writer is not None:
         writer.close()
     return loop.finish(it)
+
+
+def estimator_infos(cfg: TrainCfg, env: Any) -> dict[str, Any] | None:
+    """What the actor's state estimator estimates (target term, its observation scale and unit, hidden sizes)."""
+    e = cfg.actor.estimator
+    if not e.enabled:
+        return None
+    term = env.critic_spec.term(e.target)
+    return {"target": e.target, "scale": term.scale, "unit": term.unit, "description": term.description,
+            "hidden_dims": list(e.hidden_dims)}  # fmt: skip
 
 
 def estimator_target(cfg: TrainCfg, env: Any) -> slice | None:

@@ -162,6 +162,7 @@ class ArticulatedAdapter:
         self._bad_state = ""  # the last malformed joint state's error, logged once
         self.tracking: list[tuple[float, str, float]] = []  # (plan time s, phase, error) per active policy cycle
         self.joint_errors: list[float] = []  # |target - measured| RMS over joints (rad), per active cycle
+        self.estimate_errors: list[float] = []  # legged: |estimated - published| planar base velocity (m/s)
         self.clocks = InputClocks(self.inputs)
 
     def _stream_input(self, node: Ros2Node, transport: TransportConfig, reference) -> None:
@@ -278,6 +279,9 @@ class ArticulatedAdapter:
                 return
             v = base_velocity(s)  # world -> base frame, with the IMU orientation
             error = float(np.linalg.norm(step.velocity_command[:2] - v[:2]))
+            estimate = getattr(self.policy, "last_estimate", None)  # the policy's own estimator (policies.estimator)
+            if estimate is not None and (self.policy.estimator or {}).get("target") == "base_lin_vel":
+                self.estimate_errors.append(float(np.linalg.norm(estimate[:2] - v[:2])))
         else:
             error = float(np.linalg.norm(step.target_position - s.position))
         self.tracking.append((t, step.phase, error))
@@ -307,6 +311,8 @@ class ArticulatedAdapter:
         out: dict = {}
         if self.joint_errors:
             out["joint_tracking_rms_rad"] = float(np.sqrt(np.mean(np.square(self.joint_errors))))
+        if self.estimate_errors:  # the policy's velocity estimate against the published twist (SIL: the truth)
+            out["velocity_estimate_error_m_s"] = float(np.mean(self.estimate_errors))
         if self.legged:
             if self.reference is not None:  # the command is slewed: no time to speed up to leave out
                 streamed = [e for _t, p, e in self.tracking if p == "cmd_vel"]

@@ -3,6 +3,8 @@ reach it, and the exported ONNX and C header compute the same action as the trai
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -72,7 +74,8 @@ def test_exported_onnx_and_c_header_carry_the_estimator(tmp_path):
     env, actor = result.runner.env, result.runner.alg.get_policy()
     ck = load_checkpoint(tmp_path / "run")
     assert ck.weights.estimate_dim == 3 and len(ck.weights.estimator) == 3  # base_lin_vel; 128-64 hidden
-    assert ck.infos["actor"]["estimator"] == {"target": "base_lin_vel", "hidden_dims": [128, 64]}
+    est = ck.infos["actor"]["estimator"]
+    assert (est["target"], est["scale"], est["unit"], est["hidden_dims"]) == ("base_lin_vel", 2.0, "m/s", [128, 64])
     paths = export(tmp_path / "run")
     model = onnx.load(str(paths["onnx"]))
     assert any(n.op_type == "Concat" for n in model.graph.node)
@@ -92,6 +95,11 @@ def test_exported_onnx_and_c_header_carry_the_estimator(tmp_path):
     assert np.abs(estimate).max() > 1e-3  # the estimate is not zero, so parity checks its path
     command, action = policy.run(obs)
     assert np.abs(action - ref_action).max() <= PARITY_ATOL
+    # the runtime reads the estimate in m/s: the estimator's output over the observation scale (2.0)
+    assert policy.estimator["target"] == "base_lin_vel"
+    np.testing.assert_allclose(policy.last_estimate, estimate / 2.0, atol=PARITY_ATOL)
+    policy.run(obs[0])
+    np.testing.assert_allclose(policy.last_estimate, estimate[0] / 2.0, atol=PARITY_ATOL)
     if c_compiler() is not None:
         c = run_header(paths["header"], obs, repeats=1)
         assert np.all(np.abs(c.commands - command) <= C_RTOL * command_range(policy.action_spec))
@@ -107,3 +115,40 @@ def test_estimator_settings_a_run_cannot_use_are_refused(tmp_path):
     cfg.select_algo("td3")
     with pytest.raises(TrainConfigError, match="trained inside PPO's loop"):
         cfg.check()
+
+
+def test_the_runtime_scores_the_policy_velocity_estimate_in_sil(tmp_path, monkeypatch, capsys):
+    """`sim2real deploy --sil` with an estimator policy: the runtime compares the estimate the ONNX outputs with
+    the simulated robot's published twist, and replay reproduces the logged actions."""
+    import json
+    import random
+
+    import yaml
+
+    import sim2real
+    from deploy.transport import LOOPBACK_CONFIG
+    from policies.export import export
+
+    _trained(tmp_path)
+    policy = export(tmp_path / "run", header=False)["onnx"]
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(1, 230)))
+    monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK_CONFIG)
+    launch = Path(__file__).resolve().parents[2] / "launch"
+    data = yaml.safe_load((launch / "sim_a1.yaml").read_text())
+    data["robot"] = str(launch / "robots" / "a1.yaml")
+    data["plan"] = {"stand_s": 1.0, "hold_s": 0.5, "walk_s": 1.5, "velocity_command": [0.5, 0.0, 0.0], "stop_s": 0.5}
+    data["recording"] = {"directory": str(tmp_path)}
+    data["safety"] = {"common": {"max_state_age_s": 1.0}}  # the simulator shares two busy cores with this test
+    data.pop("realtime_priority", None)
+    profile = tmp_path / "sim_a1.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    log = tmp_path / "run.mcap"
+    sim2real.main(["deploy", "--profile", str(profile), "--policy", str(policy), "--sil", "--log", str(log)])
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.index("{") :])
+    error = summary["tracking"].get("velocity_estimate_error_m_s")
+    assert error is not None and 0.0 <= error < 20.0, summary  # an untrained estimator: any finite error
+    args = ["replay", str(log), "--policy", str(policy), "--no-resim", "--json", "--out", str(tmp_path / "replay")]
+    assert sim2real.main(args) == 0
+    replay = json.loads((tmp_path / "replay" / "replay.json").read_text())
+    assert replay["policy_replay"]["verdict"] == "match", replay["policy_replay"]
