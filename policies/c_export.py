@@ -128,29 +128,14 @@ def header_source(w: ActorWeights, spec: ActionSpec, obs_spec: ObsSpec, metadata
         body += [f"    {{ SIM2REAL_POLICY_BUFFER float est_a[{width}], est_b[{width}];", "    const float *u = x;",
                  "    float *v = est_a;"]  # fmt: skip
         for k, (wt, _) in enumerate(w.estimator):
-            rows, cols = wt.shape
             last = k == len(w.estimator) - 1
-            body += [
-                f"    for (i = 0; i < {rows}; ++i) {{",
-                f"        float s = sim2real_estimator_b{k}[i];",
-                f"        for (j = 0; j < {cols}; ++j) s += sim2real_estimator_w{k}[i * {cols} + j] * u[j];",
-                f"        {f'x[{d} + i] = s' if last else f'v[i] = {act}'};",
-                "    }",
-            ]
+            body += _dense("estimator_", k, wt.shape, "u", f"x[{d} + i] = s" if last else f"v[i] = {act}")
             if not last:
                 body.append("    u = v; v = (v == est_a) ? est_b : est_a;")
         body.append("    }")
     for k, (wt, _) in enumerate(w.layers):
-        rows, cols = wt.shape
-        last = k == len(w.layers) - 1
-        body += [
-            f"    for (i = 0; i < {rows}; ++i) {{",
-            f"        float s = sim2real_b{k}[i];",
-            f"        for (j = 0; j < {cols}; ++j) s += sim2real_w{k}[i * {cols} + j] * x[j];",
-            f"        y[i] = {out if last else act};",
-            "    }",
-            "    t = x; x = y; y = t;",
-        ]
+        body += _dense("", k, wt.shape, "x", f"y[i] = {out if k == len(w.layers) - 1 else act}")
+        body.append("    t = x; x = y; y = t;")
     body += [
         f"    for (i = 0; i < {a}; ++i) {{",
         "        float v = x[i] < -1.0f ? -1.0f : (x[i] > 1.0f ? 1.0f : x[i]);",
@@ -164,6 +149,18 @@ def header_source(w: ActorWeights, spec: ActionSpec, obs_spec: ObsSpec, metadata
         "",
     ]
     return "\n".join(lines + body)
+
+
+def _dense(prefix: str, k: int, shape: tuple[int, ...], src: str, store: str) -> list[str]:
+    """C lines of one dense layer: ``s = b + W src`` per output row, then the statement ``store``."""
+    rows, cols = shape
+    return [
+        f"    for (i = 0; i < {rows}; ++i) {{",
+        f"        float s = sim2real_{prefix}b{k}[i];",
+        f"        for (j = 0; j < {cols}; ++j) s += sim2real_{prefix}w{k}[i * {cols} + j] * {src}[j];",
+        f"        {store};",
+        "    }",
+    ]
 
 
 def _c_string(text: str) -> str:

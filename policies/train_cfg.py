@@ -39,7 +39,7 @@ class EstimatorCfg:
     target: str = "base_lin_vel"  # a term of the task's critic observation
     hidden_dims: tuple[int, ...] = (128, 64)
     learning_rate: float = 1e-3  # Adam, its own optimizer
-    num_learning_epochs: int = 1  # passes over each rollout, after the PPO update
+    num_learning_epochs: int = 5  # passes over each rollout, after the PPO update (as PPO; ~0.06 s each here)
     num_mini_batches: int = 4
 
 
