@@ -337,8 +337,11 @@ class ArticulatedEnv(BatchedEnv):
         privileged = self.privileged_spec.assemble(
             {k: self.params[k] for k in self.privileged_spec.names if k != "latency"} | {"latency": latency}
         )
+        # policy_now: the newest observation without the history (a view), for a critic that has no use for the
+        # actor's history (the Go2 variant's obs_groups; the history would widen the critic's first layer 6x)
+        policy_now = policy[:, : self.base_obs_spec.dim]
         self._obs = TensorDict(
-            {"policy": policy, "critic": critic, "privileged": privileged},
+            {"policy": policy, "policy_now": policy_now, "critic": critic, "privileged": privileged},
             batch_size=[self.num_envs],
             device=self.device,
         )

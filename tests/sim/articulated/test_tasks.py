@@ -34,9 +34,11 @@ def quiet(name: str, n: int, **cfg_fields):
 def test_contract_shapes_and_one_second_of_random_actions(name: str) -> None:
     env = make_env(name, 8, seed=1)
     obs, _ = env.reset()
-    assert set(obs.keys()) == set(OBS_GROUPS["critic"])
-    for group, spec in (("policy", env.obs_spec), ("critic", env.critic_spec), ("privileged", env.privileged_spec)):
+    assert set(obs.keys()) == set(OBS_GROUPS["critic"]) | {"policy_now"}
+    for group, spec in (("policy", env.obs_spec), ("critic", env.critic_spec), ("privileged", env.privileged_spec),
+                        ("policy_now", env.base_obs_spec)):  # fmt: skip
         assert obs[group].shape == (8, spec.dim)
+    assert torch.equal(obs["policy_now"], obs["policy"][:, : env.base_obs_spec.dim])  # the newest, without history
     assert env.action_spec.dim == env.num_actions == env.profile.joints.dim
     assert env.action_spec.names == env.profile.joints.names
     g = torch.Generator().manual_seed(0)
