@@ -134,6 +134,21 @@ class PeriodicEval:
         return ok
 
 
+def deploy_summary(stdout: str) -> dict:
+    """The runtime's JSON summary in a deploy's stdout, which the simulated robot's own JSON line may share (the
+    simulated Go2 prints its counters there): the object that has ``transitions``, else {}."""
+    decoder, found, i = json.JSONDecoder(), {}, stdout.find("{")
+    while i >= 0:
+        try:
+            obj, end = decoder.raw_decode(stdout, i)
+        except json.JSONDecodeError:
+            end = i + 1
+        else:
+            found = obj if isinstance(obj, dict) and "transitions" in obj else found
+        i = stdout.find("{", end)
+    return found
+
+
 def sil_runs(profile: Path, policy: Path, seeds: list[int], sil_robot: str | None = None) -> dict:
     """Fly ``policy`` once per simulated robot seed with ``sim2real deploy --profile PROFILE --sil`` (each run on a
     random ROS 2 domain, loopback only): the walk's velocity error, falls (the safety layer saw the base tilt past
@@ -161,8 +176,7 @@ def sil_runs(profile: Path, policy: Path, seeds: list[int], sil_robot: str | Non
             cmd += ["--sil", "--log", str(Path(tmp) / f"run_{seed}.mcap")]
             cmd += ["--sil-robot", sil_robot] if sil_robot else []
             done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-            start = done.stdout.find("{")
-            summary = json.loads(done.stdout[start:]) if start >= 0 else {}
+            summary = deploy_summary(done.stdout)
             transitions = summary.get("transitions", [])
             error = (summary.get("tracking") or {}).get("walk_velocity_error_m_s")
             fell = any("tilt" in t for t in transitions)

@@ -50,6 +50,7 @@ from drivers.unitree_convert import (
     CommandWatch,
     CrcMismatch,
     LowCmdFrame,
+    LowStateSample,
     StateRefused,
     UnitreeConfigError,
     decode_state,
@@ -97,7 +98,7 @@ class UnitreeBridge:
         self.closed = False  # set before the node closes: later LowStates are not forwarded
         self.counts = dict.fromkeys(
             ("commands", "refused", "lowcmd_written", "damping_written", "lowstate", "lowstate_dropped_crc",
-             "lowstate_refused"), 0)  # fmt: skip
+             "lowstate_refused", "lowstate_superseded"), 0)  # fmt: skip
         joints, imu = transport.topic("joint_states"), transport.topic("imu")
         self.joints_pub = node.publisher(joints.name, JointState, joints.qos)
         self.imu_pub = node.publisher(imu.name, Imu, imu.qos)
@@ -146,6 +147,11 @@ class UnitreeBridge:
 
     # ------------------------------------------------------------------ robot -> runtime
     def _on_lowstate(self, reader: DataReader) -> None:
+        """Forward the newest good LowState of what arrived. LowStates that queued up while this process was
+        descheduled are superseded (counted), not forwarded: stamped on arrival they would all carry the same time
+        for 2 ms apart states, and the runtime's consistency gate would see joints move faster than their
+        velocities say (it tripped walking a Go2 on a loaded machine)."""
+        newest = None
         for msg in reader.take(8):
             if self.closed or not isinstance(msg, LowState_):
                 continue  # an invalid sample (a writer gone)
@@ -158,17 +164,24 @@ class UnitreeBridge:
                 if self.counts[key] in (1, 10, 100, 1000) or self.counts[key] % 10000 == 0:
                     log.error("%s (%d so far)", err, self.counts[key])
                 continue
-            stamp = make_header(time.time_ns(), "base")
-            self.joints_pub.publish(JointState(stamp, list(self.motors), s.q.tolist(), s.dq.tolist(), s.tau.tolist()))
-            w, x, y, z = (float(v) for v in s.quat)
-            self.imu_pub.publish(
-                Imu(
-                    stamp,
-                    orientation=Quaternion(x, y, z, w),
-                    angular_velocity=Vector3(*(float(v) for v in s.gyro)),
-                    linear_acceleration=Vector3(*(float(v) for v in s.accel)),
-                )
+            self.counts["lowstate_superseded"] += newest is not None
+            newest = s
+        if newest is not None:
+            self._forward(newest)
+
+    def _forward(self, s: LowStateSample) -> None:
+        """state/joints and state/imu of one LowState, stamped with its arrival (ROS time)."""
+        stamp = make_header(time.time_ns(), "base")
+        self.joints_pub.publish(JointState(stamp, list(self.motors), s.q.tolist(), s.dq.tolist(), s.tau.tolist()))
+        w, x, y, z = (float(v) for v in s.quat)
+        self.imu_pub.publish(
+            Imu(
+                stamp,
+                orientation=Quaternion(x, y, z, w),
+                angular_velocity=Vector3(*(float(v) for v in s.gyro)),
+                linear_acceleration=Vector3(*(float(v) for v in s.accel)),
             )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,9 +11,14 @@ finite), dt = stamp difference in seconds:
               angle(q_new, q_old * exp((w_old + w_new) / 2 dt)) <= attitude_jump_rad + max_angular_accel dt^2 / 4
     joints    (joint_pos_rad, joint_vel_rad_s), arm and legged, per joint:
               |q_new - (q_old + (qd_old + qd_new) / 2 dt)| <= position_jump_rad + max_accel_rad_s2 dt^2 / 4
+                                                               + |qd_new - qd_old| dt / 2
 
 A trapezoid step of a motion whose acceleration stays within the bound errs by at most bound * dt^2 / 4, so
-the limits widen with the gap since the anchor. Once the state is suspect in flight they stop widening beyond
+the limits widen with the gap since the anchor. A joint's velocity may also change abruptly between two samples
+(a foot impact, a leg reversing its swing: 20 rad/s within one 20 ms period on a walking Go2): if it changes
+monotonically from qd_old to qd_new the joint moves between qd_old dt and qd_new dt, at most |qd_new - qd_old| dt / 2
+from the trapezoid, so the joint limit adds that term (both velocities are measured and bounded by the joint speed
+limit check, so a sample cannot claim an arbitrary jump). Once the state is suspect in flight they stop widening beyond
 a gap of max_state_age_s: a fake track that outlives the truth is never accepted by waiting (the fallback goes
 blind instead of levelling on a faked attitude). The floors absorb sensor noise (values and sources in deploy/safety/limits.py). A part the sample does not carry,
 or carries non-finite, is not gated (the ``finite`` check reports it) and does not move its anchor.
@@ -161,7 +166,11 @@ class ConsistencyGate:
     def _gate_joints(self, old: _Anchor, new: _Anchor, dt: float, grow: float) -> GateResult:
         j = self.profile.joints
         err = np.abs(new.value - (old.value + 0.5 * (old.rate + new.rate) * dt))
+        # + |qd_new - qd_old| dt / 2: a velocity that changed abruptly between the samples (a foot striking the
+        # ground), monotonically, moves the joint anywhere between qd_old dt and qd_new dt, at most this far from the
+        # trapezoid. The reported velocities bound it, and the joint speed limit bounds those.
         limit = np.asarray(j.position_jump_rad) + j.max_accel_rad_s2 * grow * grow / 4.0
+        limit = limit + 0.5 * np.abs(new.rate - old.rate) * grow
         bad = np.flatnonzero(~(err <= limit))
         if bad.size:
             i = bad[0]

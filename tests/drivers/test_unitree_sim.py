@@ -5,6 +5,7 @@ its CRC and a resting accelerometer's +g."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,46 @@ def test_truth_twist_is_the_base_velocity_in_the_base_frame(sim, monkeypatch):
     v, w = msg.twist.linear, msg.twist.angular
     np.testing.assert_allclose([v.x, v.y, v.z], [0.4, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose([w.x, w.y, w.z], [0.0, 0.0, 0.3], atol=1e-6)
+
+
+def test_bridge_forwards_the_newest_of_queued_lowstates(monkeypatch):
+    """LowStates that queued while the bridge was descheduled: only the newest is forwarded (the older ones would
+    carry its arrival stamp), the rest are counted as superseded."""
+    from cyclonedds.domain import DomainParticipant
+
+    from deploy.msgs import JointState
+    from deploy.msgs.unitree import LowState_
+    from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
+    from drivers.unitree_bridge import UnitreeBridge
+    from drivers.unitree_convert import load_bridge_options
+    from drivers.unitree_crc import with_crc
+
+    class Queued:
+        def __init__(self, messages):
+            self.messages = messages
+
+        def take(self, n):
+            return self.messages[:n]
+
+    root = Path(__file__).resolve().parents[2]
+    options, _ = load_bridge_options(str(root / "launch" / "unitree_go2_bridge.yaml"))
+    domain = random.randint(1, 230)
+    monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK_CONFIG)
+    transport = TransportConfig.from_mapping(None)
+    states = []
+    for k in range(3):
+        msg = LowState_()
+        msg.imu_state.quaternion = [1.0, 0.0, 0.0, 0.0]
+        for m in msg.motor_state[:12]:
+            m.q = 0.1 * (k + 1)
+        states.append(with_crc(msg))
+    with Ros2Node("bridge_test", domain_id=domain, config=LOOPBACK_CONFIG) as node:
+        topic = transport.topic("joint_states")
+        sub = node.subscription(topic.name, JointState, topic.qos)
+        bridge = UnitreeBridge(node, transport, options, DomainParticipant(domain))
+        time.sleep(0.5)  # discovery (same participant: quick)
+        bridge._on_lowstate(Queued(states))
+        assert sub.wait(5.0)
+        got = sub.latest()
+    assert bridge.counts["lowstate"] == 3 and bridge.counts["lowstate_superseded"] == 2
+    np.testing.assert_allclose(got.position, [0.3] * 12, atol=1e-6)

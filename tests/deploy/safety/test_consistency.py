@@ -110,6 +110,26 @@ def test_joint_gate_per_joint(name):
     assert d.layer.gate.check(replace(s, joint_pos_rad=q)).ok
 
 
+def test_joint_gate_accepts_an_impact_the_velocities_report_and_still_refuses_a_jump():
+    """A calf whose velocity changes by 24 rad/s within one 20 ms period (a foot striking the ground, a swing
+    reversing) ends anywhere between the two velocities' displacements, up to 0.24 rad from the trapezoid: 0.2 rad
+    off is accepted. The same 0.2 rad with the velocity unchanged is refused, and so is 0.45 rad with the change."""
+    d = active("legged")
+    dt = 0.02
+    s = healthy_sample(d.profile, d.t + dt)
+    anchor = d.layer.gate.anchors["joints"]
+    v0, v_new, q = anchor.rate.copy(), anchor.rate.copy(), anchor.value.copy()
+    v_new[2] = v0[2] - 24.0
+    trapezoid = anchor.value[2] + 0.5 * (v0[2] + v_new[2]) * dt
+    q[2] = trapezoid + 0.2  # it kept the old velocity for most of the period
+    assert d.layer.gate.check(replace(s, joint_pos_rad=q, joint_vel_rad_s=v_new)).ok
+    q[2] = anchor.value[2] + 0.2  # 0.2 rad with no velocity change: a jump (limit 0.1 + 500 dt^2 / 4 = 0.15)
+    assert not d.layer.gate.check(replace(s, joint_pos_rad=q, joint_vel_rad_s=v0)).ok
+    q[2] = trapezoid + 0.45  # beyond 0.15 + |dv| dt / 2 = 0.39 rad
+    result = d.layer.gate.check(replace(s, joint_pos_rad=q, joint_vel_rad_s=v_new))
+    assert not result.ok and d.profile.joints.names[2] in result.reason
+
+
 def test_legged_attitude_is_gated():
     d = active("legged")
     s = replace(healthy_sample(d.profile, d.t + 0.01), quat_wxyz=tilted_quat(0.5), body_rates_rad_s=np.zeros(3))
