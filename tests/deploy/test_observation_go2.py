@@ -35,6 +35,7 @@ def _wire(msg):
 
 def test_deploy_rebuilds_the_go2_observation_with_history_from_imu_and_joints() -> None:
     cfg = _go2_train_cfg().env
+    cfg.observation_history = 5  # the variant estimates its velocity instead; a history is still an option
     robot = SimulatedArticulatedRobot("legged-walk", seed=2, randomization=RandomizationSpec({}), cfg=cfg)
     env = robot.env
     env.params["obs_noise_scale"][:] = 0.0
@@ -83,12 +84,13 @@ def test_an_exported_go2_policy_fits_the_sil_go2_profile(tmp_path) -> None:
     cfg.ppo.num_steps_per_env = 8
     train(cfg, tmp_path / "run", progress=False)
     policy = load_policy(export(tmp_path / "run", header=False)["onnx"])
-    assert policy.obs_spec.dim == 270 and "base_lin_vel_estimate" not in policy.obs_spec.names
+    assert policy.obs_spec.dim == 45 and "base_lin_vel_estimate" not in policy.obs_spec.names
+    assert policy.estimator["target"] == "base_lin_vel"  # estimated inside the file, from IMU and joints
     profile = load_deploy_profile(ROOT / "launch" / "sim_go2.yaml")
     check_policy(profile, policy, policy.profile_hash)
     builder = JointObservationBuilder(policy.obs_spec, 12, twist=False)
-    assert builder.history_steps == 5
-    targets = np.asarray(policy(np.zeros(270, dtype=np.float32)))
+    assert builder.history_steps == 0
+    targets = np.asarray(policy(np.zeros(45, dtype=np.float32)))
     low, high = profile.robot.joints.position_min_rad, profile.robot.joints.position_max_rad
     assert targets.shape == (12,) and np.all(targets >= low) and np.all(targets <= high)
 
@@ -100,8 +102,10 @@ def test_the_bundled_go2_policy_fits_and_needs_no_twist() -> None:
     policy = load_policy(ROOT / "tests" / "data" / "go2_walk_policy.onnx")
     profile = load_deploy_profile(ROOT / "launch" / "sim_go2.yaml")
     check_policy(profile, policy, policy.profile_hash)  # same joints, rate and robot profile hash
-    builder = JointObservationBuilder(policy.obs_spec, 12, twist=False)
-    assert builder.history_steps == 5 and policy.obs_spec.dim == 270
+    JointObservationBuilder(policy.obs_spec, 12, twist=False)
+    assert policy.obs_spec.dim == 45 and policy.estimator["target"] == "base_lin_vel"
+    policy.run(np.zeros(45, dtype=np.float32))
+    assert policy.last_estimate.shape == (3,) and np.all(np.isfinite(policy.last_estimate))
 
 
 def test_the_real_go2_profiles_say_no_twist_and_refuse_a_base_velocity_policy() -> None:
@@ -111,7 +115,7 @@ def test_the_real_go2_profiles_say_no_twist_and_refuse_a_base_velocity_policy() 
     from policies.onnx_policy import load_policy
     from sim.articulated.tasks.legged_walk import LeggedWalkEnv
 
-    go2 = load_policy(ROOT / "tests" / "data" / "go2_walk_policy.onnx")  # IMU + joints + history: fits
+    go2 = load_policy(ROOT / "tests" / "data" / "go2_walk_policy.onnx")  # IMU + joints: fits
     real = load_deploy_profile(ROOT / "launch" / "unitree_go2.yaml")
     assert not real.base_twist and not load_deploy_profile(ROOT / "launch" / "unitree_go2_sil.yaml").base_twist
     assert load_deploy_profile(ROOT / "launch" / "sim_go2.yaml").base_twist  # the SIL robot publishes one

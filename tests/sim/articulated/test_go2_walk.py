@@ -1,6 +1,7 @@
-"""legged-walk on the Go2 variant: the actor observes IMU and joint states with an observation history (no base
-velocity), the critic keeps the true base velocity; the history holds the previous observations newest first and
-restarts with copies of the first observation when an env is reset."""
+"""legged-walk on the Go2 variant: the actor observes IMU and joint states (no base velocity) and estimates its
+velocity with a network trained with it (actor.estimator), the critic keeps the true base velocity. The observation
+history the variant used before (still an option): it holds the previous observations newest first and restarts
+with copies of the first observation when an env is reset."""
 
 from __future__ import annotations
 
@@ -23,17 +24,17 @@ def _go2_env(history: int = 3, num_envs: int = 4) -> LeggedWalkEnv:
     return LeggedWalkEnv(cfg, num_envs, seed=0)
 
 
-def test_the_go2_variant_observes_imu_and_joints_with_history() -> None:
+def test_the_go2_variant_observes_imu_and_joints_and_estimates_its_velocity() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train_legged import robot_train_cfg
 
     cfg = robot_train_cfg("legged-walk", "go2")
-    assert cfg.env.params.name == "go2" and not cfg.env.observe_base_velocity and cfg.env.observation_history == 5
+    assert cfg.env.params.name == "go2" and not cfg.env.observe_base_velocity and cfg.env.observation_history == 0
+    assert cfg.actor.estimator.enabled and cfg.actor.estimator.target == "base_lin_vel"
     env = LeggedWalkEnv(cfg.env, 2, seed=0)
-    assert env.obs_spec.names == (*PROPRIOCEPTION, HISTORY_TERM)
-    assert env.base_obs_spec.dim == 3 + 3 + 3 + 12 + 12 + 12
-    assert env.obs_spec.dim == 45 * 6 and env._obs["policy"].shape == (2, 270)
-    assert env.critic_spec.names[0] == "base_lin_vel"  # the critic keeps the true base velocity
+    assert env.obs_spec.names == PROPRIOCEPTION
+    assert env.obs_spec.dim == 3 + 3 + 3 + 12 + 12 + 12 and env._obs["policy"].shape == (2, 45)
+    assert env.critic_spec.names[0] == "base_lin_vel"  # the critic keeps the true base velocity: the target
 
 
 def test_history_shifts_newest_first_and_restarts_at_a_reset() -> None:
