@@ -19,10 +19,11 @@ as separate processes over DDS), ``--sil-runs`` times with the simulated robot's
     python benchmarks/train_legged.py --sil launch/sim_go2.yaml --sil-robot unitree --policy ... --sil-runs 10
 
 (``--sil-robot unitree``: the simulated Go2 behind Unitree's rt/lowcmd / rt/lowstate and the Unitree bridge, the
-chain a real Go2 runs; ``pybullet``: another simulator) prints one JSON line: {"profile", "sil_robot", "policy", "runs", "walk_velocity_error_mean_m_s", "falls", "other_fallbacks",
-"no_walk_measured", "per_run": [...]}, a
-fall being a run whose safety layer saw the base tilt past its limit; other fallbacks and runs without a walk measured
-(a fallback before the walk, another process on the random ROS 2 domain) are counted apart.
+chain a real Go2 runs; ``pybullet``: another simulator) prints one JSON line: {"profile", "sil_robot", "policy",
+"runs", "walk_velocity_error_mean_m_s", "velocity_estimate_error_mean_m_s" (a policy with a state estimator: its
+estimate against the simulator's twist), "falls", "other_fallbacks", "no_walk_measured", "per_run": [...]}, a fall
+being a run whose safety layer saw the base tilt past its limit; other fallbacks and runs without a walk measured (a
+fallback before the walk, another process on the random ROS 2 domain) are counted apart.
 
 Training prints one JSON line: {"task", "robot", "device", "engine", "reached": bool, "seconds", "iterations",
 "metric", "value", "target", "eval_s", "history": [...]}.
@@ -179,6 +180,7 @@ def sil_runs(profile: Path, policy: Path, seeds: list[int], sil_robot: str | Non
             summary = deploy_summary(done.stdout)
             transitions = summary.get("transitions", [])
             error = (summary.get("tracking") or {}).get("walk_velocity_error_m_s")
+            estimate_error = (summary.get("tracking") or {}).get("velocity_estimate_error_m_s")  # the policy's own
             fell = any("tilt" in t for t in transitions)
             faults = [t for t in transitions if ("-> FALLBACK" in t or "-> ESTOP" in t) and "tilt" not in t]
             log.info("SIL run %d: rc %d, walk velocity error %s, transitions %s", seed, done.returncode, error,
@@ -186,15 +188,18 @@ def sil_runs(profile: Path, policy: Path, seeds: list[int], sil_robot: str | Non
             if done.returncode != 0 and not summary:
                 log.warning("SIL run %d failed: %s", seed, done.stderr[-2000:])
             per_run.append(
-                {"seed": seed, "rc": done.returncode, "walk_velocity_error_m_s": error, "fell": fell, "faults": faults}
+                {"seed": seed, "rc": done.returncode, "walk_velocity_error_m_s": error,
+                 "velocity_estimate_error_m_s": estimate_error, "fell": fell, "faults": faults}  # fmt: skip
             )
     errors = [r["walk_velocity_error_m_s"] for r in per_run if r["walk_velocity_error_m_s"] is not None]
+    estimates = [r["velocity_estimate_error_m_s"] for r in per_run if r["velocity_estimate_error_m_s"] is not None]
     return {
         "profile": str(profile),
         "sil_robot": sil_robot or "sim",
         "policy": str(policy),
         "runs": len(seeds),
         "walk_velocity_error_mean_m_s": round(sum(errors) / len(errors), 4) if errors else None,
+        "velocity_estimate_error_mean_m_s": round(sum(estimates) / len(estimates), 4) if estimates else None,
         "falls": sum(r["fell"] for r in per_run),
         "other_fallbacks": sum(bool(r["faults"]) for r in per_run),
         "no_walk_measured": sum(r["walk_velocity_error_m_s"] is None for r in per_run),

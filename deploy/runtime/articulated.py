@@ -63,14 +63,22 @@ def joint_reading(
     other: Imu | PoseStamped,
     twist: TwistStamped | None = None,
     stamp_s: float | None = None,
+    part_stamps_s: tuple[float, float] | None = None,
 ) -> Reading:
     """The state of an articulated robot from its messages: the JointState (any joint order) and, for a legged
     robot, the base IMU (orientation, gyro) and optionally the base twist, for an arm the end-effector pose.
-    Stamped ``stamp_s`` (the runtime's clock), by default the older of the two main messages' header stamps.
+    Stamped ``stamp_s`` (the runtime's clock), by default the older of the two main messages' header stamps; the
+    safety sample also carries each message's own stamp (``part_stamps_s``: joints, IMU; by default the headers'),
+    so that the consistency gate predicts the joints over the JointState's own time step.
     Raises :class:`JointStateError` for missing joints, :class:`TwistFrameError` for a twist not in the base frame."""
     q, qd, tau = order.state(joints)
+    if part_stamps_s is None and stamp_s is not None:
+        part_stamps_s = (stamp_s, stamp_s)
+    elif part_stamps_s is None:
+        part_stamps_s = (time_to_ns(joints.header.stamp) * 1e-9, time_to_ns(other.header.stamp) * 1e-9)
     if stamp_s is None:
-        stamp_s = min(time_to_ns(joints.header.stamp), time_to_ns(other.header.stamp)) * 1e-9
+        stamp_s = min(part_stamps_s)
+    joints_s, other_s = part_stamps_s
     if isinstance(other, Imu):
         gyro = other.angular_velocity
         state = RobotState(
@@ -91,6 +99,8 @@ def joint_reading(
             joint_pos_rad=q,
             joint_vel_rad_s=qd,
             joint_torque_nm=tau,
+            joint_stamp_s=joints_s,
+            attitude_stamp_s=other_s,
         )
         return Reading(state, sample, messages, tau)
     p = other.pose.position
@@ -101,7 +111,7 @@ def joint_reading(
         joint_position=q,
         joint_velocity=qd,
     )
-    sample = StateSample(stamp_s, joint_pos_rad=q, joint_vel_rad_s=qd, joint_torque_nm=tau)
+    sample = StateSample(stamp_s, joint_pos_rad=q, joint_vel_rad_s=qd, joint_torque_nm=tau, joint_stamp_s=joints_s)
     return Reading(state, sample, (joints, other), tau)
 
 
@@ -191,7 +201,7 @@ class ArticulatedAdapter:
         if joints_t is None or other_t is None:  # a stamp the clock could not reconcile (logged): no new state
             return None
         try:
-            return joint_reading(self.order, joints, other, twist, min(joints_t, other_t))
+            return joint_reading(self.order, joints, other, twist, min(joints_t, other_t), (joints_t, other_t))
         except (JointStateError, TwistFrameError) as exc:
             if strict:
                 raise

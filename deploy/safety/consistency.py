@@ -2,7 +2,8 @@
 accepted one, and inconsistent samples (or integrity faults reported from outside) mark the state *suspect*.
 
 Parts of a sample, each gated against its own anchor (the part of the last accepted sample that carried it
-finite), dt = stamp difference in seconds:
+finite), dt = stamp difference in seconds (a part's own stamp where the sample has one: ``joint_stamp_s``,
+``attitude_stamp_s``):
 
     position  (position_m, velocity_m_s), quadrotor:
               |p_new - (p_old + (v_old + v_new) / 2 dt)| <= position_jump_m + max_accel_m_s2 dt^2 / 4
@@ -109,14 +110,17 @@ class ConsistencyGate:
         self.candidate_count = 0
 
     def _part(self, name: str, sample: StateSample) -> _Anchor | None:
+        stamp = sample.stamp_s
         if name == "position":
             p, v = _finite(sample.position_m, 3), _finite(sample.velocity_m_s, 3)
         elif name == "attitude":
             p, v = unit_quaternion(sample.quat_wxyz), _finite(sample.body_rates_rad_s, 3)
+            stamp = sample.attitude_stamp_s if sample.attitude_stamp_s is not None else stamp
         else:
             n = len(self.profile.joints.names)
             p, v = _finite(sample.joint_pos_rad, n), _finite(sample.joint_vel_rad_s, n)
-        return None if p is None or v is None else _Anchor(float(sample.stamp_s), p, v)
+            stamp = sample.joint_stamp_s if sample.joint_stamp_s is not None else stamp
+        return None if p is None or v is None else _Anchor(float(stamp), p, v)
 
     def anchors_of(self, sample: StateSample) -> dict[str, _Anchor]:
         parts = {name: self._part(name, sample) for name in self.parts}

@@ -24,6 +24,9 @@ class StateSample:
     battery_fraction: remaining charge in [0, 1].          estop_pressed: a hardware e-stop input is active.
     joint_pos_rad, joint_vel_rad_s, joint_torque_nm: (J,) in the profile's joint order.
     observation: (O,) the observation vector the policy was given this cycle (checked for NaN/inf).
+    joint_stamp_s, attitude_stamp_s: the joint state's and the attitude's own measurement times where they came in
+    separate messages (an articulated robot's JointState and Imu); None: ``stamp_s``. The consistency gate predicts
+    each part over its own time step: a JointState one period newer than the Imu it was read with moved a period.
     """
 
     stamp_s: float
@@ -37,6 +40,8 @@ class StateSample:
     joint_torque_nm: np.ndarray | None = None
     observation: np.ndarray | None = None
     estop_pressed: bool = False
+    joint_stamp_s: float | None = None
+    attitude_stamp_s: float | None = None
 
 
 @dataclass(frozen=True)
