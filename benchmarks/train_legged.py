@@ -188,8 +188,14 @@ def sil_runs(profile: Path, policy: Path, seeds: list[int], sil_robot: str | Non
             if done.returncode != 0 and not summary:
                 log.warning("SIL run %d failed: %s", seed, done.stderr[-2000:])
             per_run.append(
-                {"seed": seed, "rc": done.returncode, "walk_velocity_error_m_s": error,
-                 "velocity_estimate_error_m_s": estimate_error, "fell": fell, "faults": faults}  # fmt: skip
+                {
+                    "seed": seed,
+                    "rc": done.returncode,
+                    "walk_velocity_error_m_s": error,
+                    "velocity_estimate_error_m_s": estimate_error,
+                    "fell": fell,
+                    "faults": faults,
+                }
             )
     errors = [r["walk_velocity_error_m_s"] for r in per_run if r["walk_velocity_error_m_s"] is not None]
     estimates = [r["velocity_estimate_error_m_s"] for r in per_run if r["velocity_estimate_error_m_s"] is not None]

@@ -25,7 +25,6 @@ from torch import Tensor
 from policies.models import MLPModel
 
 
-
 class EstimatorMLPModel(MLPModel):
     """:class:`policies.models.MLPModel` whose MLP reads the normalized observation followed by an estimator's
     output. State dict: the MLPModel's keys plus ``estimator.<i>.weight`` / ``.bias``."""

@@ -95,7 +95,9 @@ def test_deploy_sil_robot_unitree_starts_the_simulated_go2_with_its_bridge():
     assert cmd[cmd.index("-m") + 1] == "drivers.sim_unitree" and "--no-bridge" not in cmd and "--task" not in cmd
     assert cmd[cmd.index("--robot") + 1].endswith("go2.yaml")
     assert cmd[cmd.index("--namespace") + 1] == profile.transport.namespace
-    assert "--truth-twist" in cmd  # the runtime scores the walk with the simulator's velocity (the policy never sees it)
+    assert (
+        "--truth-twist" in cmd
+    )  # the runtime scores the walk with the simulator's velocity (the policy never sees it)
 
 
 def test_truth_twist_is_the_base_velocity_in_the_base_frame(sim, monkeypatch):
