@@ -2,9 +2,10 @@
 
 Export (ONNX, C) and evaluation read the actor from the checkpoint's state dict, not from a rebuilt rsl_rl model:
 ``obs -> (obs - mean) / (std + eps) -> [Linear, activation]* -> Linear [-> tanh]`` gives the deterministic action
-in normalized units (an actor with a state estimator, :mod:`policies.estimator`, first appends the estimator MLP's
-output to the normalized observation) (PPO: the Gaussian's mean; TD3: squashed by a tanh, ``output_activation`` in the checkpoint's
-actor infos, absent in older checkpoints); :meth:`TorchActor.physical` applies the action spec's scaling.
+in normalized units (PPO: the Gaussian's mean; TD3: squashed by a tanh, ``output_activation`` in the checkpoint's
+actor infos, absent in older checkpoints); :meth:`TorchActor.physical` applies the action spec's scaling. An actor
+with a state estimator (:mod:`policies.estimator`) first appends the estimator MLP's output to the normalized
+observation.
 """
 
 from __future__ import annotations
@@ -189,23 +190,21 @@ class TorchActor(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = (obs - self.mean) / self.denom
         if len(self.estimator):
-            x = torch.cat([x, self.estimate_normalized(x)], dim=-1)
-        for lin in self.linears[:-1]:
-            x = self.act(lin(x))
-        return self.output_act(self.linears[-1](x))
+            x = torch.cat([x, self._mlp(self.estimator, x)], dim=-1)
+        return self.output_act(self._mlp(self.linears, x))
 
-    def estimate_normalized(self, x: torch.Tensor) -> torch.Tensor:
-        """The state estimator's output for the normalized observation ``x``."""
-        for lin in self.estimator[:-1]:
+    def _mlp(self, linears: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        """``linears`` with the activation between them, none after the last."""
+        for lin in linears[:-1]:
             x = self.act(lin(x))
-        return self.estimator[-1](x)
+        return linears[-1](x)
 
     @torch.no_grad()
     def estimate(self, obs: torch.Tensor) -> torch.Tensor:
         """The state estimator's output (in the critic observation's units) for ``obs``; (N, 0) without one."""
         if not len(self.estimator):
             return obs.new_zeros(obs.shape[0], 0)
-        return self.estimate_normalized((obs - self.mean) / self.denom)
+        return self._mlp(self.estimator, (obs - self.mean) / self.denom)
 
     @torch.no_grad()
     def normalized(self, obs: torch.Tensor) -> torch.Tensor:

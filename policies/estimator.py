@@ -40,8 +40,8 @@ class EstimatorMLPModel(MLPModel):
             raise ValueError(f"estimator_dim: expected a positive size, got {estimator_dim}")
         self.estimator_dim = int(estimator_dim)  # read by _get_latent_dim during the parent's __init__
         super().__init__(*args, **kwargs)
-        self.estimator = MLP(self.obs_dim, self.estimator_dim, list(estimator_hidden_dims), kwargs.get("activation",
-                                                                                                    "elu"))  # fmt: skip
+        activation = kwargs.get("activation", "elu")  # the actor's
+        self.estimator = MLP(self.obs_dim, self.estimator_dim, list(estimator_hidden_dims), activation)
 
     def _get_latent_dim(self) -> int:
         return self.obs_dim + self.estimator_dim

@@ -72,12 +72,10 @@ def joint_reading(
     so that the consistency gate predicts the joints over the JointState's own time step.
     Raises :class:`JointStateError` for missing joints, :class:`TwistFrameError` for a twist not in the base frame."""
     q, qd, tau = order.state(joints)
-    if part_stamps_s is None and stamp_s is not None:
-        part_stamps_s = (stamp_s, stamp_s)
-    elif part_stamps_s is None:
-        part_stamps_s = (time_to_ns(joints.header.stamp) * 1e-9, time_to_ns(other.header.stamp) * 1e-9)
-    if stamp_s is None:
-        stamp_s = min(part_stamps_s)
+    if part_stamps_s is None:
+        headers = (time_to_ns(joints.header.stamp) * 1e-9, time_to_ns(other.header.stamp) * 1e-9)
+        part_stamps_s = headers if stamp_s is None else (stamp_s, stamp_s)
+    stamp_s = min(part_stamps_s) if stamp_s is None else stamp_s
     joints_s, other_s = part_stamps_s
     if isinstance(other, Imu):
         gyro = other.angular_velocity

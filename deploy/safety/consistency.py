@@ -19,8 +19,8 @@ the limits widen with the gap since the anchor. A joint's velocity may also chan
 (a foot impact, a leg reversing its swing: 20 rad/s within one 20 ms period on a walking Go2): if it changes
 monotonically from qd_old to qd_new the joint moves between qd_old dt and qd_new dt, at most |qd_new - qd_old| dt / 2
 from the trapezoid, so the joint limit adds that term (both velocities are measured and bounded by the joint speed
-limit check, so a sample cannot claim an arbitrary jump). Once the state is suspect in flight they stop widening beyond
-a gap of max_state_age_s: a fake track that outlives the truth is never accepted by waiting (the fallback goes
+limit check, so a sample cannot claim an arbitrary jump). Once the state is suspect in flight the limits stop
+widening beyond a gap of max_state_age_s: a fake track that outlives the truth is never accepted by waiting (the fallback goes
 blind instead of levelling on a faked attitude). The floors absorb sensor noise (values and sources in deploy/safety/limits.py). A part the sample does not carry,
 or carries non-finite, is not gated (the ``finite`` check reports it) and does not move its anchor.
 
