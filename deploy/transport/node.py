@@ -33,7 +33,7 @@ from deploy.transport.errors import TransportError
 from deploy.transport.names import resolve_topic_name, ros_to_dds_topic, validate_namespace
 from deploy.transport.qos import QosProfile, resolve_qos
 from deploy.transport.ros_graph import DEFAULT_ENCLAVE, NodeGraph, participant_qos, type_hash_user_data
-from deploy.transport.writers import WriterInfo, WriterPin, unsigned_handle, writer_entity_name
+from deploy.transport.writers import WriterInfo, WriterPin, matched_handles, unsigned_handle, writer_entity_name
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
@@ -64,7 +64,7 @@ class Publisher(Generic[M]):
     @property
     def matched_count(self) -> int:
         """Number of matched subscriptions (QoS-compatible readers of this topic and type)."""
-        return len(self._writer.get_matched_subscriptions())
+        return len(matched_handles(self._writer, "subscriptions"))
 
     def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
         """Block until ``count`` subscriptions match or ``timeout_s`` seconds pass; True if matched."""
@@ -205,7 +205,7 @@ class Subscription(Generic[M]):
     # ------------------------------------------------------------------ writers
     def writers(self) -> list[WriterInfo]:
         """The matched writers (QoS-compatible, this node's own included), sorted by GUID."""
-        handles = {unsigned_handle(h): h for h in self._reader.get_matched_publications()}
+        handles = {unsigned_handle(h): h for h in matched_handles(self._reader, "publications")}
         infos = []
         for handle, raw in handles.items():
             info = self._writer_info.get(handle)
@@ -234,7 +234,7 @@ class Subscription(Generic[M]):
         (returns None; :attr:`pinned_writer` tells which once it arrived)."""
         _, writer = self.latest_from()
         if writer is None:
-            matched = self._reader.get_matched_publications()
+            matched = matched_handles(self._reader, "publications")
             writer = unsigned_handle(matched[0]) if len(matched) == 1 else None
         with self._lock:
             self._pin.pin(writer)
@@ -266,7 +266,7 @@ class Subscription(Generic[M]):
     @property
     def matched_count(self) -> int:
         """Number of matched publishers (QoS-compatible writers of this topic and type)."""
-        return len(self._reader.get_matched_publications())
+        return len(matched_handles(self._reader, "publications"))
 
     def wait_for_publishers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
         """Block until ``count`` publishers match or ``timeout_s`` seconds pass; True if matched."""

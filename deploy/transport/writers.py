@@ -59,6 +59,25 @@ def unsigned_handle(handle: int) -> int:
     return handle & 0xFFFF_FFFF_FFFF_FFFF
 
 
+def matched_handles(entity: Any, kind: str) -> list[int]:
+    """``entity.get_matched_<kind>()`` (``publications`` of a reader, ``subscriptions`` of a writer), safe to call
+    while peers are matching.
+
+    cyclonedds (0.10.x) sizes its buffer by one C call and fills it by a second; an endpoint that matches in between
+    makes the second return more handles than the buffer holds, and the Python wrapper indexes past it
+    (``IndexError: invalid index``). The list is then read again: the next read sees the new count."""
+    read = getattr(entity, f"get_matched_{kind}")
+    for _ in range(_MATCH_RETRIES):
+        try:
+            return list(read())
+        except IndexError:
+            continue
+    return list(read())
+
+
+_MATCH_RETRIES = 20
+
+
 def _parse_entity_name(name: str) -> tuple[str, str, int | None]:
     node, at, rest = name.partition("@")
     host, colon, pid = rest.rpartition(":")

@@ -20,6 +20,7 @@ import pytest
 
 from deploy.msgs import Imu
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, WriterInfo, foreign_writers
+from deploy.transport.writers import matched_handles
 
 ROOT = Path(__file__).resolve().parents[3]
 TOPIC = "/test/writers"
@@ -206,3 +207,33 @@ def test_writer_info_from_names() -> None:
     ours = WriterInfo(1, "g", "p", "deploy", "robot-7", 4242)
     assert str(ours) == "node 'deploy' (pid 4242 on robot-7, writer g)"
     assert str(WriterInfo(2, "g2", "p2")) == "writer g2 (participant p2)"
+
+
+class _MatchingWhileRead:
+    """A reader on which ``races`` endpoints match between cyclonedds' two C calls: its wrapper then indexes past
+    the buffer it sized by the first call (the IndexError CI met in the self-subscriber test)."""
+
+    def __init__(self, races: int) -> None:
+        self.races, self.calls = races, 0
+
+    def get_matched_publications(self) -> list[int]:
+        self.calls += 1
+        if self.calls <= self.races:
+            raise IndexError("invalid index")
+        return [7, 9]
+
+
+def test_matched_handles_reads_again_when_a_writer_matches_during_the_read() -> None:
+    reader = _MatchingWhileRead(races=3)
+    assert matched_handles(reader, "publications") == [7, 9]
+    assert reader.calls == 4
+    with pytest.raises(IndexError):  # a list that never settles is not hidden
+        matched_handles(_MatchingWhileRead(races=10_000), "publications")
+
+
+def test_matched_handles_of_a_real_reader_and_writer(node: Ros2Node) -> None:
+    pub = node.publisher(TOPIC + "_m", Imu, "default")
+    sub = node.subscription(TOPIC + "_m", Imu, "default")
+    assert sub.wait_for_publishers(1, 5.0) and pub.wait_for_subscribers(1, 5.0)
+    assert sub.matched_count == 1 and pub.matched_count == 1
+    assert len(sub.writers()) == 1
