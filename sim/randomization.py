@@ -267,10 +267,12 @@ class RandomizationSpec:
         positive: tuple[str, ...] = (),
         nonnegative: tuple[str, ...] = (),
         max_steps: Mapping[str, int] | None = None,
+        within: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         """Refuse draws no robot can have: ``positive`` parameters (masses, inertias, time constants, motor
         constants) reaching 0 or below, ``nonnegative`` ones (drag, noise) below 0, integer step counts
-        (latencies) below 0 or reaching ``max_steps[name]`` or more (an episode shorter than its own latency).
+        (latencies) below 0 or reaching ``max_steps[name]`` or more (an episode shorter than its own latency),
+        ``within[name] = (a, b)`` ones outside [a, b] (a battery sag of 100 %).
         Raises :class:`RandomizationSpecError` naming the term, the bound and the value it can reach.
         Per-component bounds must have one value per component of the nominal value."""
         for name, term in self.terms.items():
@@ -302,6 +304,15 @@ class RandomizationSpec:
                 raise RandomizationSpecError(
                     f"randomization term {name!r}: up to {hi:g} steps, but an episode has {limit}; a latency must "
                     "stay well below the episode length"
+                )
+        for name, (a, b) in (within or {}).items():
+            if name not in self.terms or name not in nominal:
+                continue
+            lo, hi = self.value_range(name, list(nominal[name]))
+            if not (a <= lo and hi <= b):
+                raise RandomizationSpecError(
+                    f"randomization term {name!r}: its values must lie in [{a:g}, {b:g}], but they can reach "
+                    f"[{lo:g}, {hi:g}]; narrow low/high (or clip a normal) to that range"
                 )
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,6 +27,19 @@ def default_randomization() -> RandomizationSpec:
     thrust-to-weight in [1.7, 2.75]; Foerster's 1.41e-10 N/RPM^2 belongs to a different RPM range (at this
     profile's max RPM it could not hover), so it is covered through thrust-to-weight, not kf itself.
     Latencies in control steps of 10 ms.
+
+    The vehicle's imperfections (sim.quadrotor.dynamics.Imperfections; docs/quadrotor_model.md):
+    - thrust_curve c in [-0.15, 0.05]: drone-models' Crazyflie fits (rpm2thrust, linear over quadratic term)
+      give c = -0.03 (cf21B_500) to -0.13 (cf2x_T350); Foerster's PWM fit through the firmware's PWM->RPM map
+      gives +0.01.
+    - battery_sag in [0, 0.08] of the commanded rotor speed: Bitcraze's thrust table (wiki, "PWM to thrust")
+      shows the supply falling from 4.01 V idle to 3.67 V at 56 % PWM (8.5 %); the firmware's battery
+      compensation (on by default) takes most of it out, a worn or cold cell does not.
+    - ground_effect in [0, 0.0122] m^2: twice gym-pybullet-drones' cf2x (coefficient 11.36859 x propeller radius
+      0.0231348 m squared = 0.0061 m^2).
+    - motor_kf_scale x[0.95, 1.05] and motor_tau_scale x[0.9, 1.1] per rotor, com_offset +-3 mm per axis: chosen
+      (no published per-rotor spread of a Crazyflie was found); 3 mm is 3x the offset of the unmodelled vehicle
+      of issue #18 (offset torque ~30x the disturbance bound at hover, i.e. ~1 mm).
     """
     d = ParamDistribution
     return RandomizationSpec(
@@ -41,6 +54,12 @@ def default_randomization() -> RandomizationSpec:
             "action_latency": d("int_uniform", low=0, high=1, operation="absolute", unit="control steps"),
             "obs_latency": d("int_uniform", low=0, high=1, operation="absolute", unit="control steps"),
             "obs_noise_scale": d("uniform", low=0.5, high=1.5),
+            "motor_kf_scale": d("uniform", low=0.95, high=1.05, per_component=True),
+            "motor_tau_scale": d("uniform", low=0.9, high=1.1, per_component=True),
+            "thrust_curve": d("uniform", low=-0.15, high=0.05, operation="absolute"),
+            "battery_sag": d("uniform", low=0.0, high=0.08, operation="absolute"),
+            "ground_effect": d("uniform", low=0.0, high=0.0122, operation="absolute", unit="m^2"),
+            "com_offset": d("uniform", low=-0.003, high=0.003, operation="absolute", per_component=True, unit="m"),
             "disturbance_force": d(
                 "normal", mean=0.0, std=0.002, low=-0.008, high=0.008, operation="absolute", when="interval",
                 interval_s=2.0, per_component=True, unit="N",
@@ -58,7 +77,11 @@ def default_randomization() -> RandomizationSpec:
 #: motor time constant <= 0 has no meaning) and those that may be 0 but not below (rotor drag, noise stds: the
 #: ``obs_noise.<term>`` parameters too). Latencies (control steps) must be >= 0 and shorter than an episode.
 POSITIVE_PARAMS = ("mass", "inertia", "kf", "km", "motor_tau_up", "motor_tau_down", "max_rpm")
-NONNEGATIVE_PARAMS = ("drag", "obs_noise_scale")
+POSITIVE_PARAMS += ("motor_kf_scale", "motor_tau_scale")
+NONNEGATIVE_PARAMS = ("drag", "obs_noise_scale", "ground_effect")
+#: Parameters with a bounded range: a sag of 100 % stops the rotors; a thrust curve beyond +-1 is not a curve
+#: of this family (sim.quadrotor.dynamics.Imperfections).
+BOUNDED_PARAMS = {"battery_sag": (0.0, 0.9), "thrust_curve": (-1.0, 1.0)}
 LATENCY_PARAMS = ("action_latency", "obs_latency")
 
 
@@ -188,6 +211,7 @@ class QuadrotorTaskCfg:
             positive=POSITIVE_PARAMS,
             nonnegative=NONNEGATIVE_PARAMS + noise,
             max_steps=dict.fromkeys(LATENCY_PARAMS, self.max_episode_length),
+            within=BOUNDED_PARAMS,
         )
 
     def policy_obs_spec(self) -> ObsSpec:

@@ -4,6 +4,9 @@ State is a (17, N) tensor whose rows are named in :data:`STATE_ROWS`; every func
 per-component (N,) tensors so that ``torch.compile`` fuses a whole step into one vectorised loop.
 Integration per physics step ``dt``:
 - motors: first-order lag with separate rise/fall time constants, discretised exactly (alpha = 1 - exp(-dt/tau));
+- with :class:`Imperfections` (what a real vehicle adds to the ideal model, drawn per env): per-rotor thrust
+  and time-constant factors, a thrust curve with a linear term, battery sag, ground effect and a centre-of-mass
+  offset (docs/quadrotor_model.md gives each law and its source);
 - translation: trapezoidal position update (exact for constant acceleration);
 - rotation: midpoint (RK2) for the Euler equations; the quaternion is rotated by the mean body rate through the
   exponential map (cos/sin of the half angle to 4th order: |w| dt / 2 < 0.04 at the 35 rad/s termination limit
@@ -72,6 +75,32 @@ class PhysParams(NamedTuple):
     arm: Tensor
 
 
+class Imperfections(NamedTuple):
+    """Per-env departures of a real vehicle from the ideal model, each (N,) (or a float for every env).
+
+    - ``kf_scale``, ``tau_scale``: 4 per-rotor factors on kf and on both motor time constants (motor spread);
+    - ``thrust_curve`` c: rotor thrust ``kf ((1 - c) r^2 + c r curve_rpm)`` (a linear term; equal to kf r^2 at
+      ``curve_rpm``, the profile's max RPM);
+    - ``battery_sag``: the rotors reach ``(1 - sag)`` of their commanded speed (a lower supply voltage);
+    - ``ground_effect`` G (m^2): thrust x ``1 + G / (4 h)^2`` at height h above ``floor`` (h >= ``GROUND_MIN_H``);
+    - ``com_x``, ``com_y`` (m, body): the centre of mass off the rotor plane's centre; the thrust's lever arm about
+      it gives the torque ``(-com_y T, com_x T, 0)``.
+    """
+
+    kf_scale: tuple[Tensor, Tensor, Tensor, Tensor]
+    tau_scale: tuple[Tensor, Tensor, Tensor, Tensor]
+    thrust_curve: Tensor
+    curve_rpm: float
+    battery_sag: Tensor
+    ground_effect: Tensor
+    floor: float
+    com_x: Tensor
+    com_y: Tensor
+
+
+GROUND_MIN_H = 0.03  # m: the ground effect's height floor (its factor stays finite on the ground)
+
+
 def unpack(state: Tensor) -> Body:
     """(17, N) -> Body of (N,) views."""
     return Body(*state.unbind(0))
@@ -121,18 +150,35 @@ def _euler_rate(wx, wy, wz, tx, ty, tz, p: PhysParams, c: StepCoeffs):
 class StepCoeffs(NamedTuple):
     """Per-env factors that depend only on the parameters and dt; computed once per control step."""
 
-    alpha_up: Tensor  # exact first-order step factor when a rotor speeds up
-    alpha_down: Tensor
+    alpha_up: tuple[Tensor, Tensor, Tensor, Tensor]  # per rotor: exact first-order step factor when speeding up
+    alpha_down: tuple[Tensor, Tensor, Tensor, Tensor]
     inv_mass: Tensor
     inv_jx: Tensor
     inv_jy: Tensor
     inv_jz: Tensor
 
 
-def step_coeffs(p: PhysParams, dt: float) -> StepCoeffs:
-    return StepCoeffs(
-        -torch.expm1(-dt / p.tau_up), -torch.expm1(-dt / p.tau_down), 1.0 / p.mass, 1.0 / p.jx, 1.0 / p.jy, 1.0 / p.jz
-    )
+def step_coeffs(p: PhysParams, dt: float, imp: Imperfections | None = None) -> StepCoeffs:
+    if imp is None:
+        up, down = -torch.expm1(-dt / p.tau_up), -torch.expm1(-dt / p.tau_down)
+        alpha_up, alpha_down = (up, up, up, up), (down, down, down, down)
+    else:
+        alpha_up = tuple(-torch.expm1(-dt / (p.tau_up * s)) for s in imp.tau_scale)
+        alpha_down = tuple(-torch.expm1(-dt / (p.tau_down * s)) for s in imp.tau_scale)
+    return StepCoeffs(alpha_up, alpha_down, 1.0 / p.mass, 1.0 / p.jx, 1.0 / p.jy, 1.0 / p.jz)  # type: ignore[arg-type]
+
+
+def rotor_thrusts(
+    r: tuple[Tensor, Tensor, Tensor, Tensor], kf: Tensor, pz: Tensor, imp: Imperfections | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Thrust of each rotor (N) at speeds ``r`` (RPM), with the vehicle's imperfections where given."""
+    if imp is None:
+        return tuple(kf * x * x for x in r)  # type: ignore[return-value]
+    c = imp.thrust_curve
+    h = (pz - imp.floor).clamp(min=GROUND_MIN_H)
+    k = kf * (1.0 + imp.ground_effect / (16.0 * h * h))
+    # clamped at 0: with c < 0 the curve's linear term would pull at low speeds
+    return tuple((k * s * x * ((1.0 - c) * x + c * imp.curve_rpm)).clamp(min=0.0) for s, x in zip(imp.kf_scale, r))  # type: ignore[return-value]
 
 
 def physics_step(
@@ -143,21 +189,26 @@ def physics_step(
     force_w: tuple[Tensor, Tensor, Tensor],
     torque_b: tuple[Tensor, Tensor, Tensor],
     dt: float,
+    imp: Imperfections | None = None,
 ) -> Body:
     """Advance every env by ``dt`` seconds.
 
     rpm_cmd: 4 (N,) commanded rotor speeds (RPM), already within [min_rpm, max_rpm].
     coeffs: :func:`step_coeffs` for this ``dt`` (hoisted: they change only with the parameters).
     force_w: external force (N, world frame); torque_b: external torque (N m, body frame).
+    imp: the vehicle's :class:`Imperfections` (None: the ideal model).
     """
-    alpha_up, alpha_down = coeffs.alpha_up, coeffs.alpha_down
-    r1 = motor_step(b.r1, rpm_cmd[0], alpha_up, alpha_down)
-    r2 = motor_step(b.r2, rpm_cmd[1], alpha_up, alpha_down)
-    r3 = motor_step(b.r3, rpm_cmd[2], alpha_up, alpha_down)
-    r4 = motor_step(b.r4, rpm_cmd[3], alpha_up, alpha_down)
-    f1, f2, f3, f4 = p.kf * r1 * r1, p.kf * r2 * r2, p.kf * r3 * r3, p.kf * r4 * r4
+    up, down = coeffs.alpha_up, coeffs.alpha_down
+    cmd = rpm_cmd if imp is None else tuple(c * (1.0 - imp.battery_sag) for c in rpm_cmd)
+    r1 = motor_step(b.r1, cmd[0], up[0], down[0])
+    r2 = motor_step(b.r2, cmd[1], up[1], down[1])
+    r3 = motor_step(b.r3, cmd[2], up[2], down[2])
+    r4 = motor_step(b.r4, cmd[3], up[3], down[3])
+    f1, f2, f3, f4 = rotor_thrusts((r1, r2, r3, r4), p.kf, b.pz, imp)
     thrust = f1 + f2 + f3 + f4
     tx, ty, tz = mixer_torques(f1, f2, f3, f4, p.arm, p.km)
+    if imp is not None:  # the thrust's lever arm about an offset centre of mass: -(c x (0, 0, T))
+        tx, ty = tx - imp.com_y * thrust, ty + imp.com_x * thrust
 
     R = rotation_rows(b.qw, b.qx, b.qy, b.qz)
     # Rotor drag, body frame: -d * (sum of rotor speeds in rad/s) * v_body.

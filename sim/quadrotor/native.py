@@ -80,6 +80,11 @@ class NativeStep(HistoryRing):
             ("row_fx", "disturbance_force", 0), ("row_fy", "disturbance_force", 1),
             ("row_fz", "disturbance_force", 2), ("row_tx", "disturbance_torque", 0),
             ("row_ty", "disturbance_torque", 1), ("row_tz", "disturbance_torque", 2),
+            ("row_ks1", "motor_kf_scale", 0), ("row_ks2", "motor_kf_scale", 1), ("row_ks3", "motor_kf_scale", 2),
+            ("row_ks4", "motor_kf_scale", 3), ("row_ts1", "motor_tau_scale", 0), ("row_ts2", "motor_tau_scale", 1),
+            ("row_ts3", "motor_tau_scale", 2), ("row_ts4", "motor_tau_scale", 3), ("row_curve", "thrust_curve", 0),
+            ("row_sag", "battery_sag", 0), ("row_ground", "ground_effect", 0), ("row_comx", "com_offset", 0),
+            ("row_comy", "com_offset", 1),
         ):  # fmt: skip
             setattr(a, field, r[name].start + k)
         j = 0

@@ -42,6 +42,7 @@ static inline void vstream(float* p, vf v) { _mm256_stream_ps(p, (__m256)v); }
 constexpr int MAX_SLOTS = 8;
 constexpr int MAX_DUE = 4;
 constexpr int SENSED = 18;
+constexpr float GROUND_MIN_H = 0.03f;  // m, sim.quadrotor.dynamics.GROUND_MIN_H
 
 // Every field is 8 bytes wide so that the ctypes mirror in native.py has no padding questions.
 struct Args {
@@ -49,6 +50,10 @@ struct Args {
   int64_t env_stride, step_stride;
   int64_t row_mass, row_jx, row_jy, row_jz, row_kf, row_km, row_tau_up, row_tau_down, row_dx, row_dy, row_dz,
       row_max_rpm, row_act_lat, row_obs_lat, row_noise_scale, row_fx, row_fy, row_fz, row_tx, row_ty, row_tz;
+  // The vehicle's imperfections (sim.quadrotor.dynamics.Imperfections): per-rotor kf and time-constant factors,
+  // thrust curve, battery sag, ground effect, centre-of-mass offset (x, y).
+  int64_t row_ks1, row_ks2, row_ks3, row_ks4, row_ts1, row_ts2, row_ts3, row_ts4, row_curve, row_sag, row_ground,
+      row_comx, row_comy;
   int64_t row_std[SENSED];
   int64_t due_period[MAX_DUE];
   double dt, arm, gravity, control_dt, ref_height, nominal_max_rpm;
@@ -436,21 +441,37 @@ static void step_block(const Args& a, const Lanes& L) {
   vf fwx = prm(a.row_fx), fwy = prm(a.row_fy), fwz = prm(a.row_fz);
   vf tbx = prm(a.row_tx), tby = prm(a.row_ty), tbz = prm(a.row_tz);
   const float dt = (float)a.dt;
-  vf alpha_up = neg_expm1(-dt / prm(a.row_tau_up)), alpha_down = neg_expm1(-dt / prm(a.row_tau_down));
+  const int64_t row_ks[4] = {a.row_ks1, a.row_ks2, a.row_ks3, a.row_ks4};
+  const int64_t row_ts[4] = {a.row_ts1, a.row_ts2, a.row_ts3, a.row_ts4};
+  vf tau_up = prm(a.row_tau_up), tau_down = prm(a.row_tau_down);
+  vf alpha_up[4], alpha_down[4], ks[4];
+  for (int m = 0; m < 4; ++m) {
+    vf ts = prm(row_ts[m]);
+    alpha_up[m] = neg_expm1(-dt / (tau_up * ts));
+    alpha_down[m] = neg_expm1(-dt / (tau_down * ts));
+    ks[m] = prm(row_ks[m]);
+  }
+  vf curve = prm(a.row_curve), ground = prm(a.row_ground), comx = prm(a.row_comx), comy = prm(a.row_comy);
+  vf one_minus_sag = 1.0f - prm(a.row_sag), lin = curve * (float)a.nominal_max_rpm, quad = 1.0f - curve;
   vf inv_m = 1.0f / mass, ijx = 1.0f / jx, ijy = 1.0f / jy, ijz = 1.0f / jz;
   vf cmd[4];
   for (int m = 0; m < 4; ++m)
-    cmd[m] = vmin(vmax((float)a.offset[m] + (float)a.scale[m] * applied[m], splat(a.low[m])), max_rpm);
+    cmd[m] = vmin(vmax((float)a.offset[m] + (float)a.scale[m] * applied[m], splat(a.low[m])), max_rpm) * one_minus_sag;
   const vf arm = splat(a.arm) * (float)(1.0 / 1.4142135623730951);
   const float rpm_to_rad = (float)(2.0 * 3.141592653589793 / 60.0);
   const float g = (float)a.gravity, h = 0.5f * dt;
   State b = load_state(a, L);
   for (int sub = 0; sub < a.substeps; ++sub) {
     vf r[4] = {b.r1, b.r2, b.r3, b.r4};
-    for (int m = 0; m < 4; ++m) r[m] = r[m] + (cmd[m] - r[m]) * ((cmd[m] > r[m]) ? alpha_up : alpha_down);
-    vf f1 = kf * r[0] * r[0], f2 = kf * r[1] * r[1], f3 = kf * r[2] * r[2], f4 = kf * r[3] * r[3];
+    for (int m = 0; m < 4; ++m) r[m] = r[m] + (cmd[m] - r[m]) * ((cmd[m] > r[m]) ? alpha_up[m] : alpha_down[m]);
+    vf h_ge = vmax(b.pz - (float)a.floor, splat(GROUND_MIN_H));
+    vf k = kf * (1.0f + ground / (16.0f * h_ge * h_ge));
+    vf f[4];
+    for (int m = 0; m < 4; ++m) f[m] = vmax(k * ks[m] * r[m] * (quad * r[m] + lin), splat(0.0));
+    vf f1 = f[0], f2 = f[1], f3 = f[2], f4 = f[3];
     vf thrust = f1 + f2 + f3 + f4;
-    vf tx = arm * (-f1 - f2 + f3 + f4), ty = arm * (-f1 + f2 + f3 - f4), tz = km * (f1 - f2 + f3 - f4);
+    vf tx = arm * (-f1 - f2 + f3 + f4) - comy * thrust, ty = arm * (-f1 + f2 + f3 - f4) + comx * thrust;
+    vf tz = km * (f1 - f2 + f3 - f4);
     vf R[9];
     rotation(b, R);
     vf vbx = R[0] * b.vx + R[3] * b.vy + R[6] * b.vz;
@@ -539,7 +560,9 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
   }
   const int64_t prow[] = {a.row_mass, a.row_jx, a.row_jy, a.row_jz, a.row_kf, a.row_km, a.row_tau_up,
                           a.row_tau_down, a.row_dx, a.row_dy, a.row_dz, a.row_max_rpm, a.row_act_lat,
-                          a.row_fx, a.row_fy, a.row_fz, a.row_tx, a.row_ty, a.row_tz};
+                          a.row_fx, a.row_fy, a.row_fz, a.row_tx, a.row_ty, a.row_tz, a.row_ks1, a.row_ks2,
+                          a.row_ks3, a.row_ks4, a.row_ts1, a.row_ts2, a.row_ts3, a.row_ts4, a.row_curve,
+                          a.row_sag, a.row_ground, a.row_comx, a.row_comy};
   if (advance) {
     for (int64_t r : prow) rd(a.params + r * a.pstride + i);
     for (int k = 0; k < 4; ++k) rd(a.actions + 4 * i + 16 * k);

@@ -13,9 +13,12 @@ import torch
 from torch import Tensor
 
 from sim.quadrotor.config import LATENCY_PARAMS, QuadrotorTaskCfg
-from sim.quadrotor.dynamics import PhysParams
+from sim.quadrotor.dynamics import Imperfections, PhysParams
 from sim.quadrotor.params import GRAVITY
 from sim.sampling import apply_operation, components, transform_uniform
+
+#: The parameters of the vehicle's imperfections (sim.quadrotor.dynamics.Imperfections; docs/quadrotor_model.md).
+IMPERFECTIONS = ("motor_kf_scale", "motor_tau_scale", "thrust_curve", "battery_sag", "ground_effect", "com_offset")
 
 
 def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
@@ -30,6 +33,13 @@ def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
         "motor_tau_down": [p.motor_tau_down],
         "drag": list(p.drag),
         "max_rpm": [p.max_rpm],
+        # the vehicle's imperfections (IMPERFECTIONS, sim.quadrotor.dynamics.Imperfections): nominal = the ideal model
+        "motor_kf_scale": [1.0] * 4,
+        "motor_tau_scale": [1.0] * 4,
+        "thrust_curve": [0.0],
+        "battery_sag": [0.0],
+        "ground_effect": [0.0],
+        "com_offset": [0.0, 0.0],
         "action_latency": [0.0],
         "obs_latency": [0.0],
         "obs_noise_scale": [1.0],
@@ -93,6 +103,16 @@ class ParamTable:
             p[r["mass"]][0], jx, jy, jz, p[r["kf"]][0], p[r["km"]][0], p[r["motor_tau_up"]][0],
             p[r["motor_tau_down"]][0], dx, dy, dz, p[r["max_rpm"]][0], torch.full_like(jx, self.cfg.params.arm_length),
         )  # fmt: skip
+
+    def imperfections(self, params: Tensor | None = None) -> Imperfections:
+        """Per-env imperfections of the vehicle (motor spread, thrust curve, battery sag, ground effect, CoM offset)."""
+        p, r, cfg = self.params if params is None else params, self.param_rows, self.cfg
+        com_x, com_y = p[r["com_offset"]].unbind(0)
+        return Imperfections(
+            tuple(p[r["motor_kf_scale"]].unbind(0)), tuple(p[r["motor_tau_scale"]].unbind(0)),
+            p[r["thrust_curve"]][0], float(cfg.params.max_rpm), p[r["battery_sag"]][0], p[r["ground_effect"]][0],
+            float(cfg.termination.floor_m), com_x, com_y,
+        )  # type: ignore[arg-type]  # fmt: skip
 
     def _draw(self, names: list[str], ids: Tensor) -> None:
         """Draw ``names`` (sorted) for envs ``ids`` with one call on the env's generator."""

@@ -28,8 +28,8 @@ class TorchStep:
         cfg, r, spec = self.cfg, self.param_rows, self.action_spec
         actions = clean_action(raw_actions)  # (4, N)
         applied = delay_select([tuple(actions), *older_actions], params[r["action_latency"]][0])
-        phys = self.phys_params(params)
-        coeffs = step_coeffs(phys, cfg.physics_dt)
+        phys, imp = self.phys_params(params), self.imperfections(params)
+        coeffs = step_coeffs(phys, cfg.physics_dt, imp)
         force = tuple(params[r["disturbance_force"]].unbind(0))
         torque = tuple(params[r["disturbance_torque"]].unbind(0))
         if cfg.action_interface == "rpm":
@@ -45,7 +45,7 @@ class TorchStep:
                     c.minimum(phys.max_rpm)
                     for c in ctbr_rate_loop(thrust, rates, (b.wx, b.wy, b.wz), cfg.params, cfg.rate_gains)
                 ]
-            b = physics_step(b, tuple(cmd), phys, coeffs, force, torque, cfg.physics_dt)
+            b = physics_step(b, tuple(cmd), phys, coeffs, force, torque, cfg.physics_dt, imp)
         episode_len = episode_len + 1
         ref_pos, ref_vel = self._reference(traj, episode_len)
         pos, vel = torch.stack([b.px, b.py, b.pz]), torch.stack([b.vx, b.vy, b.vz])
