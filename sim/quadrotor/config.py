@@ -37,6 +37,8 @@ def default_randomization() -> RandomizationSpec:
       compensation (on by default) takes most of it out, a worn or cold cell does not.
     - ground_effect in [0, 0.0122] m^2: twice gym-pybullet-drones' cf2x (coefficient 11.36859 x propeller radius
       0.0231348 m squared = 0.0061 m^2).
+    - action_latency_substeps 0-4 physics steps of 2 ms: the latency between whole control steps (chosen: with
+      action_latency 0-1 it spans 0-18 ms continuously instead of 0 or 10 ms).
     - motor_kf_scale x[0.95, 1.05] and motor_tau_scale x[0.9, 1.1] per rotor, com_offset +-3 mm per axis: chosen
       (no published per-rotor spread of a Crazyflie was found); 3 mm is 3x the offset of the unmodelled vehicle
       of issue #18 (offset torque ~30x the disturbance bound at hover, i.e. ~1 mm).
@@ -53,6 +55,7 @@ def default_randomization() -> RandomizationSpec:
             "drag": d("uniform", low=0.5, high=2.0),
             "action_latency": d("int_uniform", low=0, high=1, operation="absolute", unit="control steps"),
             "obs_latency": d("int_uniform", low=0, high=1, operation="absolute", unit="control steps"),
+            SUBSTEP_LATENCY: d("int_uniform", low=0, high=4, operation="absolute", unit="physics steps"),
             "obs_noise_scale": d("uniform", low=0.5, high=1.5),
             "motor_kf_scale": d("uniform", low=0.95, high=1.05, per_component=True),
             "motor_tau_scale": d("uniform", low=0.9, high=1.1, per_component=True),
@@ -83,6 +86,9 @@ NONNEGATIVE_PARAMS = ("drag", "obs_noise_scale", "ground_effect")
 #: of this family (sim.quadrotor.dynamics.Imperfections).
 BOUNDED_PARAMS = {"battery_sag": (0.0, 0.9), "thrust_curve": (-1.0, 1.0)}
 LATENCY_PARAMS = ("action_latency", "obs_latency")
+#: Physics substeps (0 .. physics_substeps - 1) at the start of each control step during which the previous command
+#: still drives the motors: latency between whole control steps (with action_latency, 0 to 18 ms by default).
+SUBSTEP_LATENCY = "action_latency_substeps"
 
 
 @dataclass
@@ -211,7 +217,7 @@ class QuadrotorTaskCfg:
             positive=POSITIVE_PARAMS,
             nonnegative=NONNEGATIVE_PARAMS + noise,
             max_steps=dict.fromkeys(LATENCY_PARAMS, self.max_episode_length),
-            within=BOUNDED_PARAMS,
+            within={**BOUNDED_PARAMS, SUBSTEP_LATENCY: (0.0, self.physics_substeps - 1.0)},
         )
 
     def policy_obs_spec(self) -> ObsSpec:

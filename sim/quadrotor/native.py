@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sim.obs_terms import POSITION_ERROR_INTEGRAL_LIMIT
+from sim.quadrotor.config import SUBSTEP_LATENCY
 from sim.quadrotor.native_args import MAX_DUE, MAX_SLOTS, SENSED, Args, ResetArgs, _ptr, padded_empty, padded_stride
 from sim.quadrotor.native_build import load_kernel, widest
 from sim.quadrotor.native_history import HistoryRing
@@ -84,7 +85,7 @@ class NativeStep(HistoryRing):
             ("row_ks4", "motor_kf_scale", 3), ("row_ts1", "motor_tau_scale", 0), ("row_ts2", "motor_tau_scale", 1),
             ("row_ts3", "motor_tau_scale", 2), ("row_ts4", "motor_tau_scale", 3), ("row_curve", "thrust_curve", 0),
             ("row_sag", "battery_sag", 0), ("row_ground", "ground_effect", 0), ("row_comx", "com_offset", 0),
-            ("row_comy", "com_offset", 1),
+            ("row_comy", "com_offset", 1), ("row_sub_lat", SUBSTEP_LATENCY, 0),
         ):  # fmt: skip
             setattr(a, field, r[name].start + k)
         j = 0

@@ -19,7 +19,8 @@ _INT_FIELDS = (
     "row_mass "
     "row_jx row_jy row_jz row_kf row_km row_tau_up row_tau_down row_dx row_dy row_dz row_max_rpm row_act_lat "
     "row_obs_lat row_noise_scale row_fx row_fy row_fz row_tx row_ty row_tz "
-    "row_ks1 row_ks2 row_ks3 row_ks4 row_ts1 row_ts2 row_ts3 row_ts4 row_curve row_sag row_ground row_comx row_comy"
+    "row_ks1 row_ks2 row_ks3 row_ks4 row_ts1 row_ts2 row_ts3 row_ts4 row_curve row_sag row_ground row_comx row_comy "
+    "row_sub_lat"
 ).split()
 _DOUBLE_FIELDS = [
     *"dt arm gravity control_dt ref_height nominal_max_rpm".split(),

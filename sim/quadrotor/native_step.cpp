@@ -53,7 +53,7 @@ struct Args {
   // The vehicle's imperfections (sim.quadrotor.dynamics.Imperfections): per-rotor kf and time-constant factors,
   // thrust curve, battery sag, ground effect, centre-of-mass offset (x, y).
   int64_t row_ks1, row_ks2, row_ks3, row_ks4, row_ts1, row_ts2, row_ts3, row_ts4, row_curve, row_sag, row_ground,
-      row_comx, row_comy;
+      row_comx, row_comy, row_sub_lat;  // row_sub_lat: sim.quadrotor.config.SUBSTEP_LATENCY
   int64_t row_std[SENSED];
   int64_t due_period[MAX_DUE];
   double dt, arm, gravity, control_dt, ref_height, nominal_max_rpm;
@@ -425,16 +425,20 @@ static void step_block(const Args& a, const Lanes& L) {
     act[m] = vmin(vmax(x, splat(-1.0)), splat(1.0));
     L.stream(a.act_new + m * n, act[m]);
   }
-  vf lat = prm(a.row_act_lat);
+  vf lat = prm(a.row_act_lat), lat_prev = lat + 1.0f;
   const int S = (int)a.act_slots;  // delay line [action, slot 0, ..., slot S-2]
+  vf previous[4];  // the previous step's applied action (the first sub_lat substeps still run it)
   for (int m = 0; m < 4; ++m) {
-    vf out = S >= 2 ? L.load(a.act_slot[S - 2] + m * n) : act[m];
+    vf out = S >= 2 ? L.load(a.act_slot[S - 2] + m * n) : act[m], out_prev = out;
     for (int k = S - 2; k >= 0; --k) {
       vf v = k == 0 ? act[m] : L.load(a.act_slot[k - 1] + m * n);
       out = (lat == (float)k) ? v : out;
+      out_prev = (lat_prev == (float)k) ? v : out_prev;
     }
     applied[m] = out;
+    previous[m] = out_prev;
   }
+  vf sub_lat = prm(a.row_sub_lat);
   vf mass = prm(a.row_mass), jx = prm(a.row_jx), jy = prm(a.row_jy), jz = prm(a.row_jz);
   vf kf = prm(a.row_kf), km = prm(a.row_km), dxc = prm(a.row_dx), dyc = prm(a.row_dy), dzc = prm(a.row_dz);
   vf max_rpm = prm(a.row_max_rpm);
@@ -454,16 +458,23 @@ static void step_block(const Args& a, const Lanes& L) {
   vf curve = prm(a.row_curve), ground = prm(a.row_ground), comx = prm(a.row_comx), comy = prm(a.row_comy);
   vf one_minus_sag = 1.0f - prm(a.row_sag), lin = curve * (float)a.nominal_max_rpm, quad = 1.0f - curve;
   vf inv_m = 1.0f / mass, ijx = 1.0f / jx, ijy = 1.0f / jy, ijz = 1.0f / jz;
-  vf cmd[4];
-  for (int m = 0; m < 4; ++m)
-    cmd[m] = vmin(vmax((float)a.offset[m] + (float)a.scale[m] * applied[m], splat(a.low[m])), max_rpm) * one_minus_sag;
+  vf cmd_now[4], cmd_before[4];
+  for (int m = 0; m < 4; ++m) {
+    const float off = (float)a.offset[m], sc = (float)a.scale[m];
+    cmd_now[m] = vmin(vmax(off + sc * applied[m], splat(a.low[m])), max_rpm) * one_minus_sag;
+    cmd_before[m] = vmin(vmax(off + sc * previous[m], splat(a.low[m])), max_rpm) * one_minus_sag;
+  }
   const vf arm = splat(a.arm) * (float)(1.0 / 1.4142135623730951);
   const float rpm_to_rad = (float)(2.0 * 3.141592653589793 / 60.0);
   const float g = (float)a.gravity, h = 0.5f * dt;
   State b = load_state(a, L);
   for (int sub = 0; sub < a.substeps; ++sub) {
     vf r[4] = {b.r1, b.r2, b.r3, b.r4};
-    for (int m = 0; m < 4; ++m) r[m] = r[m] + (cmd[m] - r[m]) * ((cmd[m] > r[m]) ? alpha_up[m] : alpha_down[m]);
+    vi held = sub_lat > (float)sub;
+    for (int m = 0; m < 4; ++m) {
+      vf cmd = held ? cmd_before[m] : cmd_now[m];
+      r[m] = r[m] + (cmd - r[m]) * ((cmd > r[m]) ? alpha_up[m] : alpha_down[m]);
+    }
     vf h_ge = vmax(b.pz - (float)a.floor, splat(GROUND_MIN_H));
     vf k = kf * (1.0f + ground / (16.0f * h_ge * h_ge));
     vf f[4];
@@ -562,7 +573,7 @@ static inline void prefetch_rows(const Args& a, int64_t i, bool advance) {
                           a.row_tau_down, a.row_dx, a.row_dy, a.row_dz, a.row_max_rpm, a.row_act_lat,
                           a.row_fx, a.row_fy, a.row_fz, a.row_tx, a.row_ty, a.row_tz, a.row_ks1, a.row_ks2,
                           a.row_ks3, a.row_ks4, a.row_ts1, a.row_ts2, a.row_ts3, a.row_ts4, a.row_curve,
-                          a.row_sag, a.row_ground, a.row_comx, a.row_comy};
+                          a.row_sag, a.row_ground, a.row_comx, a.row_comy, a.row_sub_lat};
   if (advance) {
     for (int64_t r : prow) rd(a.params + r * a.pstride + i);
     for (int k = 0; k < 4; ++k) rd(a.actions + 4 * i + 16 * k);

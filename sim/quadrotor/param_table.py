@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sim.quadrotor.config import LATENCY_PARAMS, QuadrotorTaskCfg
+from sim.quadrotor.config import LATENCY_PARAMS, SUBSTEP_LATENCY, QuadrotorTaskCfg
 from sim.quadrotor.dynamics import Imperfections, PhysParams
 from sim.quadrotor.params import GRAVITY
 from sim.sampling import apply_operation, components, transform_uniform
@@ -41,6 +41,7 @@ def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
         "ground_effect": [0.0],
         "com_offset": [0.0, 0.0],
         "action_latency": [0.0],
+        SUBSTEP_LATENCY: [0.0],
         "obs_latency": [0.0],
         "obs_noise_scale": [1.0],
         "disturbance_force": [0.0, 0.0, 0.0],
@@ -68,9 +69,11 @@ class ParamTable:
         self.nominal = {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in nominal.items()}
         n = self.num_envs
         self.params = torch.cat([self.nominal[k] for k in nominal])[:, None].repeat(1, n).contiguous()
-        max_latency = max(
-            [int(cfg.randomization.terms[k].bounds()[1]) for k in LATENCY_PARAMS if k in cfg.randomization], default=0
-        )
+        spec = cfg.randomization
+        most = {k: int(spec.terms[k].bounds()[1]) for k in LATENCY_PARAMS if k in spec}
+        max_latency = max(most.values(), default=0)
+        if SUBSTEP_LATENCY in spec and spec.terms[SUBSTEP_LATENCY].bounds()[1] > 0:
+            max_latency = max(max_latency, most.get("action_latency", 0) + 1)  # the previous command is applied too
         self.latency_slots = max_latency + 1
         groups: dict[int, list[str]] = {}
         for name, d in sorted(cfg.randomization.terms.items()):

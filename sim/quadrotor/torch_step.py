@@ -14,6 +14,7 @@ from torch import Tensor
 from sim.obs_terms import integrate_position_error
 from sim.quadrotor import terms
 from sim.quadrotor.actions import ctbr_rate_loop
+from sim.quadrotor.config import SUBSTEP_LATENCY
 from sim.quadrotor.dynamics import physics_step, rotation_rows, step_coeffs
 from sim.quadrotor.rewards import penalty_sum
 from sim.quadrotor.trajectory import reference
@@ -27,20 +28,27 @@ class TorchStep:
     def _advance_impl(self, b, params, traj, raw_actions, older_actions, last_action, episode_len, episode_return):
         cfg, r, spec = self.cfg, self.param_rows, self.action_spec
         actions = clean_action(raw_actions)  # (4, N)
-        applied = delay_select([tuple(actions), *older_actions], params[r["action_latency"]][0])
+        line, latency = [tuple(actions), *older_actions], params[r["action_latency"]][0]
+        applied = delay_select(line, latency)
+        # the first `late` substeps still run the previous step's command (latency between whole steps)
+        previous, late = delay_select(line, latency + 1), params[r[SUBSTEP_LATENCY]][0]
         phys, imp = self.phys_params(params), self.imperfections(params)
         coeffs = step_coeffs(phys, cfg.physics_dt, imp)
         force = tuple(params[r["disturbance_force"]].unbind(0))
         torque = tuple(params[r["disturbance_torque"]].unbind(0))
         if cfg.action_interface == "rpm":
-            cmd = [
-                (spec.offset[i] + spec.scale[i] * applied[i]).clamp(min=spec.low[i]).minimum(phys.max_rpm)
-                for i in range(4)
-            ]
-        for _ in range(cfg.physics_substeps):
-            if cfg.action_interface == "ctbr":
-                thrust = spec.offset[0] + spec.scale[0] * applied[0]
-                rates = tuple(spec.scale[i] * applied[i] for i in (1, 2, 3))
+            now, before = (
+                [(spec.offset[i] + spec.scale[i] * a[i]).clamp(min=spec.low[i]).minimum(phys.max_rpm) for i in range(4)]
+                for a in (applied, previous)
+            )
+        for sub in range(cfg.physics_substeps):
+            held = late > sub
+            if cfg.action_interface == "rpm":
+                cmd = [torch.where(held, old, new) for old, new in zip(before, now)]
+            else:
+                a = [torch.where(held, old, new) for old, new in zip(previous, applied)]
+                thrust = spec.offset[0] + spec.scale[0] * a[0]
+                rates = tuple(spec.scale[i] * a[i] for i in (1, 2, 3))
                 cmd = [
                     c.minimum(phys.max_rpm)
                     for c in ctbr_rate_loop(thrust, rates, (b.wx, b.wy, b.wz), cfg.params, cfg.rate_gains)

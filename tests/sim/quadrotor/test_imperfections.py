@@ -147,3 +147,43 @@ def test_impossible_imperfections_are_refused_with_the_range():
     spec = default_randomization().replace(motor_kf_scale=D("uniform", low=0.0, high=1.1))
     with pytest.raises(RandomizationSpecError, match=r"'motor_kf_scale'.*> 0"):
         QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=spec), 4, compile=False)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_substep_latency_holds_the_previous_command_for_its_substeps(native):
+    """Envs with 0..4 substeps of latency step from the hover command to full speed: rotor i runs k substeps
+    towards the old command, then 5 - k towards the new one (each motor's exact first-order step)."""
+    spec = default_randomization().replace(
+        action_latency=D("int_uniform", low=0, high=0, operation="absolute"),
+        action_latency_substeps=D("int_uniform", low=0, high=4, operation="absolute"),
+    )
+    env = QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=spec), 64, seed=2, compile=False, native=native)
+    assert env.backend == ("native" if native else "eager")
+    for name in ("battery_sag", "motor_tau_scale", "ground_effect", "com_offset"):
+        env.set_param(name, env.nominal[name][None].expand(64, -1))
+    env.step(torch.zeros(64, 4))  # the hover command is now "previous"
+    r0 = env.state_rows("rotor_rpm").clone()
+    env.step(torch.ones(64, 4))  # full speed
+    late = env.param("action_latency_substeps")[:, 0]
+    assert set(late.int().tolist()) == {0, 1, 2, 3, 4}
+    spec_a, dt = env.action_spec, env.cfg.physics_dt
+    up = -torch.expm1(-dt / env.param("motor_tau_up")[:, 0])
+    down = -torch.expm1(-dt / env.param("motor_tau_down")[:, 0])
+    r, prompt = r0.double(), r0.double()  # with this latency; with none
+    full = env.param("max_rpm").double()
+    for sub in range(env.cfg.physics_substeps):
+        cmd = torch.where(late[:, None] > sub, torch.tensor(spec_a.offset).double(), full)
+        r = r + (cmd - r) * torch.where(cmd > r, up[:, None], down[:, None]).double()
+        prompt = prompt + (full - prompt) * up[:, None].double()
+    got = env.state_rows("rotor_rpm").double()
+    torch.testing.assert_close(got, r, rtol=2e-5, atol=0.5)
+    torch.testing.assert_close(got[late == 0], prompt[late == 0], rtol=2e-5, atol=0.5)
+    assert (got[late > 0] < prompt[late > 0] - 100.0).all()  # a late command: slower rotors at the step's end
+
+
+def test_substep_latency_must_stay_inside_the_control_step():
+    spec = default_randomization().replace(
+        action_latency_substeps=D("int_uniform", low=0, high=5, operation="absolute")
+    )  # 5 substeps per control step: 5 would be a whole step (use action_latency)
+    with pytest.raises(RandomizationSpecError, match=r"'action_latency_substeps'.*\[0, 4\]"):
+        QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=spec), 4, compile=False)
