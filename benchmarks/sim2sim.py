@@ -6,7 +6,7 @@ ROS_DOMAIN_ID over loopback; per simulator: hover RMS (median, max over the flig
 not end "plan complete" with a clean exit, or went through FALLBACK / ESTOP) and the deploy summaries' numbers.
 
     python benchmarks/sim2sim.py [--policy tests/data/hover_policy.onnx | --train SECONDS] [--flights 10]
-        [--sims sim rotorpy drone_models] [--hover-s 10]
+        [--sims sim rotorpy drone_models] [--hover-s 10] [--train-randomization launch/randomization/X.yaml]
 
 ``--legged``: a walking policy on a legged profile (stand up, hold, walk, stop), the project's MuJoCo SIL robot
 beside pybullet (drivers/foreign_sil/pybullet_legged.py); per simulator: the mean velocity error while walking
@@ -45,12 +45,15 @@ from deploy.transport import LOOPBACK_CONFIG  # noqa: E402
 log = logging.getLogger("sim2real.bench.sim2sim")
 
 
-def train_and_export(seconds: float, out: Path) -> Path:
-    """`sim2real train quadrotor-hover --max-seconds` then `sim2real export`; -> policy.onnx."""
+def train_and_export(seconds: float, out: Path, randomization: Path | None = None) -> Path:
+    """`sim2real train quadrotor-hover --max-seconds [--randomization]` then `sim2real export`; -> policy.onnx."""
     run_dir = out / "train"
     cmd = [sys.executable, "sim2real.py", "train", "quadrotor-hover", "--max-seconds", str(seconds)]
-    subprocess.run([*cmd, "--run-dir", str(run_dir), "--no-progress"], cwd=ROOT, check=True)
-    subprocess.run([sys.executable, "sim2real.py", "export", str(run_dir), "--out", str(out)], cwd=ROOT, check=True)
+    cmd += ["--randomization", str(randomization.resolve())] if randomization else []
+    # their output to stderr: stdout is the benchmark's one JSON object
+    subprocess.run([*cmd, "--run-dir", str(run_dir), "--no-progress"], cwd=ROOT, check=True, stdout=sys.stderr)
+    export = [sys.executable, "sim2real.py", "export", str(run_dir), "--out", str(out)]
+    subprocess.run(export, cwd=ROOT, check=True, stdout=sys.stderr)
     return out / "policy.onnx"
 
 
@@ -216,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", type=Path, default=None, help="default: tests/data/hover_policy.onnx (quadrotor)")
     ap.add_argument("--train", type=float, default=None, metavar="SECONDS", help="train + export a policy first")
+    ap.add_argument(
+        "--train-randomization",
+        type=Path,
+        default=None,
+        help="--train with this spec (e.g. launch/randomization/crazyflie2_imperfect.yaml)",
+    )
     ap.add_argument("--flights", type=int, default=10)
     ap.add_argument("--sims", nargs="+", default=None, help="default: sim rotorpy drone_models; legged: sim pybullet")
     ap.add_argument("--profile", type=Path, default=None, help="default: launch/sim_quadrotor.yaml; legged: sim_a1")
@@ -235,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     args.profile = args.profile or ROOT / "launch" / "sim_quadrotor.yaml"
     with tempfile.TemporaryDirectory(prefix="sim2sim-") as tmp:
         work = Path(tmp)
-        policy = train_and_export(args.train, work) if args.train else args.policy
+        policy = train_and_export(args.train, work, args.train_randomization) if args.train else args.policy
+        trained = f"trained {args.train:g} s" + (f" on {args.train_randomization}" if args.train_randomization else "")
         result = {
-            "policy": str(policy if not args.train else f"trained {args.train:g} s"),
+            "policy": str(policy if not args.train else trained),
             "profile": str(args.profile),
         }
         result["hover_s"] = args.hover_s

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -249,3 +250,16 @@ def test_each_action_interface_gets_its_measured_learner_settings():
     assert td3.num_envs == td3.td3.num_envs  # the interface's PPO env count is not TD3's
     with pytest.raises(ValueError, match="unknown action interface 'thrust'"):
         cfg.select_interface("thrust")
+
+
+def test_cli_trains_on_the_imperfect_spec_file(tmp_path, monkeypatch):
+    """launch/randomization/crazyflie2_imperfect.yaml (the vehicle's imperfections) is a spec training takes."""
+    from sim.quadrotor.config import imperfect_randomization
+
+    path = Path(__file__).resolve().parents[2] / "launch" / "randomization" / "crazyflie2_imperfect.yaml"
+    run_dir = tmp_path / "run"
+    argv = ["train", "quadrotor-hover", "--num-envs", "64", "--iterations", "2", "--randomization", str(path)]
+    assert run_cli([*argv, "--run-dir", str(run_dir), "--no-progress"], monkeypatch) == 0
+    saved = RandomizationSpec.from_yaml(run_dir / "randomization.yaml")
+    assert saved.digest() == imperfect_randomization().digest()
+    assert {"com_offset", "motor_kf_scale", "battery_sag", "action_latency_substeps"} <= set(saved.terms)
