@@ -45,11 +45,15 @@ from deploy.transport import LOOPBACK_CONFIG  # noqa: E402
 log = logging.getLogger("sim2real.bench.sim2sim")
 
 
-def train_and_export(seconds: float, out: Path, randomization: Path | None = None) -> Path:
-    """`sim2real train quadrotor-hover --max-seconds [--randomization]` then `sim2real export`; -> policy.onnx."""
+def train_and_export(
+    seconds: float, out: Path, randomization: Path | None = None, iterations: int | None = None
+) -> Path:
+    """`sim2real train quadrotor-hover --max-seconds [--randomization] [--iterations]` then `sim2real export`;
+    -> policy.onnx."""
     run_dir = out / "train"
     cmd = [sys.executable, "sim2real.py", "train", "quadrotor-hover", "--max-seconds", str(seconds)]
     cmd += ["--randomization", str(randomization.resolve())] if randomization else []
+    cmd += ["--iterations", str(iterations)] if iterations else []
     # their output to stderr: stdout is the benchmark's one JSON object
     subprocess.run([*cmd, "--run-dir", str(run_dir), "--no-progress"], cwd=ROOT, check=True, stdout=sys.stderr)
     export = [sys.executable, "sim2real.py", "export", str(run_dir), "--out", str(out)]
@@ -225,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="--train with this spec (e.g. launch/randomization/crazyflie2_imperfect.yaml)",
     )
+    ap.add_argument(
+        "--train-iterations",
+        type=int,
+        default=None,
+        help="--train: at most this many iterations (default: the training config's, 1500 for the hover task)",
+    )
     ap.add_argument("--flights", type=int, default=10)
     ap.add_argument("--sims", nargs="+", default=None, help="default: sim rotorpy drone_models; legged: sim pybullet")
     ap.add_argument("--profile", type=Path, default=None, help="default: launch/sim_quadrotor.yaml; legged: sim_a1")
@@ -244,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     args.profile = args.profile or ROOT / "launch" / "sim_quadrotor.yaml"
     with tempfile.TemporaryDirectory(prefix="sim2sim-") as tmp:
         work = Path(tmp)
-        policy = train_and_export(args.train, work, args.train_randomization) if args.train else args.policy
-        trained = f"trained {args.train:g} s" + (f" on {args.train_randomization}" if args.train_randomization else "")
+        spec, its = args.train_randomization, args.train_iterations
+        policy = train_and_export(args.train, work, spec, its) if args.train else args.policy
+        trained = (
+            f"trained {args.train:g} s" + (f" (<= {its} iterations)" if its else "") + (f" on {spec}" if spec else "")
+        )
         result = {
             "policy": str(policy if not args.train else trained),
             "profile": str(args.profile),
