@@ -7,6 +7,7 @@ not end "plan complete" with a clean exit, or went through FALLBACK / ESTOP) and
 
     python benchmarks/sim2sim.py [--policy tests/data/hover_policy.onnx | --train SECONDS] [--flights 10]
         [--sims sim rotorpy drone_models] [--hover-s 10] [--train-randomization launch/randomization/X.yaml]
+        [--train-iterations N] [--sil-randomization launch/randomization/X.yaml]
 
 ``--legged``: a walking policy on a legged profile (stand up, hold, walk, stop), the project's MuJoCo SIL robot
 beside pybullet (drivers/foreign_sil/pybullet_legged.py); per simulator: the mean velocity error while walking
@@ -61,7 +62,9 @@ def train_and_export(
     return out / "policy.onnx"
 
 
-def fly(sim: str, policy: Path, profile_path: Path, seed: int, hover_s: float, work: Path) -> dict:
+def fly(
+    sim: str, policy: Path, profile_path: Path, seed: int, hover_s: float, work: Path, vehicle: Path | None = None
+) -> dict:
     """One deploy flight; -> the deploy summary plus exit code and crash flag."""
     domain = random.randint(1, 230)
     profile = yaml.safe_load(profile_path.read_text())
@@ -69,6 +72,8 @@ def fly(sim: str, policy: Path, profile_path: Path, seed: int, hover_s: float, w
     profile["transport"] = {"namespace": f"/s2s{domain}"}
     profile["plan"] = {**profile["plan"], "hover_s": hover_s}
     profile["sil"] = {**profile.get("sil", {}), "seed": seed}
+    if vehicle is not None:  # the project's SIL vehicle drawn from this spec (foreign vehicles are their own)
+        profile["sil"]["randomization"] = str(vehicle.resolve())
     profile.pop("realtime_priority", None)  # several processes on a shared machine
     summary, code, stderr = deploy(sim, policy, profile, f"{sim}-{seed}", work, domain)
     unsafe = any("-> FALLBACK" in t or "-> ESTOP" in t for t in summary.get("transitions", []))
@@ -235,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="--train: at most this many iterations (default: the training config's, 1500 for the hover task)",
     )
+    ap.add_argument(
+        "--sil-randomization",
+        type=Path,
+        default=None,
+        help="the project's SIL vehicle ('sim') drawn "
+        "from this spec, e.g. launch/randomization/crazyflie2_imperfect.yaml (default: the task's)",
+    )
     ap.add_argument("--flights", type=int, default=10)
     ap.add_argument("--sims", nargs="+", default=None, help="default: sim rotorpy drone_models; legged: sim pybullet")
     ap.add_argument("--profile", type=Path, default=None, help="default: launch/sim_quadrotor.yaml; legged: sim_a1")
@@ -262,12 +274,15 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "policy": str(policy if not args.train else trained),
             "profile": str(args.profile),
+            "sil_vehicle": str(args.sil_randomization or "the task's default randomization"),
         }
         result["hover_s"] = args.hover_s
         for sim in args.sims:
             flights = []
             for seed in range(args.flights):
-                flights.append(fly(sim, policy, args.profile.resolve(), seed, args.hover_s, work))
+                flights.append(
+                    fly(sim, policy, args.profile.resolve(), seed, args.hover_s, work, args.sil_randomization)
+                )
                 log.info("%s flight %d: %s", sim, seed, flights[-1].get("tracking"))
             result[sim] = aggregate(flights)
     print(json.dumps(result, indent=2))

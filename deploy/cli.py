@@ -109,6 +109,8 @@ def sil_command(profile, robot: str | None = None) -> list[str]:
     cmd += ["--vehicle-id", profile.vehicle_id]
     if cls == "quadrotor":
         cmd += ["--rate", str(profile.control_hz), "--start-height", str(sil.get("start_height_m", 0.0))]
+        if robot == "sim" and "randomization" in sil:  # the simulated vehicle's spec (imperfections, ...)
+            cmd += ["--randomization", str(sil["randomization"])]
         return [*cmd, "--interface", profile.action_interface]
     if robot == "sim":
         cmd += ["--task", SIL_TASKS[cls]]

@@ -10,7 +10,8 @@ the check that a policy fits the robot before anything is armed. Torch-free.
     safety: {preset: crazyflie}            # see docs/safety.md
     plan: {height_m: 1.0, climb_rate_m_s: 0.5, hover_s: 10.0, descent_rate_m_s: 0.3}
     recording: {directory: runs/deploy}
-    sil: {seed: 0, start_height_m: 0.0}    # software-in-the-loop robot (drivers/sim_robot.py)
+    sil: {seed: 0, start_height_m: 0.0}    # software-in-the-loop robot (drivers/sim_robot.py); randomization: a
+                                           # spec YAML for its vehicle (default: the task's default randomization)
     realtime_priority: 50                  # SCHED_FIFO for the control loop (needs root / CAP_SYS_NICE)
     vehicle_id: cf1                        # carried in every command; default: the namespace without '/'
     battery: {source: percentage}          # or {source: voltage, cells: 1}: deploy/runtime/battery.py
@@ -113,6 +114,21 @@ class DeployProfile:
     @property
     def articulated(self) -> bool:
         return self.robot_class in ARTICULATED_CLASSES
+
+
+def _quadrotor_sil(path: Path, section: Any) -> dict[str, Any]:
+    """The ``sil:`` section of a quadrotor profile; ``randomization:`` (the simulated vehicle's spec, e.g.
+    launch/randomization/crazyflie2_imperfect.yaml) resolved against the profile's folder and checked to exist."""
+    sil = dict(section or {})
+    if "randomization" in sil:
+        spec = (path.parent / str(sil["randomization"])).resolve()
+        if not spec.is_file():
+            raise DeployProfileError(
+                f"{path}: sil.randomization {sil['randomization']!r} is not a file (looked for {spec}); give a "
+                "randomization spec YAML relative to the profile, e.g. randomization/crazyflie2_imperfect.yaml"
+            )
+        sil["randomization"] = str(spec)
+    return sil
 
 
 def load_deploy_profile(path: str | Path) -> DeployProfile:
@@ -220,7 +236,7 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         safety=profile_from_dict(safety),
         plan=flight_plan,
         recording_dir=Path((data.get("recording") or {}).get("directory", "runs/deploy")),
-        sil=dict(data.get("sil") or {}),
+        sil=_quadrotor_sil(path, data.get("sil")),
         realtime_priority=data.get("realtime_priority"),
         battery=BatteryGauge.from_mapping(data.get("battery")),
         reference=TopicReference.from_profile(data.get("reference")),

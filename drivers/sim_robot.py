@@ -11,6 +11,7 @@ rate loop, as an autopilot would. Like the firmware, it idles the motors when co
 the vehicle rests on z = 0 instead of falling through.
 
     python -m drivers.sim_robot --seconds 30 [--seed 0] [--rate 100] [--start-height 0] [--interface rpm|ctbr]
+        [--randomization launch/randomization/crazyflie2_imperfect.yaml]
 
 This is the only place where the deploy side imports the simulator (and torch).
 """
@@ -21,6 +22,7 @@ import argparse
 import logging
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ from deploy.transport import Ros2Node, TransportConfig
 from drivers.vehicle import VehicleFilter, default_vehicle_id
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
+from sim.randomization import RandomizationSpec
 
 log = logging.getLogger("sim2real.sim_robot")
 
@@ -151,17 +154,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--namespace", default=None, help="ROS 2 namespace of the topics (default: the transport table's)")
     ap.add_argument("--vehicle-id", default=None, help="obey only commands for this vehicle (default: the namespace)")
     ap.add_argument("--interface", choices=("rpm", "ctbr"), default="rpm", help="the command it takes")
+    ap.add_argument(
+        "--randomization",
+        type=Path,
+        default=None,
+        help="the vehicle's randomization spec YAML "
+        "(default: the task's; launch/randomization/crazyflie2_imperfect.yaml adds imperfections)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     transport = TransportConfig.from_mapping({"namespace": args.namespace} if args.namespace else None)
     cfg = QuadrotorTaskCfg(control_hz=args.rate, action_interface=args.interface)
+    if args.randomization is not None:
+        cfg.randomization = RandomizationSpec.from_yaml(args.randomization)
     with Ros2Node("sim_robot", namespace=transport.namespace) as node:
         robot = SimulatedQuadrotor(
             node, transport, cfg, seed=args.seed, start_height_m=args.start_height, vehicle_id=args.vehicle_id
         )
         robot.status_pub.publish(String("sim_robot ready"))
-        log.info("simulated quadrotor on domain %d, %g Hz, for %g s", node.domain_id, args.rate, args.seconds)
+        log.info(
+            "simulated quadrotor on domain %d, %g Hz, for %g s, vehicle drawn from %r", node.domain_id, args.rate,
+            args.seconds, cfg.randomization.name,
+        )  # fmt: skip
         stats = FixedRateLoop(args.rate).run(robot.step, duration_s=args.seconds)
         log.info("done: %s", stats.summary())
     return 0
