@@ -177,8 +177,8 @@ def rotor_thrusts(
     c = imp.thrust_curve
     h = (pz - imp.floor).clamp(min=GROUND_MIN_H)
     k = kf * (1.0 + imp.ground_effect / (16.0 * h * h))
-    # clamped at 0: with c < 0 the curve's linear term would pull at low speeds
-    return tuple((k * s * x * ((1.0 - c) * x + c * imp.curve_rpm)).clamp(min=0.0) for s, x in zip(imp.kf_scale, r))  # type: ignore[return-value]
+    thrusts = (k * s * x * ((1.0 - c) * x + c * imp.curve_rpm) for s, x in zip(imp.kf_scale, r))
+    return tuple(f.clamp(min=0.0) for f in thrusts)  # type: ignore[return-value]  # c < 0 would pull at low speed
 
 
 def physics_step(
