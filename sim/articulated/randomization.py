@@ -21,6 +21,9 @@ action_latency         1      physics steps by which the joint targets reach the
 obs_latency            1      control steps by which the policy's measurements are late
 push_velocity          2      horizontal base velocity kick (m/s, world x y), applied when drawn
 obs_noise_scale        1      factor on every observation noise std (-)
+imu_gyro_bias          3      floating base only: added to the observed gyro (rad/s, base frame), nominal 0
+imu_gravity_bias       3      floating base only: added to the observed gravity direction (-, base frame),
+                              nominal 0 (an attitude estimate that is off: an accelerometer bias)
 =====================  =====  ==========================================================================
 
 Model-level parameters are written with ``engine.set_params`` (per env, read back with ``engine.get_params``);
@@ -36,7 +39,7 @@ from sim.articulated.profile import ArticulatedProfile
 from sim.randomization import ParamDistribution, RandomizationSpec, RandomizationSpecError
 
 ENV_PARAMS = ("motor_strength", "kp_factor", "kd_factor", "default_pose_offset", "action_latency", "obs_latency")
-ENV_PARAMS += ("push_velocity", "obs_noise_scale")
+ENV_PARAMS += ("push_velocity", "obs_noise_scale", "imu_gyro_bias", "imu_gravity_bias")
 MODEL_PARAMS = ("ground_friction", "link_mass", "added_base_mass", "base_com")
 MODEL_PARAMS += ("joint_friction", "joint_damping", "joint_armature")
 
@@ -97,6 +100,7 @@ def nominal_values(profile: ArticulatedProfile, model: mujoco.MjModel) -> dict[s
         "obs_latency": [0.0],
         "push_velocity": [0.0, 0.0],
         "obs_noise_scale": [1.0],
+        **({"imu_gyro_bias": [0.0] * 3, "imu_gravity_bias": [0.0] * 3} if profile.floating_base else {}),
     }
 
 

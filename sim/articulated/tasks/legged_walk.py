@@ -270,8 +270,9 @@ class LeggedWalkEnv(ArticulatedEnv):
         velocity = {"base_lin_vel_estimate": self.base_lin_vel} if self.cfg.observe_base_velocity else {}
         return {
             **velocity,
-            "base_ang_vel": self.base_ang_vel,
-            "projected_gravity": terms.projected_gravity(self.base_quat),
+            # what the IMU reports: the truth plus the env's drawn biases (nominal 0; imu_* in the randomization)
+            "base_ang_vel": self.base_ang_vel + self.params.get("imu_gyro_bias", 0.0),
+            "projected_gravity": terms.projected_gravity(self.base_quat) + self.params.get("imu_gravity_bias", 0.0),
             "velocity_command": self.command,
             "joint_pos": self.joint_pos - self.default_pose,
             "joint_vel": self.joint_vel,

@@ -7,7 +7,7 @@ import torch
 
 from sim.env import OBS_GROUPS
 from sim.randomization import ParamDistribution as D
-from sim.randomization import RandomizationSpec
+from sim.randomization import RandomizationSpec, RandomizationSpecError
 from sim.tasks import make_env, task_entry
 
 ARTICULATED = ["arm-reach", "legged-walk"]
@@ -277,3 +277,24 @@ def test_legged_fine_tracking_kernel_is_narrower_than_the_wide_one() -> None:
     assert torch.allclose(parts["lin_vel_xy"], torch.exp(-expected_err2 / 0.25) * dt, atol=1e-6)
     assert torch.allclose(parts["lin_vel_xy_fine"], 2.0 * torch.exp(-expected_err2 / 0.02) * dt, atol=1e-6)
     assert parts["lin_vel_xy_fine"][1] / (2.0 * dt) < 0.14
+
+
+def test_imu_biases_shift_what_the_policy_observes_and_only_that() -> None:
+    """A drawn gyro and gravity-direction bias (an IMU and attitude estimate that are off) is added to the policy's
+    gyro and gravity columns, in their units before the scale; the critic keeps the truth. An arm has no IMU."""
+    gyro, gravity = [0.1, -0.2, 0.3], [0.05, 0.0, -0.02]
+    env = quiet("legged-walk", 2)
+    env.reset()
+    env.params["imu_gyro_bias"][:] = torch.tensor(gyro)
+    env.params["imu_gravity_bias"][:] = torch.tensor(gravity)
+    obs, *_ = env.step(torch.zeros(2, 12))
+    spec_p, spec_c = env.obs_spec, env.critic_spec
+    w_scale = spec_p.term("base_ang_vel").scale
+    seen_w = obs["policy"][:, spec_p.slice("base_ang_vel")] / w_scale
+    true_w = obs["critic"][:, spec_c.slice("true_base_ang_vel")] / spec_c.term("true_base_ang_vel").scale
+    torch.testing.assert_close(seen_w - true_w, torch.tensor([gyro] * 2), atol=1e-5, rtol=0)
+    seen_g = obs["policy"][:, spec_p.slice("projected_gravity")]
+    true_g = obs["critic"][:, spec_c.slice("true_projected_gravity")]
+    torch.testing.assert_close(seen_g - true_g, torch.tensor([gravity] * 2), atol=1e-6, rtol=0)
+    with pytest.raises(RandomizationSpecError, match="imu_gyro_bias"):
+        quiet("arm-reach", 2, randomization=NOMINAL.replace(imu_gyro_bias=D("constant", mean=0.0)))
