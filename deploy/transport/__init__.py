@@ -3,7 +3,8 @@
 from deploy.transport.config import LOOPBACK_CONFIG, cyclone_config_xml, resolve_domain_id
 from deploy.transport.errors import QosError, TopicNameError, TransportError
 from deploy.transport.names import dds_to_ros_topic, resolve_topic_name, ros_to_dds_topic
-from deploy.transport.node import Publisher, Ros2Node, Subscription
+from deploy.transport.node import Ros2Node, Subscription
+from deploy.transport.publisher import Publisher
 from deploy.transport.qos import DEFAULT, PRESETS, SENSOR_DATA, QosProfile, resolve_qos
 from deploy.transport.topics import DEFAULT_NAMESPACE, DEFAULT_TOPICS, ResolvedTopic, TopicSpec, TransportConfig
 from deploy.transport.writers import WriterInfo, foreign_writers

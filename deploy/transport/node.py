@@ -31,6 +31,7 @@ from deploy.transport.config import resolve_domain_id
 from deploy.transport.dispatch import CallbackThread
 from deploy.transport.errors import TransportError
 from deploy.transport.names import resolve_topic_name, ros_to_dds_topic, validate_namespace
+from deploy.transport.publisher import Publisher, poll_until
 from deploy.transport.qos import QosProfile, resolve_qos
 from deploy.transport.ros_graph import DEFAULT_ENCLAVE, NodeGraph, participant_qos, type_hash_user_data
 from deploy.transport.writers import WriterInfo, WriterPin, matched_handles, unsigned_handle, writer_entity_name
@@ -38,37 +39,6 @@ from deploy.transport.writers import WriterInfo, WriterPin, matched_handles, uns
 log = logging.getLogger(__name__)
 M = TypeVar("M")
 _NODE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class Publisher(Generic[M]):
-    """Writes messages of one type on one topic. Create with :meth:`Ros2Node.publisher`."""
-
-    def __init__(self, writer: DataWriter, topic: str, msg_type: type[M], qos: QosProfile) -> None:
-        self._writer = writer
-        self.topic, self.msg_type, self.qos = topic, msg_type, qos
-        self._closed = False
-
-    def publish(self, msg: M) -> None:
-        """Send one message (non-blocking for best effort; reliable blocks at most qos.max_blocking_s).
-
-        Holds the GIL while it blocks (cyclonedds does not release it): other Python threads pause that long."""
-        if type(msg) is not self.msg_type:
-            raise TypeError(
-                f"publisher on {self.topic} sends {self.msg_type.__name__}, got {type(msg).__name__}; "
-                f"build a deploy.msgs.{self.msg_type.__name__}"
-            )
-        if self._closed:
-            raise TransportError(f"the publisher on {self.topic} was destroyed; create a new one")
-        self._writer.write(msg)
-
-    @property
-    def matched_count(self) -> int:
-        """Number of matched subscriptions (QoS-compatible readers of this topic and type)."""
-        return len(matched_handles(self._writer, "subscriptions"))
-
-    def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
-        """Block until ``count`` subscriptions match or ``timeout_s`` seconds pass; True if matched."""
-        return _poll(lambda: self.matched_count >= count, timeout_s)
 
 
 class Subscription(Generic[M]):
@@ -196,7 +166,7 @@ class Subscription(Generic[M]):
         With a callback: True if the callback ran since the previous ``wait`` returned True.
         Pinned, without a callback: samples of other writers also wake it (``take`` then drops them)."""
         if self._waitset is None:
-            if _poll(lambda: self.received_count > self._waited, timeout_s):
+            if poll_until(lambda: self.received_count > self._waited, timeout_s):
                 self._waited = self.received_count
                 return True
             return False
@@ -270,7 +240,7 @@ class Subscription(Generic[M]):
 
     def wait_for_publishers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
         """Block until ``count`` publishers match or ``timeout_s`` seconds pass; True if matched."""
-        return _poll(lambda: self.matched_count >= count, timeout_s)
+        return poll_until(lambda: self.matched_count >= count, timeout_s)
 
 
 class Ros2Node:
@@ -401,13 +371,3 @@ class Ros2Node:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _poll(predicate: Callable[[], bool], timeout_s: float, period_s: float = 0.002) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(period_s)
