@@ -17,9 +17,6 @@ from sim.quadrotor.dynamics import Imperfections, PhysParams
 from sim.quadrotor.params import GRAVITY
 from sim.sampling import apply_operation, components, transform_uniform
 
-#: The parameters of the vehicle's imperfections (sim.quadrotor.dynamics.Imperfections; docs/quadrotor_model.md).
-IMPERFECTIONS = ("motor_kf_scale", "motor_tau_scale", "thrust_curve", "battery_sag", "ground_effect", "com_offset")
-
 
 def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
     """Every parameter a randomization spec may name for this task, with its nominal value."""
@@ -33,7 +30,7 @@ def nominal_values(cfg: QuadrotorTaskCfg) -> dict[str, list[float]]:
         "motor_tau_down": [p.motor_tau_down],
         "drag": list(p.drag),
         "max_rpm": [p.max_rpm],
-        # the vehicle's imperfections (IMPERFECTIONS, sim.quadrotor.dynamics.Imperfections): nominal = the ideal model
+        # the vehicle's imperfections (sim.quadrotor.dynamics.Imperfections): nominal = the ideal model
         "motor_kf_scale": [1.0] * 4,
         "motor_tau_scale": [1.0] * 4,
         "thrust_curve": [0.0],
