@@ -224,7 +224,7 @@ def _quadrotor_profile(path: Path, data: Mapping[str, Any], rate: float) -> Depl
         flight_plan = FlightPlan(**plan)
     except (TypeError, PlanError) as exc:
         raise DeployProfileError(
-            f"{path}: plan: {exc}; keys are height_m, climb_rate_m_s, hover_s, descent_rate_m_s"
+            f"{path}: plan: {exc}; keys are height_m, climb_rate_m_s, hover_s, descent_rate_m_s, excitation"
         ) from exc
     return DeployProfile(
         name=str(data.get("name", path.stem)),

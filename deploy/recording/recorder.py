@@ -202,6 +202,10 @@ class FlightRecorder:
         """Record the raw policy action vector (before scaling and the safety layer)."""
         self._write_vector("action", values, stamp_ns)
 
+    def write_excitation(self, values: Sequence[float], stamp_ns: int) -> None:
+        """Record the normalized excitation added to this cycle's command (deploy.runtime.excitation)."""
+        self._write_vector("excitation", values, stamp_ns)
+
     def _write_vector(self, key: str, values: Sequence[float], stamp_ns: int) -> None:
         # Every cycle writes an observation and an action: after the first of each length, the CDR bytes are a
         # cached prefix (encapsulation, layout, element count) and the packed floats, checked equal to what

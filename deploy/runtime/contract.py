@@ -58,7 +58,9 @@ class Act:
     obs: the policy's observation when it ran; normalized: the policy's normalized action (logged);
     inference: seconds spent in the policy; phase: the plan phase, for logs; fault: why the robot must hand over
     to the fallback ('' if it need not), e.g. a reference stream that was lost; reference: (3,) world m the policy
-    tracks this cycle (recorded as policy/reference and /tf world -> reference), None when there is none."""
+    tracks this cycle (recorded as policy/reference and /tf world -> reference), None when there is none;
+    excitation: (A,) normalized input added to the command for system identification (deploy.runtime.excitation,
+    recorded as policy/excitation), None when there is none."""
 
     action: np.ndarray | None
     obs: np.ndarray | None = None
@@ -67,6 +69,7 @@ class Act:
     phase: str = ""
     fault: str = ""
     reference: np.ndarray | None = None
+    excitation: np.ndarray | None = None
 
 
 class RobotAdapter(Protocol):

@@ -232,6 +232,8 @@ class Runtime:
                 self.recorder.write_observation(act.obs.tolist(), stamp)
             if act.normalized is not None:
                 self.recorder.write_action(act.normalized.tolist(), stamp)
+            if act.excitation is not None:
+                self.recorder.write_excitation(act.excitation.tolist(), stamp)
             if msg is not None:
                 self.recorder.write_command(msg, stamp)
             self._logged_transitions = self.recorder.write_safety_transitions(

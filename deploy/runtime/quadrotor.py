@@ -35,6 +35,7 @@ from deploy.observation import Context, ObservationBuilder
 from deploy.runtime.battery import BatteryGauge
 from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
+from deploy.runtime.excitation import Excitation, ExcitationError, ExcitationRun, tilt_rad
 from deploy.runtime.reference import SetpointReference, StreamedPlan, TopicReference
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
 from deploy.state_wire import TwistFrameError, odometry_state, world_velocity
@@ -59,14 +60,28 @@ class FlightPlan:
     climb_rate_m_s: float = 0.5
     hover_s: float = 10.0
     descent_rate_m_s: float = 0.3
+    excitation: Excitation | None = None  # doublets during the hover (deploy.runtime.excitation), a mapping in YAML
 
     def __post_init__(self) -> None:
+        if isinstance(self.excitation, dict):
+            try:
+                object.__setattr__(self, "excitation", Excitation.from_dict(self.excitation))
+            except (TypeError, ExcitationError) as exc:
+                raise PlanError(str(exc)) from None
+        elif self.excitation is not None and not isinstance(self.excitation, Excitation):
+            raise PlanError(f"plan.excitation: expected a mapping, got {type(self.excitation).__name__}")
         for name in ("height_m", "climb_rate_m_s", "descent_rate_m_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise PlanError(f"plan.{name}: expected a positive finite number, got {value!r}")
         if not (isinstance(self.hover_s, int | float) and math.isfinite(self.hover_s) and self.hover_s >= 0):
             raise PlanError(f"plan.hover_s: expected seconds >= 0, got {self.hover_s!r}")
+        if self.excitation is not None and self.excitation.duration_s > self.hover_s:
+            raise PlanError(
+                f"plan.hover_s {self.hover_s:g} s is too short for plan.excitation ({self.excitation.doublets} "
+                f"doublets of {self.excitation.slot_s:g} s from {self.excitation.start_s:g} s into the hover): "
+                f"raise plan.hover_s to >= {self.excitation.duration_s:g} or fly fewer doublets"
+            )
 
     @property
     def climb_s(self) -> float:
@@ -123,6 +138,8 @@ class QuadrotorAdapter:
             raise ValueError(f"state_input: expected one of {STATE_INPUTS}, got {state_input!r}")
         self.policy = policy
         self.plan = StreamedPlan(reference.duration_s) if reference is not None else plan or FlightPlan()
+        excitation = getattr(self.plan, "excitation", None)
+        self.excitation = None if excitation is None else ExcitationRun(excitation, policy.action_spec.interface, 1.0 / policy.control_hz)
         self.limits = limits or crazyflie_profile().quadrotor
         interface = policy.action_spec.interface
         if interface != self.limits.interface:
@@ -240,7 +257,17 @@ class QuadrotorAdapter:
         if active and t is not None:
             self.errors.append((t, float(np.linalg.norm(state.position - ref_pos))))
         phase = "arming" if t is None else self._phase(t)
-        return Act(action, obs, self.last_action.copy(), inference, phase, fault, ref_pos)
+        excitation = self._excitation(state, t) if active and phase == "hover" else None
+        if excitation is not None:  # added to the command only: the policy's own action stays its last action
+            spec = self.policy.action_spec
+            action = np.asarray(spec.to_physical(np.clip(self.last_action + excitation, -1.0, 1.0)), np.float32)
+        return Act(action, obs, self.last_action.copy(), inference, phase, fault, ref_pos, excitation)
+
+    def _excitation(self, state: RobotState, t: float) -> np.ndarray | None:
+        if self.excitation is None:
+            return None
+        rate = float(np.linalg.norm(state.angular_velocity))
+        return self.excitation.delta(t - self.plan.climb_s, tilt_rad(state.quaternion), rate)
 
     def _streamed(self, t: float | None) -> tuple[np.ndarray, np.ndarray, str]:
         """(reference position, velocity, fault) from the setpoint stream; it holds the take-off point while
@@ -295,4 +322,7 @@ class QuadrotorAdapter:
         return (sum(e * e for e in errors) / len(errors)) ** 0.5 if errors else None
 
     def summary(self) -> dict:
-        return {"hover_rms_m": self.hover_rms(), "tracking_rms_m": self.tracking_rms()}
+        out = {"hover_rms_m": self.hover_rms(), "tracking_rms_m": self.tracking_rms()}
+        if self.excitation is not None:
+            out["excitation"] = self.excitation.summary()
+        return out

@@ -80,6 +80,12 @@ DEFAULT_TOPICS: dict[str, TopicSpec] = {
     # policy I/O, published by the runtime for monitoring
     "observation": TopicSpec("policy/observation", Float32MultiArray, "sensor_data", "observation vector"),
     "action": TopicSpec("policy/action", Float32MultiArray, "sensor_data", "raw policy action"),
+    "excitation": TopicSpec(
+        "policy/excitation",
+        Float32MultiArray,
+        "sensor_data",
+        "normalized doublet added to the command for system identification (plan.excitation)",
+    ),
     # commands, published by the runtime after the safety layer
     "motor_command": TopicSpec("command/motors", MotorCommand, "default", "quadrotor motor speeds (rpm)"),
     "rate_command": TopicSpec(
