@@ -139,7 +139,11 @@ class QuadrotorAdapter:
         self.policy = policy
         self.plan = StreamedPlan(reference.duration_s) if reference is not None else plan or FlightPlan()
         excitation = getattr(self.plan, "excitation", None)
-        self.excitation = None if excitation is None else ExcitationRun(excitation, policy.action_spec.interface, 1.0 / policy.control_hz)
+        self.excitation = (
+            None
+            if excitation is None
+            else ExcitationRun(excitation, policy.action_spec.interface, 1.0 / policy.control_hz)
+        )
         self.limits = limits or crazyflie_profile().quadrotor
         interface = policy.action_spec.interface
         if interface != self.limits.interface:

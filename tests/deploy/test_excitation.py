@@ -34,9 +34,7 @@ def schedule(run: ExcitationRun, seconds: float, tilt=lambda t: 0.0, rate=lambda
     return np.array(out)
 
 
-@pytest.mark.parametrize(
-    ("axis", "expected"), [("roll", (1, 0, 0)), ("pitch", (0, 1, 0)), ("yaw", (0, 0, 1))]
-)
+@pytest.mark.parametrize(("axis", "expected"), [("roll", (1, 0, 0)), ("pitch", (0, 1, 0)), ("yaw", (0, 0, 1))])
 def test_rpm_patterns_are_pure_torques_of_the_simulators_motor_layout(axis, expected):
     f = torch.tensor(PATTERNS["rpm"][axis], dtype=torch.float64)
     torque = torch.stack(mixer_torques(*f, arm=torch.tensor(0.04), km=torch.tensor(0.02)))
@@ -56,7 +54,9 @@ def test_doublets_follow_the_schedule_and_are_zero_mean():
     assert len(active) == 4 * 10  # 4 doublets of 2 x 5 cycles
     first = d[100:110]
     assert np.allclose(first[:5], 0.1 * np.array(PATTERNS["rpm"]["roll"])) and np.allclose(first[5:], -first[:5])
-    assert np.allclose(d[160:170].sum(0), 0.0, atol=1e-6) and np.allclose(d[160], 0.1 * np.array(PATTERNS["rpm"]["yaw"]))
+    assert np.allclose(d[160:170].sum(0), 0.0, atol=1e-6) and np.allclose(
+        d[160], 0.1 * np.array(PATTERNS["rpm"]["yaw"])
+    )
     assert not d[round(e.duration_s / DT) :].any()  # nothing after the last doublet
     assert run.summary() == {"flown": ["roll #1", "yaw #1", "roll #2", "yaw #2"], "skipped": [], "stopped": []}
 
