@@ -165,6 +165,8 @@ class QuadrotorAdapter:
             self.twist_sub = node.subscription(topic("twist").name, TwistStamped, topic("twist").qos)
             self.inputs = {"pose": self.pose_sub, "twist": self.twist_sub, "battery": self.battery_sub}
             self.clocks = InputClocks(("pose", "twist"))
+        for name in self.clocks.clocks:  # the log gets every state sample, not only those a cycle used
+            self.inputs[name].keep_all()
         self.state_input = state_input
         self._bad_twist = ""  # the last refused twist's reason, logged once
         self.reference_config = reference
@@ -208,7 +210,10 @@ class QuadrotorAdapter:
             state.angular_velocity,
             state.battery_fraction,
         )
-        return Reading(state, sample, messages if battery is None else (*messages, battery))
+        # every state sample that arrived since the last reading, then the ones this reading used (recorded once)
+        arrived = [m for name in self.clocks.clocks for m in self.inputs[name].drain()]
+        messages = (*arrived, *messages) if battery is None else (*arrived, *messages, battery)
+        return Reading(state, sample, messages)
 
     def _pose_twist(self) -> tuple[float, tuple, tuple] | None:
         pose, pose_t = self.clocks.latest("pose", self.pose_sub)

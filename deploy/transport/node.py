@@ -11,6 +11,7 @@ per node (deploy/transport/dispatch.py says why: a listener could deadlock ``pub
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import threading
@@ -74,6 +75,7 @@ class Subscription(Generic[M]):
         self._pin = WriterPin()
         self._writer_info: dict[int, WriterInfo] = {}
         self._closed = False
+        self._kept: collections.deque[M] | None = None  # every admitted sample since the last drain (keep_all)
         self._reader = DataReader(participant, topic_entity, qos=Qos(*qos.to_cyclone(), type_hash_user_data(msg_type)))
         self._condition = ReadCondition(self._reader, SampleState.Any | ViewState.Any | InstanceState.Any)
         self._waitset: WaitSet | None = None
@@ -110,6 +112,8 @@ class Subscription(Generic[M]):
                 if self._pin.admit(writer):
                     admitted.append(sample)
                     self._last = (sample, writer, arrival_ns)
+                    if self._kept is not None:
+                        self._kept.append(sample)
                     self._received += 1
         return admitted
 
@@ -120,6 +124,24 @@ class Subscription(Generic[M]):
         if self._closed:
             raise TransportError(f"the subscription to {self.topic} was destroyed; create a new one")
         return self._admit(self._reader.take(N=max_samples))
+
+    def keep_all(self, max_samples: int = 1024) -> None:
+        """From now on remember every admitted sample (up to ``max_samples``, the oldest dropped first) until
+        :meth:`drain`, whichever call took it from DDS: a flight recorder's whole state stream, while the control
+        loop reads only :meth:`latest`."""
+        with self._lock:
+            self._kept = collections.deque(maxlen=max_samples)
+
+    def drain(self) -> list[M]:
+        """The samples admitted since the last drain, oldest first (:meth:`keep_all`; [] without it). Takes what
+        the reader holds first, as :meth:`latest` does."""
+        self._latest()
+        with self._lock:
+            if self._kept is None:
+                return []
+            out = list(self._kept)
+            self._kept.clear()
+            return out
 
     def latest(self) -> M | None:
         """The most recent sample received so far (taking queued ones first), or None if none yet."""

@@ -1,5 +1,6 @@
 """The excitation plan (deploy/runtime/excitation.py): doublets added to the policy's command during the hover, gated by
-tilt and body rates, refused when they do not fit, and flown by `sim2real deploy` in SIL over DDS."""
+tilt and body rates, refused when they do not fit, and flown by `sim2real deploy` in SIL over DDS (whose log also holds
+every state the robot sent)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,11 @@ def test_sil_flight_flies_the_doublets_logs_them_and_still_replays_to_a_match(tm
     assert len(doublets) == 2 * 16
     replay = replay_policy(load_flight(log_path), load_policy(POLICY))
     assert replay.max_abs_diff < 1e-5  # the logged action is the policy's own, not the excited command
+    # every state the simulated robot sent is in the log (not only those a cycle used), one per 10 ms of physics
+    poses = sorted(m.msg.header.stamp.sec * 10**9 + m.msg.header.stamp.nanosec for m in messages
+                   if m.topic.endswith("state/pose"))  # fmt: skip
+    gaps_ms = np.diff(poses) / 1e6
+    assert np.median(gaps_ms) == pytest.approx(10.0, abs=0.01) and np.mean(gaps_ms > 15.0) < 0.02
     twists = [(m.log_time_ns, m.msg.twist.angular) for m in messages if m.topic.endswith("state/twist")]
     for axis, pattern in (("x", PATTERNS["rpm"]["roll"]), ("y", PATTERNS["rpm"]["pitch"])):
         pulses = [m for m in doublets if np.allclose(np.sign(m.msg.data), np.sign(pattern))]

@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from deploy.msgs import MotorCommand, PoseStamped, make_header
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from sim.quadrotor.params import QuadrotorParams
@@ -64,3 +67,34 @@ def test_simulated_robot_flies_on_commands_and_stops_when_they_stop():
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_physics_time_keeps_pace_with_the_clock_and_stamps_each_state_with_it():
+    """A late call runs the due steps back to back (the motors hold the last command); a stall longer than
+    MAX_CATCH_UP steps is given up; every state is stamped with its physics time, so stamps never say more (or
+    less) time passed than the vehicle flew. Before, a late call advanced one step and stamped the send time."""
+    from drivers.sim_robot import MAX_CATCH_UP, SimulatedQuadrotor
+
+    domain = random.randint(1, 230)
+    transport = TransportConfig.from_mapping({"namespace": f"/stamps{domain}"})
+    with Ros2Node("sim", domain_id=domain, config=LOOPBACK_CONFIG, namespace=transport.namespace) as node:
+        robot = SimulatedQuadrotor(node, transport, seed=0)
+        pose_t = transport.topic("pose")
+        poses = node.subscription(pose_t.name, PoseStamped, pose_t.qos)
+        poses.keep_all()
+        dt = robot.cfg.control_dt
+        stamps, steps = [], []
+        # on time, on time, 2.5 periods late (3 steps due), on time, then a stall of 30 periods
+        for now in (0.0, dt, 3.5 * dt, 5.0 * dt, 35.0 * dt, 36.0 * dt):
+            robot.step(100.0 + now)
+            steps.append(robot.steps)
+            deadline = time.monotonic() + 2.0
+            while len(stamps) < len(steps) and time.monotonic() < deadline:
+                stamps += [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in poses.drain()]
+                time.sleep(0.005)
+        assert steps == [1, 2, 4, 6, 6 + MAX_CATCH_UP, 7 + MAX_CATCH_UP]
+        assert robot.dropped_s == pytest.approx((30 - MAX_CATCH_UP) * dt)  # 30 steps due, 10 run
+        gaps = np.diff(stamps) / 1e9
+        assert gaps == pytest.approx([dt, 2 * dt, 2 * dt, 30 * dt, dt], abs=1e-6)  # the stall: 10 flown + 20 given up
+        physics = np.diff(steps) * dt  # what the vehicle flew between the states
+        assert gaps[:3] == pytest.approx(physics[:3], abs=1e-6) and gaps[4] == pytest.approx(physics[4], abs=1e-6)

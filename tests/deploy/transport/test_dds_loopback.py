@@ -114,3 +114,25 @@ def test_data_arriving_while_the_node_closes_is_dropped_quietly(domain_id: int) 
     node.close()
     sub._on_data(reader)  # what the DDS thread does when data races the close
     assert seen == [] and sub.received_count == 0
+
+
+def test_keep_all_remembers_every_sample_latest_took_until_drained(node: Ros2Node) -> None:
+    """The runtime reads only the newest state each cycle; a flight recorder needs all of them (keep_all/drain)."""
+    pub = node.publisher("/test/kept", String, "default")
+    plain, kept = node.subscription("/test/kept", String, "default"), node.subscription("/test/kept", String, "default")
+    kept.keep_all(max_samples=4)
+    assert plain.wait_for_publishers(1, 5.0) and kept.wait_for_publishers(1, 5.0)
+    for i in range(3):
+        pub.publish(String(f"m{i}"))
+    deadline = time.monotonic() + 5.0
+    while (kept.latest() is None or kept.latest().data != "m2") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert kept.latest().data == "m2"  # the loop's view: the newest only
+    assert [m.data for m in kept.drain()] == ["m0", "m1", "m2"]  # the recorder's: every one, oldest first
+    assert kept.drain() == [] and plain.drain() == []  # drained; never kept
+    for i in range(3, 9):
+        pub.publish(String(f"m{i}"))
+    deadline = time.monotonic() + 5.0
+    while (kept.latest() is None or kept.latest().data != "m8") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [m.data for m in kept.drain()] == ["m5", "m6", "m7", "m8"]  # at most max_samples, the oldest dropped
