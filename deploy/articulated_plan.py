@@ -32,13 +32,18 @@ class PlanStep:
 
 @dataclass(frozen=True)
 class LeggedPlan:
-    """Stand up, hold, walk, stop. Times in s; ``velocity_command``: vx, vy (m/s, heading frame), yaw rate (rad/s)."""
+    """Stand up, hold, walk, stop. Times in s; ``velocity_command``: vx, vy (m/s, heading frame), yaw rate (rad/s).
+
+    ``speed_steps`` (an excitation for identification, issue #18): the walk as a sequence of commands, each
+    ``[vx, vy, yaw_rate, seconds]``, instead of one ``velocity_command`` for ``walk_s`` (which then is their total);
+    speed and turn steps show how the robot answers a change of command, a constant walk only its gait."""
 
     stand_s: float = 2.0
     hold_s: float = 2.0
     walk_s: float = 4.0
     velocity_command: tuple[float, float, float] = (0.5, 0.0, 0.0)
     stop_s: float = 2.0
+    speed_steps: tuple[tuple[float, float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "velocity_command", tuple(float(v) for v in self.velocity_command))
@@ -49,6 +54,17 @@ class LeggedPlan:
         for name in ("stand_s", "hold_s", "walk_s", "stop_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"plan.{name}: expected seconds >= 0, got {getattr(self, name)!r}")
+        steps = []
+        for i, step in enumerate(self.speed_steps):
+            values = tuple(float(v) for v in step) if isinstance(step, list | tuple) else ()
+            if len(values) != 4 or not all(np.isfinite(values)) or not values[3] > 0:
+                raise ValueError(
+                    f"plan.speed_steps[{i}]: expected [vx, vy, yaw_rate, seconds] with seconds > 0, got {step!r}"
+                )
+            steps.append(values)
+        object.__setattr__(self, "speed_steps", tuple(steps))
+        if steps:
+            object.__setattr__(self, "walk_s", sum(step[3] for step in steps))
 
     @property
     def duration_s(self) -> float:
@@ -57,6 +73,21 @@ class LeggedPlan:
     def walking(self, t: float) -> bool:
         start = self.stand_s + self.hold_s
         return start <= t < start + self.walk_s
+
+    def _walk_command(self, t_walk: float) -> tuple[np.ndarray, float]:
+        """(command, seconds since it began) ``t_walk`` s into the walk."""
+        if not self.speed_steps:
+            return np.array(self.velocity_command), t_walk
+        begin = 0.0
+        for step in self.speed_steps:
+            if t_walk < begin + step[3]:
+                break
+            begin += step[3]
+        return np.array(step[:3]), t_walk - begin
+
+    def settled(self, t: float, settle_s: float = 1.0) -> bool:
+        """Walking, and at least ``settle_s`` into the current command (the time to speed up left out)."""
+        return self.walking(t) and self._walk_command(t - self.stand_s - self.hold_s)[1] >= settle_s
 
     def at(self, t: float) -> PlanStep:
         zero = np.zeros(3)
@@ -67,7 +98,7 @@ class LeggedPlan:
             return PlanStep("hold", velocity_command=zero)
         t -= self.hold_s
         if t < self.walk_s:
-            return PlanStep("walk", velocity_command=np.array(self.velocity_command))
+            return PlanStep("walk", velocity_command=self._walk_command(t)[0])
         return PlanStep("stop", velocity_command=zero)
 
 

@@ -30,6 +30,7 @@ overrides the section the robot profile derives (``common``, ``joints``, ``legge
     robot: robots/a1.yaml
     safety: {common: {max_state_age_s: 0.25}}
     plan: {stand_s: 2.0, hold_s: 2.0, walk_s: 4.0, velocity_command: [0.5, 0.0, 0.0], stop_s: 2.0}
+    # or speed and turn steps for identification: speed_steps: [[0.3, 0, 0, 2.0], [0.8, 0, 0, 2.0], [0.5, 0, 0.4, 2.0]]
     sil: {seed: 0, start_height_m: 0.1, start_joint_position_rad: [...]}   # drivers/sim_articulated_node.py
     reference: {source: topic}             # after the stand-up, cmd_vel (legged) or reference/target (arm) instead
                                            # of the plan: deploy/runtime/reference_articulated.py

@@ -326,7 +326,7 @@ class ArticulatedAdapter:
                 streamed = [e for _t, p, e in self.tracking if p == "cmd_vel"]
                 out["cmd_vel_velocity_error_m_s"] = float(np.mean(streamed)) if streamed else None
             else:
-                walk = [e for t, p, e in self.tracking if p == "walk" and self.plan.walking(t - 1.0)]  # 1 s to speed up
+                walk = [e for t, p, e in self.tracking if p == "walk" and self.plan.settled(t)]  # 1 s to speed up
                 out["walk_velocity_error_m_s"] = float(np.mean(walk)) if walk else None
         else:
             last: dict[str, float] = {}

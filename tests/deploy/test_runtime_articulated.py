@@ -187,6 +187,24 @@ def test_plans_step_through_their_phases():
         ArmTarget((0.4, 0.0, 0.4), (1.0, 1.0, 0.0, 0.0))
 
 
+def test_a_legged_plan_walks_speed_steps_and_scores_each_after_its_speed_up():
+    """Speed and turn steps (an excitation for identification): the walk is their sequence, walk_s their total, and
+    the walk error leaves out the first second of every step, not only of the walk."""
+    plan = LeggedPlan(stand_s=1.0, hold_s=1.0, speed_steps=([0.3, 0, 0, 2.0], (0.8, 0.0, 0.0, 1.5), [0.3, 0.1, 0.4, 2]))
+    assert plan.walk_s == 5.5 and plan.duration_s == 1.0 + 1.0 + 5.5 + 2.0
+    commands = [(t, plan.at(t).velocity_command.tolist()) for t in (2.0, 3.9, 4.0, 5.4, 5.5, 7.4)]
+    assert commands == [(2.0, [0.3, 0, 0]), (3.9, [0.3, 0, 0]), (4.0, [0.8, 0, 0]), (5.4, [0.8, 0, 0]),
+                        (5.5, [0.3, 0.1, 0.4]), (7.4, [0.3, 0.1, 0.4])]  # fmt: skip
+    assert plan.at(7.5).phase == "stop" and plan.at(7.5).velocity_command.tolist() == [0, 0, 0]
+    settled = [t for t in np.arange(0.0, 10.0, 0.25) if plan.settled(t)]
+    assert settled == [3.0, 3.25, 3.5, 3.75, 5.0, 5.25, 6.5, 6.75, 7.0, 7.25]
+    for bad in ([[0.5, 0.0, 0.0]], [[0.5, 0.0, 0.0, 0.0]], [[float("nan"), 0, 0, 1.0]], ["fast"]):
+        with pytest.raises(ValueError, match=r"plan.speed_steps\[0\]: expected \[vx, vy, yaw_rate, seconds\]"):
+            LeggedPlan(speed_steps=bad)
+    constant = LeggedPlan(stand_s=1.0, hold_s=1.0, walk_s=3.0)  # without steps: from 1 s into the walk
+    assert [t for t in np.arange(0.0, 8.0, 0.5) if constant.settled(t)] == [3.0, 3.5, 4.0, 4.5]
+
+
 def test_articulated_deploy_profiles_load_from_their_robot_profiles(tmp_path):
     franka = load_deploy_profile(LAUNCH / "sim_franka.yaml")
     assert franka.robot_class == "arm" and franka.action_names[0] == "panda_joint1" and len(franka.plan.targets) == 3
