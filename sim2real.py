@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export a run's actor to policy.onnx (normalizer, action scaling, metadata) and policy.h",
     ),
     "eval": ("policies.evaluate", "evaluate a run or policy.onnx across the randomization beside the PID baseline"),
+    "compare": (
+        "policies.compare",
+        "never worse: a retrained policy against the one it would replace, on the identified and default "
+        "randomizations and the fitted vehicle",
+    ),
     "deploy": ("deploy.cli", "fly an exported policy on a robot (or the simulated one, --sil) behind the safety layer"),
     "operator": (
         "deploy.operator",
@@ -63,6 +68,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("sim.robot_variants", "RobotVariantError"),
     ("policies.train_cfg", "TrainConfigError"),
     ("policies.evaluate", "EvalSettingsError"),
+    ("policies.compare", "CompareError"),
     ("deploy.profile", "DeployProfileError"),
     ("deploy.safety.limits", "ProfileError"),
     ("deploy.transport.errors", "TransportError"),

@@ -129,9 +129,10 @@ def evaluate(
     pid: bool = True,
     progress: bool = False,
     robot: str | None = None,
+    params: Any = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any], Any]:
     """Metrics per controller (``policies.rollout``), the rollouts, and the env config used (:func:`source_cfg`:
-    the policy's robot, or ``robot``)."""
+    the policy's robot, or ``robot``; ``params``: fly these robot parameters instead, e.g. a fitted profile)."""
     from policies.baselines.pid import QuadrotorPID
     from policies.rollout import rollout
     from sim.tasks import make_env
@@ -141,6 +142,8 @@ def evaluate(
     if source.task in ARTICULATED_TASKS:
         return evaluate_articulated(source, episodes, seconds, seed, randomization, robot)
     cfg = source_cfg(source, robot)
+    if params is not None:
+        cfg.params = params
     cfg.action_interface = source.action_spec.interface
     cfg.episode_s = seconds
     if randomization is not None:

@@ -49,6 +49,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("calibration_out/sysid"))
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument(
+        "--retrain",
+        type=Path,
+        default=None,
+        metavar="POLICY",
+        help="then train POLICY's task on the identified randomization into OUT/retrain and recommend the new "
+        "policy only if it is no worse than POLICY (policies/compare.py): OUT/compare/report.md",
+    )
+    p.add_argument("--retrain-seconds", type=float, default=300.0, help="--retrain: training time limit, s")
+    p.add_argument("--retrain-iterations", type=int, default=None, help="--retrain: training iterations")
+    p.add_argument("--compare-episodes", type=int, default=1024, help="--retrain: episodes per policy and condition")
     from deploy.replay.throttle import add_throttle_arguments
 
     add_throttle_arguments(p)  # PX4 .ulg / ArduPilot .bin logs
@@ -61,12 +72,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_settings(args)
         summary = identify(args)
+        if args.retrain is not None:
+            summary["retrain"] = retrain_and_compare(args)
     except (CalibrationError, ReplayError, ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def retrain_and_compare(args: argparse.Namespace) -> dict[str, Any]:
+    """--retrain: train on OUT/randomization.yaml, then the never-worse comparison (policies/compare.py)."""
+    from policies.compare import compare, retrain, write_report
+
+    new = retrain(args.retrain, args.out, args.retrain_seconds, args.retrain_iterations, args.seed)
+    result = compare(args.retrain, new, args.out, episodes=args.compare_episodes, seed=args.seed)
+    report = write_report(args.out / "compare", result)
+    log.info("%s (%s)", result["summary"], report)
+    return {"policy": str(new), "report": str(report), "recommend": result["recommend"], "summary": result["summary"]}
 
 
 def check_settings(args: argparse.Namespace) -> None:
@@ -81,6 +105,8 @@ def check_settings(args: argparse.Namespace) -> None:
         ("--sigmas", args.sigmas, lambda v: 0 < v < float("inf"), "standard deviations > 0"),
         ("--min-spread", args.min_spread, lambda v: 0 <= v < float("inf"), "a relative half-width >= 0"),
         ("--anchor-std", args.anchor_std, lambda v: 0 < v < float("inf"), "a relative uncertainty > 0"),
+        ("--retrain-seconds", args.retrain_seconds, lambda v: 0 < v < float("inf"), "seconds > 0"),
+        ("--compare-episodes", args.compare_episodes, lambda v: v >= 1, "episodes >= 1"),
     )
     if args.anchor_value is not None:
         unit = "N/RPM^2" if args.anchor == "kf" else "kg"
@@ -90,12 +116,27 @@ def check_settings(args: argparse.Namespace) -> None:
     for flag, value, ok, what in expected:
         if not ok(value):
             raise CalibrationError(f"{flag}: expected {what}, got {value:g}")
+    if getattr(args, "retrain", None) is not None:  # refused before the log is read, not after the fit
+        if not args.retrain.exists():
+            raise CalibrationError(
+                f"--retrain {str(args.retrain)!r}: no such policy (.onnx, checkpoint or run directory)"
+            )
+        if (args.out / "retrain").exists():
+            raise CalibrationError(
+                f"--retrain: {args.out / 'retrain'} exists and a retraining never overwrites one; choose another --out"
+            )
 
 
 def identify(args: argparse.Namespace) -> dict[str, Any]:
     robot = getattr(args, "robot", None) or _logged_robot(args.log)
     if robot:
+        from calibration.errors import CalibrationError
         from calibration.sysid.arm_cli import identify_arm
+
+        if getattr(args, "retrain", None) is not None:
+            raise CalibrationError(
+                "--retrain compares quadrotor hover policies; for an arm, train and evaluate by hand"
+            )
 
         return identify_arm(args, robot)
     from rich.console import Console
