@@ -8,6 +8,12 @@ not end "plan complete" with a clean exit, or went through FALLBACK / ESTOP) and
     python benchmarks/sim2sim.py [--policy tests/data/hover_policy.onnx | --train SECONDS] [--flights 10]
         [--sims sim rotorpy drone_models] [--hover-s 10] [--train-randomization launch/randomization/X.yaml]
         [--train-iterations N] [--sil-randomization launch/randomization/X.yaml]
+    python benchmarks/sim2sim.py --loop --policy P.onnx --sims rotorpy [--flights 5] [--retrain-seconds 300] [--excite]
+
+``--loop`` (issue #18): fly, identify the vehicle from the first flight's log and retrain on it (``sim2real sysid
+LOG --retrain P``, which also judges the new policy never worse in simulation), then fly the retrained policy on the
+same vehicles: hover RMS before and after, what the log determined. The policy must have the task's current
+observation layout (the retraining has it), e.g. ``tests/data/hover_policy_history.onnx`` or ``--train``.
 
 ``--legged``: a walking policy on a legged profile (stand up, hold, walk, stop), the project's MuJoCo SIL robot
 beside pybullet (drivers/foreign_sil/pybullet_legged.py); per simulator: the mean velocity error while walking
@@ -63,19 +69,30 @@ def train_and_export(
 
 
 def fly(
-    sim: str, policy: Path, profile_path: Path, seed: int, hover_s: float, work: Path, vehicle: Path | None = None
+    sim: str,
+    policy: Path,
+    profile_path: Path,
+    seed: int,
+    hover_s: float,
+    work: Path,
+    vehicle: Path | None = None,
+    tag: str = "",
+    excitation: dict | None = None,
 ) -> dict:
-    """One deploy flight; -> the deploy summary plus exit code and crash flag."""
+    """One deploy flight (its log ``work/<tag><sim>-<seed>.mcap``); -> the deploy summary plus exit code and crash
+    flag. ``excitation``: the plan's doublets (deploy/runtime/excitation.py)."""
     domain = random.randint(1, 230)
     profile = yaml.safe_load(profile_path.read_text())
     profile["robot"] = str((profile_path.parent / profile["robot"]).resolve())
     profile["transport"] = {"namespace": f"/s2s{domain}"}
     profile["plan"] = {**profile["plan"], "hover_s": hover_s}
+    if excitation is not None:
+        profile["plan"]["excitation"] = excitation
     profile["sil"] = {**profile.get("sil", {}), "seed": seed}
     if vehicle is not None:  # the project's SIL vehicle drawn from this spec (foreign vehicles are their own)
         profile["sil"]["randomization"] = str(vehicle.resolve())
     profile.pop("realtime_priority", None)  # several processes on a shared machine
-    summary, code, stderr = deploy(sim, policy, profile, f"{sim}-{seed}", work, domain)
+    summary, code, stderr = deploy(sim, policy, profile, f"{tag}{sim}-{seed}", work, domain)
     unsafe = any("-> FALLBACK" in t or "-> ESTOP" in t for t in summary.get("transitions", []))
     crashed = code != 0 or summary.get("end") != "plan complete" or unsafe
     if crashed:
@@ -224,6 +241,37 @@ def main_legged(args: argparse.Namespace) -> int:
     return 0
 
 
+def loop(args: argparse.Namespace, policy: Path, work: Path) -> dict:
+    """--loop: per simulator, fly the policy, identify the vehicle from the first flight's log and retrain on it
+    (`sim2real sysid LOG --retrain`, which also says whether the new policy is never worse in simulation), fly the
+    retrained policy on the same vehicles; hover RMS before and after."""
+    out: dict = {}
+    excitation = {} if args.excite else None
+    for sim in args.sims:
+        before = [fly(sim, policy, args.profile.resolve(), seed, args.hover_s, work, args.sil_randomization, "before-",
+                      excitation) for seed in range(args.flights)]  # fmt: skip
+        sysid_dir = work / f"sysid-{sim}"
+        cmd = [sys.executable, "sim2real.py", "sysid", str(work / f"before-{sim}-0.mcap"), "--out", str(sysid_dir),
+               "--retrain", str(policy), "--retrain-seconds", str(args.retrain_seconds), "--json"]  # fmt: skip
+        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if run.returncode != 0:
+            out[sim] = {"before": aggregate(before), "sysid_error": run.stderr[-2000:]}
+            continue
+        summary = json.loads(run.stdout)
+        new = Path(summary["retrain"]["policy"])
+        after = [fly(sim, new, args.profile.resolve(), seed, args.hover_s, work, args.sil_randomization, "after-")
+                 for seed in range(args.flights)]  # fmt: skip
+        b, a = aggregate(before), aggregate(after)
+        gain = None
+        if b["hover_rms_m"] and a["hover_rms_m"]:
+            gain = 1.0 - a["hover_rms_m"]["median"] / b["hover_rms_m"]["median"]
+        determined = [k for k, v in summary["identifiability"].items() if v["status"] == "determined"]
+        out[sim] = {"before": b, "after": a, "hover_rms_improvement": gain, "determined": determined,
+                    "latency_range": summary["latency"]["range"], "never_worse": summary["retrain"]}  # fmt: skip
+        log.info("%s: hover RMS %s -> %s (%s)", sim, b["hover_rms_m"], a["hover_rms_m"], gain)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", type=Path, default=None, help="default: tests/data/hover_policy.onnx (quadrotor)")
@@ -255,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--walk-s", type=float, default=4.0, help="legged: the plan's walk time, s")
     ap.add_argument("--fall-height", type=float, default=0.4, help="legged: fall below this x standing height")
     ap.add_argument("--fall-tilt-deg", type=float, default=60.0, help="legged: fall beyond this base tilt")
+    ap.add_argument(
+        "--loop",
+        action="store_true",
+        help="fly, identify the vehicle from the first flight, retrain on it (sysid --retrain), fly again",
+    )
+    ap.add_argument("--retrain-seconds", type=float, default=300.0, help="--loop: training time of the retraining")
+    ap.add_argument("--excite", action="store_true", help="--loop: the first flights carry the default doublets")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.legged:
@@ -277,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
             "sil_vehicle": str(args.sil_randomization or "the task's default randomization"),
         }
         result["hover_s"] = args.hover_s
+        if args.loop:
+            result["loop"] = loop(args, policy, work)
+            print(json.dumps(result, indent=2))
+            return 0
         for sim in args.sims:
             flights = []
             for seed in range(args.flights):

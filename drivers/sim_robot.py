@@ -31,7 +31,7 @@ from deploy.loop import FixedRateLoop
 from deploy.msgs import BatteryState, MotorCommand, RateThrustCommand, String
 from deploy.state_wire import state_messages
 from deploy.transport import Ros2Node, TransportConfig
-from drivers.vehicle import VehicleFilter, default_vehicle_id
+from drivers.vehicle import PhysicsClock, VehicleFilter, default_vehicle_id
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
 from sim.randomization import RandomizationSpec
@@ -86,9 +86,7 @@ class SimulatedQuadrotor:
         self.command_sub = node.subscription(motors.name, motors.msg_type, motors.qos, callback=self._on_command)
         self._noise = torch.Generator().manual_seed(seed + 1)
         self.steps = 0
-        self._t0: float | None = None  # monotonic s of the first step; physics time runs from there
-        self._t0_ns = 0  # the same instant on the system clock (ROS time), ns
-        self.dropped_s = 0.0  # physics time given up after stalls longer than MAX_CATCH_UP steps
+        self.clock = PhysicsClock(cfg.control_dt, MAX_CATCH_UP)
 
     def _on_command(self, msg: MotorCommand | RateThrustCommand) -> None:
         if not self.vehicle.accepts(msg):
@@ -104,34 +102,20 @@ class SimulatedQuadrotor:
         self._command, self._command_time = values, time.monotonic()
 
     def step(self, now: float | None = None) -> None:
-        """Bring the simulation up to ``now`` (monotonic s) and publish the new state, stamped with its physics time.
-
-        Physics time keeps pace with the clock: after a late call (a loaded machine skipped control periods) the
-        steps that are due run back to back with the newest command, as a vehicle's motors hold their last
-        command, at most :data:`MAX_CATCH_UP` of them; a longer stall is given up (``dropped_s``, logged). The
-        stamp is the physics time of the state on the system clock, as a driver stamps a sample with its
-        measurement time, not with when it was sent: a state never says more time passed than the vehicle flew."""
+        """Bring the simulation up to ``now`` (monotonic s) and publish the new state, stamped with its physics time
+        (:class:`drivers.vehicle.PhysicsClock`: a late call runs the due steps on the held command)."""
         now = time.monotonic() if now is None else now
         dt = self.cfg.control_dt
-        if self._t0 is None:
-            self._t0, self._t0_ns = now, time.time_ns()
-        due = int((now - self._t0) / dt + 1e-6) + 1 - self.steps  # steps of physics time behind the clock
-        if due > MAX_CATCH_UP:
-            skip = due - MAX_CATCH_UP
-            self._t0 += skip * dt
-            self._t0_ns += round(skip * dt * 1e9)
-            self.dropped_s += skip * dt
-            log.warning("simulator stalled: %.3f s of physics time given up (%.3f s in all)", skip * dt, self.dropped_s)
-            due = MAX_CATCH_UP
+        due = self.clock.due(now, self.steps)
         fresh = now - self._command_time <= self.command_timeout_s
         command = self._command if fresh else self._idle
         action = self.spec.to_normalized(torch.as_tensor(command, dtype=torch.float32))[None]
-        for _ in range(max(1, due)):
+        for _ in range(due):
             self.env.step(action)
             self._ground()
             self.steps += 1
             self.battery_fraction = max(0.0, self.battery_fraction - self.battery_drain_per_s * dt)
-        self._publish(self._t0_ns + round((self.steps - 1) * dt * 1e9))  # ROS time of this state's physics time
+        self._publish(self.clock.stamp_ns(self.steps))
 
     def _ground(self) -> None:
         pos = self.env.state_rows("position")

@@ -67,3 +67,39 @@ class LatestCommand:
         """Forget the command (a robot restarted waits for a new one)."""
         with self._lock:
             self._latest = None
+
+
+class PhysicsClock:
+    """Physics time of a simulated robot, kept in pace with the clock, and the stamp of each state it produces.
+
+    A SIL robot steps its simulator once per control period of its loop; on a loaded machine calls come late or a
+    period is skipped. ``due(now)`` says how many steps bring the physics up to ``now`` (monotonic s): the steps a late
+    call finds due run back to back, on the held command, as a vehicle's motors hold their last command; a stall of
+    more than ``max_catch_up`` steps is given up (``dropped_s``, logged). ``stamp_ns(steps)`` is the physics time of
+    the state after ``steps`` steps on the system clock, as a driver stamps a sample with its measurement time, not
+    with when it was sent: a state never says more (or less) time passed than the vehicle flew."""
+
+    def __init__(self, dt: float, max_catch_up: int = 10):
+        self.dt, self.max_catch_up = dt, max_catch_up
+        self.dropped_s = 0.0
+        self._t0: float | None = None  # monotonic s of the first step
+        self._t0_ns = 0  # the same instant on the system clock (ROS time), ns
+
+    def due(self, now: float, steps: int) -> int:
+        """Steps to run now (>= 1), ``steps`` having been run so far."""
+        if self._t0 is None:
+            self._t0, self._t0_ns = now, time.time_ns()
+        due = int((now - self._t0) / self.dt + 1e-6) + 1 - steps
+        if due > self.max_catch_up:
+            skip = due - self.max_catch_up
+            self._t0 += skip * self.dt
+            self._t0_ns += round(skip * self.dt * 1e9)
+            self.dropped_s += skip * self.dt
+            log.warning("simulator stalled: %.3f s of physics time given up (%.3f s in all)", skip * self.dt,
+                        self.dropped_s)  # fmt: skip
+            due = self.max_catch_up
+        return max(1, due)
+
+    def stamp_ns(self, steps: int) -> int:
+        """ROS time (ns) of the state after ``steps`` steps: the first state is stamped at the first call."""
+        return self._t0_ns + round((steps - 1) * self.dt * 1e9)

@@ -27,7 +27,7 @@ from deploy.msgs import BatteryState, MotorCommand, make_header
 from deploy.observation import quat_multiply
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.state_out import StateOut
-from drivers.vehicle import VehicleFilter, default_vehicle_id
+from drivers.vehicle import PhysicsClock, VehicleFilter, default_vehicle_id
 
 log = logging.getLogger("sim2real.foreign_sil")
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +172,7 @@ class ForeignSilNode:
         cmd = transport.topic("motor_command")
         self.command_sub = node.subscription(cmd.name, MotorCommand, cmd.qos, callback=self._on_command)
         self.steps = 0
+        self.clock: PhysicsClock | None = None  # made at the first step, which gives the period
         self.last: VehicleState | None = None
         # neither foreign package models a battery: a linear drain as the project's SIL robot has (about 7 min)
         self.battery_fraction, self.battery_drain_per_s = 0.95, 1.0 / 420.0
@@ -196,13 +197,18 @@ class ForeignSilNode:
         return s.position, quat_multiply(s.quat_wxyz, self.q_sp), s.velocity, self.r_ps @ s.rates
 
     def step(self, dt: float, now: float | None = None) -> VehicleState:
+        """Bring the vehicle up to ``now`` (monotonic s) in steps of ``dt`` and publish its state, stamped with its
+        physics time (:class:`drivers.vehicle.PhysicsClock`: a late call runs the due steps on the held command)."""
         now = time.monotonic() if now is None else now
+        if self.clock is None:
+            self.clock = PhysicsClock(dt)
         rpm = self._rpm if now - self._time <= self.command_timeout_s else self._idle
-        self.last = state = self.vehicle.step(self.foreign_rpm(rpm), dt)
-        self.steps += 1
-        self.battery_fraction = max(0.0, self.battery_fraction - self.battery_drain_per_s * dt)
-        self.publish(state, time.time_ns())  # ROS time (the system clock), as a ROS 2 driver stamps
-        return state
+        for _ in range(self.clock.due(now, self.steps)):
+            self.last = self.vehicle.step(self.foreign_rpm(rpm), dt)
+            self.steps += 1
+            self.battery_fraction = max(0.0, self.battery_fraction - self.battery_drain_per_s * dt)
+        self.publish(self.last, self.clock.stamp_ns(self.steps))
+        return self.last
 
     def publish(self, state: VehicleState, stamp_ns: int) -> None:
         position, quat, velocity, rates = self.measure(*self.in_policy_frame(state))

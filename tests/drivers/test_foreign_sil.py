@@ -137,3 +137,32 @@ def test_deploy_starts_the_foreign_robot_the_profile_or_the_flag_names():
     assert cmd[cmd.index("--sim") + 1] == "rotorpy" and cmd[cmd.index("--interface") + 1] == "rpm"
     cmd = cli.sil_command(profile, "sim")
     assert cmd[cmd.index("-m") + 1] == "drivers.sim_robot" and "--sim" not in cmd
+
+
+class _Stepper(_Mapper):
+    """The node's stepping and stamping without a DDS node: published stamps are kept."""
+
+    def __init__(self, vehicle):
+        super().__init__(vehicle)
+        self.command_timeout_s, self._idle = 0.5, np.zeros(4)
+        self._rpm, self._time = np.full(4, vehicle.hover_rpm()), math.inf  # a held hover command
+        self.steps, self.clock, self.last = 0, None, None
+        self.battery_fraction, self.battery_drain_per_s = 0.95, 0.0
+        self.stamps: list[int] = []
+
+    def publish(self, state, stamp_ns: int) -> None:
+        self.stamps.append(stamp_ns)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_a_late_call_runs_the_due_steps_and_each_state_carries_its_physics_time(sim):
+    """As the project's SIL robot (tests/drivers/test_sim_robot.py): the foreign vehicle keeps pace with the clock
+    and stamps every state with its physics time, not with when it was sent."""
+    robot = _Stepper(make_vehicle(sim))
+    dt, steps = 0.01, []
+    for now in (0.0, dt, 3.5 * dt, 5.0 * dt):
+        robot.step(dt, 50.0 + now)
+        steps.append(robot.steps)
+    assert steps == [1, 2, 4, 6]
+    assert np.diff(robot.stamps) / 1e9 == pytest.approx([dt, 2 * dt, 2 * dt], abs=1e-6)
+    assert robot.clock.dropped_s == 0.0

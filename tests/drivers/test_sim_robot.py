@@ -93,7 +93,7 @@ def test_physics_time_keeps_pace_with_the_clock_and_stamps_each_state_with_it():
                 stamps += [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in poses.drain()]
                 time.sleep(0.005)
         assert steps == [1, 2, 4, 6, 6 + MAX_CATCH_UP, 7 + MAX_CATCH_UP]
-        assert robot.dropped_s == pytest.approx((30 - MAX_CATCH_UP) * dt)  # 30 steps due, 10 run
+        assert robot.clock.dropped_s == pytest.approx((30 - MAX_CATCH_UP) * dt)  # 30 steps due, 10 run
         gaps = np.diff(stamps) / 1e9
         assert gaps == pytest.approx([dt, 2 * dt, 2 * dt, 30 * dt, dt], abs=1e-6)  # the stall: 10 flown + 20 given up
         physics = np.diff(steps) * dt  # what the vehicle flew between the states
