@@ -212,7 +212,8 @@ class QuadrotorAdapter:
         )
         # every state sample that arrived since the last reading, then the ones this reading used (recorded once)
         arrived = [m for name in self.clocks.clocks for m in self.inputs[name].drain()]
-        messages = (*arrived, *messages) if battery is None else (*arrived, *messages, battery)
+        used = [m for m in messages if not any(m is a for a in arrived)]
+        messages = (*arrived, *used) if battery is None else (*arrived, *used, battery)
         return Reading(state, sample, messages)
 
     def _pose_twist(self) -> tuple[float, tuple, tuple] | None:
