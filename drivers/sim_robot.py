@@ -106,15 +106,17 @@ class SimulatedQuadrotor:
         (:class:`drivers.vehicle.PhysicsClock`: a late call runs the due steps on the held command)."""
         now = time.monotonic() if now is None else now
         dt = self.cfg.control_dt
-        due = self.clock.due(now, self.steps)
         fresh = now - self._command_time <= self.command_timeout_s
         command = self._command if fresh else self._idle
         action = self.spec.to_normalized(torch.as_tensor(command, dtype=torch.float32))[None]
-        for _ in range(due):
+
+        def one_step() -> None:
             self.env.step(action)
             self._ground()
             self.steps += 1
             self.battery_fraction = max(0.0, self.battery_fraction - self.battery_drain_per_s * dt)
+
+        self.clock.advance(now, self.steps, one_step)
         self._publish(self.clock.stamp_ns(self.steps))
 
     def _ground(self) -> None:

@@ -6,8 +6,10 @@ guard, for a robot that is reached anyway (a misconfigured namespace, a remapped
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("sim2real.vehicle")
@@ -73,32 +75,52 @@ class PhysicsClock:
     """Physics time of a simulated robot, kept in pace with the clock, and the stamp of each state it produces.
 
     A SIL robot steps its simulator once per control period of its loop; on a loaded machine calls come late or a
-    period is skipped. ``due(now)`` says how many steps bring the physics up to ``now`` (monotonic s): the steps a late
-    call finds due run back to back, on the held command, as a vehicle's motors hold their last command; a stall of
-    more than ``max_catch_up`` steps is given up (``dropped_s``, logged). ``stamp_ns(steps)`` is the physics time of
-    the state after ``steps`` steps on the system clock, as a driver stamps a sample with its measurement time, not
-    with when it was sent: a state never says more (or less) time passed than the vehicle flew."""
+    period is skipped. :meth:`advance` runs the steps that bring the physics up to ``now`` (monotonic s) back to back,
+    on the held command, as a vehicle's motors hold their last command, for at most half a period of compute (and
+    ``max_catch_up`` steps); what does not fit is given up (``dropped_s``, logged at most every 5 s): a simulator too
+    slow for real time freezes for that long instead of falling ever further behind. :meth:`stamp_ns` is the physics
+    time of the state after ``steps`` steps on the system clock, as a driver stamps a sample with its measurement
+    time, not with when it was sent: within what was simulated, no state says more time passed than the vehicle
+    flew."""
 
-    def __init__(self, dt: float, max_catch_up: int = 10):
+    def __init__(self, dt: float, max_catch_up: int = 10, budget_s: float | None = None):
         self.dt, self.max_catch_up = dt, max_catch_up
+        self.budget_s = 0.5 * dt if budget_s is None else budget_s  # compute one call may spend catching up
         self.dropped_s = 0.0
         self._t0: float | None = None  # monotonic s of the first step
         self._t0_ns = 0  # the same instant on the system clock (ROS time), ns
+        self._logged_at = -math.inf
 
     def due(self, now: float, steps: int) -> int:
-        """Steps to run now (>= 1), ``steps`` having been run so far."""
+        """Steps that bring the physics up to ``now`` (>= 1), ``steps`` having been run so far; beyond
+        ``max_catch_up`` the rest is given up."""
         if self._t0 is None:
             self._t0, self._t0_ns = now, time.time_ns()
         due = int((now - self._t0) / self.dt + 1e-6) + 1 - steps
         if due > self.max_catch_up:
-            skip = due - self.max_catch_up
-            self._t0 += skip * self.dt
-            self._t0_ns += round(skip * self.dt * 1e9)
-            self.dropped_s += skip * self.dt
-            log.warning("simulator stalled: %.3f s of physics time given up (%.3f s in all)", skip * self.dt,
-                        self.dropped_s)  # fmt: skip
+            self.give_up(due - self.max_catch_up, now)
             due = self.max_catch_up
         return max(1, due)
+
+    def give_up(self, steps: int, now: float) -> None:
+        """Move physics time's origin ``steps`` periods later: that much wall time passes without physics."""
+        self._t0 += steps * self.dt  # type: ignore[operator]
+        self._t0_ns += round(steps * self.dt * 1e9)
+        self.dropped_s += steps * self.dt
+        if now - self._logged_at >= 5.0:
+            self._logged_at = now
+            log.warning("simulator slower than real time: %.3f s of physics time given up so far", self.dropped_s)
+
+    def advance(self, now: float, steps: int, step: Callable[[], None]) -> int:
+        """Run ``step`` for the due steps (``steps`` run so far) within ``budget_s`` of compute; -> steps run."""
+        due = self.due(now, steps)
+        start = time.monotonic()
+        for i in range(due):
+            if i and time.monotonic() - start > self.budget_s:
+                self.give_up(due - i, now)
+                return i
+            step()
+        return due
 
     def stamp_ns(self, steps: int) -> int:
         """ROS time (ns) of the state after ``steps`` steps: the first state is stamped at the first call."""

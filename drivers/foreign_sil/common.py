@@ -203,10 +203,13 @@ class ForeignSilNode:
         if self.clock is None:
             self.clock = PhysicsClock(dt)
         rpm = self._rpm if now - self._time <= self.command_timeout_s else self._idle
-        for _ in range(self.clock.due(now, self.steps)):
+
+        def one_step() -> None:
             self.last = self.vehicle.step(self.foreign_rpm(rpm), dt)
             self.steps += 1
             self.battery_fraction = max(0.0, self.battery_fraction - self.battery_drain_per_s * dt)
+
+        self.clock.advance(now, self.steps, one_step)
         self.publish(self.last, self.clock.stamp_ns(self.steps))
         return self.last
 

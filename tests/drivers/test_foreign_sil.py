@@ -160,6 +160,9 @@ def test_a_late_call_runs_the_due_steps_and_each_state_carries_its_physics_time(
     and stamps every state with its physics time, not with when it was sent."""
     robot = _Stepper(make_vehicle(sim))
     dt, steps = 0.01, []
+    robot.step(dt, 49.0)  # makes the clock; then the schedule, not this machine's speed, decides the steps
+    robot.clock.budget_s, robot.steps, robot.clock._t0 = 10.0, 0, None
+    robot.stamps.clear()
     for now in (0.0, dt, 3.5 * dt, 5.0 * dt):
         robot.step(dt, 50.0 + now)
         steps.append(robot.steps)

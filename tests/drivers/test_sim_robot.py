@@ -79,6 +79,7 @@ def test_physics_time_keeps_pace_with_the_clock_and_stamps_each_state_with_it():
     transport = TransportConfig.from_mapping({"namespace": f"/stamps{domain}"})
     with Ros2Node("sim", domain_id=domain, config=LOOPBACK_CONFIG, namespace=transport.namespace) as node:
         robot = SimulatedQuadrotor(node, transport, seed=0)
+        robot.clock.budget_s = 10.0  # the schedule below, not this machine's speed, decides the steps
         pose_t = transport.topic("pose")
         poses = node.subscription(pose_t.name, PoseStamped, pose_t.qos)
         poses.keep_all()
@@ -98,3 +99,23 @@ def test_physics_time_keeps_pace_with_the_clock_and_stamps_each_state_with_it():
         assert gaps == pytest.approx([dt, 2 * dt, 2 * dt, 30 * dt, dt], abs=1e-6)  # the stall: 10 flown + 20 given up
         physics = np.diff(steps) * dt  # what the vehicle flew between the states
         assert gaps[:3] == pytest.approx(physics[:3], abs=1e-6) and gaps[4] == pytest.approx(physics[4], abs=1e-6)
+
+
+def test_a_simulator_slower_than_real_time_gives_up_physics_time_instead_of_falling_behind():
+    """Catching up stops after the compute budget (half a period by default): the rest of the due steps is given up,
+    so a slow simulator freezes for that long instead of spiralling ever further behind the clock."""
+    from drivers.vehicle import PhysicsClock
+
+    clock, steps = PhysicsClock(0.01, max_catch_up=10, budget_s=0.004), 0
+
+    def slow_step() -> None:
+        nonlocal steps
+        time.sleep(0.003)  # 3 ms a step: two fit the 4 ms budget, not three
+        steps += 1
+
+    assert clock.advance(100.0, steps, slow_step) == 1
+    first = clock.stamp_ns(steps)
+    ran = clock.advance(100.05, steps, slow_step)  # 5 steps due: two run, three given up
+    assert ran == 2 and steps == 3 and clock.dropped_s == pytest.approx(0.03)
+    assert (clock.stamp_ns(steps) - first) / 1e9 == pytest.approx(0.05)  # the clock's time: 0.02 s flown, 0.03 frozen
+    assert clock.advance(100.06, steps, slow_step) == 1  # back in pace
