@@ -325,9 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         policy = train_and_export(args.train, work, spec, its) if args.train else args.policy
         trained = (
             f"trained {args.train:g} s" + (f" (<= {its} iterations)" if its else "") + (f" on {spec}" if spec else "")
+            if args.train
+            else str(policy)
         )
         result = {
-            "policy": str(policy if not args.train else trained),
+            "policy": trained,
             "profile": str(args.profile),
             "sil_vehicle": str(args.sil_randomization or "the task's default randomization"),
         }
