@@ -242,16 +242,23 @@ def main_legged(args: argparse.Namespace) -> int:
 
 
 def loop(args: argparse.Namespace, policy: Path, work: Path) -> dict:
-    """--loop: per simulator, fly the policy, identify the vehicle from the first flight's log and retrain on it
+    """--loop: per simulator, fly the policy, identify the vehicle from the first flight's log (``--excite``: from an
+    extra flight of the same vehicle with the default doublets, whose hover RMS is not counted) and retrain on it
     (`sim2real sysid LOG --retrain`, which also says whether the new policy is never worse in simulation), fly the
     retrained policy on the same vehicles; hover RMS before and after."""
     out: dict = {}
-    excitation = {} if args.excite else None
     for sim in args.sims:
-        before = [fly(sim, policy, args.profile.resolve(), seed, args.hover_s, work, args.sil_randomization, "before-",
-                      excitation) for seed in range(args.flights)]  # fmt: skip
+        before = [fly(sim, policy, args.profile.resolve(), seed, args.hover_s, work, args.sil_randomization, "before-")
+                  for seed in range(args.flights)]  # fmt: skip
+        identified_log = work / f"before-{sim}-0.mcap"
+        if args.excite:  # one more flight of the first vehicle, with the doublets, for the identification only
+            from deploy.runtime.excitation import Excitation
+
+            hover_s = max(args.hover_s, Excitation().duration_s + 1.0)
+            fly(sim, policy, args.profile.resolve(), 0, hover_s, work, args.sil_randomization, "excited-", {})
+            identified_log = work / f"excited-{sim}-0.mcap"
         sysid_dir = work / f"sysid-{sim}"
-        cmd = [sys.executable, "sim2real.py", "sysid", str(work / f"before-{sim}-0.mcap"), "--out", str(sysid_dir),
+        cmd = [sys.executable, "sim2real.py", "sysid", str(identified_log), "--out", str(sysid_dir),
                "--retrain", str(policy), "--retrain-seconds", str(args.retrain_seconds), "--json"]  # fmt: skip
         run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
         if run.returncode != 0:
@@ -309,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         help="fly, identify the vehicle from the first flight, retrain on it (sysid --retrain), fly again",
     )
     ap.add_argument("--retrain-seconds", type=float, default=300.0, help="--loop: training time of the retraining")
-    ap.add_argument("--excite", action="store_true", help="--loop: the first flights carry the default doublets")
+    ap.add_argument(
+        "--excite", action="store_true", help="--loop: identify from an extra flight with the default doublets"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.legged:
