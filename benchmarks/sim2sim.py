@@ -112,6 +112,9 @@ def aggregate(flights: list[dict]) -> dict:
         "deadline_misses_max": max(misses) if misses else None,
         "hover_rms_m_each": [round(h, 4) for h in hover],
         "ends": sorted({str(f.get("end")) for f in flights}),
+        "fallbacks": sorted(
+            {t for f in flights for t in f.get("transitions", []) if "-> FALLBACK" in t or "-> ESTOP" in t}
+        ),
     }
 
 
@@ -316,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         help="fly, identify the vehicle from the first flight, retrain on it (sysid --retrain), fly again",
     )
     ap.add_argument("--retrain-seconds", type=float, default=300.0, help="--loop: training time of the retraining")
+    ap.add_argument("--keep", type=Path, default=None, help="keep logs, profiles and policies in this directory")
     ap.add_argument(
         "--excite", action="store_true", help="--loop: identify from an extra flight with the default doublets"
     )
@@ -329,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     args.sims = args.sims or ["sim", "rotorpy", "drone_models"]
     args.profile = args.profile or ROOT / "launch" / "sim_quadrotor.yaml"
     with tempfile.TemporaryDirectory(prefix="sim2sim-") as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.keep is None else args.keep
+        work.mkdir(parents=True, exist_ok=True)
         spec, its = args.train_randomization, args.train_iterations
         policy = train_and_export(args.train, work, spec, its) if args.train else args.policy
         trained = (
