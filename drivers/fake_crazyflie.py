@@ -84,7 +84,7 @@ class FakeCrazyflie:
         cfg.episode_s, cfg.init = 1e6, InitCfg(0.0, 0.0, 0.0, 0.0)
         cfg.termination.floor_m, cfg.termination.position_m = -math.inf, 1e3
         self.cfg, self.curve, self.clock = cfg, curve or ThrustCurve(), clock
-        self.env = QuadrotorEnv(cfg, 1, seed=seed, compile=False)
+        self.env = QuadrotorEnv(cfg, 1, seed=seed)  # the native kernel (rpm): 0.09 ms a step, the eager one 6 ms
         self.env.set_state_rows("position", torch.tensor([[0.0, 0.0, start_height_m]]))
         self.spec = self.env.action_spec
         self._noise = torch.Generator().manual_seed(seed + 1)

@@ -69,7 +69,7 @@ class FakeMavlinkAutopilot:
         cfg.episode_s, cfg.init = 1e6, InitCfg(0.0, 0.0, 0.0, 0.0)
         cfg.termination.floor_m, cfg.termination.position_m = -math.inf, 1e3
         self.conn, self.rules, self.curve, self.cfg, self.state_messages = conn, rules, curve, cfg, state_messages
-        self.env = QuadrotorEnv(cfg, 1, seed=seed, compile=False)
+        self.env = QuadrotorEnv(cfg, 1, seed=seed)  # the native kernel (rpm): 0.09 ms a step, the eager one 6 ms
         self.env.set_state_rows("position", torch.tensor([[0.0, 0.0, start_height_m]]))
         self.spec = self.env.action_spec
         self._noise = torch.Generator().manual_seed(seed + 1)

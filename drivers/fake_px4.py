@@ -100,7 +100,7 @@ class FakePx4:
         cfg.termination.floor_m = -math.inf
         cfg.termination.position_m = 1e3
         self.cfg, self.motors, self.com_of_loss_t_s = cfg, motors, com_of_loss_t_s
-        self.env = QuadrotorEnv(cfg, 1, seed=seed, compile=False)
+        self.env = QuadrotorEnv(cfg, 1, seed=seed)  # the native kernel (rpm): 0.09 ms a step, the eager one 6 ms
         self.env.set_state_rows("position", torch.tensor([[0.0, 0.0, start_height_m]]))
         self.spec = self.env.action_spec
         self._noise = torch.Generator().manual_seed(seed + 1)
