@@ -34,10 +34,9 @@ import time
 import numpy as np
 
 from deploy.loop import FixedRateLoop, LoopStats
-from deploy.msgs import String
-from deploy.recording import RecorderError
-from deploy.runtime.clock import ros_minus_monotonic_ns, ros_stamp_ns
+from deploy.runtime.clock import ros_stamp_ns
 from deploy.runtime.contract import Act, Policy, Reading, RobotAdapter
+from deploy.runtime.run_log import RunLog
 from deploy.runtime.signals import install_signal_handler, restore_signal_handlers
 from deploy.safety import CommandMode, SafeCommand, SafetyLayer, SafetyState
 from deploy.transport import Ros2Node, TransportConfig
@@ -83,11 +82,9 @@ class Runtime:
         self.command_watch = node.subscription(cmd.name, cmd.msg_type, cmd.qos)  # other commanders, by discovery
         self.plan_start_s: float | None = None
         self.phase = "disarmed"
-        self.recorder_error: str | None = None
         self.loop_error: str | None = None
         self.end_reason = ""
-        self._logged_transitions = 0
-        self._recorded: dict[type, object] = {}
+        self.run_log = RunLog(recorder)
         self._stop_requests = 0
         self._arm_requested = operator is None
         self._last_reading: Reading | None = None
@@ -218,30 +215,7 @@ class Runtime:
         return act.inference
 
     def _record(self, reading: Reading | None, act: Act, msg, stamp: int) -> None:
-        if self.recorder is None or self.recorder_error is not None:
-            return
-        try:
-            if reading is not None:
-                for m in reading.messages:  # each state message once, in every safety state
-                    if m is not self._recorded.get(type(m)):
-                        self.recorder.write_state(m, stamp)
-                        self._recorded[type(m)] = m
-            if act.reference is not None:
-                self.recorder.write_reference(act.reference, stamp)
-            if act.obs is not None:
-                self.recorder.write_observation(act.obs.tolist(), stamp)
-            if act.normalized is not None:
-                self.recorder.write_action(act.normalized.tolist(), stamp)
-            if act.excitation is not None:
-                self.recorder.write_excitation(act.excitation.tolist(), stamp)
-            if msg is not None:
-                self.recorder.write_command(msg, stamp)
-            self._logged_transitions = self.recorder.write_safety_transitions(
-                self.safety.transitions, self._logged_transitions, ros_minus_monotonic_ns()
-            )
-        except (RecorderError, OSError) as exc:  # a full disk must not end the flight
-            self.recorder_error = str(exc)
-            log.error("the flight recorder failed; control goes on without a log: %s", exc)
+        self.run_log.cycle(reading, act, msg, stamp, self.safety.transitions)
 
     # ------------------------------------------------------------------ a run
     def _can_arm(self, now: float) -> str:
@@ -396,14 +370,13 @@ class Runtime:
 
     def _record_end(self, stamp: int) -> None:
         """The log says why the run ended (topic ``status``), and what went wrong on the way."""
-        if self.recorder is None or self.recorder_error is not None:
-            return
         why = self.end_reason or (self.safety.transitions[-1].reason if self.safety.transitions else "never armed")
-        text = f"run ended: {why}" + (f"; loop error: {self.loop_error}" if self.loop_error else "")
-        try:
-            self.recorder.write_key("status", String(text), stamp)
-        except (RecorderError, OSError) as exc:
-            self.recorder_error = str(exc)
+        self.run_log.end(f"run ended: {why}" + (f"; loop error: {self.loop_error}" if self.loop_error else ""), stamp)
+
+    @property
+    def recorder_error(self) -> str | None:
+        """Why the flight recorder stopped (None while it writes, or without one)."""
+        return self.run_log.error
 
     def summary(self) -> dict:
         out = {"tracking": self.adapter.summary(), "end": self.end_reason}
