@@ -191,9 +191,3 @@ class ExcitationRun:
         if self._running and self._cycles >= 2 * self.half_cycles:
             self._end()
         return {"flown": list(self.flown), "skipped": list(self.skipped), "stopped": list(self.stopped)}
-
-
-def tilt_rad(quaternion: np.ndarray) -> float:
-    """Angle between the body z axis and the world z axis, from a (w, x, y, z) unit quaternion."""
-    _, x, y, _ = (float(v) for v in quaternion)
-    return math.acos(max(-1.0, min(1.0, 1.0 - 2.0 * (x * x + y * y))))

@@ -35,9 +35,10 @@ from deploy.observation import Context, ObservationBuilder
 from deploy.runtime.battery import BatteryGauge
 from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
-from deploy.runtime.excitation import Excitation, ExcitationError, ExcitationRun, tilt_rad
+from deploy.runtime.excitation import Excitation, ExcitationError, ExcitationRun
 from deploy.runtime.reference import SetpointReference, StreamedPlan, TopicReference
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
+from deploy.safety.checks_robot import tilt_rad
 from deploy.state_wire import TwistFrameError, odometry_state, world_velocity
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState
@@ -277,7 +278,8 @@ class QuadrotorAdapter:
         if self.excitation is None:
             return None
         rate = float(np.linalg.norm(state.angular_velocity))
-        return self.excitation.delta(t - self.plan.climb_s, tilt_rad(state.quaternion), rate)
+        tilt = tilt_rad(state.quaternion)
+        return None if tilt is None else self.excitation.delta(t - self.plan.climb_s, tilt, rate)
 
     def _streamed(self, t: float | None) -> tuple[np.ndarray, np.ndarray, str]:
         """(reference position, velocity, fault) from the setpoint stream; it holds the take-off point while

@@ -15,8 +15,9 @@ import torch
 import yaml
 
 from deploy.profile import DeployProfileError, load_deploy_profile
-from deploy.runtime.excitation import PATTERNS, Excitation, ExcitationError, ExcitationRun, tilt_rad
+from deploy.runtime.excitation import PATTERNS, Excitation, ExcitationError, ExcitationRun
 from deploy.runtime.quadrotor import FlightPlan, PlanError
+from deploy.safety.checks_robot import tilt_rad
 from sim.quadrotor.dynamics import mixer_torques
 from tests.drivers._px4_client import dds_env, random_domain
 
