@@ -37,6 +37,7 @@ from deploy.runtime.clock import InputClocks
 from deploy.runtime.contract import Act, Policy, Reading
 from deploy.runtime.excitation import Excitation, ExcitationError, ExcitationRun
 from deploy.runtime.reference import SetpointReference, StreamedPlan, TopicReference
+from deploy.runtime.spool_down import SpoolDown
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
 from deploy.safety.checks_robot import tilt_rad
 from deploy.state_wire import TwistFrameError, odometry_state, world_velocity
@@ -180,6 +181,8 @@ class QuadrotorAdapter:
         self.start_position: np.ndarray | None = None
         self.errors: list[tuple[float, float]] = []  # (plan time s, |position - reference| m) per active cycle
         self._rest_since: float | None = None
+        td = self.limits.touchdown
+        self.spool_down = SpoolDown(td.spool_down_s, td.height_m, td.speed_m_s, interface)
 
     def read(self) -> Reading | None:
         """The newest state (velocity rotated into the world frame), or None: nothing yet, a stamp the clock could
@@ -249,6 +252,7 @@ class QuadrotorAdapter:
         self.start_position = None
         self._rest_since = None
         self.setpoints = None
+        self.spool_down.reset()
 
     def act(self, reading: Reading, t: float | None, active: bool) -> Act:
         state = reading.state
@@ -272,6 +276,9 @@ class QuadrotorAdapter:
         if excitation is not None:  # added to the command only: the policy's own action stays its last action
             spec = self.policy.action_spec
             action = np.asarray(spec.to_physical(np.clip(self.last_action + excitation, -1.0, 1.0)), np.float32)
+        if active and phase == "land":  # on the floor the runtime takes the thrust away, whatever the policy does
+            floor = self.spool_down.on_floor(state.position, state.linear_velocity, float(self.start_position[2]))
+            action = self.spool_down.apply(t, action, floor)
         return Act(action, obs, self.last_action.copy(), inference, phase, fault, ref_pos, excitation)
 
     def _excitation(self, state: RobotState, t: float) -> np.ndarray | None:
@@ -334,7 +341,7 @@ class QuadrotorAdapter:
         return (sum(e * e for e in errors) / len(errors)) ** 0.5 if errors else None
 
     def summary(self) -> dict:
-        out = {"hover_rms_m": self.hover_rms(), "tracking_rms_m": self.tracking_rms()}
+        out = {"hover_rms_m": self.hover_rms(), "tracking_rms_m": self.tracking_rms(), **self.spool_down.summary()}
         if self.excitation is not None:
             out["excitation"] = self.excitation.summary()
         return out

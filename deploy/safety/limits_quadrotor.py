@@ -210,15 +210,18 @@ class QuadrotorLevelDescent:
 class QuadrotorTouchdown:
     """Landed = height above the floor <= height_m, speed <= speed_m_s and mean commanded thrust (rpm^2) <=
     thrust_fraction of hover; the attitude-only fallback (no trusted height) needs speed and thrust for hold_s.
-    PX4's land detector uses the same three signs. A vehicle flying at 5-15 cm commands ~hover thrust."""
+    PX4's land detector uses the same three signs. A vehicle flying at 5-15 cm commands ~hover thrust.
+    spool_down_s: in the plan's land phase, on the floor (height and speed), the runtime takes the thrust from the
+    policy's command to none over this time (deploy.runtime.spool_down), so landing does not rely on the policy."""
 
     height_m: float = 0.1
     speed_m_s: float = 0.2
     thrust_fraction: float = 0.8
     hold_s: float = 0.3
+    spool_down_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _positive(self, "height_m", "speed_m_s", "thrust_fraction", "hold_s")
+        _positive(self, "height_m", "speed_m_s", "thrust_fraction", "hold_s", "spool_down_s")
 
 
 @dataclass(frozen=True)
