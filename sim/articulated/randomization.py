@@ -113,6 +113,9 @@ def legged_randomization() -> RandomizationSpec:
     (walk-these-ways); action latency 0-6 physics steps (0-30 ms at 200 Hz: walk-these-ways' 6-step lag),
     observation latency 0-1 control steps (0-20 ms); pushes +-1 m/s every 15 s (legged_gym);
     observation noise x U(0.5, 1.5) around legged_gym's stds (in the observation spec).
+    IMU turn-on biases, normal per axis clipped at 3 std: gyro std 0.5 deg/s = 0.0087 rad/s, accelerometer std
+    20 mg, i.e. a gravity-direction error of 0.02 (PX4 SITL's IMU model, PX4-SITL_gazebo-classic
+    include/gazebo_imu_plugin.h, kDefaultAdis*TurnOnBiasSigma: ADIS16448 figures).
     """
     d = ParamDistribution
     return RandomizationSpec(
@@ -133,6 +136,10 @@ def legged_randomization() -> RandomizationSpec:
             "push_velocity": d("uniform", low=-1.0, high=1.0, operation="absolute", when="interval",
                                interval_s=15.0, per_component=True, unit="m/s"),
             "obs_noise_scale": d("uniform", low=0.5, high=1.5),
+            "imu_gyro_bias": d("normal", mean=0.0, std=0.0087, low=-0.0261, high=0.0261, operation="absolute",
+                               per_component=True, unit="rad/s"),
+            "imu_gravity_bias": d("normal", mean=0.0, std=0.02, low=-0.06, high=0.06, operation="absolute",
+                                  per_component=True),
         },
         name="legged-default",
     )  # fmt: skip

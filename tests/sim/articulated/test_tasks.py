@@ -298,3 +298,15 @@ def test_imu_biases_shift_what_the_policy_observes_and_only_that() -> None:
     torch.testing.assert_close(seen_g - true_g, torch.tensor([gravity] * 2), atol=1e-6, rtol=0)
     with pytest.raises(RandomizationSpecError, match="imu_gyro_bias"):
         quiet("arm-reach", 2, randomization=NOMINAL.replace(imu_gyro_bias=D("constant", mean=0.0)))
+
+
+def test_the_legged_default_draws_imu_turn_on_biases_with_the_cited_spread() -> None:
+    """legged_randomization: gyro N(0, 0.0087 rad/s), gravity direction N(0, 0.02), clipped at 3 std, per axis
+    (PX4 SITL's ADIS16448 turn-on bias sigmas); every env gets its own draw and the policy sees it."""
+    env = make_env("legged-walk", 512, seed=0)
+    env.reset()
+    gyro, gravity = env.params["imu_gyro_bias"], env.params["imu_gravity_bias"]
+    assert gyro.shape == gravity.shape == (512, 3)
+    assert 0.0075 < float(gyro.std()) < 0.0097 and float(gyro.abs().max()) <= 0.0261 + 1e-6
+    assert 0.017 < float(gravity.std()) < 0.023 and float(gravity.abs().max()) <= 0.06 + 1e-6
+    assert abs(float(gyro.mean())) < 0.001 and len(torch.unique(gyro[:, 0])) == 512
