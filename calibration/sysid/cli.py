@@ -46,6 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--substeps", type=int, default=5, help="physics substeps per control step (as in training)")
     p.add_argument("--sigmas", type=float, default=2.0, help="randomization half-width in standard deviations")
     p.add_argument("--min-spread", type=float, default=0.02, help="smallest relative half-width of a range")
+    p.add_argument(
+        "--cover-default",
+        action="store_true",
+        help="join every identified range with the default randomization's, so that training covers the identified "
+        "vehicle and the default's vehicles (a retraining on the identified ranges alone can forget the latter)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("calibration_out/sysid"))
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -185,7 +191,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     spec = randomization_from_fit(
         a.estimates, f"sysid-{args.log.stem}", status=a.status, latency=a.latency, bias=a.bias, sigmas=args.sigmas,
-        min_spread=args.min_spread,
+        min_spread=args.min_spread, cover=args.cover_default,
     )  # fmt: skip
     spec.to_yaml(args.out / "randomization.yaml")
     import yaml

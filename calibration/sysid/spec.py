@@ -19,6 +19,10 @@ profile the training task uses, so ``sim2real train --randomization FILE`` reads
   default disturbance covers, ``disturbance_torque`` / ``disturbance_force`` become ``uniform`` per axis over
   the default interval joined with ``bias +- sigmas std`` (still re-drawn at the default interval).
 - Terms a flight log does not identify (sensor noise, max RPM) keep the task's defaults.
+- ``cover=True`` (``sim2real sysid --cover-default``): every term the log set is joined with the default's
+  interval (per axis), so that training covers the identified vehicle *and* the vehicles the default covers. A
+  policy retrained on the identified ranges alone forgot the default's vehicles (never worse refused it, #18);
+  this one cannot be narrower than the default anywhere.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def randomization_from_fit(
     sigmas: float = 2.0,
     min_spread: float = 0.02,
     base: RandomizationSpec | None = None,
+    cover: bool = False,
 ) -> RandomizationSpec:
     """A spec centred on the determined values with spread from their uncertainty (see the module docstring).
 
@@ -118,8 +123,32 @@ def randomization_from_fit(
         term = _bias_term(spec.get(key), [bias.get(n) for n in names], sigmas)
         if term is not None:
             terms[key] = term
+    if cover:
+        terms = {k: _covering(t, spec.get(k)) for k, t in terms.items()}
     out = spec.replace(**terms)
     return RandomizationSpec(out.terms, name=name)
+
+
+def _covering(term: ParamDistribution | None, default: ParamDistribution | None) -> ParamDistribution | None:
+    """``term`` widened per axis to include the default's interval (same operation, unit and schedule). A scalar
+    log-uniform default keeps its law over the joined interval, per-axis bounds are uniform (as the narrow per-axis
+    terms), an integer default stays integer."""
+    if term is None or default is None:
+        return term
+    size = len(term.low) if term.per_axis else (len(default.low) if default.per_axis else 1)
+    mine, theirs = term.component_bounds(size), default.component_bounds(size)
+    low = [min(a[0], b[0]) for a, b in zip(mine, theirs)]
+    high = [max(a[1], b[1]) for a, b in zip(mine, theirs)]
+    per = size > 1 and (term.per_axis or default.per_axis)  # per-axis bounds: a uniform law (sim.randomization)
+    law = default.distribution if default.distribution in ("uniform", "log_uniform", "int_uniform") else "uniform"
+    if law == "int_uniform":
+        low, high = [int(v) for v in low], [int(v) for v in high]
+    elif per:
+        law = "uniform"
+    return ParamDistribution(
+        law, low=low if per else low[0], high=high if per else high[0], operation=term.operation, when=term.when,
+        interval_s=term.interval_s, per_component=term.per_component or default.per_component, unit=term.unit,
+    )  # fmt: skip
 
 
 def _bias_term(

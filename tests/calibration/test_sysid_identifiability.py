@@ -163,7 +163,7 @@ def test_product_snr_tells_signal_from_noise_products():
     assert product_snr(a, b, 0.004, 0.004) > 50
 
 
-def test_spec_per_axis_ranges_latency_range_and_biases():
+def _fit_with_a_ratio_only_yaw():
     est = {
         "mass": Estimate(0.030, 0.0003, "kg", NOMINAL.mass),
         "kf": Estimate(NOMINAL.kf, 0.02 * NOMINAL.kf, "N/RPM^2", NOMINAL.kf),
@@ -183,6 +183,11 @@ def test_spec_per_axis_ranges_latency_range_and_biases():
         "km": ratio,
     }
     bias = {"torque_x": (3e-5, 2e-6), "torque_y": (0.0, 1e-7), "torque_z": (-1e-6, 1e-7), "force_x": (0.0, 1e-4)}
+    return est, status, bias
+
+
+def test_spec_per_axis_ranges_latency_range_and_biases():
+    est, status, bias = _fit_with_a_ratio_only_yaw()
     spec = randomization_from_fit(est, "t", status=status, latency=[1, 2, 3], bias=bias)
     default = default_randomization()
     inertia = spec.terms["inertia"]
@@ -221,3 +226,25 @@ def test_classify_ratio_only_when_yaw_is_excited_but_the_gyroscopic_terms_are_no
     assert excited["inertia_z"].status == excited["km"].status == DETERMINED
     vague = classify(e, ("mass", 0.03), 1.2, (1.5e-7, 1e-7), snr)  # the ratio itself 67 %: not determined
     assert vague["km"].status == NOT_DETERMINED and vague["mass"].status == ANCHOR and vague["kf"].status == DETERMINED
+
+
+def test_cover_joins_every_identified_range_with_the_default_so_training_forgets_nothing():
+    """--cover-default: the identified vehicle and the default's vehicles are both inside the spec, per axis; the
+    default's law is kept where the bounds are scalar (integer latency); terms the log did not set stay the default's."""
+    est, status, bias = _fit_with_a_ratio_only_yaw()
+    narrow = randomization_from_fit(est, "t", status=status, latency=[1, 2, 3], bias=bias)
+    spec = randomization_from_fit(est, "t", status=status, latency=[1, 2, 3], bias=bias, cover=True)
+    default = default_randomization()
+    mass = spec.terms["mass"]  # identified 0.030 / 0.027 = 1.111 +- 0.0222, inside the default 0.9-1.2
+    assert (mass.distribution, mass.bounds()) == ("uniform", (0.9, 1.2)) and narrow.terms["mass"].bounds()[0] > 1.08
+    inertia = spec.terms["inertia"]  # x: identified 1.071 +- 0.043 within 0.7-1.4; y: 1.429 +- 0.057 beyond 1.4
+    assert inertia.distribution == "uniform" and inertia.low == pytest.approx([0.7, 0.7, 0.7])
+    assert inertia.high == pytest.approx([1.4, 2.0 / 1.4 + 0.05714, 1.4], abs=1e-4)
+    latency = spec.terms["action_latency"]
+    assert (latency.distribution, latency.bounds()) == ("int_uniform", (0, 3))
+    for name, term in default.terms.items():  # nothing narrower than the default anywhere
+        mine = spec.terms[name]
+        n = len(mine.low) if mine.per_axis else 3
+        for (lo, hi), (dlo, dhi) in zip(mine.component_bounds(n), term.component_bounds(n)):
+            assert lo <= dlo and hi >= dhi, name
+    assert spec.terms["km"] == default.terms["km"] and spec.terms["drag"] == default.terms["drag"]
