@@ -263,8 +263,8 @@ def loop(args: argparse.Namespace, policy: Path, work: Path) -> dict:
         sysid_dir = work / f"sysid-{sim}"
         cmd = [sys.executable, "sim2real.py", "sysid", str(identified_log), "--out", str(sysid_dir),
                "--retrain", str(policy), "--retrain-seconds", str(args.retrain_seconds), "--json"]  # fmt: skip
-        if args.cover_default:
-            cmd.append("--cover-default")
+        if args.cover is not None:
+            cmd += ["--cover", str(args.cover)]
         run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
         if run.returncode != 0:
             out[sim] = {"before": aggregate(before), "sysid_error": run.stderr[-2000:]}
@@ -323,9 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retrain-seconds", type=float, default=300.0, help="--loop: training time of the retraining")
     ap.add_argument("--keep", type=Path, default=None, help="keep logs, profiles and policies in this directory")
     ap.add_argument(
-        "--cover-default",
-        action="store_true",
-        help="--loop: retrain on the identified ranges joined with the default's (sysid --cover-default)",
+        "--cover",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="SPEC",
+        help="--loop: retrain on the identified ranges joined with SPEC's (default: the task's; sysid --cover)",
     )
     ap.add_argument(
         "--excite", action="store_true", help="--loop: identify from an extra flight with the default doublets"

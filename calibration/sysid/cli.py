@@ -47,10 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigmas", type=float, default=2.0, help="randomization half-width in standard deviations")
     p.add_argument("--min-spread", type=float, default=0.02, help="smallest relative half-width of a range")
     p.add_argument(
-        "--cover-default",
-        action="store_true",
-        help="join every identified range with the default randomization's, so that training covers the identified "
-        "vehicle and the default's vehicles (a retraining on the identified ranges alone can forget the latter)",
+        "--cover",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="SPEC",
+        help="join every identified range with SPEC's (a randomization YAML; without SPEC the task's default) and keep "
+        "SPEC's other terms, so that training covers the identified vehicle and SPEC's vehicles (a retraining on the "
+        "identified ranges alone can forget the latter)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("calibration_out/sysid"))
@@ -122,6 +126,17 @@ def check_settings(args: argparse.Namespace) -> None:
     for flag, value, ok, what in expected:
         if not ok(value):
             raise CalibrationError(f"{flag}: expected {what}, got {value:g}")
+    cover = getattr(args, "cover", None)
+    if cover not in (None, "default"):
+        from sim.randomization import RandomizationSpec, RandomizationSpecError
+
+        try:
+            RandomizationSpec.from_yaml(cover)
+        except (OSError, RandomizationSpecError, ValueError) as exc:
+            raise CalibrationError(
+                f"--cover {cover!r}: expected a randomization spec YAML (e.g. "
+                f"launch/randomization/crazyflie2_imperfect.yaml), {type(exc).__name__}: {exc}"
+            ) from None
     if getattr(args, "retrain", None) is not None:  # refused before the log is read, not after the fit
         if not args.retrain.exists():
             raise CalibrationError(
@@ -158,8 +173,10 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     from deploy.replay.throttle import throttle_from_args
     from deploy.replay.topic_map import TopicMap
     from sim.quadrotor.params import QuadrotorParams
+    from sim.randomization import RandomizationSpec
 
     nominal = QuadrotorParams.from_yaml(args.profile) if args.profile else QuadrotorParams()
+    cover_spec = None if args.cover in (None, "default") else RandomizationSpec.from_yaml(args.cover)
     tmap = TopicMap.from_yaml(args.map) if args.map else TopicMap()
     with Progress(console=Console(stderr=True)) as progress:  # stdout is for --json
         reading = progress.add_task("reading log", total=None)
@@ -191,7 +208,7 @@ def identify(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     spec = randomization_from_fit(
         a.estimates, f"sysid-{args.log.stem}", status=a.status, latency=a.latency, bias=a.bias, sigmas=args.sigmas,
-        min_spread=args.min_spread, cover=args.cover_default,
+        min_spread=args.min_spread, cover=args.cover is not None, base=cover_spec,
     )  # fmt: skip
     spec.to_yaml(args.out / "randomization.yaml")
     import yaml

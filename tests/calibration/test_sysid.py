@@ -149,6 +149,29 @@ def test_too_short_a_log_is_refused_with_the_reason(log, tmp_path):
     assert sim2real.main(["sysid", str(tmp_path / "missing.mcap"), "--out", str(tmp_path)]) == 2
 
 
+def test_rows_on_the_ground_with_spinning_motors_are_not_used(tmp_path):
+    """Idle on the ground (0.5 s), 5 s of flight at 1 m, then 2 s on the ground with the motors at 60 % of hover
+    RPM (the runtime's spool-down): the floor carries the weight there, so those rows would read as a heavier
+    vehicle. Only the flight is usable; a log without idle rows (no ground seen) keeps every spinning row."""
+    from calibration.sysid.data import from_flight
+    from deploy.replay.flight import Flight
+
+    t = np.arange(0.0, 7.5, 0.01)
+    z = np.where((t >= 0.5) & (t < 5.5), 1.0, 0.0)
+    rpm = np.where(t < 0.5, 0.1, np.where(t < 5.5, 1.0, 0.6)) * NOMINAL.hover_rpm
+    quaternion = np.tile([1.0, 0.0, 0.0, 0.0], (len(t), 1))
+    zeros = np.zeros((len(t), 3))
+    position = np.stack([zeros[:, 0], zeros[:, 0], z], -1)
+    flight = Flight(tmp_path / "f.mcap", 0, t, position, quaternion, zeros, zeros, command_t=t,
+                    command=np.repeat(rpm[:, None], 4, 1))  # fmt: skip
+    data = from_flight(flight, NOMINAL.hover_rpm, min_usable_s=1.0)
+    used = t[:-1][data.step_ok]
+    assert used.min() >= 0.5 and used.max() < 5.5 and data.usable_s == pytest.approx(4.99, abs=0.02)
+    airborne = Flight(tmp_path / "g.mcap", 0, t[50:], position[50:], quaternion[50:], zeros[50:], zeros[50:],
+                      command_t=t[50:], command=np.repeat(rpm[50:, None], 4, 1))  # fmt: skip
+    assert from_flight(airborne, NOMINAL.hover_rpm, 0.0, 1.0).usable_s == pytest.approx(6.99, abs=0.02)
+
+
 def test_mass_from_a_scale_anchors_the_thrust_coefficient(log, tmp_path):
     import sim2real
 

@@ -248,3 +248,16 @@ def test_cover_joins_every_identified_range_with_the_default_so_training_forgets
         for (lo, hi), (dlo, dhi) in zip(mine.component_bounds(n), term.component_bounds(n)):
             assert lo <= dlo and hi >= dhi, name
     assert spec.terms["km"] == default.terms["km"] and spec.terms["drag"] == default.terms["drag"]
+
+
+def test_cover_with_another_spec_keeps_its_extra_terms():
+    """--cover SPEC: the identified ranges joined with SPEC's, and SPEC's terms the log says nothing about (here the
+    imperfect spec's motor spread and centre-of-mass offset) carried over as they are."""
+    from sim.quadrotor.config import imperfect_randomization
+
+    est, status, bias = _fit_with_a_ratio_only_yaw()
+    base = imperfect_randomization()
+    spec = randomization_from_fit(est, "t", status=status, latency=[2], bias=bias, cover=True, base=base)
+    assert spec.terms["com_offset"] == base.terms["com_offset"]
+    assert spec.terms["motor_kf_scale"] == base.terms["motor_kf_scale"]
+    assert spec.terms["action_latency"].bounds() == (0, 2) and spec.terms["obs_latency"].bounds() == (0, 1)
