@@ -265,6 +265,8 @@ def loop(args: argparse.Namespace, policy: Path, work: Path) -> dict:
                "--retrain", str(policy), "--retrain-seconds", str(args.retrain_seconds), "--json"]  # fmt: skip
         if args.cover is not None:
             cmd += ["--cover", str(args.cover)]
+        if args.retrain_iterations is not None:
+            cmd += ["--retrain-iterations", str(args.retrain_iterations)]
         run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
         if run.returncode != 0:
             out[sim] = {"before": aggregate(before), "sysid_error": run.stderr[-2000:]}
@@ -321,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         help="fly, identify the vehicle from the first flight, retrain on it (sysid --retrain), fly again",
     )
     ap.add_argument("--retrain-seconds", type=float, default=300.0, help="--loop: training time of the retraining")
+    ap.add_argument(
+        "--retrain-iterations",
+        type=int,
+        default=None,
+        help="--loop: at most this many iterations (default: the training config's, 1500 for hover, which ends a "
+        "retraining after ~130 s here whatever --retrain-seconds says)",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep logs, profiles and policies in this directory")
     ap.add_argument(
         "--cover",
