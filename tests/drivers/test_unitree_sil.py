@@ -8,6 +8,7 @@ topics, LowCmds and LowStates with a wrong CRC, and a JointCommand with a NaN on
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -124,10 +125,15 @@ def test_deploy_stands_the_go2_up_through_the_bridge_and_bad_crcs_are_dropped_on
             while np.abs(measured()[1]).max() > 0.02 and time.monotonic() < deadline:
                 time.sleep(0.05)
             lying = measured()[0]
-            q = (
-                imu.latest().orientation
-            )  # level (any yaw: the task draws one); ROS x, y, z, w from Unitree's w, x, y, z
-            assert abs(q.x) < 0.02 and abs(q.y) < 0.02 and abs(q.w**2 + q.z**2 - 1.0) < 1e-3, q
+            # At rest the accelerometer reads gravity in the body frame: R(q)^T (0, 0, g) with R from the ROS
+            # x, y, z, w quaternion the bridge made of Unitree's w, x, y, z (a wrong order fails this at any
+            # resting attitude). The limp robot rests on its splayed legs, tilted by its drawn masses (< 30 deg).
+            msg = imu.latest()
+            q, a = msg.orientation, msg.linear_acceleration
+            x, y, z, w = q.x, q.y, q.z, q.w
+            up = np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])  # R^T e_z
+            assert abs(x * x + y * y + z * z + w * w - 1.0) < 1e-6 and up[2] > math.cos(math.radians(30)), q
+            np.testing.assert_allclose([a.x, a.y, a.z], 9.81 * up, atol=0.2)
 
             # A LowCmd that would stand the robot up with kp 60, its CRC off by one: dropped, no motion.
             frame = LowCmdFrame(12)
