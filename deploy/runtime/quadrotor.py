@@ -40,6 +40,7 @@ from deploy.runtime.reference import SetpointReference, StreamedPlan, TopicRefer
 from deploy.runtime.spool_down import SpoolDown
 from deploy.safety import QuadrotorLimits, SafeCommand, StateSample, crazyflie_profile, touched_down
 from deploy.safety.checks_robot import tilt_rad
+from deploy.safety.quadrotor_control import on_floor
 from deploy.state_wire import TwistFrameError, odometry_state, world_velocity
 from deploy.transport import Ros2Node, TransportConfig
 from drivers.robot import RobotState
@@ -181,8 +182,7 @@ class QuadrotorAdapter:
         self.start_position: np.ndarray | None = None
         self.errors: list[tuple[float, float]] = []  # (plan time s, |position - reference| m) per active cycle
         self._rest_since: float | None = None
-        td = self.limits.touchdown
-        self.spool_down = SpoolDown(td.spool_down_s, td.height_m, td.speed_m_s, interface)
+        self.spool_down = SpoolDown(self.limits.touchdown.spool_down_s, interface)
 
     def read(self) -> Reading | None:
         """The newest state (velocity rotated into the world frame), or None: nothing yet, a stamp the clock could
@@ -277,7 +277,8 @@ class QuadrotorAdapter:
             spec = self.policy.action_spec
             action = np.asarray(spec.to_physical(np.clip(self.last_action + excitation, -1.0, 1.0)), np.float32)
         if active and phase == "land":  # on the floor the runtime takes the thrust away, whatever the policy does
-            floor = self.spool_down.on_floor(state.position, state.linear_velocity, float(self.start_position[2]))
+            floor_z = float(self.start_position[2])
+            floor = on_floor(state.position, state.linear_velocity, self.limits.touchdown, floor_z)
             action = self.spool_down.apply(t, action, floor)
         return Act(action, obs, self.last_action.copy(), inference, phase, fault, ref_pos, excitation)
 

@@ -23,13 +23,14 @@ import numpy as np
 
 
 class SpoolDown:
-    """Thrust factor for the land phase. ``spool_down_s``: seconds from full to no thrust; ``height_m``,
-    ``speed_m_s``: the floor condition (the safety profile's ``quadrotor.touchdown``)."""
+    """Thrust factor for the land phase. ``spool_down_s``: seconds from full to no thrust; ``interface``: the
+    command's ("rpm" or "ctbr"). Whether the vehicle is on the floor is the caller's
+    (:func:`deploy.safety.quadrotor_control.on_floor` with the profile's ``quadrotor.touchdown``)."""
 
-    def __init__(self, spool_down_s: float, height_m: float, speed_m_s: float, interface: str):
+    def __init__(self, spool_down_s: float, interface: str):
         if not (math.isfinite(spool_down_s) and spool_down_s > 0):
             raise ValueError(f"touchdown.spool_down_s: expected seconds > 0, got {spool_down_s!r}")
-        self.spool_down_s, self.height_m, self.speed_m_s = spool_down_s, height_m, speed_m_s
+        self.spool_down_s = spool_down_s
         self.interface = interface
         self.started_s: float | None = None  # plan time the first spool-down of the run began (for the summary)
         self.reset()
@@ -44,17 +45,9 @@ class SpoolDown:
         """Multiplier of the collective thrust, 1 -> 0."""
         return max(0.0, 1.0 - self.progress_s / self.spool_down_s)
 
-    def on_floor(self, position: np.ndarray, velocity: np.ndarray, floor_z_m: float) -> bool:
-        return bool(
-            np.all(np.isfinite(position))
-            and np.all(np.isfinite(velocity))
-            and position[2] - floor_z_m <= self.height_m
-            and float(np.linalg.norm(velocity)) <= self.speed_m_s
-        )
-
     def apply(self, t: float, command: np.ndarray, floor: bool) -> np.ndarray:
         """The command of plan time ``t`` (s) with the thrust factor of this cycle. command: (4,) RPM or
-        (thrust N, rates rad/s); floor: :meth:`on_floor` for this cycle's state."""
+        (thrust N, rates rad/s); floor: whether this cycle's state is on the floor."""
         dt = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
         self._last_t = t
         self.progress_s = min(self.spool_down_s, max(0.0, self.progress_s + (dt if floor else -dt)))

@@ -265,6 +265,19 @@ def commanded_thrust_fraction(values: np.ndarray, limits: QuadrotorLimits) -> fl
     return thrust_fraction_of_hover(values, limits.body)
 
 
+def on_floor(position_m: np.ndarray, velocity_m_s: np.ndarray, touchdown, floor_z_m: float) -> bool:
+    """Height above the floor <= touchdown.height_m and speed <= touchdown.speed_m_s (the two kinematic signs of
+    :func:`touched_down`; the runtime's spool-down uses them alone). position_m, velocity_m_s: (3,) world frame;
+    touchdown: QuadrotorTouchdown; floor_z_m: world z of the floor [m]. Non-finite inputs -> False."""
+    p, v = np.asarray(position_m, dtype=float), np.asarray(velocity_m_s, dtype=float)
+    return bool(
+        np.all(np.isfinite(p))
+        and np.all(np.isfinite(v))
+        and p[2] - floor_z_m <= touchdown.height_m
+        and float(np.linalg.norm(v)) <= touchdown.speed_m_s
+    )
+
+
 def touched_down(state, last_command, limits, floor_z_m: float | None = None) -> bool:
     """Whether a quadrotor is on the ground: height above the floor <= touchdown.height_m (0.1 m), speed <=
     touchdown.speed_m_s (0.2 m/s) and commanded collective thrust <= touchdown.thrust_fraction (0.8) of hover.
@@ -282,11 +295,7 @@ def touched_down(state, last_command, limits, floor_z_m: float | None = None) ->
         command = np.asarray(values, dtype=float).reshape(4)
     except (AttributeError, TypeError, ValueError):
         return False
-    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(v)) and np.all(np.isfinite(command))):
+    if not np.all(np.isfinite(command)):
         return False
     floor = limits.fallback.ground_z_m if floor_z_m is None else float(floor_z_m)
-    return bool(
-        p[2] - floor <= td.height_m
-        and float(np.linalg.norm(v)) <= td.speed_m_s
-        and commanded_thrust_fraction(command, limits) <= td.thrust_fraction
-    )
+    return on_floor(p, v, td, floor) and commanded_thrust_fraction(command, limits) <= td.thrust_fraction

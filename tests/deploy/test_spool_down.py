@@ -11,6 +11,7 @@ import pytest
 from deploy.runtime import FlightPlan
 from deploy.runtime.spool_down import SpoolDown
 from deploy.safety import SafetyLayer, SafetyState, crazyflie_profile
+from deploy.safety.quadrotor_control import on_floor
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from tests.deploy.runtimes import quadrotor_runtime
 from tests.deploy.test_runtime_sil import PIDPolicy, sim_robot  # noqa: F401  (sim_robot: the fixture)
@@ -19,7 +20,7 @@ ZERO = np.zeros(3)
 
 
 def test_factor_falls_linearly_on_the_floor_and_climbs_back_off_it():
-    s = SpoolDown(1.0, height_m=0.1, speed_m_s=0.2, interface="rpm")
+    s = SpoolDown(1.0, interface="rpm")
     rpm = np.full(4, 14_000.0)
     out = [s.apply(t, rpm, floor=True) for t in (0.0, 0.25, 0.5)]
     assert out[0] is rpm  # full thrust: the policy's own command, untouched
@@ -34,23 +35,23 @@ def test_factor_falls_linearly_on_the_floor_and_climbs_back_off_it():
 
 
 def test_ctbr_scales_the_thrust_and_leaves_the_rates():
-    s = SpoolDown(0.5, height_m=0.1, speed_m_s=0.2, interface="ctbr")
+    s = SpoolDown(0.5, interface="ctbr")
     s.apply(0.0, np.array([0.3, 0.1, -0.2, 0.0]), floor=True)
     out = s.apply(0.25, np.array([0.3, 0.1, -0.2, 0.0]), floor=True)
     np.testing.assert_allclose(out, [0.15, 0.1, -0.2, 0.0], rtol=1e-6)
 
 
 def test_the_floor_needs_low_height_low_speed_and_finite_values():
-    s = SpoolDown(1.0, height_m=0.1, speed_m_s=0.2, interface="rpm")
-    assert s.on_floor(np.array([0.0, 0.0, 1.05]), ZERO, floor_z_m=1.0)
-    assert not s.on_floor(np.array([0.0, 0.0, 1.15]), ZERO, floor_z_m=1.0)  # 15 cm up: still flying
-    assert not s.on_floor(np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, -0.3]), floor_z_m=1.0)  # still sinking
-    assert not s.on_floor(np.array([0.0, 0.0, np.nan]), ZERO, floor_z_m=1.0)
+    td = crazyflie_profile().quadrotor.touchdown  # 0.1 m, 0.2 m/s
+    assert on_floor(np.array([0.0, 0.0, 1.05]), ZERO, td, floor_z_m=1.0)
+    assert not on_floor(np.array([0.0, 0.0, 1.15]), ZERO, td, floor_z_m=1.0)  # 15 cm up: still flying
+    assert not on_floor(np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, -0.3]), td, floor_z_m=1.0)  # still sinking
+    assert not on_floor(np.array([0.0, 0.0, np.nan]), ZERO, td, floor_z_m=1.0)
 
 
 def test_a_spool_down_time_that_is_not_positive_is_refused():
     with pytest.raises(ValueError, match="spool_down_s"):
-        SpoolDown(0.0, 0.1, 0.2, "rpm")
+        SpoolDown(0.0, "rpm")
     with pytest.raises(ValueError, match="spool_down_s"):
         crazyflie_profile().quadrotor.touchdown.__class__(spool_down_s=-1.0)
 
