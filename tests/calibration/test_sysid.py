@@ -149,6 +149,18 @@ def test_too_short_a_log_is_refused_with_the_reason(log, tmp_path):
     assert sim2real.main(["sysid", str(tmp_path / "missing.mcap"), "--out", str(tmp_path)]) == 2
 
 
+def test_a_cover_spec_that_cannot_be_read_is_refused_before_the_log(log, tmp_path, caplog):
+    import sim2real
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("terms: {mass: {distribution: banana}}\n")
+    for spec in (tmp_path / "missing.yaml", bad):
+        out = tmp_path / spec.stem
+        assert sim2real.main(["sysid", str(log), "--out", str(out), "--cover", str(spec)]) == 2
+        assert f"--cover {str(spec)!r}: expected a randomization spec YAML" in caplog.text
+        assert not out.exists()  # nothing was fitted or written
+
+
 def test_rows_on_the_ground_with_spinning_motors_are_not_used(tmp_path):
     """Idle on the ground (0.5 s), 5 s of flight at 1 m, then 2 s on the ground with the motors at 60 % of hover
     RPM (the runtime's spool-down): the floor carries the weight there, so those rows would read as a heavier
