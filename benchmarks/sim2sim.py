@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         "--train-randomization",
         type=Path,
         default=None,
-        help="--train with this spec (e.g. launch/randomization/crazyflie2_imperfect.yaml)",
+        help="--train with this spec (default: the task's; launch/randomization/crazyflie2_base.yaml is the ideal vehicle)",
     )
     ap.add_argument(
         "--train-iterations",
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="the project's SIL vehicle ('sim') drawn "
-        "from this spec, e.g. launch/randomization/crazyflie2_imperfect.yaml (default: the task's)",
+        "from this spec, e.g. launch/randomization/crazyflie2_base.yaml (default: the task's)",
     )
     ap.add_argument("--flights", type=int, default=10)
     ap.add_argument("--sims", nargs="+", default=None, help="default: sim rotorpy drone_models; legged: sim pybullet")

@@ -119,14 +119,14 @@ class DeployProfile:
 
 def _quadrotor_sil(path: Path, section: Any) -> dict[str, Any]:
     """The ``sil:`` section of a quadrotor profile; ``randomization:`` (the simulated vehicle's spec, e.g.
-    launch/randomization/crazyflie2_imperfect.yaml) resolved against the profile's folder and checked to exist."""
+    launch/randomization/crazyflie2_base.yaml, the ideal vehicle) resolved against the profile's folder and checked to exist."""
     sil = dict(section or {})
     if "randomization" in sil:
         spec = (path.parent / str(sil["randomization"])).resolve()
         if not spec.is_file():
             raise DeployProfileError(
                 f"{path}: sil.randomization {sil['randomization']!r} is not a file (looked for {spec}); give a "
-                "randomization spec YAML relative to the profile, e.g. randomization/crazyflie2_imperfect.yaml"
+                "randomization spec YAML relative to the profile, e.g. randomization/crazyflie2_base.yaml"
             )
         sil["randomization"] = str(spec)
     return sil

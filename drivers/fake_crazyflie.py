@@ -48,6 +48,7 @@ from drivers.crazyflie_convert import (
 )
 from drivers.fake_crazyflie_crtp import CrtpServices, Variable
 from drivers.fake_crazyflie_firmware import Control, Firmware, level_attitude_rates
+from drivers.vehicle import autopilot_vehicle_cfg
 from sim.quadrotor.actions import ctbr_rate_loop
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
@@ -80,7 +81,7 @@ class FakeCrazyflie:
         start_height_m: float = 0.0,
         clock=time.monotonic,
     ) -> None:
-        cfg = cfg or QuadrotorTaskCfg()
+        cfg = cfg or autopilot_vehicle_cfg()
         cfg.episode_s, cfg.init = 1e6, InitCfg(0.0, 0.0, 0.0, 0.0)
         cfg.termination.floor_m, cfg.termination.position_m = -math.inf, 1e3
         self.cfg, self.curve, self.clock = cfg, curve or ThrustCurve(), clock
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     fake = FakeCrazyflie(
-        QuadrotorTaskCfg(control_hz=args.rate),
+        autopilot_vehicle_cfg(args.rate),
         load_thrust_curve(args.config),
         seed=args.seed,
         require_arming=args.require_arming,

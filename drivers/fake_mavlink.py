@@ -42,6 +42,7 @@ from drivers.mavlink_autopilot import AutopilotRules
 from drivers.mavlink_convert import MAV_FRAME_BODY_FRD, MAV_FRAME_LOCAL_NED, thrust_newtons
 from drivers.mavlink_wire import ARMED_FLAG, AUTOPILOTS, CUSTOM_MODE_FLAG, RESULT_NAMES, connect, load_options, mavlink
 from drivers.px4_convert import ThrottleCurve, enu_to_ned, flu_to_frd, frd_to_flu, quat_enu_flu_to_ned_frd, quat_rotate
+from drivers.vehicle import autopilot_vehicle_cfg
 from sim.quadrotor.actions import ctbr_rate_loop
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
@@ -65,7 +66,7 @@ class FakeMavlinkAutopilot:
         start_height_m: float = 0.0,
         state_messages: str = "odometry",
     ):
-        cfg = cfg or QuadrotorTaskCfg()
+        cfg = cfg or autopilot_vehicle_cfg()
         cfg.episode_s, cfg.init = 1e6, InitCfg(0.0, 0.0, 0.0, 0.0)
         cfg.termination.floor_m, cfg.termination.position_m = -math.inf, 1e3
         self.conn, self.rules, self.curve, self.cfg, self.state_messages = conn, rules, curve, cfg, state_messages
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         conn,
         AutopilotRules(autopilot, args.loss_timeout, args.guid_options),
         options.curve,
-        QuadrotorTaskCfg(control_hz=args.rate),
+        autopilot_vehicle_cfg(args.rate),
         seed=args.seed,
         clock_offset_s=args.clock_offset_s,
         start_height_m=args.start_height,

@@ -70,6 +70,7 @@ from drivers.px4_wire import (
     motor_options_from_args,
     topics_from_args,
 )
+from drivers.vehicle import autopilot_vehicle_cfg
 from sim.quadrotor.actions import ctbr_rate_loop
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
@@ -94,7 +95,7 @@ class FakePx4:
         clock_offset_s: float = 0.0,
         start_height_m: float = 0.0,
     ):
-        cfg = cfg or QuadrotorTaskCfg()
+        cfg = cfg or autopilot_vehicle_cfg()
         cfg.episode_s = 1e6
         cfg.init = InitCfg(0.0, 0.0, 0.0, 0.0)
         cfg.termination.floor_m = -math.inf
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             node,
             topics_from_args(args),
             motor_options_from_args(args),
-            QuadrotorTaskCfg(control_hz=args.rate),
+            autopilot_vehicle_cfg(args.rate),
             seed=args.seed,
             com_of_loss_t_s=args.com_of_loss_t,
             clock_offset_s=args.clock_offset_s,

@@ -11,7 +11,7 @@ rate loop, as an autopilot would. Like the firmware, it idles the motors when co
 the vehicle rests on z = 0 instead of falling through.
 
     python -m drivers.sim_robot --seconds 30 [--seed 0] [--rate 100] [--start-height 0] [--interface rpm|ctbr]
-        [--randomization launch/randomization/crazyflie2_imperfect.yaml]
+        [--randomization launch/randomization/crazyflie2_base.yaml]
 
 This is the only place where the deploy side imports the simulator (and torch).
 """
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="the vehicle's randomization spec YAML "
-        "(default: the task's; launch/randomization/crazyflie2_imperfect.yaml adds imperfections)",
+        "(default: the task's, imperfections included; launch/randomization/crazyflie2_base.yaml is the ideal vehicle)",
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -15,6 +15,18 @@ from typing import Any
 log = logging.getLogger("sim2real.vehicle")
 
 
+def autopilot_vehicle_cfg(control_hz: float = 100.0):
+    """The task config of the simulated autopilots' vehicle (fake PX4, fake MAVLink autopilot, fake Crazyflie): the
+    ideal vehicle (``sim.quadrotor.config.base_randomization``), not the default's imperfect one. Their on-board
+    loops (rate loop, the auto-land controller) run once per control period here, at 100 Hz, where the real
+    autopilots close attitude and rates at 500 Hz-1 kHz; at 100 Hz a 1 mm centre-of-mass offset tips them over
+    (docs/quadrotor_model.md). A policy that drives the motors directly (``sim2real deploy --sil``) meets the
+    imperfect vehicle."""
+    from sim.quadrotor.config import QuadrotorTaskCfg, base_randomization
+
+    return QuadrotorTaskCfg(control_hz=control_hz, randomization=base_randomization())
+
+
 def default_vehicle_id(namespace: str) -> str:
     """The id a robot has when its profile names none: its namespace without slashes (``/cf1`` -> ``cf1``)."""
     return namespace.strip("/") or "robot"

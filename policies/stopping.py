@@ -3,9 +3,10 @@
 Every ``every`` iterations (once the curriculum has reached ``min_curriculum_level``) the current deterministic actor (Gaussian mean, clipped to [-1, 1]) flies
 ``screen_episodes`` episodes of ``episode_s`` from the task's default randomization (not the curriculum's narrowed
 one). When their success rate meets ``target``, the same policy flies ``confirm_episodes`` other episodes (another
-seed), and the PID baseline flies those same episodes (once per run: same seed, so the same parameters, initial
-states, noise and disturbances). The policy is *confirmed* when, on those episodes, its success rate meets
-``target`` and it crashes no more often than the PID baseline. Hover success: ``policies.rollout.HoverCriterion``.
+seed), and the PID baseline flies those same episodes on the ideal vehicle (once per run: same seed, so the same
+initial states, noise and disturbances; the spec without the vehicle's imperfections, which the PID cannot hold at
+100 Hz: ``sim.quadrotor.config.ideal_vehicle``). The policy is *confirmed* when, on those episodes, its success rate
+meets ``target`` and it crashes no more often on the imperfect vehicles than the PID baseline on the ideal ones. Hover success: ``policies.rollout.HoverCriterion``.
 
 A first crossing on 256 episodes alone flatters: at 94 % true success the binomial spread of 256 episodes is
 +-1.5 points, and most first crossings flew 92-94 % on 1024 others (BENCHMARKS.md, "Time to hover"). The callback's
@@ -94,10 +95,10 @@ class ConfirmedStop:
         self.env_cfg = copy.deepcopy(self.env_cfg)
         self.env_cfg.episode_s = self.cfg.episode_s
 
-    def _env(self, episodes: int, seed: int):
+    def _env(self, episodes: int, seed: int, cfg: Any = None):
         from sim.tasks import make_env
 
-        return make_env(self.task, episodes, seed=seed, cfg=self.env_cfg)
+        return make_env(self.task, episodes, seed=seed, cfg=cfg or self.env_cfg)
 
     def evaluate(self, runner: Any, episodes: int, seed: int) -> dict[str, float]:
         """The runner's deterministic actor on ``episodes`` episodes of env seed ``seed``."""
@@ -112,16 +113,19 @@ class ConfirmedStop:
             return rollout(env, act, self.env_cfg.max_episode_length).metrics()
 
     def baseline_metrics(self) -> dict[str, float]:
-        """The PID baseline on the confirmation episodes (flown once, then cached)."""
+        """The PID baseline on the confirmation episodes, on the ideal vehicle (flown once, then cached)."""
         if self.baseline is None:
             from policies.baselines.pid import QuadrotorPID
+            from sim.quadrotor.config import ideal_vehicle
 
-            env = self._env(self.cfg.confirm_episodes, self.cfg.confirm_seed)
+            ideal = copy.deepcopy(self.env_cfg)
+            ideal.randomization = ideal_vehicle(ideal.randomization)
+            env = self._env(self.cfg.confirm_episodes, self.cfg.confirm_seed, ideal)
             c = env.cfg
             pid = QuadrotorPID(env.obs_spec, env.action_spec, c.params, c.control_dt, env.num_envs, env.device)
             self.baseline = rollout(env, pid.act, c.max_episode_length, on_reset=pid.reset).metrics()
             log.info(
-                "PID baseline on the %d confirmation episodes: success %.1f %%, crash %.2f %%",
+                "PID baseline on the %d confirmation episodes (ideal vehicle): success %.1f %%, crash %.2f %%",
                 self.cfg.confirm_episodes,
                 100 * self.baseline["success_rate"],
                 100 * self.baseline["crash_rate"],

@@ -135,7 +135,7 @@ def check_settings(args: argparse.Namespace) -> None:
         except (OSError, RandomizationSpecError, ValueError) as exc:
             raise CalibrationError(
                 f"--cover {cover!r}: expected a randomization spec YAML (e.g. "
-                f"launch/randomization/crazyflie2_imperfect.yaml), {type(exc).__name__}: {exc}"
+                f"launch/randomization/crazyflie2_base.yaml), {type(exc).__name__}: {exc}"
             ) from None
     if getattr(args, "retrain", None) is not None:  # refused before the log is read, not after the fit
         if not args.retrain.exists():

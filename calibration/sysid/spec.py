@@ -20,7 +20,7 @@ profile the training task uses, so ``sim2real train --randomization FILE`` reads
   the default interval joined with ``bias +- sigmas std`` (still re-drawn at the default interval).
 - Terms a flight log does not identify (sensor noise, max RPM) keep the task's defaults.
 - ``cover=True`` (``sim2real sysid --cover [SPEC]``): every term the log set is joined with ``base``'s interval
-  (per axis; ``base`` is the task's default unless SPEC names another, e.g. the imperfect spec), so that training
+  (per axis; ``base`` is the task's default unless SPEC names another, e.g. a wider one), so that training
   covers the identified vehicle *and* the vehicles ``base`` covers. A policy retrained on the identified ranges
   alone forgot the default's vehicles (never worse refused it, #18); this one is nowhere narrower than ``base``.
 """

@@ -16,27 +16,27 @@ from sim.randomization import ParamDistribution, RandomizationSpec
 TASKS: dict[str, QuadrotorTask] = {t.name: t for t in (HOVER, TRACK)}
 
 
-def default_randomization() -> RandomizationSpec:
-    """Crazyflie 2.x default randomization, wide enough to cover the spread between sources (FACTS.md).
+def base_randomization() -> RandomizationSpec:
+    """Crazyflie 2.x randomization of the ideal vehicle (no imperfections), wide enough to cover the spread between
+    sources (FACTS.md). :func:`default_randomization` is this plus the vehicle's imperfections; this one is what the
+    classical PID baseline and the simulated autopilots' vehicles fly (docs/quadrotor_model.md says why).
 
     mass x[0.9, 1.2] covers 0.027-0.0319 kg (bare to with decks); inertia x[0.7, 1.4] covers both system-
     identified values (1.4e-5 gym-pybullet-drones, 1.657e-5 Foerster) with margin; learning-to-fly's 3.85e-6
     is 4x below both and is not covered by default (widen ``inertia`` in a spec file to train for it). km
     x[0.23, 1.2] covers the torque/thrust ratios 0.006 and 0.0251 m; motor rise 0.0125-0.112 s and fall
-    0.026-0.255 s cover 12.5 ms (CrazyS) to 0.249 s (RLtools). kf x[0.9, 1.1] with the mass range keeps
-    thrust-to-weight in [1.7, 2.75]; Foerster's 1.41e-10 N/RPM^2 belongs to a different RPM range (at this
-    profile's max RPM it could not hover), so it is covered through thrust-to-weight, not kf itself.
-    Latencies in control steps of 10 ms.
-
-    The vehicle's imperfections (motor spread, thrust curve, battery sag, ground effect, centre-of-mass offset,
-    latency between control steps) are not drawn here: :func:`imperfect_randomization` adds them.
+    0.026-0.255 s cover 12.5 ms (CrazyS) to 0.249 s (RLtools). kf x[0.85, 1.1]: with the mass range, the hover
+    thrust reaches mass / kf = 1.41 x the profile's, which covers RotorPy's Crazyflie (rotorpy.vehicles.crazyflie_params:
+    0.03 kg, k_eta 2.3e-8 N/(rad/s)^2 = 2.52e-10 N/RPM^2: 1.39 x), and thrust-to-weight stays in [1.6, 2.75];
+    Foerster's 1.41e-10 N/RPM^2 belongs to a different RPM range (at this profile's max RPM it could not hover), so
+    it is covered through thrust-to-weight, not kf itself. Latencies in control steps of 10 ms.
     """
     d = ParamDistribution
     return RandomizationSpec(
         {
             "mass": d("uniform", low=0.9, high=1.2),
             "inertia": d("log_uniform", low=0.7, high=1.4),
-            "kf": d("uniform", low=0.9, high=1.1),
+            "kf": d("uniform", low=0.85, high=1.1),
             "km": d("uniform", low=0.23, high=1.2),
             "motor_tau_up": d("log_uniform", low=0.22, high=2.0),
             "motor_tau_down": d("log_uniform", low=0.17, high=1.7),
@@ -53,15 +53,15 @@ def default_randomization() -> RandomizationSpec:
                 interval_s=2.0, per_component=True, unit="N m",
             ),
         },
-        name="crazyflie2-default",
+        name="crazyflie2-base",
     )  # fmt: skip
 
 
-def imperfect_randomization() -> RandomizationSpec:
-    """:func:`default_randomization` plus the vehicle's imperfections (sim.quadrotor.dynamics.Imperfections;
-    docs/quadrotor_model.md gives each law, range and source, and why they are not the default yet).
-    ``sim2real train quadrotor-hover --randomization launch/randomization/crazyflie2_imperfect.yaml`` trains with
-    it (the file is this spec, written by ``python -m sim.quadrotor.config``).
+def default_randomization() -> RandomizationSpec:
+    """:func:`base_randomization` plus the vehicle's imperfections (sim.quadrotor.dynamics.Imperfections;
+    docs/quadrotor_model.md gives each law, range and source). What ``sim2real train quadrotor-hover`` trains for
+    and the SIL vehicle is drawn from; ``launch/randomization/crazyflie2_base.yaml`` (written by
+    ``python -m sim.quadrotor.config``) is the ideal vehicle.
 
     - thrust_curve c in [-0.15, 0.05]: drone-models' Crazyflie fits (rpm2thrust, linear over quadratic term)
       give c = -0.03 (cf21B_500) to -0.13 (cf2x_T350); Foerster's PWM fit through the firmware's PWM->RPM map
@@ -80,7 +80,7 @@ def imperfect_randomization() -> RandomizationSpec:
     d = ParamDistribution
     return RandomizationSpec(
         {
-            **default_randomization().terms,
+            **base_randomization().terms,
             "motor_kf_scale": d("uniform", low=0.95, high=1.05, per_component=True),
             "motor_tau_scale": d("uniform", low=0.9, high=1.1, per_component=True),
             "thrust_curve": d("uniform", low=-0.15, high=0.05, operation="absolute"),
@@ -89,7 +89,7 @@ def imperfect_randomization() -> RandomizationSpec:
             "com_offset": d("uniform", low=-0.001, high=0.001, operation="absolute", per_component=True, unit="m"),
             SUBSTEP_LATENCY: d("int_uniform", low=0, high=4, operation="absolute", unit="physics steps"),
         },
-        name="crazyflie2-imperfect",
+        name="crazyflie2-default",
     )  # fmt: skip
 
 
@@ -106,6 +106,17 @@ LATENCY_PARAMS = ("action_latency", "obs_latency")
 #: Physics substeps (0 .. physics_substeps - 1) at the start of each control step during which the previous command
 #: still drives the motors: latency between whole control steps (with action_latency, 0 to 18 ms by default).
 SUBSTEP_LATENCY = "action_latency_substeps"
+#: The vehicle's imperfections (sim.quadrotor.dynamics.Imperfections): what :func:`default_randomization` adds to
+#: :func:`base_randomization`; without them a parameter is the ideal model's.
+IMPERFECTIONS = ("motor_kf_scale", "motor_tau_scale", "thrust_curve", "battery_sag", "ground_effect", "com_offset")
+IMPERFECTIONS += (SUBSTEP_LATENCY,)
+
+
+def ideal_vehicle(spec: RandomizationSpec) -> RandomizationSpec:
+    """``spec`` without the vehicle's imperfections: the same draws of everything else, on the ideal vehicle (what
+    the PID baseline is measured on; it cannot hold the imperfect one at 100 Hz, docs/quadrotor_model.md)."""
+    terms = {k: v for k, v in spec.terms.items() if k not in IMPERFECTIONS}
+    return RandomizationSpec(terms, name=f"{spec.name} (ideal vehicle)" if spec.name else "ideal vehicle")
 
 
 @dataclass
@@ -285,10 +296,10 @@ class QuadrotorTaskCfg:
         )
 
 
-if __name__ == "__main__":  # writes launch/randomization/crazyflie2_imperfect.yaml
+if __name__ == "__main__":  # writes launch/randomization/crazyflie2_base.yaml
     from pathlib import Path
 
-    out = Path(__file__).resolve().parents[2] / "launch" / "randomization" / "crazyflie2_imperfect.yaml"
+    out = Path(__file__).resolve().parents[2] / "launch" / "randomization" / "crazyflie2_base.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
-    imperfect_randomization().to_yaml(out)
+    base_randomization().to_yaml(out)
     print(out)

@@ -252,11 +252,13 @@ def test_cover_joins_every_identified_range_with_the_default_so_training_forgets
 
 def test_cover_with_another_spec_keeps_its_extra_terms():
     """--cover SPEC: the identified ranges joined with SPEC's, and SPEC's terms the log says nothing about (here the
-    imperfect spec's motor spread and centre-of-mass offset) carried over as they are."""
-    from sim.quadrotor.config import imperfect_randomization
+    spec's motor spread and a centre-of-mass offset wider than the default's) carried over as they are."""
+    from sim.quadrotor.config import default_randomization
+    from sim.randomization import ParamDistribution as D
 
     est, status, bias = _fit_with_a_ratio_only_yaw()
-    base = imperfect_randomization()
+    wide_com = D("uniform", low=-0.002, high=0.002, operation="absolute", per_component=True, unit="m")
+    base = default_randomization().replace(com_offset=wide_com)
     spec = randomization_from_fit(est, "t", status=status, latency=[2], bias=bias, cover=True, base=base)
     assert spec.terms["com_offset"] == base.terms["com_offset"]
     assert spec.terms["motor_kf_scale"] == base.terms["motor_kf_scale"]

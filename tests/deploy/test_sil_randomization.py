@@ -1,4 +1,4 @@
-"""A quadrotor profile's SIL vehicle can be drawn from another randomization spec (e.g. the imperfect one)."""
+"""A quadrotor profile's SIL vehicle can be drawn from another randomization spec (e.g. the ideal vehicle's)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import yaml
 from deploy import cli
 from deploy.profile import DeployProfileError, load_deploy_profile
 from deploy.transport import LOOPBACK_CONFIG
-from sim.quadrotor.config import imperfect_randomization
+from sim.quadrotor.config import base_randomization
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "launch" / "randomization" / "crazyflie2_imperfect.yaml"
+SPEC = ROOT / "launch" / "randomization" / "crazyflie2_base.yaml"
 
 
 def profile_with_sil(tmp_path: Path, randomization: str) -> Path:
@@ -30,7 +30,7 @@ def profile_with_sil(tmp_path: Path, randomization: str) -> Path:
 
 
 def test_the_sil_randomization_is_resolved_against_the_profile_and_passed_to_the_simulated_robot(tmp_path):
-    imperfect_randomization().to_yaml(tmp_path / "vehicle.yaml")
+    base_randomization().to_yaml(tmp_path / "vehicle.yaml")
     profile = load_deploy_profile(profile_with_sil(tmp_path, "vehicle.yaml"))
     assert profile.sil["randomization"] == str((tmp_path / "vehicle.yaml").resolve())
     cmd = cli.sil_command(profile)
@@ -49,6 +49,6 @@ def test_the_simulated_robot_draws_its_vehicle_from_the_given_spec():
     cmd = [sys.executable, "-m", "drivers.sim_robot", "--seconds", "0.5", "--randomization", str(SPEC)]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "vehicle drawn from 'crazyflie2-imperfect'" in run.stderr
+    assert "vehicle drawn from 'crazyflie2-base'" in run.stderr
     default = subprocess.run(cmd[:-2], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert "vehicle drawn from 'crazyflie2-default'" in default.stderr

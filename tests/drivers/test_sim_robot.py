@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_simulated_robot_flies_on_commands_and_stops_when_they_stop():
     domain = random.randint(1, 230)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivers.sim_robot", "--seconds", "15", "--seed", "3"], cwd=ROOT, env=env
-    )
+    # Open-loop commands: the ideal vehicle (at a fixed command the default's imperfect one may not lift, or tip)
+    ideal = ROOT / "launch" / "randomization" / "crazyflie2_base.yaml"
+    cmd = [sys.executable, "-m", "drivers.sim_robot", "--seconds", "15", "--seed", "3", "--randomization", str(ideal)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     transport = TransportConfig.from_mapping(None)
     try:
         with Ros2Node("test_client", domain_id=domain, config=LOOPBACK_CONFIG) as node:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import sim2real
 from policies.evaluate import evaluate, load_source
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,6 +46,7 @@ def test_export_and_eval_commands_write_files_and_a_side_by_side_report(trained_
     assert (out / "policy.onnx").is_file() and (out / "policy.h").is_file()
     report_dir = tmp_path / "eval"
     argv = ["eval", str(trained_run.run_dir), "--episodes", "24", "--seconds", "10", "--out", str(report_dir)]
+    argv += ["--randomization", str(ROOT / "launch" / "randomization" / "crazyflie2_base.yaml")]  # the PID's vehicle
     assert sim2real.main(argv) == 0
     metrics = json.loads((report_dir / "metrics.json").read_text())
     assert sorted(metrics) == ["PID", "policy (model_2.pt)", "policy (policy.onnx)"]

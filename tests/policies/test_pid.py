@@ -1,4 +1,6 @@
-"""The classical baseline holds hover under the default randomization (noise, latency, disturbances)."""
+"""The classical baseline holds hover on the ideal vehicle's randomization (the base spec: noise, latency,
+disturbances; no imperfections): at 100 Hz it cannot hold the default's imperfect vehicles (docs/quadrotor_model.md:
+57 cm and 54 crashes of 256 with a 1 mm centre-of-mass offset)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,14 @@ import torch
 
 from policies.baselines.pid import QuadrotorPID
 from sim.obs_spec import ObsSpec, ObsTerm
-from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
+from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg, base_randomization
 from sim.quadrotor.env import QuadrotorEnv
 
 
 def hover_rms(interface: str, n: int = 256, seconds: float = 6.0, settle_s: float = 2.0) -> tuple[float, int]:
-    cfg = QuadrotorTaskCfg(action_interface=interface, init=InitCfg(0.0, 0.0, 0.0, 0.0), episode_s=seconds)
+    spec = base_randomization()
+    init = InitCfg(0.0, 0.0, 0.0, 0.0)
+    cfg = QuadrotorTaskCfg(action_interface=interface, init=init, episode_s=seconds, randomization=spec)
     env = QuadrotorEnv(cfg, n, seed=3, compile=False)
     pid = QuadrotorPID(env.obs_spec, env.action_spec, cfg.params, cfg.control_dt, n)
     obs, _ = env.reset()
@@ -27,14 +31,14 @@ def hover_rms(interface: str, n: int = 256, seconds: float = 6.0, settle_s: floa
 
 
 @pytest.mark.parametrize("interface", ["rpm", "ctbr"])
-def test_pid_holds_hover_within_2cm_rms_under_default_randomization(interface):
+def test_pid_holds_hover_within_2cm_rms_on_the_base_randomization(interface):
     rms, crashes = hover_rms(interface)
     assert crashes == 0
     assert rms < 0.02, f"{interface}: {rms * 100:.2f} cm RMS"
 
 
 def test_pid_recovers_from_random_initial_states():
-    cfg = QuadrotorTaskCfg(episode_s=6.0)
+    cfg = QuadrotorTaskCfg(episode_s=6.0, randomization=base_randomization())
     n = 128
     env = QuadrotorEnv(cfg, n, seed=5, compile=False)
     pid = QuadrotorPID(env.obs_spec, env.action_spec, cfg.params, cfg.control_dt, n)

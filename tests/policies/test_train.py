@@ -252,14 +252,17 @@ def test_each_action_interface_gets_its_measured_learner_settings():
         cfg.select_interface("thrust")
 
 
-def test_cli_trains_on_the_imperfect_spec_file(tmp_path, monkeypatch):
-    """launch/randomization/crazyflie2_imperfect.yaml (the vehicle's imperfections) is a spec training takes."""
-    from sim.quadrotor.config import imperfect_randomization
+def test_cli_trains_on_the_base_spec_file_and_by_default_on_the_imperfections(tmp_path, monkeypatch):
+    """launch/randomization/crazyflie2_base.yaml (the ideal vehicle) is a spec training takes; without
+    --randomization training draws the vehicle's imperfections (the default)."""
+    from sim.quadrotor.config import base_randomization, default_randomization
 
-    path = Path(__file__).resolve().parents[2] / "launch" / "randomization" / "crazyflie2_imperfect.yaml"
-    run_dir = tmp_path / "run"
-    argv = ["train", "quadrotor-hover", "--num-envs", "64", "--iterations", "2", "--randomization", str(path)]
-    assert run_cli([*argv, "--run-dir", str(run_dir), "--no-progress"], monkeypatch) == 0
-    saved = RandomizationSpec.from_yaml(run_dir / "randomization.yaml")
-    assert saved.digest() == imperfect_randomization().digest()
-    assert {"com_offset", "motor_kf_scale", "battery_sag", "action_latency_substeps"} <= set(saved.terms)
+    path = Path(__file__).resolve().parents[2] / "launch" / "randomization" / "crazyflie2_base.yaml"
+    imperfections = {"com_offset", "motor_kf_scale", "battery_sag", "action_latency_substeps"}
+    for spec, expected in ((["--randomization", str(path)], base_randomization()), ([], default_randomization())):
+        run_dir = tmp_path / f"run{len(spec)}"
+        argv = ["train", "quadrotor-hover", "--num-envs", "64", "--iterations", "2", *spec]
+        assert run_cli([*argv, "--run-dir", str(run_dir), "--no-progress"], monkeypatch) == 0
+        saved = RandomizationSpec.from_yaml(run_dir / "randomization.yaml")
+        assert saved.digest() == expected.digest()
+        assert (imperfections <= set(saved.terms)) == (not spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sim.quadrotor.config import QuadrotorTaskCfg, default_randomization, imperfect_randomization
+from sim.quadrotor.config import QuadrotorTaskCfg, base_randomization, default_randomization
 from sim.quadrotor.dynamics import GROUND_MIN_H, Imperfections, physics_step, step_coeffs
 from sim.quadrotor.env import QuadrotorEnv
 from sim.quadrotor.params import GRAVITY, QuadrotorParams
@@ -128,8 +128,8 @@ def test_ground_effect_adds_thrust_near_the_ground(height):
 
 
 @pytest.mark.parametrize("imperfect", [False, True])
-def test_only_the_imperfect_spec_draws_the_imperfections_within_their_ranges(imperfect):
-    spec = imperfect_randomization() if imperfect else default_randomization()
+def test_the_default_draws_the_imperfections_within_their_ranges_and_the_base_spec_none(imperfect):
+    spec = default_randomization() if imperfect else base_randomization()
     env = QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=spec), 2048, seed=3, compile=False)
     ranges = {
         "motor_kf_scale": (0.95, 1.05), "motor_tau_scale": (0.9, 1.1), "thrust_curve": (-0.15, 0.05),
@@ -139,7 +139,7 @@ def test_only_the_imperfect_spec_draws_the_imperfections_within_their_ranges(imp
     for name, (lo, hi) in ranges.items():
         v = env.param(name)
         if not imperfect:
-            assert torch.equal(v, env.nominal[name][None].expand(2048, -1)), f"{name} drawn by default"
+            assert torch.equal(v, env.nominal[name][None].expand(2048, -1)), f"{name} drawn by the base spec"
             continue
         assert v.min() >= lo and v.max() <= hi, name
         assert v.min() < lo + 0.1 * (hi - lo) and v.max() > hi - 0.1 * (hi - lo), f"{name}: not spread over its range"
@@ -149,16 +149,19 @@ def test_only_the_imperfect_spec_draws_the_imperfections_within_their_ranges(imp
             assert (v[:, 0] != v[:, 1]).all()  # each rotor its own draw
 
 
-def test_the_imperfect_spec_file_is_the_function():
-    path = Path(__file__).resolve().parents[3] / "launch" / "randomization" / "crazyflie2_imperfect.yaml"
-    assert RandomizationSpec.from_yaml(path).to_dict() == imperfect_randomization().to_dict()
+def test_the_base_spec_file_is_the_function_and_the_default_is_it_plus_the_imperfections():
+    path = Path(__file__).resolve().parents[3] / "launch" / "randomization" / "crazyflie2_base.yaml"
+    assert RandomizationSpec.from_yaml(path).to_dict() == base_randomization().to_dict()
+    base, default = base_randomization().terms, default_randomization().terms
+    assert {k: v for k, v in default.items() if k in base} == base
+    assert len(default) - len(base) == 7
 
 
 def test_impossible_imperfections_are_refused_with_the_range():
-    spec = imperfect_randomization().replace(battery_sag=D("uniform", low=0.0, high=1.0, operation="absolute"))
+    spec = default_randomization().replace(battery_sag=D("uniform", low=0.0, high=1.0, operation="absolute"))
     with pytest.raises(RandomizationSpecError, match=r"'battery_sag'.*\[0, 0.9\]"):
         QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=spec), 4, compile=False)
-    spec = imperfect_randomization().replace(motor_kf_scale=D("uniform", low=0.0, high=1.1))
+    spec = default_randomization().replace(motor_kf_scale=D("uniform", low=0.0, high=1.1))
     with pytest.raises(RandomizationSpecError, match=r"'motor_kf_scale'.*> 0"):
         QuadrotorEnv(QuadrotorTaskCfg(task="hover", randomization=spec), 4, compile=False)
 
@@ -167,7 +170,7 @@ def test_impossible_imperfections_are_refused_with_the_range():
 def test_substep_latency_holds_the_previous_command_for_its_substeps(native):
     """Envs with 0..4 substeps of latency step from the hover command to full speed: rotor i runs k substeps
     towards the old command, then 5 - k towards the new one (each motor's exact first-order step)."""
-    spec = imperfect_randomization().replace(
+    spec = default_randomization().replace(
         action_latency=D("int_uniform", low=0, high=0, operation="absolute"),
         action_latency_substeps=D("int_uniform", low=0, high=4, operation="absolute"),
     )
@@ -196,7 +199,7 @@ def test_substep_latency_holds_the_previous_command_for_its_substeps(native):
 
 
 def test_substep_latency_must_stay_inside_the_control_step():
-    spec = imperfect_randomization().replace(
+    spec = default_randomization().replace(
         action_latency_substeps=D("int_uniform", low=0, high=5, operation="absolute")
     )  # 5 substeps per control step: 5 would be a whole step (use action_latency)
     with pytest.raises(RandomizationSpecError, match=r"'action_latency_substeps'.*\[0, 4\]"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sim.quadrotor.config import QuadrotorTaskCfg, default_randomization, imperfect_randomization
+from sim.quadrotor.config import QuadrotorTaskCfg, default_randomization
 from sim.quadrotor.env import QuadrotorEnv
 from sim.quadrotor.native import load_kernel, widest
 from sim.randomization import ParamDistribution as D
@@ -28,9 +28,9 @@ def assert_obs_close(a, b) -> None:
 
 @pytest.mark.parametrize("latency", [0, 1, 2])
 def test_native_step_matches_torch_reference(latency):
-    """With every imperfection drawn too (imperfect_randomization: motor spread, thrust curve, sag, ground effect,
+    """With every imperfection drawn too (default_randomization: motor spread, thrust curve, sag, ground effect,
     CoM offset, substep latency)."""
-    spec = imperfect_randomization().replace(
+    spec = default_randomization().replace(
         action_latency=D("int_uniform", low=0, high=latency, operation="absolute"),
         obs_latency=D("int_uniform", low=0, high=latency, operation="absolute"),
     )

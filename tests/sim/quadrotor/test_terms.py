@@ -9,7 +9,7 @@ import torch
 
 from sim.obs_terms import POSITION_ERROR_INTEGRAL_LIMIT, integrate_position_error
 from sim.quadrotor import terms
-from sim.quadrotor.config import QuadrotorTaskCfg
+from sim.quadrotor.config import QuadrotorTaskCfg, base_randomization
 from sim.quadrotor.env import QuadrotorEnv
 
 
@@ -48,8 +48,9 @@ def test_integral_accumulates_and_clamps():
 @pytest.mark.parametrize("native", [False, True])
 def test_env_reward_is_the_bounded_exp_of_the_weighted_penalties(native):
     """At the reference, at rest, upright, hover command: penalty 0, reward = alive * dt; displaced by 0.1 m:
-    alive * exp(-w_pos * 0.1) * dt, the same in the torch step and the C++ kernel."""
-    cfg = QuadrotorTaskCfg()
+    alive * exp(-w_pos * 0.1) * dt, the same in the torch step and the C++ kernel. The ideal vehicle (base spec):
+    an offset centre of mass would turn it within the step."""
+    cfg = QuadrotorTaskCfg(randomization=base_randomization())
     env = QuadrotorEnv(cfg, 2, seed=0, compile=None if native else False, native=None if native else False)
     assert env.backend == ("native" if native else "eager")
     env.reset()
