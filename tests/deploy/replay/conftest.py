@@ -33,10 +33,12 @@ def logs(tmp_path_factory, policy) -> dict[str, Path]:
     """name -> MCAP: 'good' (as the runtime logs), 'late' (actions logged one cycle late), 'gyro_deg' (the
     policy was fed the gyro in deg/s)."""
     out = tmp_path_factory.mktemp("replay_logs")
-    variants = {"good": {}, "late": {"action_shift": 1}, "gyro_deg": {"obs_transform": _deg_per_s}}
+    # fed a gyro 57x too large, the policy loses the vehicle after 1.35 s (as a real one would): 1.2 s of it
+    variants = {"good": {}, "late": {"action_shift": 1}, "gyro_deg": {"obs_transform": _deg_per_s, "seconds": 1.2}}
     paths = {}
     for name, kw in variants.items():
         paths[name] = out / f"{name}.mcap"
-        flight = SyntheticFlight(seconds=4.0, excitation=0.0, setpoint_m=0.3, setpoint_s=1.0, seed=3, **kw)
+        kw = {"seconds": 4.0, **kw}
+        flight = SyntheticFlight(excitation=0.0, setpoint_m=0.3, setpoint_s=1.0, seed=3, **kw)
         fly(paths[name], flight, policy)
     return paths
