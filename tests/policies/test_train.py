@@ -235,7 +235,7 @@ def test_each_action_interface_gets_its_measured_learner_settings():
 
     cfg = train_cfg("quadrotor-hover")
     assert cfg.env.action_interface == "rpm" and cfg.ppo.num_learning_epochs == 2 and cfg.curriculum.step == 0.2
-    assert cfg.num_envs == 192 and cfg.ppo.gamma == 0.98
+    assert cfg.num_envs == 192 and cfg.ppo.gamma == 0.995
     cfg.select_interface("ctbr")
     assert cfg.env.action_interface == "ctbr" and cfg.ppo.num_learning_epochs == 5 and cfg.ppo.init_noise_std == 0.3
     assert cfg.curriculum.step == 0.1 and cfg.ppo.learning_rate == 1e-3
