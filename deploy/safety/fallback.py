@@ -22,6 +22,7 @@ Position targets of joint robots always stay inside the joint limits, also when 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ from deploy.safety.checks import unit_quaternion, vector
 from deploy.safety.inputs import StateSample
 from deploy.safety.limits import RobotClass, SafetyProfile
 from deploy.safety.quadrotor_control import LevelDescentController
+from deploy.safety.trim import TrimEstimator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,12 @@ class QuadrotorBehaviour:
         self.profile = profile
         self.limits = profile.quadrotor
         self.controller = LevelDescentController(self.limits)
+        self.trim = TrimEstimator(self.limits)
         self.last_valid_s = 0.0
+
+    def observe_policy(self, now: float, state: StateSample | None, fresh: bool, values: np.ndarray) -> None:
+        """A policy command that left the runtime (ACTIVE): feeds the fallback's trim (deploy/safety/trim.py)."""
+        self.trim.observe(now, state, fresh, values)
 
     def stop_command(self, state: StateSample | None, last_values: np.ndarray) -> ClassCommand:
         return ClassCommand(np.zeros(4))
@@ -103,6 +112,10 @@ class QuadrotorBehaviour:
     ) -> None:
         self.controller.level = None
         self.last_valid_s = now
+        self.controller.trim_nm = self.trim.torque_nm()
+        if self.trim.enabled:
+            log.info("fallback trim %s N m (roll, pitch, yaw) from %.2f s of steady flight",
+                     np.array2string(self.controller.trim_nm, precision=6), self.trim.weight_s)  # fmt: skip
         if not trust.position:
             self._start_level(now, trust)
             return
@@ -172,6 +185,9 @@ class JointBehaviour:
         self.kd = np.asarray(joints.kd_nm_s_per_rad, dtype=float)
         self.zero = np.zeros(len(joints.names))
         self.hold = (self.low + self.high) / 2.0
+
+    def observe_policy(self, now: float, state: StateSample | None, fresh: bool, values: np.ndarray) -> None:
+        """Joint robots' fallbacks hold or damp: nothing to learn from the policy's commands."""
 
     def _measured_or(self, state: StateSample | None, fallback_values: np.ndarray) -> np.ndarray:
         q = _finite(None if state is None else state.joint_pos_rad, len(self.low))

@@ -326,7 +326,9 @@ class SafetyLayer:
             joints = self.profile.joints
             kp = None if joints is None else np.asarray(joints.kp_nm_per_rad, dtype=float)
             kd = None if joints is None else np.asarray(joints.kd_nm_s_per_rad, dtype=float)
-            return self._make(ClassCommand(target, kp, kd), CommandMode.POLICY, t, "", dt)
+            command = self._make(ClassCommand(target, kp, kd), CommandMode.POLICY, t, "", dt)
+            self.behaviour.observe_policy(t, self.latest_state, self._fresh(t), command.values)
+            return command
         if state is SafetyState.ARMING:
             return self._make(self.behaviour.arming_command(self.latest_state, last), CommandMode.ARMING, t, "", dt)
         if state is SafetyState.FALLBACK:

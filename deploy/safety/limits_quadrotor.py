@@ -114,9 +114,22 @@ class QuadrotorFallback:
     landing_timeout_margin_s: float = 5.0  # motors off anyway this long after the expected touchdown
     blind_thrust_fraction: float = 0.9  # without a valid state: equal thrust = this * weight (sinks)
     blind_timeout_s: float = 2.0  # state invalid this long -> motors off, ESTOP (Crazyflie supervisor 2000 ms)
+    # rpm: the fallback adds the torque the policy held in steady flight (deploy/safety/trim.py), averaged over this
+    # time constant [s] (0: no trim) and clamped to this fraction of weight x the motors' lever arm per axis (0.1:
+    # a 3 mm centre-of-mass offset on a Crazyflie)
+    trim_time_constant_s: float = 0.5
+    trim_max_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         _positive(self, "descent_rate_m_s", "landed_height_m", "landing_timeout_margin_s", "blind_timeout_s")
+        _require(self.trim_time_constant_s >= 0, "quadrotor.fallback.trim_time_constant_s", "seconds >= 0 (0: no trim)",
+                 self.trim_time_constant_s)  # fmt: skip
+        _require(
+            0 <= self.trim_max_fraction <= 0.5,
+            "quadrotor.fallback.trim_max_fraction",
+            "a fraction of weight x lever arm in [0, 0.5]",
+            self.trim_max_fraction,
+        )
         _require(self.hover_s >= 0, "quadrotor.fallback.hover_s", "seconds >= 0", self.hover_s)
         _require(
             0 < self.blind_thrust_fraction < 1,

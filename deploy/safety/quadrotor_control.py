@@ -76,6 +76,8 @@ class HoverDescendController:
         self.max_thrust_n = body.kf_n_per_rpm2 * body.max_rpm**2
         self.ctbr = limits.interface == "ctbr"
         self.phase: _Phase | None = None
+        # rpm: body torque [N m] (3,) added to the PD loop's, the one the policy held (deploy/safety/trim.py)
+        self.trim_nm = np.zeros(3)
 
     def start(self, now: float, position_m: np.ndarray | None) -> None:
         """Latch the hold point. position_m: (3,) world metres, or None when unknown."""
@@ -152,7 +154,8 @@ class HoverDescendController:
 
     def attitude_command(self, force_world_n: np.ndarray, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray) -> np.ndarray:
         """The command (4,) that turns body z toward ``force_world_n`` (3,) [N] with the collective thrust
-        projected on body z: per-motor RPM (PD on the attitude error and the body rates, yaw rate damped only),
+        projected on body z: per-motor RPM (PD on the attitude error and the body rates, yaw rate damped only, plus
+        ``trim_nm``),
         or for ctbr (thrust N, roll, pitch, yaw rate rad/s) with the rates proportional to the attitude error."""
         gains = self.limits.gains
         rot = quat_to_rotation(quat_wxyz)
@@ -176,7 +179,7 @@ class HoverDescendController:
             return np.array([float(np.clip(collective, 4 * self.min_thrust_n, 4 * self.max_thrust_n)), *rates_sp])
         ang_acc = wa * wa * err_body - 2.0 * za * wa * np.asarray(rates_rad_s, dtype=float)
         ang_acc[2] = -gains.yaw_rate_gain_1_s * rates_rad_s[2]
-        torque = self.inertia * ang_acc
+        torque = self.inertia * ang_acc + self.trim_nm
         return self.rpm(self.mixer.thrusts(np.array([collective, *torque])))
 
 

@@ -38,10 +38,14 @@ def body_wrench(body: QuadrotorBody, thrusts_n: np.ndarray) -> np.ndarray:
 
 
 class QuadModel:
-    def __init__(self, body: QuadrotorBody, motor_tau_s: float = 0.03, ground_z_m: float = 0.0) -> None:
+    def __init__(
+        self, body: QuadrotorBody, motor_tau_s: float = 0.03, ground_z_m: float = 0.0, com_offset_m=(0.0, 0.0)
+    ) -> None:
         self.body = body
         self.motor_tau_s = motor_tau_s
         self.ground_z_m = ground_z_m
+        # centre of mass (x, y) in the body frame, off the rotors' centre: the thrust acts at -c from it
+        self.com_offset_m = np.array([*com_offset_m, 0.0], dtype=float)
         self.p = np.zeros(3)
         self.v = np.zeros(3)
         self.q = np.array([1.0, 0.0, 0.0, 0.0])
@@ -53,6 +57,7 @@ class QuadModel:
         alpha = min(dt / self.motor_tau_s, 1.0)
         self.rpm = self.rpm + alpha * (np.asarray(rpm_cmd, dtype=float) - self.rpm)
         wrench = body_wrench(self.body, self.body.kf_n_per_rpm2 * self.rpm**2)
+        wrench[1:] += np.cross(-self.com_offset_m, np.array([0.0, 0.0, wrench[0]]))
         inertia = np.asarray(self.body.inertia_kg_m2)
         acc = rotation(self.q) @ np.array([0.0, 0.0, wrench[0]]) / self.body.mass_kg - np.array([0.0, 0.0, G])
         self.v = self.v + acc * dt
