@@ -87,7 +87,7 @@ class QuadrotorBehaviour:
         return ClassCommand(np.zeros(4))
 
     def start_arming(self, state: StateSample | None, last_values: np.ndarray) -> None:
-        pass
+        self.trim.reset()
 
     def arming_command(self, state: StateSample | None, last_values: np.ndarray) -> ClassCommand:
         if self.limits.interface == "ctbr":

@@ -21,7 +21,9 @@ import math
 
 import numpy as np
 
-from deploy.safety.quadrotor_control import GRAVITY_M_S2, QuadrotorMixer, quat_to_rotation
+from deploy.safety.checks import vector
+from deploy.safety.checks_robot import tilt_rad
+from deploy.safety.quadrotor_control import GRAVITY_M_S2, QuadrotorMixer
 
 
 class TrimEstimator:
@@ -42,28 +44,24 @@ class TrimEstimator:
         body, fb = limits.body, limits.fallback
         self.enabled = limits.interface == "rpm" and fb.trim_time_constant_s > 0
         self.mixer = QuadrotorMixer(body.arm_length_m, body.km_m)
-        lever = body.arm_length_m / math.sqrt(2.0)
+        lever = float(self.mixer.motor_xy_m[0, 0])  # arm / sqrt(2): a motor's distance from each body axis
         self.max_nm = fb.trim_max_fraction * body.mass_kg * GRAVITY_M_S2 * lever
         self.average_nm = np.zeros(3)
         self.weight_s = 0.0  # seconds of steady flight averaged so far (saturates the first-cycle bias)
         self._last_s: float | None = None
 
     def reset(self) -> None:
+        """Forget the average (on arming: a new flight may carry another battery or payload)."""
         self.average_nm = np.zeros(3)
         self.weight_s = 0.0
         self._last_s = None
 
     def steady(self, state) -> bool:
         """The sample shows steady flight: finite, off the floor, tilt and body rates small."""
-        try:
-            p = np.asarray(state.position_m, dtype=float).reshape(3)
-            w = np.asarray(state.body_rates_rad_s, dtype=float).reshape(3)
-            q = np.asarray(state.quat_wxyz, dtype=float).reshape(4)
-        except (AttributeError, TypeError, ValueError):
+        p, w = vector(state.position_m, 3), vector(state.body_rates_rad_s, 3)
+        tilt = tilt_rad(state.quat_wxyz)
+        if p is None or w is None or tilt is None or not (np.all(np.isfinite(p)) and np.all(np.isfinite(w))):
             return False
-        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(w)) and np.all(np.isfinite(q))) or not q.any():
-            return False
-        tilt = math.acos(float(np.clip(quat_to_rotation(q)[2, 2], -1.0, 1.0)))
         height = p[2] - self.limits.fallback.ground_z_m
         return tilt < self.MAX_TILT_RAD and float(np.abs(w).max()) < self.MAX_RATE_RAD_S and height > self.MIN_HEIGHT_M
 

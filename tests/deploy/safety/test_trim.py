@@ -138,3 +138,11 @@ def test_ctbr_and_a_zero_time_constant_have_no_trim_and_bad_values_are_refused()
     ]:
         with pytest.raises(ProfileError, match=f"quadrotor.fallback.{field}"):
             replace(q.fallback, **{field: value})
+
+
+def test_a_new_arming_forgets_the_last_flights_trim():
+    profile = with_common(crazyflie_profile(), attitude_jump_rad=math.pi)
+    d, _ = land(profile, spoof=False)
+    assert d.layer.behaviour.trim.torque_nm().any() and d.layer.state is SafetyState.DISARMED
+    d.layer.behaviour.start_arming(None, np.zeros(4))
+    assert not d.layer.behaviour.trim.torque_nm().any() and d.layer.behaviour.trim.weight_s == 0.0
