@@ -37,9 +37,12 @@ firmware-tools:
 			gcc-arm-none-eabi qemu-system-arm; \
 	fi
 
+# The suite in two phases at once (tests/run_suite.sh, docs/testing.md): the tests that run in real time (SIL
+# flights, the runtime's timeouts and latencies) one at a time at normal priority, beside them every other test at
+# nice 19, which takes only what the real-time tests leave of the cores.
 test: $(STAMP) firmware-tools
 	$(VENV)/bin/ruff check .
-	SIM2REAL_REQUIRE_FIRMWARE_TOOLS=1 $(PY) -m pytest -q
+	SIM2REAL_REQUIRE_FIRMWARE_TOOLS=1 tests/run_suite.sh $(PY)
 
 demo: $(STAMP)
 	$(PY) sim2real.py demo --out runs/demo

@@ -7,7 +7,6 @@ code) and ``zero`` (the same file with the last layer zeroed: action 0, i.e. joi
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deploy.transport import LOOPBACK_CONFIG
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def articulated_policies(tmp_path_factory) -> dict[str, dict[str, Path]]:
 
 def start_sil(task: str, seconds: float, *extra: str) -> tuple[int, subprocess.Popen]:
     """drivers.sim_articulated_node as a separate process on a random ROS 2 domain (loopback only)."""
-    domain = random.randint(1, 230)
+    domain = random_domain()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     cmd = [sys.executable, "-m", "drivers.sim_articulated_node", "--task", task, "--seconds", str(seconds), *extra]
     return domain, subprocess.Popen(cmd, cwd=ROOT, env=env)

@@ -4,7 +4,6 @@ runs the plan with an exported (briefly trained) policy, records, and prints the
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import yaml
@@ -12,12 +11,13 @@ import yaml
 import sim2real
 from deploy.recording import read_log
 from deploy.transport import LOOPBACK_CONFIG
+from tests.domains import random_domain
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 
 
 def test_sim2real_deploy_runs_the_a1_in_sil_and_prints_a_summary(articulated_policies, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(1, 230)))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random_domain()))
     monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK_CONFIG)
     data = yaml.safe_load((LAUNCH / "sim_a1.yaml").read_text())
     data["robot"] = str(LAUNCH / "robots" / "a1.yaml")

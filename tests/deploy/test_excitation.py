@@ -19,7 +19,8 @@ from deploy.runtime.excitation import PATTERNS, Excitation, ExcitationError, Exc
 from deploy.runtime.quadrotor import FlightPlan, PlanError
 from deploy.safety.checks_robot import tilt_rad
 from sim.quadrotor.dynamics import mixer_torques
-from tests.drivers._px4_client import dds_env, random_domain
+from tests.domains import random_domain
+from tests.drivers._px4_client import dds_env
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "tests" / "data" / "hover_policy.onnx"

@@ -19,6 +19,7 @@ import yaml
 
 from deploy.recording import read_log
 from deploy.transport import LOOPBACK_CONFIG
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "tests" / "data" / "hover_policy.onnx"
@@ -102,7 +103,7 @@ def ns() -> str:
 
 
 def test_spoof_burst_far_away_lands_inside_the_geofence(tmp_path):
-    namespace, domain = ns(), random.randint(1, 230)
+    namespace, domain = ns(), random_domain()
     env = dds_env(domain)
     log = tmp_path / "run.mcap"
     proc = deploy(write_profile(tmp_path, namespace), log, env)
@@ -129,7 +130,7 @@ def test_spoof_burst_far_away_lands_inside_the_geofence(tmp_path):
 
 
 def test_plausible_offset_spoof_is_detected_within_a_period(tmp_path):
-    namespace, domain = ns(), random.randint(1, 230)
+    namespace, domain = ns(), random_domain()
     env = dds_env(domain)
     proc = deploy(write_profile(tmp_path, namespace), tmp_path / "run.mcap", env)
     t_inject = injected_at(spoof("offset", namespace, env, delay_s=2.0))
@@ -144,7 +145,7 @@ def test_plausible_offset_spoof_is_detected_within_a_period(tmp_path):
 
 
 def test_estop_topic_reaches_estop_within_one_period(tmp_path):
-    namespace, domain = ns(), random.randint(1, 230)
+    namespace, domain = ns(), random_domain()
     env = dds_env(domain)
     proc = deploy(write_profile(tmp_path, namespace), tmp_path / "run.mcap", env)
     t_inject = injected_at(spoof("estop", namespace, env, delay_s=2.0))
@@ -159,7 +160,7 @@ def test_estop_topic_reaches_estop_within_one_period(tmp_path):
 def test_disk_full_mid_flight_lands_and_leaves_a_readable_log(tmp_path):
     """The log may grow to 40 kB (RLIMIT_FSIZE; SIGXFSZ ignored, so writes fail with EFBIG as on a full disk):
     the recorder fails mid-flight, the flight goes on to its landing, the summary says so, the log is readable."""
-    namespace, domain = ns(), random.randint(1, 230)
+    namespace, domain = ns(), random_domain()
 
     def small_disk():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -199,7 +200,7 @@ def wait_until_hovering(namespace: str, domain: int, height_m: float = 0.5) -> f
 
 
 def test_sigterm_lands_then_stops_and_leaves_no_process(tmp_path):
-    namespace, domain = ns(), random.randint(1, 230)
+    namespace, domain = ns(), random_domain()
     log = tmp_path / "run.mcap"
     proc = deploy(write_profile(tmp_path, namespace, hover_s=20.0), log, dds_env(domain))
     assert wait_until_hovering(namespace, domain) > 0.4
@@ -216,7 +217,7 @@ def test_sigterm_lands_then_stops_and_leaves_no_process(tmp_path):
 def test_sigkill_of_the_runtime_the_robot_stops_by_its_command_timeout(tmp_path):
     """The deploy process dies without a word: its children die with it (PR_SET_PDEATHSIG); a robot that is not
     its child (here: started by the test) stops its motors after its command timeout (0.5 s) and falls."""
-    namespace, domain = ns(), random.randint(1, 230)
+    namespace, domain = ns(), random_domain()
     env = dds_env(domain)
     robot = subprocess.Popen(
         [sys.executable, "-m", "drivers.sim_robot", "--seconds", "60", "--namespace", namespace, "--seed", "3"],
@@ -262,7 +263,7 @@ def test_sigkill_of_the_runtime_the_robot_stops_by_its_command_timeout(tmp_path)
 def test_two_vehicles_on_one_domain_fly_side_by_side_and_a_second_runtime_on_a_namespace_refuses(tmp_path):
     """Two vehicles (namespaces /a and /b) on one domain both fly their plans; a third runtime started for /a
     while /a flies (its own operator says arm) sees /a's commander and refuses to arm, and /a flies on."""
-    domain = random.randint(1, 230)
+    domain = random_domain()
     env = dds_env(domain)
     a, b = ns(), ns()
     # the policy with the position-error integral: without it one flight hovered 10.8 cm RMS (limit 10) here

@@ -31,6 +31,7 @@ from deploy.operator import (
 )
 from deploy.operator.cli import _loop
 from deploy.transport import DEFAULT_TOPICS, LOOPBACK_CONFIG, Ros2Node, TransportConfig
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = TransportConfig()
@@ -38,7 +39,7 @@ CONFIG = TransportConfig()
 
 @pytest.fixture
 def domain_id() -> int:
-    return random.randint(1, 230)
+    return random_domain()
 
 
 @pytest.fixture

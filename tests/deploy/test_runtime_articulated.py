@@ -4,7 +4,6 @@ joints, policies for another robot; its plans and profiles read as documented. N
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from deploy.transport import LOOPBACK_CONFIG, Ros2Node
 from sim.action_spec import ActionSpec
 from sim.obs_spec import ObsSpec, ObsTerm
 from tests.deploy.runtimes import articulated_runtime
+from tests.domains import random_domain
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 A1 = load_deploy_profile(LAUNCH / "sim_a1.yaml")
@@ -78,7 +78,7 @@ def test_the_joint_command_is_a_registered_ros2_message_on_the_command_topic():
 
 
 def test_a_joint_state_without_the_profile_joints_is_refused_before_arming():
-    domain = random.randint(1, 230)
+    domain = random_domain()
     names = A1.action_names
     with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:  # the robot's publishers too
         transport = A1.transport
@@ -108,7 +108,7 @@ def test_a_joint_state_without_the_profile_joints_is_refused_before_arming():
 def test_a_policy_that_observes_the_base_velocity_waits_for_the_twist():
     """Joint states and IMU alone are not a state for it: the runtime reads none until state/twist arrives, and
     then the twist's velocity (world frame) is in the state and the recorded messages."""
-    domain = random.randint(1, 230)
+    domain = random_domain()
     names = A1.action_names
     policy = FakePolicy(names)
     policy.obs_spec = ObsSpec((ObsTerm("base_lin_vel_estimate", 3), *policy.obs_spec.terms))
@@ -165,7 +165,7 @@ def test_a_policy_for_another_robot_is_refused_with_the_joints_named(articulated
         check_policy(A1, FakePolicy(names, obs_joints=7))
     with pytest.raises(DeployProfileError, match=r"needs terms \['foot_contact'\].*it can build \['base_ang_vel'"):
         check_policy(A1, FakePolicy(names, extra_term="foot_contact"))
-    with Ros2Node("deploy", domain_id=random.randint(1, 230), config=LOOPBACK_CONFIG) as node:
+    with Ros2Node("deploy", domain_id=random_domain(), config=LOOPBACK_CONFIG) as node:
         with pytest.raises(ValueError, match="trained for another robot"):
             articulated_runtime(franka_policy, node, A1.transport, SafetyLayer(A1.safety), np.zeros(12), "legged")
 

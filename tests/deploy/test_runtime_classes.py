@@ -6,7 +6,6 @@ runtime's rules, the physics is test_fault_injection_dds.py's and the SIL tests'
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from deploy.safety import SafetyLayer, SafetyState
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node
 from sim.action_spec import ActionSpec
 from sim.obs_spec import ObsSpec, ObsTerm
+from tests.domains import random_domain
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 PROFILES = {"quadrotor": "sim_quadrotor.yaml", "legged": "sim_a1.yaml", "arm": "sim_franka.yaml"}
@@ -110,7 +110,7 @@ class Bench:
 
     def __init__(self, robot_class: str, wrap=None, second_writer: bool = False):
         self.profile = load_deploy_profile(LAUNCH / PROFILES[robot_class])
-        self.domain = random.randint(1, 230)
+        self.domain = random_domain()
         policy = HoverPolicy(self.profile) if robot_class == "quadrotor" else JointPolicy(self.profile)
         self.policy = wrap(policy) if wrap else policy
         self.node = Ros2Node("deploy", domain_id=self.domain, config=LOOPBACK_CONFIG)

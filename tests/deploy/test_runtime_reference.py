@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from deploy.runtime.reference import ReferenceConfigError, SetpointReference, To
 from deploy.safety import SafetyLayer, SafetyState, crazyflie_profile
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from tests.deploy.test_runtime_sil import PIDPolicy
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,7 +108,7 @@ def test_bad_reference_sections_are_refused(section, message):
 def test_setpoints_on_a_topic_fly_the_vehicle_and_a_lost_stream_lands_it(tmp_path):
     """Over DDS against the simulated quadrotor: 0.7 m up, then 0.5 m east, then a point 10 m away (kept 0.3 m
     inside the 2 m geofence), then silence: the reference holds, then the stream is lost and the vehicle lands."""
-    domain = random.randint(1, 230)
+    domain = random_domain()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     cmd = [sys.executable, "-m", "drivers.sim_robot", "--seconds", "40", "--seed", "4"]
     robot = subprocess.Popen(cmd, env=env, cwd=ROOT)

@@ -7,7 +7,6 @@ plugs into the same place); the runtime itself is torch-free.
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from policies.baselines.pid import QuadrotorPID
 from sim.quadrotor.actions import action_spec
 from sim.quadrotor.config import QuadrotorTaskCfg
 from tests.deploy.runtimes import quadrotor_runtime
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ class PIDPolicy:
 
 
 def _sim_robot(*extra: str):
-    domain = random.randint(1, 230)
+    domain = random_domain()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     cmd = [sys.executable, "-m", "drivers.sim_robot", "--seconds", "40", "--seed", "7", *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)

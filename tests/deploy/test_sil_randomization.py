@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from deploy import cli
 from deploy.profile import DeployProfileError, load_deploy_profile
 from deploy.transport import LOOPBACK_CONFIG
 from sim.quadrotor.config import base_randomization
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "launch" / "randomization" / "crazyflie2_base.yaml"
@@ -45,7 +45,7 @@ def test_a_missing_sil_randomization_is_refused_with_where_it_looked(tmp_path):
 
 
 def test_the_simulated_robot_draws_its_vehicle_from_the_given_spec():
-    env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 230)), CYCLONEDDS_URI=LOOPBACK_CONFIG)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(random_domain()), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     cmd = [sys.executable, "-m", "drivers.sim_robot", "--seconds", "0.5", "--randomization", str(SPEC)]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -3,7 +3,6 @@ twist in its child frame, and the runtime's world-frame state (and so the policy
 
 from __future__ import annotations
 
-import random
 import time
 
 import numpy as np
@@ -20,6 +19,7 @@ from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from drivers.robot import RobotState
 from sim.obs_spec import ObsSpec, ObsTerm
 from tests.deploy.test_profile import LAUNCH, FakePolicy
+from tests.domains import random_domain
 
 
 def _tilted_yawed() -> np.ndarray:
@@ -95,7 +95,7 @@ def test_a_twist_in_a_world_frame_is_refused(frame: str) -> None:
 def test_adapter_reads_odometry_and_pose_twist_alike_and_refuses_an_old_twist() -> None:
     """Over DDS: the runtime's two state inputs give the same world-frame state; a twist stamped ``world`` (the
     earlier convention) is no state at all."""
-    domain = random.randint(1, 230)
+    domain = random_domain()
     transport = TransportConfig()
     limits = crazyflie_profile().quadrotor
     with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:

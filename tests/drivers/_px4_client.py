@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -34,10 +33,6 @@ def dds_env(domain: int) -> dict[str, str]:
 def start_fake_px4(domain: int, *extra: str, seconds: float = 120.0) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "drivers.fake_px4", "--seconds", str(seconds), "--rpm-max", str(RPM_MAX), *extra]
     return subprocess.Popen(cmd, cwd=ROOT, env=dds_env(domain), stderr=subprocess.PIPE, text=True)
-
-
-def random_domain() -> int:
-    return random.randint(1, 230)
 
 
 class OffboardClient:

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from tests.domains import random_domain
+
 pytest.importorskip("cflib", reason="cflib (bitcraze crazyflie-lib-python) is not installed")
 
 from deploy.msgs import (
@@ -30,7 +32,7 @@ from drivers.crazyflie_convert import ThrustCurve, thrust_to_command
 from drivers.crazyflie_link import FLIGHT_PARAMS, CrazyflieSession
 from drivers.fake_crazyflie import FakeCrazyflie
 from drivers.fake_crazyflie_link import RecordingLink
-from tests.drivers._px4_client import random_domain, wait_for
+from tests.drivers._px4_client import wait_for
 
 NS = "/cfb"
 _names = itertools.count()

@@ -18,6 +18,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.domains import random_domain
+
 pytest.importorskip("cflib", reason="cflib (bitcraze crazyflie-lib-python) is not installed")
 
 from deploy.msgs import BatteryState, PoseStamped, RateThrustCommand, TwistStamped, Vector3, make_header
@@ -26,7 +28,7 @@ from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from drivers.crazyflie_convert import load_thrust_curve, max_thrust, thrust_to_command
 from sim.quadrotor.actions import action_spec
 from sim.quadrotor.config import QuadrotorTaskCfg
-from tests.drivers._px4_client import ROOT, dds_env, random_domain, wait_for
+from tests.drivers._px4_client import ROOT, dds_env, wait_for
 from tests.drivers.test_px4_ctbr_sil import climb_and_hold
 
 MASS, G = 0.027, 9.81

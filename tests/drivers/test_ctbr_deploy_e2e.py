@@ -12,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from tests.domains import random_domain
 from tests.drivers._mavlink_client import free_udp_port, start_bridge, start_fake
-from tests.drivers._px4_client import dds_env, random_domain
+from tests.drivers._px4_client import dds_env
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "tests" / "data" / "hover_policy_ctbr.onnx"

@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.domains import random_domain
+
 dynamixel_sdk = pytest.importorskip("dynamixel_sdk")
 
 from deploy.articulated_wire import joint_command_msg  # noqa: E402
@@ -140,7 +142,7 @@ def test_bridge_arms_commands_and_disarms_over_dds(fake):
     transport = TransportConfig.from_mapping(None)
     bus = DynamixelBus(fake.port, JOINTS)
     names = [j.name for j in JOINTS]
-    with Ros2Node("dxl_test", domain_id=random.randint(1, 230), config=LOOPBACK_CONFIG) as node:
+    with Ros2Node("dxl_test", domain_id=random_domain(), config=LOOPBACK_CONFIG) as node:
         bridge = DynamixelBridge(node, transport, bus, "sim2real", command_timeout_s=0.3)
         t = transport.topic
         cmd = node.publisher(t("joint_command").name, JointCommand, t("joint_command").qos)

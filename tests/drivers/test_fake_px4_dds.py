@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.drivers._px4_client import HOVER_U, OffboardClient, random_domain, start_fake_px4, wait_for
+from tests.domains import random_domain
+from tests.drivers._px4_client import HOVER_U, OffboardClient, start_fake_px4, wait_for
 
 OFFBOARD, AUTO_LAND, ARMED, DISARMED = 14, 18, 2, 1
 CLOCK_OFFSET_S = 1000.0

@@ -22,7 +22,8 @@ from drivers.foreign_sil.common import (
     quat_z,
     rot_z,
 )
-from tests.drivers._px4_client import dds_env, random_domain
+from tests.domains import random_domain
+from tests.drivers._px4_client import dds_env
 from tests.drivers.test_ctbr_deploy_e2e import summary_of
 
 ROOT = Path(__file__).resolve().parents[2]

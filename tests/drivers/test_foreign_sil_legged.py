@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.domains import random_domain
+
 pytest.importorskip("pybullet")
 
 from deploy.articulated_wire import twist_msg
 from drivers.foreign_sil.pybullet_legged import PybulletLegged, pd_torque, saturate
 from sim.articulated.profile import load_profile
-from tests.drivers._px4_client import dds_env, random_domain
+from tests.drivers._px4_client import dds_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ROBOTS = ROOT / "launch" / "robots"

@@ -21,8 +21,9 @@ import numpy as np
 
 from deploy.msgs import BatteryState, MotorCommand, PoseStamped, RateThrustCommand, TwistStamped, Vector3, make_header
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
+from tests.domains import random_domain
 from tests.drivers._mavlink_client import free_udp_port, start_bridge, start_fake
-from tests.drivers._px4_client import random_domain, wait_for
+from tests.drivers._px4_client import wait_for
 from tests.drivers.test_px4_ctbr_sil import MASS, climb_and_hold
 
 G = 9.81

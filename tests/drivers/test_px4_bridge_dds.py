@@ -23,7 +23,8 @@ from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from drivers.px4_bridge import Px4Bridge
 from drivers.px4_convert import ThrottleCurve
 from drivers.px4_wire import PX4_COMMAND_QOS, PX4_QOS, MotorOptions, Px4Topics
-from tests.drivers._px4_client import random_domain, wait_for
+from tests.domains import random_domain
+from tests.drivers._px4_client import wait_for
 
 NS = "/br"
 OFFBOARD, POSCTL, AUTO_LAND, ARMED, DISARMED = 14, 2, 18, 2, 1

@@ -26,7 +26,8 @@ from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from drivers.px4_wire import PX4_QOS
 from sim.quadrotor.actions import action_spec
 from sim.quadrotor.config import QuadrotorTaskCfg
-from tests.drivers._px4_client import ROOT, dds_env, random_domain, start_fake_px4, wait_for
+from tests.domains import random_domain
+from tests.drivers._px4_client import ROOT, dds_env, start_fake_px4, wait_for
 
 MASS, G = 0.027, 9.81  # the simulator's Crazyflie (randomized around it in the fake: the integral takes that)
 MAX_THRUST = 4 * 3.16e-10 * 21702.0**2  # N

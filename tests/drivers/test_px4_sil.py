@@ -11,7 +11,8 @@ import sys
 
 import yaml
 
-from tests.drivers._px4_client import ROOT, RPM_MAX, dds_env, random_domain, start_fake_px4
+from tests.domains import random_domain
+from tests.drivers._px4_client import ROOT, RPM_MAX, dds_env, start_fake_px4
 
 POLICY = ROOT / "tests" / "data" / "hover_policy.onnx"
 

@@ -4,7 +4,6 @@ process over real DDS (loopback): what it publishes, how it takes commands, gain
 from __future__ import annotations
 
 import math
-import random
 import time
 
 import numpy as np
@@ -16,6 +15,7 @@ from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig, resolve
 from drivers.sim_articulated import SimulatedArticulatedRobot
 from drivers.sim_articulated_node import INJECT_TOPIC, ArticulatedNode
 from sim.randomization import RandomizationSpec
+from tests.domains import random_domain
 
 
 class Bench:
@@ -58,7 +58,7 @@ class Bench:
 
 @pytest.fixture
 def node():
-    with Ros2Node("sim_test", domain_id=random.randint(1, 230), config=LOOPBACK_CONFIG) as n:
+    with Ros2Node("sim_test", domain_id=random_domain(), config=LOOPBACK_CONFIG) as n:
         yield n
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -15,12 +14,13 @@ import pytest
 from deploy.msgs import MotorCommand, PoseStamped, make_header
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from sim.quadrotor.params import QuadrotorParams
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_simulated_robot_flies_on_commands_and_stops_when_they_stop():
-    domain = random.randint(1, 230)
+    domain = random_domain()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     # Open-loop commands: the ideal vehicle (at a fixed command the default's imperfect one may not lift, or tip)
     ideal = ROOT / "launch" / "randomization" / "crazyflie2_base.yaml"
@@ -76,7 +76,7 @@ def test_physics_time_keeps_pace_with_the_clock_and_stamps_each_state_with_it():
     less) time passed than the vehicle flew. Before, a late call advanced one step and stamped the send time."""
     from drivers.sim_robot import MAX_CATCH_UP, SimulatedQuadrotor
 
-    domain = random.randint(1, 230)
+    domain = random_domain()
     transport = TransportConfig.from_mapping({"namespace": f"/stamps{domain}"})
     with Ros2Node("sim", domain_id=domain, config=LOOPBACK_CONFIG, namespace=transport.namespace) as node:
         robot = SimulatedQuadrotor(node, transport, seed=0)
@@ -102,16 +102,21 @@ def test_physics_time_keeps_pace_with_the_clock_and_stamps_each_state_with_it():
         assert gaps[:3] == pytest.approx(physics[:3], abs=1e-6) and gaps[4] == pytest.approx(physics[4], abs=1e-6)
 
 
-def test_a_simulator_slower_than_real_time_gives_up_physics_time_instead_of_falling_behind():
+def test_a_simulator_slower_than_real_time_gives_up_physics_time_instead_of_falling_behind(monkeypatch):
     """Catching up stops after the compute budget (half a period by default): the rest of the due steps is given up,
-    so a slow simulator freezes for that long instead of spiralling ever further behind the clock."""
+    so a slow simulator freezes for that long instead of spiralling ever further behind the clock. The compute clock
+    is a fake one that each step moves by 3 ms (a real sleep overshoots on a loaded machine: the count then varies)."""
+    import drivers.vehicle
     from drivers.vehicle import PhysicsClock
 
+    compute = [0.0]
+    fake_time = type("FakeTime", (), {"monotonic": staticmethod(lambda: compute[0]), "time_ns": time.time_ns})
+    monkeypatch.setattr(drivers.vehicle, "time", fake_time)
     clock, steps = PhysicsClock(0.01, max_catch_up=10, budget_s=0.004), 0
 
     def slow_step() -> None:
         nonlocal steps
-        time.sleep(0.003)  # 3 ms a step: two fit the 4 ms budget, not three
+        compute[0] += 0.003  # 3 ms a step: two fit the 4 ms budget, not three
         steps += 1
 
     assert clock.advance(100.0, steps, slow_step) == 1

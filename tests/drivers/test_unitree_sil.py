@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from deploy.articulated_wire import JointOrder, joint_command_msg
 from deploy.msgs import Imu, JointCommand, JointState
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportConfig
 from sim.articulated.profile import load_profile
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 LYING = [0.0, 1.2, -2.65] * 4  # hips 0, thighs 1.2 rad, calves folded (launch/sim_a1.yaml's start pose)
@@ -88,7 +88,7 @@ def test_deploy_stands_the_go2_up_through_the_bridge_and_bad_crcs_are_dropped_on
     from drivers.unitree_convert import LowCmdFrame, MotorTargets
     from drivers.unitree_crc import with_crc
 
-    domain = random.randint(1, 230)
+    domain = random_domain()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     py, d = sys.executable, str(domain)
     sim = subprocess.Popen(

@@ -4,7 +4,6 @@ its CRC and a resting accelerometer's +g."""
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from drivers.unitree_convert import POS_STOP_F, VEL_STOP_F
 from drivers.unitree_crc import crc_ok
+from tests.domains import random_domain
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def sim():
     from sim.articulated.profile import load_profile
     from sim.randomization import RandomizationSpec
 
-    domain_id = random.randint(1, 230)
+    domain_id = random_domain()
     domain = Domain(domain_id, LOOPBACK_CONFIG)
     robot = SimulatedArticulatedRobot(
         "legged-walk", seed=0, profile=load_profile("go2"), randomization=RandomizationSpec({})
@@ -117,7 +117,7 @@ def test_truth_twist_is_the_base_velocity_in_the_base_frame(sim, monkeypatch):
     qvel[0, 0:3] = torch.tensor([0.0, 0.4, 0.0], dtype=qvel.dtype)
     qvel[0, 5] = 0.3  # yaw rate, body frame
     e.set_state(torch.tensor([0]), qpos, qvel)
-    domain = random.randint(1, 230)
+    domain = random_domain()
     topic = TransportConfig.from_mapping({"namespace": "/truth_test"}).topic("twist")
     monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK_CONFIG)
     with contextlib.ExitStack() as stack, Ros2Node("reader", domain_id=domain, config=LOOPBACK_CONFIG) as node:
@@ -154,7 +154,7 @@ def test_bridge_forwards_the_newest_of_queued_lowstates(monkeypatch):
 
     root = Path(__file__).resolve().parents[2]
     options, _ = load_bridge_options(str(root / "launch" / "unitree_go2_bridge.yaml"))
-    domain = random.randint(1, 230)
+    domain = random_domain()
     monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK_CONFIG)
     transport = TransportConfig.from_mapping(None)
     states = []

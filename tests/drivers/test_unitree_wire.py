@@ -4,7 +4,6 @@ layout the CRC covers, and a LowCmd written with our types read by a reader of U
 
 from __future__ import annotations
 
-import random
 import time
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import deploy.msgs.unitree as ours
 from drivers.unitree_convert import POS_STOP_F, VEL_STOP_F, LowCmdFrame, MotorTargets
 from drivers.unitree_crc import LOW_CMD, LOW_STATE, crc, crc32_mpeg2, crc_ok, pack, with_crc
+from tests.domains import random_domain
 
 U = pytest.importorskip("unitree_sdk2py.idl.unitree_go.msg.dds_", reason="Unitree's reference: make install")
 from unitree_sdk2py.utils.crc import CRC  # noqa: E402
@@ -133,7 +133,7 @@ def test_a_reader_of_unitrees_types_receives_our_lowcmd_over_dds():
     from deploy.transport import LOOPBACK_CONFIG
     from drivers.unitree_bridge import READER_QOS, WRITER_QOS
 
-    domain_id = random.randint(1, 230)
+    domain_id = random_domain()
     domain = Domain(domain_id, LOOPBACK_CONFIG)
     dp = DomainParticipant(domain_id)
     writer = DataWriter(dp, Topic(dp, "rt/lowcmd", ours.LowCmd_), WRITER_QOS)

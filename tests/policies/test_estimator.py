@@ -11,6 +11,7 @@ import torch
 from tensordict import TensorDict
 
 from policies.train_cfg import TrainConfigError
+from tests.domains import random_domain
 from tests.policies.test_export import C_RTOL, PARITY_ATOL, command_range, random_observations
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -121,7 +122,6 @@ def test_the_runtime_scores_the_policy_velocity_estimate_in_sil(tmp_path, monkey
     """`sim2real deploy --sil` with an estimator policy: the runtime compares the estimate the ONNX outputs with
     the simulated robot's published twist, and replay reproduces the logged actions."""
     import json
-    import random
 
     import yaml
 
@@ -131,7 +131,7 @@ def test_the_runtime_scores_the_policy_velocity_estimate_in_sil(tmp_path, monkey
 
     _trained(tmp_path)
     policy = export(tmp_path / "run", header=False)["onnx"]
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(1, 230)))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random_domain()))
     monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK_CONFIG)
     launch = Path(__file__).resolve().parents[2] / "launch"
     data = yaml.safe_load((launch / "sim_a1.yaml").read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 from deploy.msgs import Bool, Imu, String
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, TransportError
 from tests.deploy.transport._publisher import QOS
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def domain_id() -> int:
     """A random domain per test so concurrent test runs on this machine do not talk to each other."""
-    return random.randint(1, 230)
+    return random_domain()
 
 
 @pytest.fixture

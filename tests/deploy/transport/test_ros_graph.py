@@ -8,7 +8,6 @@ Ros2Node in another process over loopback, so USER_DATA and the graph messages g
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from deploy.transport.ros_graph import (
     ParticipantEntitiesInfo,
     parse_user_data,
 )
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[3]
 # Jazzy's own hashes (rosidl_generator_c output), not computed by the code under test.
@@ -67,7 +67,7 @@ with Ros2Node("graph_probe", namespace="/sim2real") as node:
 
 @pytest.fixture
 def domain_id() -> int:
-    return random.randint(1, 230)
+    return random_domain()
 
 
 class Observer:

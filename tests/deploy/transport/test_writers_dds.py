@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 from deploy.msgs import Imu
 from deploy.transport import LOOPBACK_CONFIG, Ros2Node, WriterInfo, foreign_writers
 from deploy.transport.writers import matched_handles
+from tests.domains import random_domain
 
 ROOT = Path(__file__).resolve().parents[3]
 TOPIC = "/test/writers"
@@ -28,7 +28,7 @@ TOPIC = "/test/writers"
 
 @pytest.fixture
 def domain_id() -> int:
-    return random.randint(1, 230)
+    return random_domain()
 
 
 @pytest.fixture
