@@ -117,11 +117,10 @@ def test_spoof_burst_far_away_lands_inside_the_geofence(tmp_path):
     track = poses(log, namespace)
     after = track[track[:, 0] > t_inject]
     assert np.hypot(after[:, 1], after[:, 2]).max() < GEOFENCE_M  # never flew towards the fake
-    # landed near the take-off point: within 0.75 m. With the position suspect nothing holds it: on this imperfect
-    # vehicle it drifts 0.3-0.4 m while it descends and lands 0.4-0.55 m out (measured). Not the centre-of-mass
-    # offset (the fallback's trim, deploy/safety/trim.py, learnt only ~4e-5 N m when the fault came in the hover) and
-    # not the disturbance force (scaled to 1e-12 N: the same landing point): the velocity is suspect with the pose,
-    # so the level descent cannot damp the ~0.28 m/s it moves at (docs/safety.md, "Trim").
+    # landed near the take-off point: within 0.75 m. It lands 0.4-0.55 m out (measured): the subscriptions are pinned
+    # at arming, so the position stays trusted, but the position-trusted fallback does not hold this imperfect vehicle
+    # when the fault comes in the climb: it sinks at once and drifts 0.3-0.45 m sideways (docs/safety.md, "Trim";
+    # the cause is open). Not the disturbance force (scaled to 1e-12 N: the same landing point).
     assert after[-1, 3] < 0.1 and np.hypot(after[-1, 1], after[-1, 2]) < 0.75, (after[0], after[-1])
     assert len(after) > 100  # the log records the state during FALLBACK
     ended = [m.msg.data for m in read_log(log).messages if m.topic == f"{namespace}/status"]
