@@ -37,7 +37,8 @@ def pytest_configure(config):
     # the same RMS to the last digit). Tests that need more threads set them and restore them.
     torch.set_num_threads(1)
     # A process started without a ROS_DOMAIN_ID of its own (a `sim2real deploy` a test runs with the inherited
-    # environment) would be on domain 0 on every pytest-xdist worker at once: give each worker its own default.
+    # environment) would be on domain 0 in both of `make test`'s pytest processes at once: give each its own default
+    # from its share (tests/domains.py).
     os.environ.setdefault("ROS_DOMAIN_ID", str(random_domain()))
 
 

@@ -22,7 +22,7 @@ def domain_share() -> tuple[int, int]:
     try:
         index, count = (int(x) for x in raw.split("/"))
     except ValueError:
-        raise ValueError(f"{SHARE_ENV}={raw!r}: expected 'k/n' with 0 <= k < n, e.g. 0/2") from None
+        index = count = 0  # refused below
     if not 0 <= index < count:
         raise ValueError(f"{SHARE_ENV}={raw!r}: expected 'k/n' with 0 <= k < n, e.g. 0/2")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
