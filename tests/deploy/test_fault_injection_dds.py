@@ -122,7 +122,9 @@ def test_spoof_burst_far_away_lands_inside_the_geofence(tmp_path):
     # when the fault comes in the climb: it sinks at once and drifts 0.3-0.45 m sideways (docs/safety.md, "Trim";
     # the cause is open). Not the disturbance force (scaled to 1e-12 N: the same landing point).
     assert after[-1, 3] < 0.1 and np.hypot(after[-1, 1], after[-1, 2]) < 0.75, (after[0], after[-1])
-    assert len(after) > 100  # the log records the state during FALLBACK
+    # the log records the state through the FALLBACK: a state every period (100 Hz) from the fault to the landing,
+    # however long that took (1.0-1.8 s measured: "> 100 states" failed when the landing took under 1 s)
+    assert after[-1, 0] - after[0, 0] > 0.5 and len(after) >= 0.9 * 100 * (after[-1, 0] - after[0, 0])
     ended = [m.msg.data for m in read_log(log).messages if m.topic == f"{namespace}/status"]
     assert ended and ended[-1].startswith("run ended: fallback complete"), ended
     assert code == 1 and not left_behind(namespace)
