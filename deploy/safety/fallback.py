@@ -113,9 +113,14 @@ class QuadrotorBehaviour:
         self.controller.level = None
         self.last_valid_s = now
         self.controller.trim_nm = self.trim.torque_nm()
+        self.controller.thrust_scale = self.trim.thrust_scale()
         if self.trim.enabled:
             log.info("fallback trim %s N m (roll, pitch, yaw) from %.2f s of steady flight",
                      np.array2string(self.controller.trim_nm, precision=6), self.trim.weight_s)  # fmt: skip
+        if self.trim.thrust_enabled:
+            log.info("fallback thrust x%.3f of nominal from %.2f s of flight", self.controller.thrust_scale,
+                     self.trim.thrust_weight_s)  # fmt: skip
+        self.controller.motors.sent(now, last_values)  # the policy's last command: the motors are modelled there
         if not trust.position:
             self._start_level(now, trust)
             return
@@ -135,6 +140,7 @@ class QuadrotorBehaviour:
     def fallback_command(
         self, now: float, state: StateSample | None, fresh: bool, last_values: np.ndarray, trust: Trust = TRUSTED
     ) -> ClassCommand:
+        self.controller.motors.sent(now, last_values)
         if not trust.position or self.controller.level is not None:
             return self._level_command(now, state, fresh, trust)
         measured = self._measured(state, fresh)
@@ -145,7 +151,7 @@ class QuadrotorBehaviour:
             return ClassCommand(np.zeros(4), done=True, reason=f"landed at z = {measured[0][2]:.3f} m, motors off")
         if self.controller.phase is not None and now > self.controller.touchdown_deadline_s():
             return ClassCommand(np.zeros(4), done=True, reason="landing timeout, motors off")
-        return ClassCommand(self.controller.command(now, *measured))
+        return ClassCommand(self.controller.command(now, *measured, stamp_s=state.stamp_s))
 
     def _level_command(self, now: float, state: StateSample | None, fresh: bool, trust: Trust) -> ClassCommand:
         """Position suspect: attitude, rates and (trusted) velocity only; the position is never read."""
@@ -171,7 +177,8 @@ class QuadrotorBehaviour:
                 reason=f"position suspect: no touchdown evidence after {self.limits.level_descent_max_s():.1f} s, "
                 "motors off",
             )
-        return ClassCommand(ctl.level_command(now, quat, rates, velocity), reason="position suspect: level, descend")
+        command = ctl.level_command(now, quat, rates, velocity, stamp_s=state.stamp_s)
+        return ClassCommand(command, reason="position suspect: level, descend")
 
 
 class JointBehaviour:

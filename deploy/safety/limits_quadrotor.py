@@ -28,9 +28,14 @@ class QuadrotorBody:
     max_rpm: float = 21666.4  # PWM 65535 via the same map
     #: command slew limit; full range in ~30 ms, faster than the motor (rise ~56 ms, RLtools): stops only jumps.
     max_rpm_rate_per_s: float = 400_000.0
+    #: motor time constants speeding up / slowing down [s] (launch/robots/crazyflie2.yaml: RLtools 2025 rise,
+    #: learning-to-fly 0.15 s): the fallback's motor model (quadrotor_control.py)
+    motor_tau_up_s: float = 0.056
+    motor_tau_down_s: float = 0.15
 
     def __post_init__(self) -> None:
         _positive(self, "mass_kg", "arm_length_m", "kf_n_per_rpm2", "km_m", "max_rpm", "max_rpm_rate_per_s")
+        _positive(self, "motor_tau_up_s", "motor_tau_down_s")
         inertia = tuple(float(v) for v in self.inertia_kg_m2)
         _require(
             len(inertia) == 3 and all(v > 0 for v in inertia),
@@ -119,6 +124,10 @@ class QuadrotorFallback:
     # a 3 mm centre-of-mass offset on a Crazyflie)
     trim_time_constant_s: float = 0.5
     trim_max_fraction: float = 0.1
+    # both interfaces: the fallback's collective thrust times the ratio of the policy's commanded thrust to what the
+    # nominal vehicle needed for the measured vertical acceleration (deploy/safety/trim.py), clamped to this range
+    # ((1, 1): none). The default randomization alone spans weight / thrust up to 1.41 (mass 1.2, kf 0.85).
+    thrust_scale_range: tuple[float, float] = (0.6, 1.6)
 
     def __post_init__(self) -> None:
         _positive(self, "descent_rate_m_s", "landed_height_m", "landing_timeout_margin_s", "blind_timeout_s")
@@ -129,6 +138,14 @@ class QuadrotorFallback:
             "quadrotor.fallback.trim_max_fraction",
             "a fraction of weight x lever arm in [0, 0.5]",
             self.trim_max_fraction,
+        )
+        scale_range = tuple(self.thrust_scale_range)
+        low, high = scale_range if len(scale_range) == 2 else (math.nan, math.nan)
+        _require(
+            0 < low <= 1.0 <= high < 10,
+            "quadrotor.fallback.thrust_scale_range",
+            "[low, high] with 0 < low <= 1 <= high (factors of the nominal thrust; [1, 1]: no thrust trim)",
+            self.thrust_scale_range,
         )
         _require(self.hover_s >= 0, "quadrotor.fallback.hover_s", "seconds >= 0", self.hover_s)
         _require(
@@ -145,10 +162,20 @@ class QuadrotorFallbackGains:
 
     position_freq_rad_s: float = 2.0
     position_damping: float = 1.0
-    attitude_freq_rad_s: float = 8.0  # stable in tests with motor lags 0.03-0.15 s
+    # attitude PD (rpm: with the motor lead and the torque observer below; docs/safety.md "Fallback on imperfect
+    # vehicles", measured with benchmarks/fallback_vehicles.py)
+    attitude_freq_rad_s: float = 8.0
     attitude_damping: float = 1.0
     yaw_rate_gain_1_s: float = 5.0  # yaw: damp the body rate only, heading is not held
     altitude_integral_gain_1_s3: float = 1.0  # integral of the altitude error; mass mismatch
+    # rpm: each motor is commanded f + gain (f - f_model) for a wanted thrust f, f_model the thrust a first-order lag
+    # with the body's motor time constants gives from the commands that left: the slow motors' lag, pushed ahead;
+    # 0: none
+    motor_lead_gain: float = 2.0
+    # rpm: time constant [s] of the torque observer: what the measured body rates' change leaves unexplained by the
+    # modelled motors' torque (a centre of mass off the rotors' centre, unequal rotors), cancelled; it starts from
+    # the trim (deploy/safety/trim.py). 0: trim only
+    torque_observer_s: float = 0.2
     max_tilt_cmd_rad: float = math.radians(20.0)  # commanded tilt limit while in fallback
 
     def __post_init__(self) -> None:
@@ -159,6 +186,18 @@ class QuadrotorFallbackGains:
             "quadrotor.gains.altitude_integral_gain_1_s3",
             ">= 0",
             self.altitude_integral_gain_1_s3,
+        )
+        _require(
+            math.isfinite(self.motor_lead_gain) and 0 <= self.motor_lead_gain <= 10,
+            "quadrotor.gains.motor_lead_gain",
+            "a number in [0, 10] (0: no motor lead)",
+            self.motor_lead_gain,
+        )
+        _require(
+            math.isfinite(self.torque_observer_s) and self.torque_observer_s >= 0,
+            "quadrotor.gains.torque_observer_s",
+            "seconds >= 0 (0: no torque observer)",
+            self.torque_observer_s,
         )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deploy.safety.limits import QuadrotorLimits
+from deploy.safety.quadrotor_motors import MotorModel
 
 GRAVITY_M_S2 = 9.81
 
@@ -35,6 +36,12 @@ def quat_to_rotation(quat_wxyz: np.ndarray) -> np.ndarray:
             [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
         ]
     )
+
+
+def trim_limit_nm(limits: QuadrotorLimits) -> float:
+    """The largest torque trim per axis [N m]: trim_max_fraction of weight x a motor's distance from each axis."""
+    lever = limits.body.arm_length_m / math.sqrt(2.0)
+    return limits.fallback.trim_max_fraction * limits.body.mass_kg * GRAVITY_M_S2 * lever
 
 
 class QuadrotorMixer:
@@ -78,9 +85,14 @@ class HoverDescendController:
         self.phase: _Phase | None = None
         # rpm: body torque [N m] (3,) added to the PD loop's, the one the policy held (deploy/safety/trim.py)
         self.trim_nm = np.zeros(3)
+        # rpm: the motors' lag, the lead and the torque observer (deploy/safety/quadrotor_motors.py)
+        self.motors = MotorModel(limits, self.mixer, trim_limit_nm(limits))
+        # factor on the collective thrust: the real vehicle's need over the nominal one's (deploy/safety/trim.py)
+        self.thrust_scale = 1.0
 
     def start(self, now: float, position_m: np.ndarray | None) -> None:
         """Latch the hold point. position_m: (3,) world metres, or None when unknown."""
+        self.motors.restart()
         if position_m is None:
             self.phase = _Phase(now, np.zeros(2), math.nan)
         else:
@@ -100,10 +112,14 @@ class HoverDescendController:
     def blind_command(self) -> np.ndarray:
         """Equal motor speeds (ctbr: zero rates) for blind_thrust_fraction of the weight: sinks without attitude
         control."""
-        thrust = self.limits.fallback.blind_thrust_fraction * self.limits.body.mass_kg * GRAVITY_M_S2
+        thrust = self.limits.fallback.blind_thrust_fraction * self.weight_n()
         if self.ctbr:
             return np.array([float(np.clip(thrust, 4 * self.min_thrust_n, 4 * self.max_thrust_n)), 0.0, 0.0, 0.0])
         return self.rpm(np.full(4, thrust / 4.0))
+
+    def weight_n(self) -> float:
+        """The vehicle's weight in the nominal thrust mapping [N]: the profile's times ``thrust_scale``."""
+        return self.thrust_scale * self.limits.body.mass_kg * GRAVITY_M_S2
 
     def landed(self, position_m: np.ndarray) -> bool:
         fb = self.limits.fallback
@@ -125,8 +141,10 @@ class HoverDescendController:
         velocity_m_s: np.ndarray,
         quat_wxyz: np.ndarray,
         rates_rad_s: np.ndarray,
+        stamp_s: float | None = None,
     ) -> np.ndarray:
-        """The command (4,) from a finite measured state. position/velocity: (3,) world; rates: (3,) body."""
+        """The command (4,) from a finite measured state. position/velocity: (3,) world; rates: (3,) body;
+        stamp_s: its measurement time [s] (None: now)."""
         if self.phase is None or not math.isfinite(self.phase.start_z_m):
             self.start(now, position_m)
         body, gains = self.limits.body, self.limits.gains
@@ -149,10 +167,17 @@ class HoverDescendController:
         if norm_xy > a_xy_max:
             accel[:2] *= a_xy_max / norm_xy
         accel[2] = float(np.clip(accel[2], -0.6 * GRAVITY_M_S2, 0.8 * GRAVITY_M_S2))
-        force = body.mass_kg * (accel + np.array([0.0, 0.0, GRAVITY_M_S2]))
-        return self.attitude_command(force, quat_wxyz, rates_rad_s)
+        force = self.thrust_scale * body.mass_kg * (accel + np.array([0.0, 0.0, GRAVITY_M_S2]))
+        return self.attitude_command(force, quat_wxyz, rates_rad_s, now, stamp_s)
 
-    def attitude_command(self, force_world_n: np.ndarray, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray) -> np.ndarray:
+    def attitude_command(
+        self,
+        force_world_n: np.ndarray,
+        quat_wxyz: np.ndarray,
+        rates_rad_s: np.ndarray,
+        now: float | None = None,
+        stamp_s: float | None = None,
+    ) -> np.ndarray:
         """The command (4,) that turns body z toward ``force_world_n`` (3,) [N] with the collective thrust
         projected on body z: per-motor RPM (PD on the attitude error and the body rates, yaw rate damped only, plus
         ``trim_nm``),
@@ -179,8 +204,8 @@ class HoverDescendController:
             return np.array([float(np.clip(collective, 4 * self.min_thrust_n, 4 * self.max_thrust_n)), *rates_sp])
         ang_acc = wa * wa * err_body - 2.0 * za * wa * np.asarray(rates_rad_s, dtype=float)
         ang_acc[2] = -gains.yaw_rate_gain_1_s * rates_rad_s[2]
-        torque = self.inertia * ang_acc + self.trim_nm
-        return self.rpm(self.mixer.thrusts(np.array([collective, *torque])))
+        torque = self.inertia * ang_acc + self.motors.compensation(now, rates_rad_s, stamp_s, self.trim_nm)
+        return self.rpm(self.motors.led(self.mixer.thrusts(np.array([collective, *torque]))))
 
 
 @dataclass
@@ -201,6 +226,7 @@ class LevelDescentController(HoverDescendController):
         self.level: _LevelPhase | None = None
 
     def start_level(self, now: float, last_trusted_z_m: float) -> None:
+        self.motors.restart()
         self.level = _LevelPhase(now, float(last_trusted_z_m))
 
     def deadline_s(self) -> float:
@@ -217,10 +243,16 @@ class LevelDescentController(HoverDescendController):
         return ld.open_loop_thrust_fraction if now - self.level.start_s < t_reach else ld.glide_thrust_fraction
 
     def level_command(
-        self, now: float, quat_wxyz: np.ndarray, rates_rad_s: np.ndarray, velocity_m_s: np.ndarray | None
+        self,
+        now: float,
+        quat_wxyz: np.ndarray,
+        rates_rad_s: np.ndarray,
+        velocity_m_s: np.ndarray | None,
+        stamp_s: float | None = None,
     ) -> np.ndarray:
         """The command (4,): level (horizontal velocity damped when trusted), descend. quat: (4,) body to
-        world; rates: (3,) body rad/s; velocity: (3,) world m/s, or None when it is not trusted."""
+        world; rates: (3,) body rad/s; velocity: (3,) world m/s, or None when it is not trusted; stamp_s: the
+        sample's measurement time [s] (None: now)."""
         ld, body = self.limits.level_descent, self.limits.body
         a_xy = np.zeros(2)
         if velocity_m_s is not None:
@@ -230,7 +262,8 @@ class LevelDescentController(HoverDescendController):
             if norm > a_max:
                 a_xy *= a_max / norm
         a_z = GRAVITY_M_S2 * self.thrust_fraction(now, velocity_m_s)
-        return self.attitude_command(body.mass_kg * np.array([a_xy[0], a_xy[1], a_z]), quat_wxyz, rates_rad_s)
+        force = self.thrust_scale * body.mass_kg * np.array([a_xy[0], a_xy[1], a_z])
+        return self.attitude_command(force, quat_wxyz, rates_rad_s, now, stamp_s)
 
     def touchdown(self, now: float, velocity_m_s: np.ndarray | None) -> bool:
         """Touchdown evidence without a trusted height: the vehicle descended (|vz| reached half the descent

@@ -117,14 +117,17 @@ def test_spoof_burst_far_away_lands_inside_the_geofence(tmp_path):
     track = poses(log, namespace)
     after = track[track[:, 0] > t_inject]
     assert np.hypot(after[:, 1], after[:, 2]).max() < GEOFENCE_M  # never flew towards the fake
-    # landed near the take-off point: within 0.75 m. It lands 0.4-0.55 m out (measured): the subscriptions are pinned
-    # at arming, so the position stays trusted, but the position-trusted fallback does not hold this imperfect vehicle
-    # when the fault comes in the climb: it sinks at once and drifts 0.3-0.45 m sideways (docs/safety.md, "Trim";
-    # the cause is open). Not the disturbance force (scaled to 1e-12 N: the same landing point).
-    assert after[-1, 3] < 0.1 and np.hypot(after[-1, 1], after[-1, 2]) < 0.75, (after[0], after[-1])
-    # the log records the state through the FALLBACK: a state every period (100 Hz) from the fault to the landing,
-    # however long that took (1.0-1.8 s measured: "> 100 states" failed when the landing took under 1 s)
-    assert after[-1, 0] - after[0, 0] > 0.5 and len(after) >= 0.9 * 100 * (after[-1, 0] - after[0, 0])
+    # the position-trusted fallback (the subscriptions are pinned at arming, so the position stays trusted) holds where
+    # the fault came, in the climb, on this imperfect vehicle (thrust x1.14-1.18 of the profile's, learnt in 0.7-1 s
+    # of flight; motor lead; torque observer: docs/safety.md), then descends and lands below it. Measured in 3
+    # flights: lost 0.01-0.12 m in the 1 s hold, landed 0.04-0.05 m from the fault point. Before (session 19): sank
+    # to the floor in 1-1.8 s and landed 0.3-0.45 m away.
+    hold = after[after[:, 0] < after[0, 0] + 1.0]
+    assert hold[:, 3].min() > after[0, 3] - 0.2, (after[0], hold[:, 3].min())
+    assert after[-1, 3] < 0.1 and np.hypot(*(after[-1, 1:3] - after[0, 1:3])) < 0.2, (after[0], after[-1])
+    # the log records the state through the FALLBACK: a state every period (100 Hz) from the fault to the landing
+    # (3.1-3.2 s measured: the 1 s hold and the descent at 0.3 m/s)
+    assert after[-1, 0] - after[0, 0] > 2.0 and len(after) >= 0.9 * 100 * (after[-1, 0] - after[0, 0])
     ended = [m.msg.data for m in read_log(log).messages if m.topic == f"{namespace}/status"]
     assert ended and ended[-1].startswith("run ended: fallback complete"), ended
     assert code == 1 and not left_behind(namespace)

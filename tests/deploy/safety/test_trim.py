@@ -67,6 +67,11 @@ def land(profile, spoof: bool, seconds: float = 12.0):
     return d, np.array(drift)
 
 
+def with_observer(profile, seconds: float):
+    q = profile.quadrotor
+    return replace(profile, quadrotor=replace(q, gains=replace(q.gains, torque_observer_s=seconds)))
+
+
 @pytest.mark.parametrize("spoof", [False, True])
 def test_the_trim_lands_an_offset_vehicle_where_it_was_and_without_it_it_drifts(spoof):
     profile = with_common(crazyflie_profile(), attitude_jump_rad=math.pi)
@@ -78,9 +83,16 @@ def test_the_trim_lands_an_offset_vehicle_where_it_was_and_without_it_it_drifts(
     expected = -np.cross(-np.array([*COM, 0.0]), [0.0, 0.0, weight])
     np.testing.assert_allclose(d.layer.behaviour.controller.trim_nm, expected, rtol=0.02, atol=2e-7)
     assert drift.max() < 0.1
-    d_off, drift_off = land(with_fallback(profile, trim_time_constant_s=0.0), spoof)
-    assert not d_off.layer.behaviour.controller.trim_nm.any()
-    assert drift_off.max() > 1.0  # without it the PD loop holds a tilt against the offset (14 deg at 1 mm)
+    # the trim alone (no torque observer) lands it there too: 0.05 / 0.02 m measured
+    _, drift_trim = land(with_observer(profile, 0.0), spoof)
+    assert drift_trim.max() < 0.1
+    # without the trim the observer learns the offset's torque in flight, after some drift (0.19 / 0.33 m measured)
+    d_obs, drift_obs = land(with_fallback(profile, trim_time_constant_s=0.0), spoof)
+    assert not d_obs.layer.behaviour.controller.trim_nm.any()
+    assert 0.1 < drift_obs.max() < 0.5
+    # with neither, the PD loop holds a tilt against the offset (14 deg at 1 mm) and flies away: 5.3 / 3.1 m
+    _, drift_off = land(with_observer(with_fallback(profile, trim_time_constant_s=0.0), 0.0), spoof)
+    assert drift_off.max() > 1.0
 
 
 def steady(t: float, tilt_rad: float = 0.0, z: float = 1.0, rates=(0.0, 0.0, 0.0)) -> StateSample:

@@ -1,0 +1,183 @@
+"""The quadrotor fallback controller on vehicles of the default randomization: crashes, height lost, drift.
+
+Each vehicle is drawn by the project's simulator from the default randomization (launch/randomization/
+crazyflie2_base.yaml: mass, inertia, kf, motor lags 0.012-0.11 s up and 0.026-0.26 s down, per-rotor thrust and lag
+factors, a centre of mass up to 1 mm off, thrust curve, battery sag, latency). It hovers level and still at 0.6 m
+on equal motor speeds that carry its weight (found by bisection): what a policy would command without the torque it
+holds against the vehicle's imperfections. Then the fallback controller (deploy/safety/quadrotor_control.py, quadrotor_motors.py) flies
+it for ``--seconds``: 1 s of hold, then the descent at 0.3 m/s. It reads the state ``delay`` control periods old
+(with that stamp), as a runtime reads a state that crossed a network, and its commands take the vehicle's own
+action latency on top.
+
+Configurations (``--configs``), each adding to the one before:
+- ``before``: the controller before session 20: nominal thrust, PD attitude loop, no motor model;
+- ``thrust``: + the thrust scale the layer learns in flight (here the vehicle's true one, deploy/safety/trim.py);
+- ``lead``: + the motor lead (``gains.motor_lead_gain``);
+- ``now``: + the torque observer (``gains.torque_observer_s``): the defaults.
+
+A crash: tilt beyond 60 deg at any time, or below 0.1 m in the hold. Prints one JSON object per configuration and
+delay. ``python benchmarks/fallback_vehicles.py --vehicles 96 --delays 0 1 2 3``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bridge_latency import cpu_model
+from deploy.safety import crazyflie_profile
+from deploy.safety.limits import QuadrotorLimits
+from deploy.safety.quadrotor_control import GRAVITY_M_S2, HoverDescendController
+from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
+from sim.quadrotor.env import QuadrotorEnv
+
+START_Z_M = 0.6
+CRASH_TILT_DEG = 60.0
+CRASH_HEIGHT_M = 0.1
+CONFIGS = ("before", "thrust", "lead", "now")
+
+
+def fallback_limits(config: str) -> tuple[QuadrotorLimits, bool]:
+    """The safety profile's quadrotor limits for ``config`` and whether its thrust scale is used."""
+    limits = crazyflie_profile().quadrotor
+    if config not in CONFIGS:
+        raise ValueError(f"unknown configuration {config!r}; expected one of {CONFIGS}")
+    gains = limits.gains
+    if config in ("before", "thrust"):
+        gains = replace(gains, motor_lead_gain=0.0, torque_observer_s=0.0)
+    elif config == "lead":
+        gains = replace(gains, torque_observer_s=0.0)
+    return replace(limits, gains=gains), config != "before"
+
+
+@dataclass
+class Vehicles:
+    """``n`` simulated vehicles (seeded) and the equal motor speed [RPM] (n,) that carries each one."""
+
+    env: QuadrotorEnv
+    hover_rpm: np.ndarray
+
+    @classmethod
+    def draw(cls, n: int, seed: int = 0) -> Vehicles:
+        cfg = QuadrotorTaskCfg()
+        cfg.episode_s = 1e6  # no episode ends: the vehicles fly until this script stops
+        cfg.init = InitCfg(0.0, 0.0, 0.0, 0.0)
+        cfg.termination.floor_m = -math.inf
+        cfg.termination.position_m = cfg.termination.speed_m_s = 1e3
+        cfg.termination.angular_velocity_rad_s = 1e3
+        vehicles = cls(QuadrotorEnv(cfg, n, seed=seed), np.zeros(n))
+        low, high = np.full(n, 5000.0), np.full(n, 21000.0)
+        for _ in range(18):  # bisection on the vertical speed after 50 ms at equal motor speeds
+            rpm = (low + high) / 2
+            vehicles.place(1.0, rpm)
+            for _ in range(5):
+                vehicles.step(np.repeat(rpm[:, None], 4, axis=1))
+            sinks = vehicles.env.state_rows("velocity")[:, 2].numpy() < 0
+            low, high = np.where(sinks, rpm, low), np.where(sinks, high, rpm)
+        vehicles.hover_rpm = (low + high) / 2
+        return vehicles
+
+    @property
+    def n(self) -> int:
+        return len(self.hover_rpm)
+
+    def place(self, z_m: float, rpm: np.ndarray) -> None:
+        """Level and still at height z_m, every rotor at ``rpm`` (n,)."""
+        n, env = len(rpm), self.env
+        env.set_state_rows("position", torch.tensor([[0.0, 0.0, z_m]]).repeat(n, 1))
+        env.set_state_rows("velocity", torch.zeros(n, 3))
+        env.set_state_rows("quaternion", torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1))
+        env.set_state_rows("angular_velocity", torch.zeros(n, 3))
+        env.set_state_rows("rotor_rpm", torch.as_tensor(np.repeat(rpm[:, None], 4, axis=1), dtype=torch.float32))
+
+    def step(self, rpm: np.ndarray) -> None:
+        action = self.env.action_spec.to_normalized(torch.as_tensor(rpm, dtype=torch.float32))
+        self.env.step(action)
+
+    def state(self) -> list[np.ndarray]:
+        """Position, velocity (n, 3) world; quaternion (n, 4) wxyz; body rates (n, 3)."""
+        names = ("position", "velocity", "quaternion", "angular_velocity")
+        return [self.env.state_rows(name).numpy().astype(float) for name in names]
+
+    def thrust_scale(self, limits: QuadrotorLimits) -> np.ndarray:
+        """(n,) the weight-carrying thrust in the nominal mapping over the profile's weight: what the layer learns."""
+        body = limits.body
+        return 4 * body.kf_n_per_rpm2 * self.hover_rpm**2 / (body.mass_kg * GRAVITY_M_S2)
+
+
+def fly(vehicles: int, seed: int, config: str, delay: int, seconds: float = 2.0) -> dict:
+    """Fallbacks of ``vehicles`` vehicles drawn with ``seed`` (drawn again for each call: a vehicle's battery,
+    disturbances and noise move on while it flies, so the same draw gives the same flight whatever ran before) under
+    ``config``, with the state ``delay`` periods old; metrics as a dict."""
+    limits, scaled = fallback_limits(config)
+    vehicles = Vehicles.draw(vehicles, seed)
+    period = 0.01
+    controllers = [HoverDescendController(limits) for _ in range(vehicles.n)]
+    scales = vehicles.thrust_scale(limits) if scaled else np.ones(vehicles.n)
+    sent = np.repeat(vehicles.hover_rpm[:, None], 4, axis=1)
+    for controller, scale in zip(controllers, scales):
+        controller.thrust_scale = float(scale)
+    vehicles.place(START_Z_M, vehicles.hover_rpm)
+    history, heights, tilts, drifts = [], [], [], []
+    for k in range(round(seconds / period)):
+        now = k * period
+        history.append(vehicles.state())
+        seen = max(0, k - delay)
+        p, v, q, w = history[seen]
+        command = np.empty((vehicles.n, 4))
+        for i, controller in enumerate(controllers):
+            controller.motors.sent(now, sent[i])
+            command[i] = controller.command(now, p[i], v[i], q[i], w[i], stamp_s=seen * period)
+        vehicles.step(command)
+        sent = command
+        position, quat = history[-1][0], history[-1][2]
+        heights.append(position[:, 2])
+        drifts.append(np.hypot(position[:, 0], position[:, 1]))
+        tilts.append(np.degrees(np.arccos(np.clip(1 - 2 * (quat[:, 1] ** 2 + quat[:, 2] ** 2), -1.0, 1.0))))
+    heights, tilts, drifts = np.array(heights), np.array(tilts), np.array(drifts)
+    hold = round(limits.fallback.hover_s / period)
+    crashed = (tilts.max(0) > CRASH_TILT_DEG) | (heights[:hold].min(0) < CRASH_HEIGHT_M)
+    lost = START_Z_M - heights[:hold].min(0)
+
+    def quantiles(x: np.ndarray) -> list[float]:
+        return [round(float(np.percentile(x, 50)), 3), round(float(np.percentile(x, 90)), 3)]
+
+    return {
+        "config": config,
+        "delay_periods": delay,
+        "vehicles": vehicles.n,
+        "crash_percent": round(100.0 * float(crashed.mean()), 1),
+        "max_tilt_deg_p50_p90": quantiles(tilts.max(0)),
+        "height_lost_in_hold_m_p50_p90": quantiles(lost),
+        "drift_at_hold_end_m_p50_p90": quantiles(drifts[hold - 1]),
+        "drift_at_end_m_p50_p90": quantiles(drifts[-1]),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--vehicles", type=int, default=96)
+    ap.add_argument("--delays", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--seed", type=int, default=123)
+    args = ap.parse_args()
+    if args.vehicles < 1 or min(args.delays) < 0 or args.seconds <= 1.0:
+        ap.error("--vehicles >= 1, --delays >= 0 and --seconds > 1 (the hold is 1 s)")
+    for delay in args.delays:
+        for config in args.configs:
+            result = fly(args.vehicles, args.seed, config, delay, args.seconds)
+            print(json.dumps({**result, "cpu": cpu_model()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
