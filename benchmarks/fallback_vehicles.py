@@ -17,6 +17,11 @@ Configurations (``--configs``), each adding to the one before:
 
 A crash: tilt beyond 60 deg at any time, or below 0.1 m in the hold. Prints one JSON object per configuration and
 delay. ``python benchmarks/fallback_vehicles.py --vehicles 96 --delays 0 1 2 3``
+
+``--sil 0 1 2 3 4 5``: instead, real flights over DDS (``sim2real deploy --sil``, the SIL vehicle of each seed, the
+committed hover policy) with a spoofer's burst 2 s after arming, in the climb (the flight of
+tests/deploy/test_fault_injection_dds.py), each seed with the fallback of ``before`` and of ``now``; per flight: the
+height lost in the 1 s hold, how far from the fault point it landed, its largest distance from it.
 """
 
 from __future__ import annotations
@@ -163,6 +168,57 @@ def fly(vehicles: int, seed: int, config: str, delay: int, seconds: float = 2.0)
     }
 
 
+def sil_flight(seed: int, config: str) -> dict:
+    """One spoof-burst flight of SIL vehicle ``seed`` with the fallback of ``config`` ("before" or "now")."""
+    import tempfile
+
+    import yaml
+
+    from tests.deploy.test_fault_injection_dds import (
+        dds_env,
+        deploy,
+        finish,
+        injected_at,
+        ns,
+        poses,
+        spoof,
+        write_profile,
+    )
+    from tests.domains import random_domain
+
+    with tempfile.TemporaryDirectory() as tmp:
+        namespace, env = ns(), dds_env(random_domain())
+        path = write_profile(Path(tmp), namespace)
+        doc = yaml.safe_load(path.read_text())
+        doc["sil"]["seed"] = seed
+        if config == "before":
+            doc["safety"]["quadrotor"] = {
+                "fallback": {"thrust_scale_range": [1.0, 1.0]},
+                "gains": {"motor_lead_gain": 0.0, "torque_observer_s": 0.0},
+            }
+        path.write_text(yaml.safe_dump(doc))
+        log = Path(tmp) / "run.mcap"
+        proc = deploy(path, log, env)
+        t_inject = injected_at(spoof("far", namespace, env, delay_s=2.0))
+        _, summary, err = finish(proc)
+        track = poses(log, namespace)
+    after = track[track[:, 0] > t_inject]
+    if len(after) < 2:
+        return {"seed": seed, "config": config, "error": err[-500:]}
+    hold = after[after[:, 0] < after[0, 0] + 1.0]
+    from_fault = np.hypot(after[:, 1] - after[0, 1], after[:, 2] - after[0, 2])
+    return {
+        "seed": seed,
+        "config": config,
+        "end": summary.get("transitions", ["?"])[-1].split("]: ")[-1],
+        "fault_z_m": round(float(after[0, 3]), 3),
+        "height_lost_in_hold_m": round(float(after[0, 3] - hold[:, 3].min()), 3),
+        "landed_from_fault_m": round(float(from_fault[-1]), 3),
+        "max_from_fault_m": round(float(from_fault.max()), 3),
+        "fallback_s": round(float(after[-1, 0] - after[0, 0]), 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vehicles", type=int, default=96)
@@ -170,7 +226,13 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--sil", type=int, nargs="+", metavar="SEED", help="SIL flights over DDS of these vehicle seeds")
     args = ap.parse_args()
+    if args.sil:
+        for seed in args.sil:
+            for config in ("before", "now"):
+                print(json.dumps({**sil_flight(seed, config), "cpu": cpu_model()}), flush=True)
+        return
     if args.vehicles < 1 or min(args.delays) < 0 or args.seconds <= 1.0:
         ap.error("--vehicles >= 1, --delays >= 0 and --seconds > 1 (the hold is 1 s)")
     for delay in args.delays:
