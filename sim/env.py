@@ -2,21 +2,32 @@
 
 ``step(actions[N, A]) -> (obs: TensorDict{"policy", "critic"}, reward[N], done[N], extras)`` where
 ``extras["time_outs"]`` marks episodes cut by the time limit (bootstrapped by PPO) as opposed to failures.
+
+The envs implement rsl_rl's ``VecEnv`` interface without subclassing it (rsl_rl checks no type; tests/sim/
+test_vec_env_contract.py checks the interface): ``rsl_rl.env`` imports tensordict, which imports torch._dynamo
+(~2 s of CPU), and a process that steps the simulator without reading observations through rsl_rl, the SIL robot
+before every flight, should not pay for that. tensordict is imported where observations are packed.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from rsl_rl.env import VecEnv
-from tensordict import TensorDict
 
 from sim.obs_spec import ObsSpec
+
+if TYPE_CHECKING:
+    from tensordict import TensorDict
 
 OBS_GROUPS = {"actor": ["policy"], "critic": ["policy", "critic", "privileged"]}  # asymmetric actor-critic for rsl_rl
 
 
-class BatchedEnv(VecEnv):
+class BatchedEnv:
     """Bookkeeping common to all tasks; subclasses implement :meth:`step` and :meth:`reset`."""
+
+    #: False: observation groups come as a plain dict of tensors and tensordict is never imported (the SIL robot)
+    tensordict_observations: bool = True
 
     obs_spec: ObsSpec  # the actor's ("policy") layout, carried by the exported model
     critic_spec: ObsSpec  # privileged terms appended for the critic
@@ -40,8 +51,17 @@ class BatchedEnv(VecEnv):
         return self._obs
 
     def _pack_obs(self, policy: torch.Tensor, critic: torch.Tensor) -> TensorDict:
-        self._obs = TensorDict({"policy": policy, "critic": critic}, batch_size=[self.num_envs], device=self.device)
+        self._obs = self._groups({"policy": policy, "critic": critic})
         return self._obs
+
+    def _groups(self, groups: dict[str, torch.Tensor]) -> TensorDict:
+        """The observation groups as rsl_rl reads them (a TensorDict of (num_envs, ...) tensors); a plain dict when
+        ``tensordict_observations`` is off."""
+        if not self.tensordict_observations:
+            return groups
+        from tensordict import TensorDict
+
+        return TensorDict(groups, batch_size=[self.num_envs], device=self.device)
 
     def check_actions(self, actions: torch.Tensor) -> torch.Tensor:
         if actions.shape != (self.num_envs, self.num_actions):

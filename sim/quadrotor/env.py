@@ -15,9 +15,13 @@ terminations), the resets of the envs that finished (:mod:`~sim.quadrotor.reset_
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from tensordict import TensorDict
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from tensordict import TensorDict
 
 from sim.env import BatchedEnv
 from sim.obs_spec import split_history
@@ -55,9 +59,11 @@ class QuadrotorEnv(ParamTable, Resets, TorchStep, NativeBackend, BatchedEnv):
         seed: int = 0,
         compile: bool | None = None,
         native: bool | None = None,
+        tensordict_observations: bool = True,
     ):
         check_terms(cfg.reward.terms)
         super().__init__(num_envs, 4, cfg.max_episode_length, device, cfg)
+        self.tensordict_observations = tensordict_observations
         self.generator = generator if generator is not None else torch.Generator(self.device).manual_seed(seed)
         if self.generator.device != self.device:
             raise ValueError(
@@ -205,7 +211,7 @@ class QuadrotorEnv(ParamTable, Resets, TorchStep, NativeBackend, BatchedEnv):
     def _obs_groups(self, both: Tensor) -> TensorDict:
         policy, critic = (x.T for x in both.split([self.base_obs_spec.dim, self.critic_spec.dim]))
         groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
-        return TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        return self._groups(groups)
 
     # ------------------------------------------------------------------ views
     def state_rows(self, name: str) -> Tensor:

@@ -10,10 +10,13 @@ backends. A part of :class:`sim.quadrotor.env.QuadrotorEnv`.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
-from tensordict import TensorDict
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from tensordict import TensorDict
 
 from sim.quadrotor.dynamics import STATE_DIM, Body
 from sim.quadrotor.native import NativeStep, load_kernel, padded_empty
@@ -118,4 +121,4 @@ class NativeBackend:
     def _native_obs(self) -> TensorDict:
         policy, critic = self._native.groups  # policy: base observation and history, a view of the kernel's ring
         groups = {"policy": policy, "critic": critic, "privileged": self.privileged}
-        return TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        return self._groups(groups)
