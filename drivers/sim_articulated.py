@@ -47,7 +47,7 @@ class SimulatedArticulatedRobot:
         if profile is not None:
             cfg.params = profile
         cfg.episode_s = 1e6  # the robot does not reset itself
-        self.env = make_env(task, 1, seed=seed, cfg=cfg)
+        self.env = make_env(task, 1, seed=seed, cfg=cfg, tensordict_observations=False)  # no tensordict (sim/env.py)
         self.profile = self.env.profile
         j = self.profile.joints
         self._kp_nominal = torch.tensor(j.kp_nm_per_rad)

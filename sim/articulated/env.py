@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from tensordict import TensorDict
 from torch import Tensor
 
 from sim.action_spec import ActionSpec
@@ -28,6 +28,9 @@ from sim.env import BatchedEnv
 from sim.obs_spec import ObsSpec, ObsTerm, split_history
 from sim.randomization import RandomizationSpec
 from sim.sampling import sample_params
+
+if TYPE_CHECKING:
+    from tensordict import TensorDict
 
 
 @dataclass
@@ -86,9 +89,11 @@ class ArticulatedEnv(BatchedEnv):
         seed: int = 0,
         compile: bool | None = None,
         engine: str | None = None,
+        tensordict_observations: bool = True,
     ):
         profile = cfg.params
         super().__init__(num_envs, profile.joints.dim, cfg.max_episode_length, device, cfg)
+        self.tensordict_observations = tensordict_observations  # False: plain dicts (sim/env.py; the SIL node)
         self.generator = generator if generator is not None else torch.Generator(self.device).manual_seed(seed)
         self.profile = profile
         self.model = load_model(profile)
@@ -340,10 +345,8 @@ class ArticulatedEnv(BatchedEnv):
         # policy_now: the newest observation without the history (a view), for a critic that has no use for the
         # actor's history (the Go2 variant's obs_groups; the history would widen the critic's first layer 6x)
         policy_now = policy[:, : self.base_obs_spec.dim]
-        self._obs = TensorDict(
-            {"policy": policy, "policy_now": policy_now, "critic": critic, "privileged": privileged},
-            batch_size=[self.num_envs],
-            device=self.device,
+        self._obs = self._groups(
+            {"policy": policy, "policy_now": policy_now, "critic": critic, "privileged": privileged}
         )
         return self._obs
 

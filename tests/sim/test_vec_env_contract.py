@@ -1,6 +1,6 @@
 """The envs implement rsl_rl's VecEnv interface without subclassing it (sim/env.py says why): every registered
 task's env class has VecEnv's abstract methods and attributes and returns TensorDict observations; the SIL robot's
-env returns plain dicts, and its process never imports tensordict (or torch._dynamo, which tensordict imports)."""
+envs (quadrotor and articulated) return plain dicts, and their processes never import tensordict (or torch._dynamo, which tensordict imports)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_every_task_env_has_the_vec_env_interface_and_returns_tensordicts(task):
     assert isinstance(obs, TensorDict) and reward.shape == done.shape == (2,) and "time_outs" in extras
 
 
-def test_the_sil_robots_env_steps_without_tensordict_in_its_process():
+def test_the_sil_robots_envs_step_without_tensordict_in_their_process():
     code = """
 import sys, torch
 import drivers.sim_robot
@@ -40,6 +40,11 @@ from sim.quadrotor.env import QuadrotorEnv
 env = QuadrotorEnv(QuadrotorTaskCfg(), 1, seed=0, tensordict_observations=False)
 obs, *_ = env.step(torch.zeros(1, 4))
 assert type(obs) is dict and sorted(obs) == ["critic", "policy", "privileged"], obs
+import drivers.sim_articulated
+from sim.tasks import make_env
+legged = make_env("legged-walk", 1, tensordict_observations=False)
+obs, *_ = legged.step(torch.zeros(1, legged.num_actions))
+assert type(obs) is dict and "policy" in obs, obs
 loaded = [m for m in sys.modules if m == "tensordict" or m.startswith(("tensordict.", "torch._dynamo"))]
 print(loaded)
 """
