@@ -26,14 +26,17 @@ OBS_GROUPS = {"actor": ["policy"], "critic": ["policy", "critic", "privileged"]}
 class BatchedEnv:
     """Bookkeeping common to all tasks; subclasses implement :meth:`step` and :meth:`reset`."""
 
-    #: False: observation groups come as a plain dict of tensors and tensordict is never imported (the SIL robot)
-    tensordict_observations: bool = True
-
     obs_spec: ObsSpec  # the actor's ("policy") layout, carried by the exported model
     critic_spec: ObsSpec  # privileged terms appended for the critic
 
     def __init__(
-        self, num_envs: int, num_actions: int, max_episode_length: int, device: str | torch.device, cfg: object
+        self,
+        num_envs: int,
+        num_actions: int,
+        max_episode_length: int,
+        device: str | torch.device,
+        cfg: object,
+        tensordict_observations: bool = True,
     ):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
@@ -42,6 +45,8 @@ class BatchedEnv:
         self.max_episode_length = int(max_episode_length)
         self.device = torch.device(device)
         self.cfg = cfg
+        # False: observation groups come as a plain dict of tensors and tensordict is never imported (the SIL robots)
+        self.tensordict_observations = tensordict_observations
         self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self._obs: TensorDict | None = None
 

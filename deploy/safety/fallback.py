@@ -120,7 +120,7 @@ class QuadrotorBehaviour:
         if self.trim.thrust_enabled:
             log.info("fallback thrust x%.3f of nominal from %.2f s of flight", self.controller.thrust_scale,
                      self.trim.thrust_weight_s)  # fmt: skip
-        self.controller.motors.sent(now, last_values)  # the policy's last command: the motors are modelled there
+        self.controller.motors.restart(now, last_values)  # a new model, the motors at the policy's last command
         if not trust.position:
             self._start_level(now, trust)
             return

@@ -29,7 +29,7 @@ class QuadrotorBody:
     #: command slew limit; full range in ~30 ms, faster than the motor (rise ~56 ms, RLtools): stops only jumps.
     max_rpm_rate_per_s: float = 400_000.0
     #: motor time constants speeding up / slowing down [s] (launch/robots/crazyflie2.yaml: RLtools 2025 rise,
-    #: learning-to-fly 0.15 s): the fallback's motor model (quadrotor_control.py)
+    #: learning-to-fly 0.15 s): the fallback's motor model (quadrotor_motors.py)
     motor_tau_up_s: float = 0.056
     motor_tau_down_s: float = 0.15
 

@@ -92,7 +92,6 @@ class HoverDescendController:
 
     def start(self, now: float, position_m: np.ndarray | None) -> None:
         """Latch the hold point. position_m: (3,) world metres, or None when unknown."""
-        self.motors.restart()
         if position_m is None:
             self.phase = _Phase(now, np.zeros(2), math.nan)
         else:
@@ -226,7 +225,6 @@ class LevelDescentController(HoverDescendController):
         self.level: _LevelPhase | None = None
 
     def start_level(self, now: float, last_trusted_z_m: float) -> None:
-        self.motors.restart()
         self.level = _LevelPhase(now, float(last_trusted_z_m))
 
     def deadline_s(self) -> float:

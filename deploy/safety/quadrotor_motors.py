@@ -36,15 +36,18 @@ class MotorModel:
         self.min_thrust_n = body.kf_n_per_rpm2 * body.min_rpm**2
         self.max_thrust_n = body.kf_n_per_rpm2 * body.max_rpm**2
         self.torque_limit_nm = torque_limit_nm
+        self.restart()
+
+    def restart(self, now: float | None = None, rpm: np.ndarray | None = None) -> None:
+        """Forget everything (a new fallback): the compensation starts again from the trim; with ``rpm`` (4,), the
+        command that left last (the policy's), the motors are modelled at it from ``now`` [s]."""
         self.thrust_n: np.ndarray | None = None  # (4,) modelled motor thrusts now [N]; None: unknown
         self._last_s: float | None = None
         self._history: list[tuple[float, np.ndarray]] = []  # (time [s], modelled motor torque (3,) [N m])
-        self.restart()
-
-    def restart(self) -> None:
-        """A new fallback: the compensation starts again from the trim."""
         self.compensation_nm: np.ndarray | None = None
         self._observer_last: tuple[float, np.ndarray] | None = None
+        if rpm is not None:
+            self.sent(now, rpm)
 
     def sent(self, now: float, rpm: np.ndarray) -> None:
         """Advance the model to ``now`` [s] with the command (4,) RPM that left the runtime since the last call
@@ -62,7 +65,7 @@ class MotorModel:
             tau = np.where(sent > self.thrust_n, body.motor_tau_up_s, body.motor_tau_down_s)
             self.thrust_n = self.thrust_n + (1.0 - np.exp(-dt / tau)) * (sent - self.thrust_n)
         self._last_s = now
-        self._history = [h for h in self._history if h[0] > now - self.HISTORY_S]
+        self._history = [h for h in self._history if now - self.HISTORY_S < h[0] < now]  # one entry per time
         self._history.append((now, self.mixer.wrench(self.thrust_n)[1:]))
 
     def led(self, thrusts_n: np.ndarray) -> np.ndarray:

@@ -85,14 +85,6 @@ class TrimEstimator:
             return None
         return p[2] - self.limits.fallback.ground_z_m, tilt, float(np.abs(w).max()), float(v[2])
 
-    def steady(self, state) -> bool:
-        """The sample shows steady flight: finite, off the floor, tilt and body rates small."""
-        flight = self._flight(state)
-        if flight is None:
-            return False
-        height, tilt, rate, _ = flight
-        return tilt < self.MAX_TILT_RAD and rate < self.MAX_RATE_RAD_S and height > self.MIN_HEIGHT_M
-
     def observe(self, now: float, state, fresh: bool, values: np.ndarray) -> None:
         """One cycle of ACTIVE flight: the state the command was computed on and the command (4,) that left (RPM,
         or ctbr thrust [N] and rates)."""
@@ -105,17 +97,17 @@ class TrimEstimator:
         if flight is None:
             return
         height, tilt, rate, vz = flight
+        if height <= self.MIN_HEIGHT_M:  # on or near the floor: its contact carries the vehicle, not the thrust
+            return
         dt = min(max(now - last, 0.0), 0.1)
         tau = self.limits.fallback.trim_time_constant_s
         thrusts = self.limits.body.kf_n_per_rpm2 * command * command if self.rpm else None
-        if self.enabled and tilt < self.MAX_TILT_RAD and rate < self.MAX_RATE_RAD_S and height > self.MIN_HEIGHT_M:
+        if self.enabled and tilt < self.MAX_TILT_RAD and rate < self.MAX_RATE_RAD_S:  # steady flight
             self.weight_s += dt
             # the average of the first weight_s seconds, then an exponential one with the profile's time constant
             alpha = dt / min(self.weight_s, tau) if self.weight_s > 0 else 0.0
             self.average_nm += alpha * (self.mixer.wrench(thrusts)[1:] - self.average_nm)
         if not (self.thrust_enabled and tilt < self.THRUST_MAX_TILT_RAD and rate < self.THRUST_MAX_RATE_RAD_S):
-            return
-        if height <= self.MIN_HEIGHT_M:
             return
         self._last_vz = vz
         if last_vz is None or dt <= 0:  # the acceleration needs the last cycle's velocity

@@ -92,8 +92,7 @@ class ArticulatedEnv(BatchedEnv):
         tensordict_observations: bool = True,
     ):
         profile = cfg.params
-        super().__init__(num_envs, profile.joints.dim, cfg.max_episode_length, device, cfg)
-        self.tensordict_observations = tensordict_observations  # False: plain dicts (sim/env.py; the SIL node)
+        super().__init__(num_envs, profile.joints.dim, cfg.max_episode_length, device, cfg, tensordict_observations)
         self.generator = generator if generator is not None else torch.Generator(self.device).manual_seed(seed)
         self.profile = profile
         self.model = load_model(profile)

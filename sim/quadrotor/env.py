@@ -62,8 +62,7 @@ class QuadrotorEnv(ParamTable, Resets, TorchStep, NativeBackend, BatchedEnv):
         tensordict_observations: bool = True,
     ):
         check_terms(cfg.reward.terms)
-        super().__init__(num_envs, 4, cfg.max_episode_length, device, cfg)
-        self.tensordict_observations = tensordict_observations
+        super().__init__(num_envs, 4, cfg.max_episode_length, device, cfg, tensordict_observations)
         self.generator = generator if generator is not None else torch.Generator(self.device).manual_seed(seed)
         if self.generator.device != self.device:
             raise ValueError(
