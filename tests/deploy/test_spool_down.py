@@ -77,7 +77,11 @@ def test_a_policy_holding_hover_thrust_on_the_floor_still_lands(sim_robot, spool
     domain, _ = sim_robot
     profile = crazyflie_profile()
     touchdown = replace(profile.quadrotor.touchdown, spool_down_s=spool_down_s)
-    profile = replace(profile, quadrotor=replace(profile.quadrotor, touchdown=touchdown))
+    # the consistency gate is opened for velocity: on a busy machine the SIL robot's touchdown on the floor (it zeroes
+    # the velocity at contact) was seen twice in full `make test` runs as a 1.36-1.44 m/s jump in one sample, a
+    # FALLBACK before the one this test is about (the gate has its own tests)
+    consistency = replace(profile.quadrotor.consistency, velocity_jump_m_s=5.0)
+    profile = replace(profile, quadrotor=replace(profile.quadrotor, touchdown=touchdown, consistency=consistency))
     plan = FlightPlan(height_m=0.5, climb_rate_m_s=0.5, hover_s=1.0, descent_rate_m_s=0.5)
     with Ros2Node("deploy", domain_id=domain, config=LOOPBACK_CONFIG) as node:
         transport = TransportConfig.from_mapping(None)
