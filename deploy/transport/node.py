@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from cyclonedds.core import DDSException, InstanceState, ReadCondition, SampleState, ViewState, WaitSet
-from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.domain import DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.qos import Policy, Qos
 from cyclonedds.sub import DataReader
@@ -28,6 +28,7 @@ from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
 from deploy.msgs import message_info
+from deploy.transport import domains
 from deploy.transport.config import resolve_domain_id
 from deploy.transport.dispatch import CallbackThread
 from deploy.transport.errors import TransportError
@@ -291,10 +292,14 @@ class Ros2Node:
         self.domain_id = resolve_domain_id(domain_id)
         self.enclave = enclave
         ppant_qos = participant_qos(enclave) if enclave is not None else None  # checks the enclave first
+        self._shares_domain = config is not None
+        if self._shares_domain:
+            domains.acquire(self.domain_id, config)  # nodes in one process with the same XML share the domain
         try:
-            self._domain = Domain(self.domain_id, config) if config is not None else None
             self._participant = DomainParticipant(self.domain_id, qos=ppant_qos)
         except DDSException as err:
+            if self._shares_domain:
+                domains.release(self.domain_id)
             raise TransportError(
                 f"could not create a DDS participant on domain {self.domain_id}: {err}. Check the Cyclone DDS "
                 "XML (config argument or CYCLONEDDS_URI) and that the network interface it names exists."
@@ -384,9 +389,8 @@ class Ros2Node:
         self._topics.clear()
         # Deleting the participant deletes its topics, readers, writers and wait sets in Cyclone DDS.
         self._participant.__del__()
-        if self._domain is not None:
-            self._domain.__del__()
-            self._domain = None
+        if self._shares_domain:
+            domains.release(self.domain_id)
 
     def __enter__(self) -> Ros2Node:
         return self

@@ -17,21 +17,21 @@ from tests.domains import random_domain
 
 @pytest.fixture(scope="module")
 def sim():
-    from cyclonedds.domain import Domain, DomainParticipant
+    from cyclonedds.domain import DomainParticipant
 
-    from deploy.transport import LOOPBACK_CONFIG
+    from deploy.transport import LOOPBACK_CONFIG, domains
     from drivers.sim_articulated import SimulatedArticulatedRobot
     from drivers.sim_unitree import SimGo2
     from sim.articulated.profile import load_profile
     from sim.randomization import RandomizationSpec
 
     domain_id = random_domain()
-    domain = Domain(domain_id, LOOPBACK_CONFIG)
+    domains.acquire(domain_id, LOOPBACK_CONFIG)  # shared with a test's node that draws the same domain
     robot = SimulatedArticulatedRobot(
         "legged-walk", seed=0, profile=load_profile("go2"), randomization=RandomizationSpec({})
     )
     yield SimGo2(DomainParticipant(domain_id), robot)
-    del domain
+    domains.release(domain_id)
 
 
 def _command(q, dq=0.0, tau=0.0, kp=0.0, kd=0.0, mode=1.0) -> np.ndarray:

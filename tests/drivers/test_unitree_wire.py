@@ -125,16 +125,16 @@ def test_the_bridges_lowcmd_has_unitrees_header_idle_slots_and_crc():
 
 
 def test_a_reader_of_unitrees_types_receives_our_lowcmd_over_dds():
-    from cyclonedds.domain import Domain, DomainParticipant
+    from cyclonedds.domain import DomainParticipant
     from cyclonedds.pub import DataWriter
     from cyclonedds.sub import DataReader
     from cyclonedds.topic import Topic
 
-    from deploy.transport import LOOPBACK_CONFIG
+    from deploy.transport import LOOPBACK_CONFIG, domains
     from drivers.unitree_bridge import READER_QOS, WRITER_QOS
 
     domain_id = random_domain()
-    domain = Domain(domain_id, LOOPBACK_CONFIG)
+    domains.acquire(domain_id, LOOPBACK_CONFIG)
     dp = DomainParticipant(domain_id)
     writer = DataWriter(dp, Topic(dp, "rt/lowcmd", ours.LowCmd_), WRITER_QOS)
     reader = DataReader(dp, Topic(dp, "rt/lowcmd", U.LowCmd_), READER_QOS)
@@ -151,4 +151,5 @@ def test_a_reader_of_unitrees_types_receives_our_lowcmd_over_dds():
     msg = received[0]
     assert isinstance(msg, U.LowCmd_) and msg.crc == sent.crc == CRC().Crc(msg)
     assert msg.motor_cmd[0].kp == pytest.approx(20.0) and msg.motor_cmd[12].q == pytest.approx(2.146e9)
-    del reader, writer, dp, domain
+    del reader, writer, dp
+    domains.release(domain_id)  # deletes the domain and what is left in it

@@ -136,3 +136,36 @@ def test_keep_all_remembers_every_sample_latest_took_until_drained(node: Ros2Nod
     while (kept.latest() is None or kept.latest().data != "m8") and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [m.data for m in kept.drain()] == ["m5", "m6", "m7", "m8"]  # at most max_samples, the oldest dropped
+
+
+def test_nodes_in_one_process_share_a_domain_they_configure_alike(domain_id: int) -> None:
+    """Two nodes of one process on one domain with the same XML (a runtime and a bridge, a reader and a driver):
+    both come up and talk; the domain outlives the first to close; another XML, or a domain this process made
+    without Ros2Node, is refused with a message that says what to do."""
+    from cyclonedds.domain import Domain
+
+    with Ros2Node("first", domain_id=domain_id, config=LOOPBACK_CONFIG) as first:
+        second = Ros2Node("second", domain_id=domain_id, config=LOOPBACK_CONFIG)
+        with pytest.raises(TransportError, match="another Cyclone DDS XML"):
+            Ros2Node("third", domain_id=domain_id, config=LOOPBACK_CONFIG.replace("<Peers>", "<Peers> "))
+        second.close()  # the first node's domain stays
+        third = Ros2Node("third", domain_id=domain_id, config=LOOPBACK_CONFIG)
+        sub = first.subscription("/share/flag", Bool, "sensor_data")
+        pub = third.publisher("/share/flag", Bool, "sensor_data")
+        assert pub.wait_for_subscribers(1, 10.0)
+        deadline = time.monotonic() + 10.0
+        while sub.latest() is None and time.monotonic() < deadline:
+            pub.publish(Bool(data=True))
+            sub.wait(0.1)
+        assert sub.latest() == Bool(data=True)
+        third.close()
+    other = domain_id % 230 + 1
+    raw = Domain(other, LOOPBACK_CONFIG)  # made outside Ros2Node: its XML is not known here
+    try:
+        with pytest.raises(TransportError, match="config=None to join it"):
+            Ros2Node("late", domain_id=other, config=LOOPBACK_CONFIG)
+        with Ros2Node("joins", domain_id=other) as joins:
+            assert joins.domain_id == other
+    finally:
+        raw.__del__()
+    Domain(domain_id, LOOPBACK_CONFIG).__del__()  # the last node to close deleted the shared domain
