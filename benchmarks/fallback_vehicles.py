@@ -13,14 +13,16 @@ Configurations (``--configs``), each adding to the one before:
 - ``before``: the controller before session 20: nominal thrust, PD attitude loop, no motor model;
 - ``thrust``: + the thrust scale the layer learns in flight (here the vehicle's true one, deploy/safety/trim.py);
 - ``lead``: + the motor lead (``gains.motor_lead_gain``);
-- ``now``: + the torque observer (``gains.torque_observer_s``): the defaults.
+- ``observer``: + the torque observer (``gains.torque_observer_s``): the defaults of session 20;
+- ``now``: + the state carried forward to now over its age (``gains.state_prediction_max_s``): the defaults.
 
 A crash: tilt beyond 60 deg at any time, or below 0.1 m in the hold. Prints one JSON object per configuration and
-delay. ``python benchmarks/fallback_vehicles.py --vehicles 96 --delays 0 1 2 3``
+delay. ``python benchmarks/fallback_vehicles.py --vehicles 96 --delays 0 1 2 3 4 5``
 
-``--sil 0 1 2 3 4 5``: instead, real flights over DDS (``sim2real deploy --sil``, the SIL vehicle of each seed, the
+``--sil 0 1 2 3 4 5 [--configs ...]``: instead, real flights over DDS (``sim2real deploy --sil``, the SIL vehicle of each seed, the
 committed hover policy) with a spoofer's burst 2 s after arming, in the climb (the flight of
-tests/deploy/test_fault_injection_dds.py), each seed with the fallback of ``before`` and of ``now``; per flight: the
+tests/deploy/test_fault_injection_dds.py), each seed with the fallback of ``before`` and of ``now`` (or of the
+configurations named); per flight: the
 height lost in the 1 s hold, how far from the fault point it landed, its largest distance from it.
 """
 
@@ -48,7 +50,7 @@ from sim.quadrotor.env import QuadrotorEnv
 START_Z_M = 0.6
 CRASH_TILT_DEG = 60.0
 CRASH_HEIGHT_M = 0.1
-CONFIGS = ("before", "thrust", "lead", "now")
+CONFIGS = ("before", "thrust", "lead", "observer", "now")
 
 
 def fallback_limits(config: str) -> tuple[QuadrotorLimits, bool]:
@@ -58,9 +60,11 @@ def fallback_limits(config: str) -> tuple[QuadrotorLimits, bool]:
         raise ValueError(f"unknown configuration {config!r}; expected one of {CONFIGS}")
     gains = limits.gains
     if config in ("before", "thrust"):
-        gains = replace(gains, motor_lead_gain=0.0, torque_observer_s=0.0)
+        gains = replace(gains, motor_lead_gain=0.0, torque_observer_s=0.0, state_prediction_max_s=0.0)
     elif config == "lead":
-        gains = replace(gains, torque_observer_s=0.0)
+        gains = replace(gains, torque_observer_s=0.0, state_prediction_max_s=0.0)
+    elif config == "observer":
+        gains = replace(gains, state_prediction_max_s=0.0)
     return replace(limits, gains=gains), config != "before"
 
 
@@ -169,7 +173,7 @@ def fly(vehicles: int, seed: int, config: str, delay: int, seconds: float = 2.0)
 
 
 def sil_flight(seed: int, config: str) -> dict:
-    """One spoof-burst flight of SIL vehicle ``seed`` with the fallback of ``config`` ("before" or "now")."""
+    """One spoof-burst flight of SIL vehicle ``seed`` with the fallback of ``config`` (a name of CONFIGS)."""
     import tempfile
 
     import yaml
@@ -191,11 +195,12 @@ def sil_flight(seed: int, config: str) -> dict:
         path = write_profile(Path(tmp), namespace)
         doc = yaml.safe_load(path.read_text())
         doc["sil"]["seed"] = seed
-        if config == "before":
-            doc["safety"]["quadrotor"] = {
-                "fallback": {"thrust_scale_range": [1.0, 1.0]},
-                "gains": {"motor_lead_gain": 0.0, "torque_observer_s": 0.0},
-            }
+        limits, scaled = fallback_limits(config)
+        quadrotor = doc["safety"].setdefault("quadrotor", {})
+        names = ("motor_lead_gain", "torque_observer_s", "state_prediction_max_s")
+        quadrotor.setdefault("gains", {}).update({k: getattr(limits.gains, k) for k in names})
+        if not scaled:
+            quadrotor.setdefault("fallback", {})["thrust_scale_range"] = [1.0, 1.0]
         path.write_text(yaml.safe_dump(doc))
         log = Path(tmp) / "run.mcap"
         proc = deploy(path, log, env)
@@ -230,7 +235,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.sil:
         for seed in args.sil:
-            for config in ("before", "now"):
+            for config in args.configs if args.configs != list(CONFIGS) else ("before", "now"):
                 print(json.dumps({**sil_flight(seed, config), "cpu": cpu_model()}), flush=True)
         return
     if args.vehicles < 1 or min(args.delays) < 0 or args.seconds <= 1.0:

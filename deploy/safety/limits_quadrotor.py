@@ -176,6 +176,10 @@ class QuadrotorFallbackGains:
     # modelled motors' torque (a centre of mass off the rotors' centre, unequal rotors), cancelled; it starts from
     # the trim (deploy/safety/trim.py). 0: trim only
     torque_observer_s: float = 0.2
+    # rpm: a state up to this old [s] is first carried forward to now (attitude and body rates, with the modelled
+    # motors' torque of each instant since it was measured); older still, it is used as it is. 0: never. With it the
+    # fallback holds vehicles behind 3-5 periods of delay (benchmarks/fallback_vehicles.py, docs/safety.md)
+    state_prediction_max_s: float = 0.1
     max_tilt_cmd_rad: float = math.radians(20.0)  # commanded tilt limit while in fallback
 
     def __post_init__(self) -> None:
@@ -198,6 +202,12 @@ class QuadrotorFallbackGains:
             "quadrotor.gains.torque_observer_s",
             "seconds >= 0 (0: no torque observer)",
             self.torque_observer_s,
+        )
+        _require(
+            math.isfinite(self.state_prediction_max_s) and 0 <= self.state_prediction_max_s <= 0.5,
+            "quadrotor.gains.state_prediction_max_s",
+            "seconds in [0, 0.5] (0: no state prediction)",
+            self.state_prediction_max_s,
         )
 
 

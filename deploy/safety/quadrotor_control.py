@@ -182,6 +182,9 @@ class HoverDescendController:
         ``trim_nm``),
         or for ctbr (thrust N, roll, pitch, yaw rate rad/s) with the rates proportional to the attitude error."""
         gains = self.limits.gains
+        if not self.ctbr:  # the observer reads the measured rates at their stamp; the loop, the state carried to now
+            compensation = self.motors.compensation(now, rates_rad_s, stamp_s, self.trim_nm)
+            quat_wxyz, rates_rad_s = self.motors.predicted(now, stamp_s, quat_wxyz, rates_rad_s)
         rot = quat_to_rotation(quat_wxyz)
         z_body = rot[:, 2]
         z_des = force_world_n / np.linalg.norm(force_world_n)
@@ -203,7 +206,7 @@ class HoverDescendController:
             return np.array([float(np.clip(collective, 4 * self.min_thrust_n, 4 * self.max_thrust_n)), *rates_sp])
         ang_acc = wa * wa * err_body - 2.0 * za * wa * np.asarray(rates_rad_s, dtype=float)
         ang_acc[2] = -gains.yaw_rate_gain_1_s * rates_rad_s[2]
-        torque = self.inertia * ang_acc + self.motors.compensation(now, rates_rad_s, stamp_s, self.trim_nm)
+        torque = self.inertia * ang_acc + compensation
         return self.rpm(self.motors.led(self.mixer.thrusts(np.array([collective, *torque]))))
 
 
