@@ -137,9 +137,9 @@ class MotorModel:
         w = np.asarray(rates_rad_s, dtype=float)
         steps = max(1, math.ceil(age / self.PREDICTION_STEP_S))
         dt = age / steps
-        for k in range(steps):
-            t = stamp_s + (k + 0.5) * dt
-            acc = (np.array([np.interp(t, times, torques[:, a]) for a in range(3)]) + rest) / self.inertia
+        middles = stamp_s + (np.arange(steps) + 0.5) * dt
+        accs = (np.stack([np.interp(middles, times, torques[:, a]) for a in range(3)], axis=1) + rest) / self.inertia
+        for acc in accs:
             q = _rotate(q, (w + 0.5 * dt * acc) * dt)
             w = w + dt * acc
         return q / np.linalg.norm(q), w
