@@ -19,11 +19,12 @@ Configurations (``--configs``), each adding to the one before:
 A crash: tilt beyond 60 deg at any time, or below 0.1 m in the hold. Prints one JSON object per configuration and
 delay. ``python benchmarks/fallback_vehicles.py --vehicles 96 --delays 0 1 2 3 4 5``
 
-``--sil 0 1 2 3 4 5 [--configs ...]``: instead, real flights over DDS (``sim2real deploy --sil``, the SIL vehicle of each seed, the
+``--sil 0 1 2 3 4 5 [--configs ...] [--sil-repeats K]``: instead, real flights over DDS (``sim2real deploy --sil``, the SIL vehicle of each seed, the
 committed hover policy) with a spoofer's burst 2 s after arming, in the climb (the flight of
 tests/deploy/test_fault_injection_dds.py), each seed with the fallback of ``before`` and of ``now`` (or of the
 configurations named); per flight: the
-height lost in the 1 s hold, how far from the fault point it landed, its largest distance from it.
+height lost in the 1 s hold, how far from the fault point it landed, its largest distance from it; then the medians
+per configuration. One flight of a seed varies from the next (the fault's height in the climb): repeat them.
 """
 
 from __future__ import annotations
@@ -224,6 +225,13 @@ def sil_flight(seed: int, config: str) -> dict:
     }
 
 
+def sil_medians(flights: list[dict]) -> dict:
+    """Median of each measured figure over ``flights`` (those that flew), and how many flew."""
+    flown = [f for f in flights if "error" not in f]
+    keys = ("height_lost_in_hold_m", "landed_from_fault_m", "max_from_fault_m", "fallback_s")
+    return {"flights": len(flown), **{k: round(float(np.median([f[k] for f in flown])), 3) for k in keys if flown}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vehicles", type=int, default=96)
@@ -232,11 +240,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--sil", type=int, nargs="+", metavar="SEED", help="SIL flights over DDS of these vehicle seeds")
+    ap.add_argument("--sil-repeats", type=int, default=1, help="flights per seed and configuration (they vary)")
     args = ap.parse_args()
     if args.sil:
-        for seed in args.sil:
-            for config in args.configs if args.configs != list(CONFIGS) else ("before", "now"):
-                print(json.dumps({**sil_flight(seed, config), "cpu": cpu_model()}), flush=True)
+        if args.sil_repeats < 1:
+            ap.error(f"--sil-repeats: expected >= 1 flights, got {args.sil_repeats}")
+        configs = args.configs if args.configs != list(CONFIGS) else ["before", "now"]
+        flights: dict[str, list[dict]] = {c: [] for c in configs}
+        for repeat in range(args.sil_repeats):
+            for seed in args.sil:
+                for config in configs:  # alternated, so that a slow minute of the host falls on both
+                    flights[config].append(sil_flight(seed, config))
+                    print(json.dumps({**flights[config][-1], "repeat": repeat, "cpu": cpu_model()}), flush=True)
+        print(json.dumps({"medians": {c: sil_medians(f) for c, f in flights.items()}, "cpu": cpu_model()}))
         return
     if args.vehicles < 1 or min(args.delays) < 0 or args.seconds <= 1.0:
         ap.error("--vehicles >= 1, --delays >= 0 and --seconds > 1 (the hold is 1 s)")

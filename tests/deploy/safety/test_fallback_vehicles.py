@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.fallback_vehicles import fly
+from benchmarks.fallback_vehicles import fly, sil_medians
 from deploy.safety import crazyflie_profile
 from deploy.safety.limits import ProfileError
 from deploy.safety.quadrotor_control import HoverDescendController
@@ -64,6 +64,16 @@ def test_the_state_is_carried_forward_over_its_age_with_the_modelled_motors_torq
     for bad in (-0.1, 0.6, math.nan):
         with pytest.raises(ProfileError, match=r"quadrotor\.gains\.state_prediction_max_s"):
             controller(state_prediction_max_s=bad)
+
+
+def test_the_sil_comparison_takes_medians_of_the_flights_that_flew():
+    flights = [
+        {"height_lost_in_hold_m": h, "landed_from_fault_m": 0.1, "max_from_fault_m": 0.2, "fallback_s": 3.0}
+        for h in (0.4, 0.01, 0.05)
+    ] + [{"seed": 9, "error": "no poses"}]
+    assert sil_medians(flights) == {"flights": 3, "height_lost_in_hold_m": 0.05, "landed_from_fault_m": 0.1,
+                                    "max_from_fault_m": 0.2, "fallback_s": 3.0}  # fmt: skip
+    assert sil_medians(flights[3:]) == {"flights": 0}
 
 
 def controller(**gains) -> HoverDescendController:
