@@ -47,7 +47,11 @@ def test_deploy_flies_a_trained_ctbr_policy_in_sil(tmp_path):
         summary.get("transitions"),
         run.stderr[-2000:],
     )
-    assert summary["tracking"]["hover_rms_m"] < 0.05, summary["tracking"]
+    # the SIL vehicle of seed 0 is drawn from the default randomization, imperfections included since session 17 (the
+    # policy predates them): hover RMS 3.1-3.7 cm measured on a quiet 2-vCPU host, 3.7-4.8 cm beside two busy
+    # nice-19 processes as in `make test`, and 5.46 cm once on a host running 2x slow; a broken rate loop or frame
+    # convention does not hover within 10 cm
+    assert summary["tracking"]["hover_rms_m"] < 0.065, summary["tracking"]
     # the log holds the ctbr commands, in newtons and rad/s, and no motor speeds
     from deploy.recording import read_log
 
