@@ -10,6 +10,7 @@ saying which: one process cannot put one domain on two configurations.
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 
 from cyclonedds.core import DDSException
@@ -29,8 +30,19 @@ _lock = threading.Lock()
 _shared: dict[int, _Shared] = {}
 
 
-def acquire(domain_id: int, config: str) -> None:
-    """Domain ``domain_id`` exists in this process on ``config`` (created now, or shared); pair with :func:`release`."""
+def acquire(domain_id: int, config: str, owner: object | None = None) -> weakref.finalize | None:
+    """Domain ``domain_id`` exists in this process on ``config`` (created now, or shared). With an ``owner``: the
+    returned callable releases it once, when called or when the owner is collected; without (None returned): pair
+    with :func:`release`."""
+    _acquire(domain_id, config)
+    if owner is None:
+        return None
+    finalizer = weakref.finalize(owner, release, domain_id)
+    finalizer.atexit = False  # at exit Cyclone DDS tears its domains down itself
+    return finalizer
+
+
+def _acquire(domain_id: int, config: str) -> None:
     with _lock:
         entry = _shared.get(domain_id)
         if entry is not None:

@@ -292,14 +292,13 @@ class Ros2Node:
         self.domain_id = resolve_domain_id(domain_id)
         self.enclave = enclave
         ppant_qos = participant_qos(enclave) if enclave is not None else None  # checks the enclave first
-        self._shares_domain = config is not None
-        if self._shares_domain:
-            domains.acquire(self.domain_id, config)  # nodes in one process with the same XML share the domain
+        # nodes of one process with the same XML share the domain; closed or collected, a node lets go of it once
+        self._release_domain = None if config is None else domains.acquire(self.domain_id, config, owner=self)
         try:
             self._participant = DomainParticipant(self.domain_id, qos=ppant_qos)
         except DDSException as err:
-            if self._shares_domain:
-                domains.release(self.domain_id)
+            if self._release_domain is not None:
+                self._release_domain()
             raise TransportError(
                 f"could not create a DDS participant on domain {self.domain_id}: {err}. Check the Cyclone DDS "
                 "XML (config argument or CYCLONEDDS_URI) and that the network interface it names exists."
@@ -389,8 +388,8 @@ class Ros2Node:
         self._topics.clear()
         # Deleting the participant deletes its topics, readers, writers and wait sets in Cyclone DDS.
         self._participant.__del__()
-        if self._shares_domain:
-            domains.release(self.domain_id)
+        if self._release_domain is not None:
+            self._release_domain()
 
     def __enter__(self) -> Ros2Node:
         return self

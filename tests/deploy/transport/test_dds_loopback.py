@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -169,3 +170,7 @@ def test_nodes_in_one_process_share_a_domain_they_configure_alike(domain_id: int
     finally:
         raw.__del__()
     Domain(domain_id, LOOPBACK_CONFIG).__del__()  # the last node to close deleted the shared domain
+    forgotten = Ros2Node("forgotten", domain_id=domain_id, config=LOOPBACK_CONFIG)
+    del forgotten  # never closed: collected, it lets go of the domain all the same
+    gc.collect()
+    Domain(domain_id, LOOPBACK_CONFIG).__del__()
