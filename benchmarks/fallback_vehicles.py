@@ -19,12 +19,12 @@ Configurations (``--configs``), each adding to the one before:
 A crash: tilt beyond 60 deg at any time, or below 0.1 m in the hold. Prints one JSON object per configuration and
 delay. ``python benchmarks/fallback_vehicles.py --vehicles 96 --delays 0 1 2 3 4 5``
 
-``--sil 0 1 2 3 4 5 [--configs ...] [--sil-repeats K]``: instead, real flights over DDS (``sim2real deploy --sil``, the SIL vehicle of each seed, the
-committed hover policy) with a spoofer's burst 2 s after arming, in the climb (the flight of
-tests/deploy/test_fault_injection_dds.py), each seed with the fallback of ``before`` and of ``now`` (or of the
-configurations named); per flight: the
-height lost in the 1 s hold, how far from the fault point it landed, its largest distance from it; then the medians
-per configuration. One flight of a seed varies from the next (the fault's height in the climb): repeat them.
+``--sil 0 1 2 3 4 5 [--configs ...] [--sil-repeats K]``: instead, real flights over DDS (``sim2real deploy --sil``,
+the SIL vehicle of each seed, the committed hover policy) with a spoofer's burst 2 s after arming, in the climb (the
+flight of tests/deploy/test_fault_injection_dds.py), each seed with the fallback of ``before`` and of ``now`` (or of
+the configurations named); per flight: the height lost in the 1 s hold, how far from the fault point it landed, its
+largest distance from it; then the medians per configuration. One flight of a seed varies from the next (the
+fault's height in the climb): repeat them.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vehicles", type=int, default=96)
     ap.add_argument("--delays", type=int, nargs="+", default=[0, 1, 2, 3])
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--configs", nargs="+", choices=CONFIGS, help="default: all; with --sil: before, now")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--sil", type=int, nargs="+", metavar="SEED", help="SIL flights over DDS of these vehicle seeds")
@@ -245,7 +245,7 @@ def main() -> None:
     if args.sil:
         if args.sil_repeats < 1:
             ap.error(f"--sil-repeats: expected >= 1 flights, got {args.sil_repeats}")
-        configs = args.configs if args.configs != list(CONFIGS) else ["before", "now"]
+        configs = args.configs or ["before", "now"]
         flights: dict[str, list[dict]] = {c: [] for c in configs}
         for repeat in range(args.sil_repeats):
             for seed in args.sil:
@@ -257,7 +257,7 @@ def main() -> None:
     if args.vehicles < 1 or min(args.delays) < 0 or args.seconds <= 1.0:
         ap.error("--vehicles >= 1, --delays >= 0 and --seconds > 1 (the hold is 1 s)")
     for delay in args.delays:
-        for config in args.configs:
+        for config in args.configs or CONFIGS:
             result = fly(args.vehicles, args.seed, config, delay, args.seconds)
             print(json.dumps({**result, "cpu": cpu_model()}), flush=True)
 

@@ -107,8 +107,7 @@ class MotorModel:
         if not 0.0 < dt <= 0.1:  # the same sample again (keep the older one), or a gap: nothing to learn from
             self._observer_last = last if dt == 0.0 else self._observer_last
             return self.compensation_nm
-        times = np.array([h[0] for h in self._history])
-        torques = np.array([h[1] for h in self._history])
+        times, torques = self._history_arrays()
         middle = stamp - 0.5 * dt
         motors = np.array([np.interp(middle, times, torques[:, k]) for k in range(2)])
         unexplained = self.inertia[:2] * (w[:2] - last[1][:2]) / dt - motors
@@ -116,6 +115,10 @@ class MotorModel:
         self.compensation_nm[:2] += alpha * (-unexplained - self.compensation_nm[:2])
         np.clip(self.compensation_nm, -self.torque_limit_nm, self.torque_limit_nm, out=self.compensation_nm)
         return self.compensation_nm
+
+    def _history_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The modelled motor torques' history: times (K,) [s] and torques (K, 3) [N m]."""
+        return np.array([h[0] for h in self._history]), np.array([h[1] for h in self._history])
 
     #: integration step of :meth:`predicted` [s]
     PREDICTION_STEP_S = 0.0025
@@ -130,8 +133,7 @@ class MotorModel:
         age = None if now is None or stamp_s is None else now - stamp_s
         if age is None or not 0.0 < age <= self.limits.gains.state_prediction_max_s or not self._history:
             return quat_wxyz, rates_rad_s
-        times = np.array([h[0] for h in self._history])
-        torques = np.array([h[1] for h in self._history])
+        times, torques = self._history_arrays()
         rest = -self.compensation_nm if self.compensation_nm is not None else np.zeros(3)
         q = np.asarray(quat_wxyz, dtype=float)
         w = np.asarray(rates_rad_s, dtype=float)

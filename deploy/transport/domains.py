@@ -30,14 +30,11 @@ _lock = threading.Lock()
 _shared: dict[int, _Shared] = {}
 
 
-def acquire(domain_id: int, config: str, owner: object | None = None) -> weakref.finalize | None:
-    """Domain ``domain_id`` exists in this process on ``config`` (created now, or shared). With an ``owner``: the
-    returned callable releases it once, when called or when the owner is collected; without (None returned): pair
-    with :func:`release`."""
+def acquire(domain_id: int, config: str, owner: object) -> weakref.finalize:
+    """Domain ``domain_id`` exists in this process on ``config`` (created now, or shared) for ``owner``; the returned
+    callable lets go of it once: when called, or when the owner is collected. The last one to let go deletes it."""
     _acquire(domain_id, config)
-    if owner is None:
-        return None
-    finalizer = weakref.finalize(owner, release, domain_id)
+    finalizer = weakref.finalize(owner, _release, domain_id)
     finalizer.atexit = False  # at exit Cyclone DDS tears its domains down itself
     return finalizer
 
@@ -71,8 +68,7 @@ def _acquire(domain_id: int, config: str) -> None:
         _shared[domain_id] = _Shared(domain, config, 1)
 
 
-def release(domain_id: int) -> None:
-    """One user of ``domain_id`` is done; the last one deletes the domain."""
+def _release(domain_id: int) -> None:
     with _lock:
         entry = _shared.get(domain_id)
         if entry is None:

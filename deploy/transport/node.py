@@ -293,7 +293,7 @@ class Ros2Node:
         self.enclave = enclave
         ppant_qos = participant_qos(enclave) if enclave is not None else None  # checks the enclave first
         # nodes of one process with the same XML share the domain; closed or collected, a node lets go of it once
-        self._release_domain = None if config is None else domains.acquire(self.domain_id, config, owner=self)
+        self._release_domain = None if config is None else domains.acquire(self.domain_id, config, self)
         try:
             self._participant = DomainParticipant(self.domain_id, qos=ppant_qos)
         except DDSException as err:

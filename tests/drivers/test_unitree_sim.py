@@ -26,12 +26,12 @@ def sim():
     from sim.randomization import RandomizationSpec
 
     domain_id = random_domain()
-    domains.acquire(domain_id, LOOPBACK_CONFIG)  # shared with a test's node that draws the same domain
     robot = SimulatedArticulatedRobot(
         "legged-walk", seed=0, profile=load_profile("go2"), randomization=RandomizationSpec({})
     )
+    release = domains.acquire(domain_id, LOOPBACK_CONFIG, robot)  # shared with a test's node on the same domain
     yield SimGo2(DomainParticipant(domain_id), robot)
-    domains.release(domain_id)
+    release()
 
 
 def _command(q, dq=0.0, tau=0.0, kp=0.0, kd=0.0, mode=1.0) -> np.ndarray:

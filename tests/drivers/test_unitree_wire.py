@@ -134,11 +134,11 @@ def test_a_reader_of_unitrees_types_receives_our_lowcmd_over_dds():
     from drivers.unitree_bridge import READER_QOS, WRITER_QOS
 
     domain_id = random_domain()
-    domains.acquire(domain_id, LOOPBACK_CONFIG)
+    frame = LowCmdFrame(12)
+    release = domains.acquire(domain_id, LOOPBACK_CONFIG, frame)
     dp = DomainParticipant(domain_id)
     writer = DataWriter(dp, Topic(dp, "rt/lowcmd", ours.LowCmd_), WRITER_QOS)
     reader = DataReader(dp, Topic(dp, "rt/lowcmd", U.LowCmd_), READER_QOS)
-    frame = LowCmdFrame(12)
     frame.set(MotorTargets(np.full(12, 0.5), np.zeros(12), np.zeros(12), np.full(12, 20.0), np.full(12, 0.5)))
     sent = frame.message()
     received = []
@@ -152,4 +152,4 @@ def test_a_reader_of_unitrees_types_receives_our_lowcmd_over_dds():
     assert isinstance(msg, U.LowCmd_) and msg.crc == sent.crc == CRC().Crc(msg)
     assert msg.motor_cmd[0].kp == pytest.approx(20.0) and msg.motor_cmd[12].q == pytest.approx(2.146e9)
     del reader, writer, dp
-    domains.release(domain_id)  # deletes the domain and what is left in it
+    release()  # deletes the domain and what is left in it
