@@ -236,7 +236,7 @@ class ArticulatedAdapter:
             action = self.policy.action_spec.to_normalized(targets)
         return targets, np.asarray(action, dtype=np.float32), inference
 
-    def act(self, reading: Reading, t: float | None, active: bool) -> Act:
+    def act(self, reading: Reading, now: float, t: float | None, active: bool) -> Act:
         q = reading.state.joint_position
         if t is None:
             return Act(q.copy(), phase="arming")  # the layer holds the measured pose while arming
@@ -244,7 +244,7 @@ class ArticulatedAdapter:
             self.start_pose = q.copy()
         step, fault = self.plan.at(t), ""
         if self.reference is not None and step.blend is None:
-            step, fault = self._streamed(step, reading)
+            step, fault = self._streamed(now, step, reading)
         if step.blend is not None:
             self.builder.reset()  # the policy's observation history starts when the policy does
             action = self.start_pose + step.blend * (self.default_pose - self.start_pose)
@@ -263,7 +263,7 @@ class ArticulatedAdapter:
         self.joint_errors.append(float(np.sqrt(np.mean((action - q) ** 2))))
         return Act(action, obs, self.last_action.copy(), inference, step.phase, fault)
 
-    def _streamed(self, step: PlanStep, reading: Reading) -> tuple[PlanStep, str]:
+    def _streamed(self, now: float, step: PlanStep, reading: Reading) -> tuple[PlanStep, str]:
         """``step`` with the streamed command filled in, and a fault ('' if none). The stream is read from the
         end of the scripted start on; an arm's target starts at the end-effector pose measured then."""
         if self.stream is None:
@@ -273,7 +273,7 @@ class ArticulatedAdapter:
                 frames = self.reference.frames(self.base_frame)
                 s = reading.state
                 self.stream = TargetReference(self.reference, self.reference_sub, frames, s.position, s.quaternion)
-        fault = self.stream.update(time.monotonic(), stop=step.phase == self.plan.end)
+        fault = self.stream.update(now, stop=step.phase == self.plan.end)
         if isinstance(self.stream, CmdVelReference):
             return replace(step, velocity_command=self.stream.command.copy()), fault
         return replace(step, target_position=self.stream.position.copy(), target_quat=self.stream.quat.copy()), fault

@@ -8,8 +8,10 @@ The adapter's contract, in the manner of rsl_rl's ``VecEnv``:
     adapter.read() -> Reading | None   the newest state (None until every needed stream has delivered); never
                                        blocks; a malformed message is logged and ignored (the state goes stale)
     adapter.idle()                     called every cycle the layer is not ARMING/ACTIVE (stateful terms reset)
-    adapter.act(reading, t, active)    -> Act: the command (command units) for this cycle; ``t`` is the plan time
-                                       (s since ACTIVE, None while ARMING)
+    adapter.act(reading, now, t, active)  -> Act: the command (command units) for this cycle; ``now`` is the
+                                       cycle's monotonic time (s: a streamed reference advances on it, the clock
+                                       of the cycle's stamps and log times), ``t`` the plan time (s since ACTIVE,
+                                       None while ARMING)
     adapter.command_message(cmd, stamp_ns, vehicle_id)   the command message of the safety layer's SafeCommand
     adapter.at_rest(reading, cmd)      the robot has landed / stands still / is at rest (the plan's end may disarm)
     adapter.arm_refusal(reading)       why the plan may not start from this state ('' if it may; reading may be
@@ -81,7 +83,7 @@ class RobotAdapter(Protocol):
 
     def idle(self) -> None: ...
 
-    def act(self, reading: Reading, t: float | None, active: bool) -> Act: ...
+    def act(self, reading: Reading, now: float, t: float | None, active: bool) -> Act: ...
 
     def command_message(self, command: SafeCommand, stamp_ns: int, vehicle_id: str) -> Any: ...
 

@@ -195,7 +195,7 @@ class Runtime:
                 self.plan_start_s = now
             t = None if self.plan_start_s is None else now - self.plan_start_s
             try:
-                act = self.adapter.act(reading, t, active)
+                act = self.adapter.act(reading, now, t, active)
                 self.phase = act.phase
                 if act.fault and self.safety.state is SafetyState.ACTIVE:
                     self.safety.request_fallback(now, act.fault, "runtime.reference")

@@ -254,13 +254,13 @@ class QuadrotorAdapter:
         self.setpoints = None
         self.spool_down.reset()
 
-    def act(self, reading: Reading, t: float | None, active: bool) -> Act:
+    def act(self, reading: Reading, now: float, t: float | None, active: bool) -> Act:
         state = reading.state
         if self.start_position is None:
             self.start_position = state.position.copy()
         fault = ""
         if self.reference_config is not None:
-            ref_pos, ref_vel, fault = self._streamed(t)
+            ref_pos, ref_vel, fault = self._streamed(now, t)
         else:
             dz, vz = self.plan.reference(-1.0 if t is None else t, self.sink_m)
             ref_pos, ref_vel = self.start_position + np.array([0.0, 0.0, dz]), np.array([0.0, 0.0, vz])
@@ -289,14 +289,14 @@ class QuadrotorAdapter:
         tilt = tilt_rad(state.quaternion)
         return None if tilt is None else self.excitation.delta(t - self.plan.climb_s, tilt, rate)
 
-    def _streamed(self, t: float | None) -> tuple[np.ndarray, np.ndarray, str]:
+    def _streamed(self, now: float, t: float | None) -> tuple[np.ndarray, np.ndarray, str]:
         """(reference position, velocity, fault) from the setpoint stream; it holds the take-off point while
         arming and starts following at ACTIVE."""
         if self.setpoints is None:
             self.setpoints = SetpointReference(
                 self.reference_config, self.setpoint_sub, self.limits.envelope, self.start_position
             )
-        fault = "" if t is None else self.setpoints.update(time.monotonic())
+        fault = "" if t is None else self.setpoints.update(now)
         return self.setpoints.position.copy(), self.setpoints.velocity.copy(), fault
 
     def _phase(self, t: float) -> str:

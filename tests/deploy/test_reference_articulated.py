@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -361,16 +359,8 @@ class ArmPolicy:
         return np.array(self.action_spec.offset)
 
 
-def clock(monkeypatch, module) -> list[float]:
-    now = [100.0]
-    monkeypatch.setattr(module, "time", types.SimpleNamespace(monotonic=lambda: now[0], perf_counter=time.perf_counter))
-    return now
-
-
-def test_the_legged_adapter_stands_up_then_streams_cmd_vel_into_the_observation(tmp_path, monkeypatch):
-    import deploy.runtime.articulated as articulated
-
-    now = clock(monkeypatch, articulated)
+def test_the_legged_adapter_stands_up_then_streams_cmd_vel_into_the_observation(tmp_path):
+    now = [100.0]  # the cycle's monotonic clock: the stream advances on it
     section = {"source": "topic", "timeout_s": 0.3, "lost_s": 1.0, "max_lin_acc_m_s2": 100.0}
     profile = load_deploy_profile(profile_file(tmp_path, "sim_a1.yaml", reference=section))
     node, policy = FakeNode(), FakePolicy(profile.action_names)
@@ -380,27 +370,25 @@ def test_the_legged_adapter_stands_up_then_streams_cmd_vel_into_the_observation(
     q = np.array(profile.robot.joints.default_position_rad)
     state = joint_state_msg(profile.action_names, q, np.zeros(12), None, 1)
     reading = joint_reading(JointOrder(profile.action_names), state, imu_msg(np.array([1.0, 0, 0, 0]), np.zeros(3), 1))
-    assert adapter.act(reading, 1.0, True).phase == "stand"  # plan.stand_s 2 s: the scripted stand-up
+    assert adapter.act(reading, now[0], 1.0, True).phase == "stand"  # plan.stand_s 2 s: the scripted stand-up
     cmd_vel.put(twist(3.0, 0.1, -0.2), now[0])
-    act = adapter.act(reading, 2.0, True)
+    act = adapter.act(reading, now[0], 2.0, True)
     assert act.phase == "cmd_vel" and act.fault == ""
     velocity = act.obs[policy.obs_spec.slice("velocity_command")]
     np.testing.assert_allclose(velocity, [0.0, 0.0, 0.0])  # the first streamed cycle: no time to accelerate yet
     now[0] += 0.1
     cmd_vel.put(twist(3.0, 0.1, -0.2), now[0])
-    act = adapter.act(reading, 2.1, True)
+    act = adapter.act(reading, now[0], 2.1, True)
     np.testing.assert_allclose(act.obs[policy.obs_spec.slice("velocity_command")], [1.0, 0.1, -0.2], atol=1e-6)
     now[0] += 1.2  # silence
-    act = adapter.act(reading, 3.3, True)
+    act = adapter.act(reading, now[0], 3.3, True)
     assert "lost" in act.fault and act.action is not None
     adapter.idle()
     assert adapter.stream is None
 
 
-def test_the_arm_adapter_starts_at_the_measured_pose_and_follows_targets(monkeypatch):
-    import deploy.runtime.articulated as articulated
-
-    now = clock(monkeypatch, articulated)
+def test_the_arm_adapter_starts_at_the_measured_pose_and_follows_targets():
+    now = [100.0]
     franka = load_deploy_profile(LAUNCH / "sim_franka.yaml")
     names = franka.action_names
     node, policy = FakeNode(), ArmPolicy(names)
@@ -418,15 +406,15 @@ def test_the_arm_adapter_starts_at_the_measured_pose_and_follows_targets(monkeyp
     state = joint_state_msg(names, np.array(franka.robot.joints.default_position_rad), np.zeros(7), None, 1)
     ee = pose_msg(np.array([0.31, 0.0, 0.49]), DOWN_WXYZ, 1, "panda_link0")
     reading = joint_reading(JointOrder(names), state, ee)
-    act = adapter.act(reading, 1.0, True)
+    act = adapter.act(reading, now[0], 1.0, True)
     assert act.phase == "target"
     np.testing.assert_allclose(act.obs[policy.obs_spec.slice("position_error")], 0.0, atol=1e-12)  # holds
     node.subs["/sim2real/reference/target"].put(target((0.5, 0.0, 0.49), frame="panda_link0"), now[0])
     now[0] += 0.1
-    act = adapter.act(reading, 1.1, True)
+    act = adapter.act(reading, now[0], 1.1, True)
     error = act.obs[policy.obs_spec.slice("position_error")] / policy.obs_spec.term("position_error").scale
     np.testing.assert_allclose(error, [0.02, 0.0, 0.0], atol=1e-6)  # 0.2 m/s for 0.1 s
-    assert adapter.act(reading, 700.0, True).phase == "hold"  # past duration_s: the target holds
+    assert adapter.act(reading, now[0], 700.0, True).phase == "hold"  # past duration_s: the target holds
 
 
 # ---------------------------------------------------------------------------------------------- over DDS

@@ -120,17 +120,16 @@ def test_legged_cmd_vel_reaches_the_policy_observation_and_a_lost_stream_falls_b
     np.testing.assert_allclose(command.max(axis=0)[:2], [1.0, 0.2], atol=1e-6)  # clipped at 1 m/s; 0.2 m/s as asked
     assert command[:, 2].min() == pytest.approx(-0.5, abs=1e-6)  # clipped at -0.5 rad/s
     assert np.all(command[:, 0] <= 1.0 + 1e-6) and np.all(command[:, 2] >= -0.5 - 1e-6)
-    # the slew limits (2 m/s^2, 2 rad/s^2) on the logged (ROS) clock, over every window of at least 0.1 s (5 periods):
-    # a log time carries the jitter of a loaded machine, and message to message a cycle 5 ms late after one on time
-    # exceeded 2 dt + 0.01 once in a full `make test` (passed alone 3 of 3); no single step may jump 3 periods' worth
+    # the slew limits (2 m/s^2, 2 rad/s^2) between any two cycles, on the logged clock: the reference advances on the
+    # cycle's own time, the one its log time carries (it once read the clock itself, and a cycle late on a loaded
+    # machine broke the bound in CI); 2 ms of slack at each end for the ROS-minus-monotonic offset read per stamp
     span = t[None, :] - t[:, None]  # (i, j): t_j - t_i
-    window = span >= 0.1
+    later = span > 0
     planar = np.linalg.norm(command[None, :, :2] - command[:, None, :2], axis=-1)
     yaw = np.abs(command[None, :, 2] - command[:, None, 2])
-    assert window.any() and np.all(planar[window] <= 2.0 * span[window] + 0.01), planar[window].max()
-    assert np.all(yaw[window] <= 2.0 * span[window] + 0.01), yaw[window].max()
-    steps = np.diff(command, axis=0)
-    assert np.all(np.linalg.norm(steps[:, :2], axis=1) <= 2.0 * 0.06) and np.all(np.abs(steps[:, 2]) <= 2.0 * 0.06)
+    assert np.all(planar[later] <= 2.0 * (span[later] + 0.002)), (planar - 2.0 * span)[later].max()
+    assert np.all(yaw[later] <= 2.0 * (span[later] + 0.002)), (yaw - 2.0 * span)[later].max()
+    assert planar.max() > 1.0 and yaw.max() >= 0.5 - 1e-6  # it did slew to the clipped command
     np.testing.assert_allclose(command[-1], 0.0, atol=1e-6)  # stale: back to zero before the stream was lost
 
     since = (fallback_s + ros_minus_monotonic_ns() * 1e-9) * 1e9
