@@ -19,6 +19,13 @@ Configurations (``--configs``), each adding to the one before:
 A crash: tilt beyond 60 deg at any time, or below 0.1 m in the hold. Prints one JSON object per configuration and
 delay. ``python benchmarks/fallback_vehicles.py --vehicles 96 --delays 0 1 2 3 4 5``
 
+``--task-starts [--configs ...]``: instead, the vehicles start where the hover task starts an episode (up to 0.5 m
+and 0.5 m/s off per axis, tilted up to 0.6 rad, turning at up to 2 rad/s per axis) and the fallback flies them to
+the task's reference point and holds there, each reading the state its own observation latency old; crashes are
+the task's terminations, by total delay and motor spin-down quintile: the corner where hover policies crash, flown
+by a controller that models the motors. ``python benchmarks/fallback_vehicles.py --task-starts --vehicles 1024
+--seconds 3``
+
 ``--sil 0 1 2 3 4 5 [--configs ...] [--sil-repeats K]``: instead, real flights over DDS (``sim2real deploy --sil``,
 the SIL vehicle of each seed, the committed hover policy) with a spoofer's burst 2 s after arming, in the climb (the
 flight of tests/deploy/test_fault_injection_dds.py), each seed with the fallback of ``before`` and of ``now`` (or of
@@ -109,6 +116,24 @@ class Vehicles:
         env.set_state_rows("angular_velocity", torch.zeros(n, 3))
         env.set_state_rows("rotor_rpm", torch.as_tensor(np.repeat(rpm[:, None], 4, axis=1), dtype=torch.float32))
 
+    def place_task_starts(self, reference: np.ndarray, seed: int) -> None:
+        """The hover task's initial states around ``reference`` (3,) (sim.quadrotor.config.InitCfg, drawn as
+        sim/quadrotor/reset_pool.py does: uniform offsets, the tilt axis uniform on the sphere and its angle uniform
+        up to the maximum), every rotor at the vehicle's hover speed."""
+        n, init, g = self.n, InitCfg(), np.random.default_rng(seed)
+        axis = g.normal(size=(n, 3))
+        axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+        half = 0.5 * g.uniform(0.0, init.tilt_rad, n)
+        rows = {
+            "position": reference + g.uniform(-init.position_m, init.position_m, (n, 3)),
+            "velocity": g.uniform(-init.velocity_m_s, init.velocity_m_s, (n, 3)),
+            "quaternion": np.concatenate([np.cos(half)[:, None], axis * np.sin(half)[:, None]], axis=1),
+            "angular_velocity": g.uniform(-init.angular_velocity_rad_s, init.angular_velocity_rad_s, (n, 3)),
+            "rotor_rpm": np.repeat(self.hover_rpm[:, None], 4, axis=1),
+        }
+        for name, values in rows.items():
+            self.env.set_state_rows(name, torch.as_tensor(values, dtype=torch.float32))
+
     def step(self, rpm: np.ndarray) -> None:
         action = self.env.action_spec.to_normalized(torch.as_tensor(rpm, dtype=torch.float32))
         self.env.step(action)
@@ -122,6 +147,24 @@ class Vehicles:
         """(n,) the weight-carrying thrust in the nominal mapping over the profile's weight: what the layer learns."""
         body = limits.body
         return 4 * body.kf_n_per_rpm2 * self.hover_rpm**2 / (body.mass_kg * GRAVITY_M_S2)
+
+
+def command_step(
+    vehicles: Vehicles, controllers: list, history: list, delays: np.ndarray, sent: np.ndarray, period: float
+) -> np.ndarray:
+    """One control period: each controller reads its vehicle's state ``delays[i]`` periods old (with that stamp),
+    is told what was sent last, and its command is applied (with the vehicle's own action latency on top).
+    ``history``: the states so far, the newest last. Returns the commands (n, 4)."""
+    k = len(history) - 1
+    now = k * period
+    command = np.empty((vehicles.n, 4))
+    for i, controller in enumerate(controllers):
+        seen = max(0, k - int(delays[i]))
+        p, v, q, w = (h[i] for h in history[seen])
+        controller.motors.sent(now, sent[i])
+        command[i] = controller.command(now, p, v, q, w, stamp_s=seen * period)
+    vehicles.step(command)
+    return command
 
 
 def fly(vehicles: int, seed: int, config: str, delay: int, seconds: float = 2.0) -> dict:
@@ -138,17 +181,10 @@ def fly(vehicles: int, seed: int, config: str, delay: int, seconds: float = 2.0)
         controller.thrust_scale = float(scale)
     vehicles.place(START_Z_M, vehicles.hover_rpm)
     history, heights, tilts, drifts = [], [], [], []
-    for k in range(round(seconds / period)):
-        now = k * period
+    delays = np.full(vehicles.n, delay)
+    for _ in range(round(seconds / period)):
         history.append(vehicles.state())
-        seen = max(0, k - delay)
-        p, v, q, w = history[seen]
-        command = np.empty((vehicles.n, 4))
-        for i, controller in enumerate(controllers):
-            controller.motors.sent(now, sent[i])
-            command[i] = controller.command(now, p[i], v[i], q[i], w[i], stamp_s=seen * period)
-        vehicles.step(command)
-        sent = command
+        sent = command_step(vehicles, controllers, history, delays, sent, period)
         position, quat = history[-1][0], history[-1][2]
         heights.append(position[:, 2])
         drifts.append(np.hypot(position[:, 0], position[:, 1]))
@@ -170,6 +206,58 @@ def fly(vehicles: int, seed: int, config: str, delay: int, seconds: float = 2.0)
         "height_lost_in_hold_m_p50_p90": quantiles(lost),
         "drift_at_hold_end_m_p50_p90": quantiles(drifts[hold - 1]),
         "drift_at_end_m_p50_p90": quantiles(drifts[-1]),
+    }
+
+
+def fly_task_starts(vehicles: int, seed: int, config: str = "now", seconds: float = 3.0) -> dict:
+    """The fallback of ``config`` flying vehicles of the default randomization from the hover task's initial states
+    to the task's reference point (its hold point), each reading the state its own observation latency old: where
+    a hover policy crashes (the task's terminations: the floor, 2 m from the reference on an axis, 10 m/s, 35
+    rad/s). Crash rates by total delay (action + observation latency, periods) and motor spin-down quintile."""
+    limits, scaled = fallback_limits(config)
+    limits = replace(limits, fallback=replace(limits.fallback, hover_s=math.inf))  # hold, never descend
+    vehicles_ = Vehicles.draw(vehicles, seed)
+    task = QuadrotorTaskCfg()
+    reference = np.array([0.0, 0.0, task.termination.reference_height_m])
+    vehicles_.place_task_starts(reference, seed)
+    env, period = vehicles_.env, 0.01
+    obs_latency = env.param("obs_latency")[:, 0].round().long().numpy()
+    delay = obs_latency + env.param("action_latency")[:, 0].round().long().numpy()
+    tau_down = env.param("motor_tau_down")[:, 0].numpy()
+    controllers = [HoverDescendController(limits) for _ in range(vehicles_.n)]
+    scales = vehicles_.thrust_scale(limits) if scaled else np.ones(vehicles_.n)
+    for controller, scale in zip(controllers, scales):
+        controller.thrust_scale = float(scale)
+        controller.start(0.0, reference)
+    sent = np.repeat(vehicles_.hover_rpm[:, None], 4, axis=1)
+    history: list = []
+    crashed = np.zeros(vehicles_.n, bool)
+    term = task.termination
+    for _ in range(round(seconds / period)):
+        history.append(vehicles_.state())
+        p, v, _q, w = history[-1]
+        crashed |= (p[:, 2] < term.floor_m) | (np.abs(p - reference).max(1) > term.position_m)
+        crashed |= (np.linalg.norm(v, axis=1) > term.speed_m_s) | (np.abs(w).max(1) > term.angular_velocity_rad_s)
+        sent = command_step(vehicles_, controllers, history, obs_latency, sent, period)
+    edges = np.quantile(tau_down, [0.2, 0.4, 0.6, 0.8])
+    quintile = np.digitize(tau_down, edges)
+
+    def rate(mask: np.ndarray) -> float | None:
+        return round(float(crashed[mask].mean()), 3) if mask.any() else None
+
+    error = np.linalg.norm(history[-1][0] - reference, axis=1)[~crashed]
+    return {
+        "config": config,
+        "vehicles": vehicles_.n,
+        "seconds": seconds,
+        "crash_percent": round(100.0 * float(crashed.mean()), 2),
+        "crashes": int(crashed.sum()),
+        "error_at_end_m_p50_p90": [round(float(np.percentile(error, q)), 3) for q in (50, 90)] if error.size else None,
+        "tau_down_quintile_edges_s": [round(float(e), 3) for e in edges],
+        "crash_rate_by_delay_and_tau_down_quintile": {
+            str(d): [rate((delay == d) & (quintile == q)) for q in range(5)] for d in np.unique(delay).tolist()
+        },
+        "vehicles_by_delay": {str(d): int((delay == d).sum()) for d in np.unique(delay).tolist()},
     }
 
 
@@ -241,7 +329,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--sil", type=int, nargs="+", metavar="SEED", help="SIL flights over DDS of these vehicle seeds")
     ap.add_argument("--sil-repeats", type=int, default=1, help="flights per seed and configuration (they vary)")
+    ap.add_argument("--task-starts", action="store_true", help="from the hover task's initial states (see above)")
     args = ap.parse_args()
+    if args.task_starts:
+        if args.vehicles < 1 or args.seconds <= 0:
+            ap.error("--vehicles >= 1 and --seconds > 0")
+        for config in args.configs or ["before", "now"]:
+            print(json.dumps({**fly_task_starts(args.vehicles, args.seed, config, args.seconds), "cpu": cpu_model()}))
+        return
     if args.sil:
         if args.sil_repeats < 1:
             ap.error(f"--sil-repeats: expected >= 1 flights, got {args.sil_repeats}")
