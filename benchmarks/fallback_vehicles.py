@@ -216,29 +216,29 @@ def fly_task_starts(vehicles: int, seed: int, config: str = "now", seconds: floa
     rad/s). Crash rates by total delay (action + observation latency, periods) and motor spin-down quintile."""
     limits, scaled = fallback_limits(config)
     limits = replace(limits, fallback=replace(limits.fallback, hover_s=math.inf))  # hold, never descend
-    vehicles_ = Vehicles.draw(vehicles, seed)
+    fleet = Vehicles.draw(vehicles, seed)
     task = QuadrotorTaskCfg()
     reference = np.array([0.0, 0.0, task.termination.reference_height_m])
-    vehicles_.place_task_starts(reference, seed)
-    env, period = vehicles_.env, 0.01
+    fleet.place_task_starts(reference, seed)
+    env, period = fleet.env, 0.01
     obs_latency = env.param("obs_latency")[:, 0].round().long().numpy()
     delay = obs_latency + env.param("action_latency")[:, 0].round().long().numpy()
     tau_down = env.param("motor_tau_down")[:, 0].numpy()
-    controllers = [HoverDescendController(limits) for _ in range(vehicles_.n)]
-    scales = vehicles_.thrust_scale(limits) if scaled else np.ones(vehicles_.n)
+    controllers = [HoverDescendController(limits) for _ in range(fleet.n)]
+    scales = fleet.thrust_scale(limits) if scaled else np.ones(fleet.n)
     for controller, scale in zip(controllers, scales):
         controller.thrust_scale = float(scale)
         controller.start(0.0, reference)
-    sent = np.repeat(vehicles_.hover_rpm[:, None], 4, axis=1)
+    sent = np.repeat(fleet.hover_rpm[:, None], 4, axis=1)
     history: list = []
-    crashed = np.zeros(vehicles_.n, bool)
+    crashed = np.zeros(fleet.n, bool)
     term = task.termination
     for _ in range(round(seconds / period)):
-        history.append(vehicles_.state())
+        history.append(fleet.state())
         p, v, _q, w = history[-1]
         crashed |= (p[:, 2] < term.floor_m) | (np.abs(p - reference).max(1) > term.position_m)
         crashed |= (np.linalg.norm(v, axis=1) > term.speed_m_s) | (np.abs(w).max(1) > term.angular_velocity_rad_s)
-        sent = command_step(vehicles_, controllers, history, obs_latency, sent, period)
+        sent = command_step(fleet, controllers, history, obs_latency, sent, period)
     edges = np.quantile(tau_down, [0.2, 0.4, 0.6, 0.8])
     quintile = np.digitize(tau_down, edges)
 
@@ -248,7 +248,7 @@ def fly_task_starts(vehicles: int, seed: int, config: str = "now", seconds: floa
     error = np.linalg.norm(history[-1][0] - reference, axis=1)[~crashed]
     return {
         "config": config,
-        "vehicles": vehicles_.n,
+        "vehicles": fleet.n,
         "seconds": seconds,
         "crash_percent": round(100.0 * float(crashed.mean()), 2),
         "crashes": int(crashed.sum()),
