@@ -236,6 +236,17 @@ def _evaluate_trained(policy: Path, args: argparse.Namespace, out: Path, plots: 
     return {"policy (ONNX)": m}
 
 
+def _clear_previous_sil_log(log_path: Path) -> None:
+    """Remove the SIL flight log (and its Foxglove layout) that an earlier demo left in its output directory: the
+    deploy runtime refuses to overwrite a log, and the demo rewrites every other output of that directory too."""
+    from deploy.recording.foxglove_layout import layout_path
+
+    for path in (log_path, layout_path(log_path)):
+        if path.is_file():
+            log.info("replacing %s, an earlier demo's", path)
+            path.unlink()
+
+
 def _fly_sil(policy: Path, log_path: Path) -> str:
     """Fly ``policy`` through the deploy runtime against the simulated robot (a separate process, real DDS on
     loopback, a random domain); returns a one-line summary for the report."""
@@ -247,6 +258,7 @@ def _fly_sil(policy: Path, log_path: Path) -> str:
 
     from deploy.transport import LOOPBACK_CONFIG
 
+    _clear_previous_sil_log(log_path)
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 230)), CYCLONEDDS_URI=LOOPBACK_CONFIG)
     cmd = [sys.executable, "sim2real.py", "deploy", "--profile", "launch/sim_quadrotor.yaml", "--policy", str(policy)]
     cmd += ["--sil", "--log", str(log_path), "--hover-s", "5"]

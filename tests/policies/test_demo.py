@@ -72,3 +72,20 @@ def test_demo_trains_exports_and_evaluates_the_policy_beside_the_baseline(tmp_pa
     assert metrics["policy (ONNX)"]["envs"] == metrics["PID"]["envs"] == 16
     assert (out / "policy_errors.png").is_file()
     assert "policy (ONNX)" in (out / "report.md").read_text()
+
+
+def test_a_second_demo_replaces_its_own_sil_flight_log_and_nothing_else(tmp_path):
+    """The deploy runtime refuses an existing log, so a second `make demo` in the same checkout once lost its SIL
+    flight ("log file ... already exists"); the demo now replaces its own SIL log and layout, and only those."""
+    from policies.demo import _clear_previous_sil_log
+
+    log_path = tmp_path / "sil_flight.mcap"
+    log_path.write_bytes(b"an earlier demo's flight")
+    layout = tmp_path / "sil_flight.foxglove-layout.json"
+    layout.write_text("{}")
+    other = tmp_path / "flight.mcap"
+    other.write_bytes(b"kept")
+    _clear_previous_sil_log(log_path)
+    assert not log_path.exists() and not layout.exists()
+    assert other.read_bytes() == b"kept"
+    _clear_previous_sil_log(log_path)  # nothing there: nothing to do
