@@ -58,8 +58,12 @@ def deploy(profile: Path, log: Path, env: dict, *extra: str, preexec=None, polic
 
 
 def finish(proc: subprocess.Popen, timeout: float = 90.0) -> tuple[int, dict, str]:
+    """The deploy's exit status, JSON summary and stderr; its transitions, end and stderr's tail are printed (shown
+    whole by pytest when the test fails: an assertion message of the summary is cut short)."""
     out, err = proc.communicate(timeout=timeout)
     summary = json.loads(out[out.index("{") :]) if "{" in out else {}
+    print("exit", proc.returncode, *summary.get("transitions", []), summary.get("end"), sep="\n")
+    print(err[-4000:], file=sys.stderr)
     return proc.returncode, summary, err
 
 
