@@ -54,6 +54,7 @@ from deploy.safety.limits import QuadrotorLimits
 from deploy.safety.quadrotor_control import GRAVITY_M_S2, HoverDescendController
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg
 from sim.quadrotor.env import QuadrotorEnv
+from sim.quadrotor.terms import failure_any
 
 START_Z_M = 0.6
 CRASH_TILT_DEG = 60.0
@@ -232,12 +233,13 @@ def fly_task_starts(vehicles: int, seed: int, config: str = "now", seconds: floa
     sent = np.repeat(fleet.hover_rpm[:, None], 4, axis=1)
     history: list = []
     crashed = np.zeros(fleet.n, bool)
-    term = task.termination
+    term = task.termination  # the task's own failure test (sim/quadrotor/terms.py), as its env applies it
+    limits_of_task = (term.position_m, term.speed_m_s, term.angular_velocity_rad_s, term.floor_m)
     for _ in range(round(seconds / period)):
         history.append(fleet.state())
         p, v, _q, w = history[-1]
-        crashed |= (p[:, 2] < term.floor_m) | (np.abs(p - reference).max(1) > term.position_m)
-        crashed |= (np.linalg.norm(v, axis=1) > term.speed_m_s) | (np.abs(w).max(1) > term.angular_velocity_rad_s)
+        rows = [torch.as_tensor(x.T) for x in (p - reference, v, w)]
+        crashed |= failure_any(*rows, torch.as_tensor(p[:, 2]), limits_of_task).numpy()
         sent = command_step(fleet, controllers, history, obs_latency, sent, period)
     edges = np.quantile(tau_down, [0.2, 0.4, 0.6, 0.8])
     quintile = np.digitize(tau_down, edges)
