@@ -7,7 +7,10 @@ finite), dt = stamp difference in seconds (a part's own stamp where the sample h
 
     position  (position_m, velocity_m_s), quadrotor:
               |p_new - (p_old + (v_old + v_new) / 2 dt)| <= position_jump_m + max_accel_m_s2 dt^2 / 4
-              |v_new - v_old|                            <= velocity_jump_m_s + max_accel_m_s2 dt
+              |v_new - v_old - f|                        <= velocity_jump_m_s + max_accel_m_s2 dt
+              f: what the floor explains of a touchdown (new height within touchdown.height_m of
+              fallback.ground_z_m, descending before): the vertical speed stopped or reversed (at most as fast as it
+              came down), the horizontal speed cut by any share; the position limit then adds |f| dt / 2
     attitude  (quat_wxyz, body_rates_rad_s), quadrotor and legged:
               angle(q_new, q_old * exp((w_old + w_new) / 2 dt)) <= attitude_jump_rad + max_angular_accel dt^2 / 4
     joints    (joint_pos_rad, joint_vel_rad_s), arm and legged, per joint:
@@ -140,15 +143,35 @@ class ConsistencyGate:
                     return result
         return OK
 
+    def _floor_share(self, old: _Anchor, new: _Anchor) -> np.ndarray:
+        """The part of the velocity change (3,) that the floor explains when the new sample is on it: a descending
+        vehicle's vertical speed stopped (or reversed, never faster than it came down) and any share of its
+        horizontal speed taken by friction. Zero above the floor or when it was not descending."""
+        q = self.profile.quadrotor
+        v_old, v_new = old.rate, new.rate
+        if not (new.value[2] - q.fallback.ground_z_m <= q.touchdown.height_m and v_old[2] < 0.0):
+            return np.zeros(3)
+        share = np.zeros(3)
+        share[2] = min(max(v_new[2] - v_old[2], 0.0), -2.0 * v_old[2])
+        horizontal = float(v_old[:2] @ v_old[:2])
+        if horizontal > 0.0:  # friction scales the old horizontal velocity by s in [0, 1]
+            s = min(max(float(v_new[:2] @ v_old[:2]) / horizontal, 0.0), 1.0)
+            share[:2] = (s - 1.0) * v_old[:2]
+        return share
+
     def _gate_position(self, old: _Anchor, new: _Anchor, dt: float, grow: float) -> GateResult:
         lim = self.profile.quadrotor.consistency
-        dv = float(np.linalg.norm(new.rate - old.rate))
+        floor = self._floor_share(old, new)  # a touchdown: the floor stops the vehicle within one sample
+        dv = float(np.linalg.norm(new.rate - old.rate - floor))
         dv_max = lim.velocity_jump_m_s + lim.max_accel_m_s2 * grow
         if not dv <= dv_max:
             return GateResult(False, f"velocity jumped {dv:.3g} m/s in {dt:.3f} s (> {dv_max:.3g} m/s)", True)
         predicted = old.value + 0.5 * (old.rate + new.rate) * dt
         err = float(np.linalg.norm(new.value - predicted))
-        err_max = lim.position_jump_m + lim.max_accel_m_s2 * grow * grow / 4.0
+        # + |floor share| dt / 2: the velocity changed abruptly and monotonically somewhere in the period (as a joint's)
+        err_max = (
+            lim.position_jump_m + lim.max_accel_m_s2 * grow * grow / 4.0 + 0.5 * float(np.linalg.norm(floor)) * grow
+        )
         if not err <= err_max:
             return GateResult(
                 False, f"position {err:.3g} m off the prediction from velocity over {dt:.3f} s (> {err_max:.3g} m)"

@@ -221,7 +221,9 @@ class QuadrotorConsistency:
     The trapezoid residual of a body whose acceleration stays within max_accel is at most max_accel dt^2 / 4;
     the floors absorb sensor noise. At 100 Hz a real Crazyflie with motion capture (mm noise) or Lighthouse
     (cm, occasional few-cm corrections) and the simulated robot (2 mm position, 5 mm/s velocity noise) stay
-    below 1 cm and 0.1 m/s per sample; a 0.5 m jump in 10 ms (50 m/s) or a 1000 m one is rejected.
+    below 1 cm and 0.1 m/s per sample; a 0.5 m jump in 10 ms (50 m/s) or a 1000 m one is rejected. At a touchdown
+    (within touchdown.height_m of fallback.ground_z_m, descending) the floor may stop the vehicle within a sample:
+    the velocity test leaves out the change the floor explains (deploy/safety/consistency.py).
     """
 
     position_jump_m: float = 0.1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deploy.safety import SafetyLayer, SafetyState, StateSample, a1_profile, crazyflie_profile, franka_profile
-from deploy.safety.consistency import ConsistencyGate, predicted_attitude, quat_angle_rad
+from deploy.safety.consistency import ConsistencyGate, GateResult, predicted_attitude, quat_angle_rad
 from deploy.safety.quadrotor_control import GRAVITY_M_S2, HoverDescendController
 from tests.deploy.safety.helpers import Driver, healthy_sample, tilted_quat
 from tests.deploy.safety.quad_model import QuadModel
@@ -128,6 +128,48 @@ def test_joint_gate_accepts_an_impact_the_velocities_report_and_still_refuses_a_
     q[2] = trapezoid + 0.45  # beyond 0.15 + |dv| dt / 2 = 0.39 rad
     result = d.layer.gate.check(replace(s, joint_pos_rad=q, joint_vel_rad_s=v_new))
     assert not result.ok and d.profile.joints.names[2] in result.reason
+
+
+def test_a_touchdown_may_stop_the_vehicle_within_one_sample_but_only_on_the_floor():
+    """A vehicle coming down at 1.6 m/s stops on the floor between two 10 ms samples (the SIL ground does that in one
+    step; a hard landing with motion capture looks alike): 1.6 m/s of change is over the 1.3 m/s a sample may
+    change, but the floor explains it. The same stop 0.5 m up, a bounce faster than the fall plus the jump floor, or
+    a sideways kick on the floor are still refused."""
+    profile = crazyflie_profile()
+    gate = ConsistencyGate(profile)
+
+    def landing(z0: float, v_new) -> GateResult:
+        v_old = np.array([0.3, 0.0, -1.6])
+        gate.accept(replace(healthy_sample(profile, 1.0), position_m=np.array([0.0, 0.0, z0]), velocity_m_s=v_old))
+        p_new = np.array([0.003, 0.0, max(z0 - 0.016, 0.0)])
+        return gate.check(replace(healthy_sample(profile, 1.01), position_m=p_new, velocity_m_s=np.asarray(v_new)))
+
+    assert landing(0.016, [0.0, 0.0, 0.0]).ok  # at rest on the floor
+    assert landing(0.016, [0.1, 0.0, 0.5]).ok  # a bounce, friction took most of the horizontal speed
+    assert landing(0.016, [0.3, 0.0, 2.8]).ok  # bounced back 1.6 m/s + 1.2 m/s of the usual per-sample change
+    for z0, v_new in ((0.516, [0.0, 0.0, 0.0]), (0.016, [0.3, 0.0, 3.0]), (0.016, [1.7, 0.0, 0.0])):
+        result = landing(z0, v_new)
+        assert not result.ok and result.velocity_bad and "velocity jumped" in result.reason, (z0, v_new)
+    # the floor explains the velocity, not the position: a stop 0.2 m off the trapezoid's path is refused
+    gate.accept(replace(healthy_sample(profile, 2.0), position_m=np.array([0.0, 0.0, 0.016]),
+                        velocity_m_s=np.array([0.0, 0.0, -1.6])))  # fmt: skip
+    far = replace(healthy_sample(profile, 2.01), position_m=np.array([0.2, 0.0, 0.0]), velocity_m_s=np.zeros(3))
+    result = gate.check(far)
+    assert not result.ok and "off the prediction" in result.reason
+
+
+def test_a_hard_landing_in_flight_leaves_the_position_trusted():
+    """From hover at 1 m: falling at g until 1.5 m/s, then at 1.5 m/s onto the floor, where it stops at once."""
+    d = active("quadrotor")
+    z, vz = 1.0, 0.0
+    while z > 0.0:
+        d.t += 0.01
+        vz_next = max(vz - GRAVITY_M_S2 * 0.01, -1.5)
+        z, vz = z + 0.5 * (vz + vz_next) * 0.01, vz_next
+        sample = replace(healthy_sample(d.profile, d.t), position_m=np.array([0.0, 0.0, max(z, 0.0)]))
+        assert d.layer.on_state(replace(sample, velocity_m_s=np.array([0.0, 0.0, vz if z > 0.0 else 0.0])), d.t), z
+    assert d.layer.position_trusted and d.layer.velocity_trusted
+    assert d.layer.latest_state.velocity_m_s[2] == 0.0  # the stop was accepted
 
 
 def test_legged_attitude_is_gated():
