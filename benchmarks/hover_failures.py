@@ -6,6 +6,7 @@ episodes of 10 s from the default randomization and records every env's paramete
 the issue's hover criterion (``policies.rollout.HoverCriterion``). Prints one JSON object:
 
     python benchmarks/hover_failures.py --seconds 120 [--set env.observation_history=0]
+    python benchmarks/hover_failures.py --iterations 807 --threads 1   # the same policy on any host
 
 {"iterations", "metrics": {...}, "by_quintile": {"motor_tau_down[0]": [5 failure rates], ...},
  "tau_down_by_delay": {"0": [5 rates], "1": [...], "2": [...]}}: rates in [0, 1], quintile 1 = smallest values;
@@ -47,6 +48,13 @@ def quintile_rates(values: torch.Tensor, failed: torch.Tensor, mask: torch.Tenso
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=120.0, help="training wall clock, s")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="stop after this many iterations instead of --seconds (runs compare across hosts and loads; with "
+        "--threads 1 the same iterations give the same policy)",
+    )
     p.add_argument("--episodes", type=int, default=2048)
     p.add_argument("--seed", type=int, default=0, help="training seed (the evaluation uses 4242)")
     p.add_argument("--threads", type=int, default=2)
@@ -55,7 +63,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = train_cfg("quadrotor-hover")
     apply_overrides(cfg, args.set)
+    if args.iterations is not None and args.iterations <= 0:
+        p.error(f"--iterations: expected a positive count, got {args.iterations}")
     cfg.seed, cfg.max_seconds, cfg.max_iterations = args.seed, args.seconds, 10**6
+    if args.iterations is not None:
+        cfg.max_seconds, cfg.max_iterations = None, args.iterations
     result = train(cfg, None, progress=False)
     policy = result.runner.get_inference_policy()
 
