@@ -19,6 +19,7 @@ import argparse
 import copy
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,6 +31,7 @@ from policies.overrides import apply_overrides
 from policies.rollout import HoverCriterion, rollout
 from policies.train import train
 from policies.train_cfg import train_cfg
+from sim.quadrotor.config import QuadrotorTaskCfg
 from sim.tasks import make_env
 
 
@@ -43,6 +45,42 @@ def quintile_rates(values: torch.Tensor, failed: torch.Tensor, mask: torch.Tenso
         sel = (bins == q) & keep
         rates.append(round(failed[sel].float().mean().item(), 4) if sel.any() else None)
     return rates
+
+
+def fly(
+    policy: Callable[[TensorDict], torch.Tensor], env_cfg: QuadrotorTaskCfg, episodes: int, progress: bool = True
+) -> dict:
+    """Fly ``policy`` (a TensorDict of the "policy" group -> normalized actions) for ``episodes`` episodes of 10 s
+    from ``env_cfg``'s randomization (env seed 4242): the rollout's metrics, the failure rate, failure rates per
+    quintile of every randomized parameter and per motor spin-down quintile and total delay."""
+    env_cfg = copy.deepcopy(env_cfg)
+    env_cfg.episode_s = 10.0
+    env = make_env("quadrotor-hover", episodes, seed=4242, cfg=env_cfg)
+    params: dict[str, torch.Tensor] = {}
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        if not params:  # the rollout's own reset has drawn them: record at the first step
+            params.update({name: env.param(name).clone() for name in env.param_rows})
+        return policy(TensorDict({"policy": obs}, batch_size=[env.num_envs])).clamp(-1.0, 1.0)
+
+    with torch.inference_mode():
+        run = rollout(env, act, env_cfg.max_episode_length, progress=progress)
+    failed = ~run.success(HoverCriterion())
+    by_quintile = {
+        f"{name}[{c}]": quintile_rates(values[:, c], failed)
+        for name, values in params.items()
+        for c in range(values.shape[1])
+        if values[:, c].std() > 0
+    }
+    delay = (params["action_latency"][:, 0] + params["obs_latency"][:, 0]).round().long()
+    tau_down = params["motor_tau_down"][:, 0]
+    by_delay = {str(d): quintile_rates(tau_down, failed, delay == d) for d in delay.unique().tolist()}
+    return {
+        "metrics": run.metrics(),
+        "failure_rate": round(failed.float().mean().item(), 4),
+        "by_quintile": by_quintile,
+        "tau_down_by_delay": by_delay,
+    }
 
 
 def main() -> None:
@@ -71,37 +109,13 @@ def main() -> None:
     result = train(cfg, None, progress=False)
     policy = result.runner.get_inference_policy()
 
-    env_cfg = copy.deepcopy(cfg.env)
-    env_cfg.episode_s = 10.0
-    env = make_env("quadrotor-hover", args.episodes, seed=4242, cfg=env_cfg)
-    params: dict[str, torch.Tensor] = {}
-
-    def act(obs: torch.Tensor) -> torch.Tensor:
-        if not params:  # the rollout's own reset has drawn them: record at the first step
-            params.update({name: env.param(name).clone() for name in env.param_rows})
-        return policy(TensorDict({"policy": obs}, batch_size=[env.num_envs])).clamp(-1.0, 1.0)
-
-    with torch.inference_mode():
-        run = rollout(env, act, env_cfg.max_episode_length, progress=True)
-    failed = ~run.success(HoverCriterion())
-    by_quintile = {
-        f"{name}[{c}]": quintile_rates(values[:, c], failed)
-        for name, values in params.items()
-        for c in range(values.shape[1])
-        if values[:, c].std() > 0
-    }
-    delay = (params["action_latency"][:, 0] + params["obs_latency"][:, 0]).round().long()
-    tau_down = params["motor_tau_down"][:, 0]
-    by_delay = {str(d): quintile_rates(tau_down, failed, delay == d) for d in delay.unique().tolist()}
+    report = fly(policy, cfg.env, args.episodes)
     print(
         json.dumps(
             {
                 "iterations": result.iterations,
                 "overrides": args.set,
-                "metrics": run.metrics(),
-                "failure_rate": round(failed.float().mean().item(), 4),
-                "by_quintile": by_quintile,
-                "tau_down_by_delay": by_delay,
+                **report,
             }
         )
     )

@@ -21,6 +21,7 @@ import io
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,15 @@ def train(
     run_dir: Path | None = None,
     progress: bool = True,
     on_iteration: IterationCallback | None = None,
+    on_start: Callable[[Any], None] | None = None,
 ) -> TrainResult:
     """Train ``cfg`` and return the result; with ``run_dir`` write checkpoints, run info and TensorBoard logs.
 
     ``on_iteration(stats, runner)`` runs after every iteration (e.g. a periodic evaluation) and returns True to
     stop. The time it takes is paused out of the training clock: ``wall_s`` and ``max_seconds`` count training
-    only, and ``TrainResult.paused_s`` reports the callback's share.
+    only, and ``TrainResult.paused_s`` reports the callback's share. ``on_start(runner)`` (PPO only) runs once
+    after the learner is built, before the first rollout: it may load weights into ``runner.alg.actor`` or replace
+    parts of it (rebuilding ``runner.alg.optimizer`` if it does).
 
     Deterministic for a given (seed, device, config): the env draws from its own generator seeded with
     ``cfg.seed``; rsl_rl draws network initialisation, action noise and minibatch order from torch's global
@@ -111,6 +115,8 @@ def train(
     if cfg.algo == "td3":
         from policies.offpolicy import train_offpolicy
 
+        if on_start is not None:
+            raise ValueError("on_start: the PPO learner's hook; the td3 learner has none")
         return train_offpolicy(cfg, run_dir, progress, on_iteration)
     from rsl_rl.runners import OnPolicyRunner
     from rsl_rl.utils import check_nan
@@ -132,6 +138,8 @@ def train(
     with contextlib.redirect_stdout(io.StringIO()) as captured:  # rsl_rl prints the models
         runner = OnPolicyRunner(env, rsl, log_dir=None, device=cfg.device)
     log.debug("rsl_rl: %s", captured.getvalue().strip())
+    if on_start is not None:
+        on_start(runner)
     alg = runner.alg
     estimator = None
     if target is not None:

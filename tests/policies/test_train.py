@@ -266,3 +266,28 @@ def test_cli_trains_on_the_base_spec_file_and_by_default_on_the_imperfections(tm
         saved = RandomizationSpec.from_yaml(run_dir / "randomization.yaml")
         assert saved.digest() == expected.digest()
         assert (imperfections <= set(saved.terms)) == (not spec)
+
+
+def test_on_start_changes_the_learner_before_the_first_rollout_and_training_keeps_them():
+    """The hook sees the learner before any data (an empty normalizer) and what it sets is what training starts
+    from: an actor frozen there (its optimizer rebuilt over the critic) leaves training unchanged."""
+    seen = {}
+
+    def freeze_actor(runner):
+        alg = runner.alg
+        seen["count"] = alg.actor.obs_normalizer.count.item()
+        with torch.no_grad():
+            alg.actor.mlp[-1].bias.fill_(0.25)
+        alg.actor.mlp.requires_grad_(False)
+        alg.optimizer = torch.optim.Adam(alg.critic.parameters(), lr=alg.learning_rate)
+        seen["mlp"] = {k: v.clone() for k, v in alg.actor.mlp.state_dict().items()}
+
+    result = train(small_cfg(seed=5, iterations=2), None, progress=False, on_start=freeze_actor)
+    assert seen["count"] == 0
+    after = result.runner.alg.actor.mlp.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in seen["mlp"].items())
+    assert torch.all(after[f"{len(result.runner.alg.actor.mlp) - 1}.bias"] == 0.25)
+    td3 = small_cfg(iterations=1)
+    td3.algo = "td3"
+    with pytest.raises(ValueError, match="on_start"):
+        train(td3, None, progress=False, on_start=freeze_actor)
