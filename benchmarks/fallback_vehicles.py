@@ -150,22 +150,56 @@ class Vehicles:
         return 4 * body.kf_n_per_rpm2 * self.hover_rpm**2 / (body.mass_kg * GRAVITY_M_S2)
 
 
-def command_step(
-    vehicles: Vehicles, controllers: list, history: list, delays: np.ndarray, sent: np.ndarray, period: float
-) -> np.ndarray:
-    """One control period: each controller reads its vehicle's state ``delays[i]`` periods old (with that stamp),
-    is told what was sent last, and its command is applied (with the vehicle's own action latency on top).
-    ``history``: the states so far, the newest last. Returns the commands (n, 4)."""
+def commands(controllers: list, history: list, delays: np.ndarray, sent: np.ndarray, period: float) -> np.ndarray:
+    """One control period's commands (n, 4): each controller reads its vehicle's state ``delays[i]`` periods old
+    (with that stamp) and is told what was sent last. ``history``: the states so far, the newest last."""
     k = len(history) - 1
     now = k * period
-    command = np.empty((vehicles.n, 4))
+    command = np.empty((len(controllers), 4))
     for i, controller in enumerate(controllers):
         seen = max(0, k - int(delays[i]))
         p, v, q, w = (h[i] for h in history[seen])
         controller.motors.sent(now, sent[i])
         command[i] = controller.command(now, p, v, q, w, stamp_s=seen * period)
+    return command
+
+
+def command_step(
+    vehicles: Vehicles, controllers: list, history: list, delays: np.ndarray, sent: np.ndarray, period: float
+) -> np.ndarray:
+    """One control period: :func:`commands`, applied (with the vehicle's own action latency on top). Returns them."""
+    command = commands(controllers, history, delays, sent, period)
     vehicles.step(command)
     return command
+
+
+def task_start_fleet(
+    n: int, seed: int, config: str = "now", start_seed: int | None = None
+) -> tuple[Vehicles, list[HoverDescendController], np.ndarray]:
+    """``n`` vehicles drawn with ``seed`` at the hover task's initial states (drawn with ``start_seed``, default
+    ``seed``), each with the fallback of ``config`` holding the task's reference point (never descending), told its
+    vehicle's thrust scale where the configuration uses one. Returns (vehicles, controllers, reference (3,))."""
+    limits, scaled = fallback_limits(config)
+    limits = replace(limits, fallback=replace(limits.fallback, hover_s=math.inf))  # hold, never descend
+    fleet = Vehicles.draw(n, seed)
+    reference = np.array([0.0, 0.0, QuadrotorTaskCfg().termination.reference_height_m])
+    fleet.place_task_starts(reference, seed if start_seed is None else start_seed)
+    controllers = [HoverDescendController(limits) for _ in range(fleet.n)]
+    scales = fleet.thrust_scale(limits) if scaled else np.ones(fleet.n)
+    for controller, scale in zip(controllers, scales):
+        controller.thrust_scale = float(scale)
+        controller.start(0.0, reference)
+    return fleet, controllers, reference
+
+
+def task_failed(state: list[np.ndarray], reference: np.ndarray) -> np.ndarray:
+    """(n,) bool: the hover task's own failure test (sim/quadrotor/terms.py, as its env applies it) on ``state``
+    (:meth:`Vehicles.state`): the floor, the distance to ``reference`` per axis, the speed, the body rate."""
+    term = QuadrotorTaskCfg().termination
+    p, v, _q, w = state
+    rows = [torch.as_tensor(x.T) for x in (p - reference, v, w)]
+    limits = (term.position_m, term.speed_m_s, term.angular_velocity_rad_s, term.floor_m)
+    return failure_any(*rows, torch.as_tensor(p[:, 2]), limits).numpy()
 
 
 def fly(vehicles: int, seed: int, config: str, delay: int, seconds: float = 2.0) -> dict:
@@ -215,31 +249,17 @@ def fly_task_starts(vehicles: int, seed: int, config: str = "now", seconds: floa
     to the task's reference point (its hold point), each reading the state its own observation latency old: where
     a hover policy crashes (the task's terminations: the floor, 2 m from the reference on an axis, 10 m/s, 35
     rad/s). Crash rates by total delay (action + observation latency, periods) and motor spin-down quintile."""
-    limits, scaled = fallback_limits(config)
-    limits = replace(limits, fallback=replace(limits.fallback, hover_s=math.inf))  # hold, never descend
-    fleet = Vehicles.draw(vehicles, seed)
-    task = QuadrotorTaskCfg()
-    reference = np.array([0.0, 0.0, task.termination.reference_height_m])
-    fleet.place_task_starts(reference, seed)
+    fleet, controllers, reference = task_start_fleet(vehicles, seed, config)
     env, period = fleet.env, 0.01
     obs_latency = env.param("obs_latency")[:, 0].round().long().numpy()
     delay = obs_latency + env.param("action_latency")[:, 0].round().long().numpy()
     tau_down = env.param("motor_tau_down")[:, 0].numpy()
-    controllers = [HoverDescendController(limits) for _ in range(fleet.n)]
-    scales = fleet.thrust_scale(limits) if scaled else np.ones(fleet.n)
-    for controller, scale in zip(controllers, scales):
-        controller.thrust_scale = float(scale)
-        controller.start(0.0, reference)
     sent = np.repeat(fleet.hover_rpm[:, None], 4, axis=1)
     history: list = []
     crashed = np.zeros(fleet.n, bool)
-    term = task.termination  # the task's own failure test (sim/quadrotor/terms.py), as its env applies it
-    limits_of_task = (term.position_m, term.speed_m_s, term.angular_velocity_rad_s, term.floor_m)
     for _ in range(round(seconds / period)):
         history.append(fleet.state())
-        p, v, _q, w = history[-1]
-        rows = [torch.as_tensor(x.T) for x in (p - reference, v, w)]
-        crashed |= failure_any(*rows, torch.as_tensor(p[:, 2]), limits_of_task).numpy()
+        crashed |= task_failed(history[-1], reference)
         sent = command_step(fleet, controllers, history, obs_latency, sent, period)
     edges = np.quantile(tau_down, [0.2, 0.4, 0.6, 0.8])
     quintile = np.digitize(tau_down, edges)

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,54 +33,29 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.fallback_vehicles import Vehicles, fallback_limits
+from benchmarks.fallback_vehicles import commands, task_failed, task_start_fleet
 from benchmarks.hover_failures import fly
-from deploy.safety.quadrotor_control import HoverDescendController
 from policies.train import train
 from policies.train_cfg import train_cfg
-from sim.quadrotor.config import QuadrotorTaskCfg
-from sim.quadrotor.terms import failure_any
 
 PERIOD_S = 0.01
 SKIP_STEPS = 6  # the first observations after placing a vehicle still hold its delay lines' and history's old values
 
 
-def fleet(n: int, seed: int) -> tuple[Vehicles, list[HoverDescendController], np.ndarray]:
-    """``n`` vehicles at the hover task's starts, each with a fallback controller holding the task's reference."""
-    limits, _ = fallback_limits("now")
-    limits = replace(limits, fallback=replace(limits.fallback, hover_s=math.inf))  # hold, never descend
-    vehicles = Vehicles.draw(n, seed)
-    reference = np.array([0.0, 0.0, QuadrotorTaskCfg().termination.reference_height_m])
-    vehicles.place_task_starts(reference, seed + 1000)
-    controllers = [HoverDescendController(limits) for _ in range(n)]
-    for controller, scale in zip(controllers, vehicles.thrust_scale(limits)):
-        controller.thrust_scale = float(scale)
-        controller.start(0.0, reference)
-    return vehicles, controllers, reference
-
-
 def dagger_round(n: int, seed: int, student, share: float, seconds: float, gen: torch.Generator) -> tuple:
     """One round: (observations (M, D), teacher actions (M, 4) normalized, crash fraction). ``student``: obs ->
     normalized action, flown instead of the teacher's with probability ``share`` (None: the teacher alone)."""
-    vehicles, controllers, reference = fleet(n, seed)
+    vehicles, controllers, reference = task_start_fleet(n, seed, start_seed=seed + 1000)
     env, spec = vehicles.env, vehicles.env.action_spec
     latency = env.param("obs_latency")[:, 0].round().long().numpy()
-    term = QuadrotorTaskCfg().termination
-    limits = (term.position_m, term.speed_m_s, term.angular_velocity_rad_s, term.floor_m)
     history, xs, ys = [], [], []
     sent = np.repeat(vehicles.hover_rpm[:, None], 4, axis=1)
     crashed = np.zeros(n, bool)
     obs = env.get_observations()["policy"].clone()
     for k in range(round(seconds / PERIOD_S)):
         history.append(vehicles.state())
-        p, v, _q, w = history[-1]
-        rows = [torch.as_tensor(x.T) for x in (p - reference, v, w)]
-        crashed |= failure_any(*rows, torch.as_tensor(p[:, 2]), limits).numpy()
-        teacher = np.empty((n, 4))
-        for i, controller in enumerate(controllers):
-            seen = max(0, k - int(latency[i]))
-            controller.motors.sent(k * PERIOD_S, sent[i])
-            teacher[i] = controller.command(k * PERIOD_S, *(h[i] for h in history[seen]), stamp_s=seen * PERIOD_S)
+        crashed |= task_failed(history[-1], reference)
+        teacher = commands(controllers, history, latency, sent, PERIOD_S)
         label = spec.to_normalized(torch.as_tensor(teacher, dtype=torch.float32)).clamp(-1.0, 1.0)
         if k >= SKIP_STEPS:
             keep = torch.as_tensor(~crashed)
