@@ -26,7 +26,8 @@ change in place at the next ``step``/``set_state``/``forward``: ``.clone()`` to 
   sensordata  (N, nsensordata)  every sensor of the model; ``sensor(name)`` is the (N, dim) slice of one
   After ``step`` the state is the new one and xpos/xquat/site_xpos and position/velocity sensors are computed at
   it (the forward stages up to velocity, as ``mj_step1``); acceleration and force sensors (contact forces,
-  touch, accelerometer) describe the last physics step's solve, as after ``mj_step``.
+  touch, accelerometer) describe the last physics step's solve, as after ``mj_step``. ``step(..., derive=False)``
+  skips the forward stages at the new state (derived fields one physics step behind, as after ``mj_step``).
 
 Contacts: declare MuJoCo ``contact`` sensors in the model (MjSpec: :func:`add_contact_sensor`, e.g. one per foot
 against the floor, ``reduce="netforce"``, data ``found force``): both engines compute them the same way, so
@@ -178,9 +179,12 @@ class Engine(abc.ABC):
 
     # actions
     @abc.abstractmethod
-    def step(self, ctrl: torch.Tensor, substeps: int = 1) -> None:
+    def step(self, ctrl: torch.Tensor, substeps: int = 1, derive: bool = True) -> None:
         """Apply ``ctrl`` (N, nu) and advance every env by ``substeps`` physics steps (``model.opt.timestep`` s each),
-        holding ``ctrl`` constant."""
+        holding ``ctrl`` constant. ``derive=False`` leaves the derived fields (xpos, xquat, site_xpos, position and
+        velocity sensors) where the last physics step computed them, one physics step behind the new state, as
+        after a bare ``mj_step``: for the inner steps of a control period whose caller reads only qpos and qvel
+        (an explicit PD), where computing them at every new state is wasted work."""
 
     @abc.abstractmethod
     def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:

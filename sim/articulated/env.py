@@ -230,9 +230,10 @@ class ArticulatedEnv(BatchedEnv):
         a = torch.nan_to_num(self.check_actions(actions), nan=0.0).clamp(-1.0, 1.0)
         self.last_action, self.action = self.action, a
         target = self.joint_targets(a)
-        for _ in range(self.profile.substeps):
+        last = self.profile.substeps - 1
+        for k in range(self.profile.substeps):  # the PD reads only qpos and qvel in between
             self.torque = self.actuators.torque(target, self.joint_pos, self.joint_vel)
-            self.engine.step(self.torque.to(self.engine.dtype), 1)
+            self.engine.step(self.torque.to(self.engine.dtype), 1, derive=k == last)
         self.episode_length_buf += 1
         self._after_physics()
         parts = self._rewards()

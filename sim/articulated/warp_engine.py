@@ -146,7 +146,9 @@ class WarpEngine(Engine):
         wp.capture_launch(graph)
 
     # contract
-    def step(self, ctrl: torch.Tensor, substeps: int = 1) -> None:
+    def step(self, ctrl: torch.Tensor, substeps: int = 1, derive: bool = True) -> None:
+        """As :meth:`Engine.step`; ``derive`` is ignored: each substep's ``step2`` continues from the stages the
+        previous one computed at its new state (``_substeps``), so they are never wasted here."""
         substeps = self._check_substeps(substeps)
         ctrl = self._check_rows("ctrl", ctrl, self.num_envs, self.nu)
         self._ctrl.copy_(ctrl)

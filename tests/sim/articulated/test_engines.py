@@ -157,6 +157,30 @@ def test_cpu_engine_is_bitwise_a_loop_of_mj_step(model, gen):
     assert float(engine.sensor("box_floor")[:, 0].min()) > 0, "and touch the floor"
 
 
+def test_steps_without_derived_fields_advance_the_same_state(model, gen):
+    """derive=False (the inner physics steps of a control period) skips the stages at the new state: the state is
+    bitwise that of derive=True steps and the next derived step reports exactly what derive=True would; in between
+    the derived fields are the last physics step's, one step behind (as after a bare mj_step)."""
+    params = random_params(model, 3, gen)
+    qpos, qvel = initial_state(model, 3)
+    controls = random_controls(model, 30, 3, gen)
+    derived, inner = (make_engine(model, 3, "mujoco", "cpu", nthread=2) for _ in range(2))
+    for engine in (derived, inner):
+        prepare(engine, params, qpos, qvel)
+    for k in range(30):
+        last = k % 4 == 3
+        site_before = derived.site_xpos.clone()
+        derived.step(controls[k], substeps=1)
+        inner.step(controls[k], substeps=1, derive=last)
+        assert torch.equal(inner.qpos, derived.qpos) and torch.equal(inner.qvel, derived.qvel), f"state at step {k}"
+        if last:
+            for field in STATE:
+                assert torch.equal(getattr(inner, field), getattr(derived, field)), f"{field} at step {k}"
+        else:  # the kinematics the physics step computed at its start: one step behind the new state
+            assert torch.equal(inner.site_xpos, site_before), f"site_xpos at step {k}"
+            assert not torch.equal(inner.site_xpos, derived.site_xpos)
+
+
 @pytest.mark.parametrize("engine_name", ["mujoco", "mujoco_warp"])
 def test_params_read_back_from_engine_storage(model, gen, engine_name, request):
     if engine_name == "mujoco":
