@@ -3,8 +3,8 @@
 The batch steps the envs on its own C++ thread pool, which runs without the GIL; its results are bit-identical to a
 loop of ``mj_step`` over one MjData per env. It is not persistent: each thread loads an env's state row into its own
 MjData, steps it and saves the row (with the solver's warm start), so the MjData stays in cache; with one MjData per
-env (``persistent=True``) a 2048-env Go2 took 40 % longer per physics step (96 against 68 ms per control step of 4
-physics steps, 2 threads, AMD EPYC Zen 3, 2026-12-07), the cost of touching a cold MjData per env and call. State fields
+env (``persistent=True``) a 2048-env Go2 took 40 % longer (96 against 68 ms per control step of 4 physics steps,
+2 threads, 2-vCPU Intel Xeon family 6 model 167, 2026-12-07): a cold MjData per env and call. State fields
 (qpos, qvel, ctrl) are views of the batch's state rows and derived fields (xpos, sensordata, ...) views of its
 output buffers, so the torch tensors here share memory with the batch (``torch.from_numpy``, no copies).
 Per-env parameters are the batch's expanded model fields (``Batch.expand``): one (N, ...) array per field,
