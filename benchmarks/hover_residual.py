@@ -13,9 +13,12 @@ the student").
    fresh MLP of the actor's shape whose last layer starts x0.01 (``--scale`` S; the initial action std S / 2).
 3. Both flown as ``hover_failures.py`` flies a policy (2048 episodes of 10 s, env seed 4242).
 
-Prints one JSON object per stage. One thread; deterministic for a given ``--seed``:
+Prints one JSON object per stage. One thread; deterministic for a given ``--seed``. With ``--run-dir`` the PPO stage
+writes its checkpoints there; the actor is :class:`policies.residual.BoundedResidual`, and ``sim2real export`` turns
+the last checkpoint into one ``policy.onnx`` / ``policy.h`` (prior and residual in one graph):
 
-    python benchmarks/hover_residual.py --iterations 1200 --scale 0.35 --seed 0
+    python benchmarks/hover_residual.py --iterations 1200 --scale 0.35 --seed 0 --run-dir runs/residual
+    python sim2real.py export runs/residual
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fallback_vehicles import commands, task_failed, task_start_fleet
 from benchmarks.hover_failures import fly
+from policies.residual import wrap_in_residual
 from policies.train import train
 from policies.train_cfg import train_cfg
 
@@ -89,21 +93,6 @@ def fit(actor, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int = 4096) 
     return float(loss.detach())
 
 
-class BoundedResidual(nn.Module):
-    """mean = prior(x) + scale tanh(residual(x)); the prior frozen, the residual starting near zero."""
-
-    def __init__(self, prior: nn.Module, residual: nn.Module, scale: float) -> None:
-        super().__init__()
-        self.prior, self.residual, self.scale = prior.requires_grad_(False), residual, scale
-        with torch.no_grad():
-            last = [m for m in residual.modules() if isinstance(m, nn.Linear)][-1]
-            last.weight.mul_(0.01)
-            last.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prior(x) + self.scale * torch.tanh(self.residual(x))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -114,6 +103,8 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=0.35, help="the residual's reach S, normalized action units")
     p.add_argument("--seed", type=int, default=0, help="PPO seed (the DAgger vehicles: 100 + round)")
     p.add_argument("--episodes", type=int, default=2048)
+    p.add_argument("--run-dir", type=Path, help="write the checkpoints here (`sim2real export` turns the last into a "
+                   "policy.onnx and policy.h: prior and residual in one network)")  # fmt: skip
     args = p.parse_args()
     for name in ("rounds", "vehicles", "fit_steps", "iterations", "episodes"):
         if getattr(args, name) <= 0:
@@ -139,12 +130,9 @@ def main() -> None:
             line = {"stage": "dagger", "round": r, "samples": sum(map(len, xs)), "rollout_crash_rate": crashed}
             print(json.dumps({**line, "loss": loss, "s": round(time.perf_counter() - t0, 1)}), flush=True)
         student["actor"] = copy.deepcopy(actor)
-        actor.mlp = BoundedResidual(copy.deepcopy(actor.mlp), copy.deepcopy(actor.mlp), args.scale)
-        trainable = [q for q in [*actor.parameters(), *runner.alg.critic.parameters()] if q.requires_grad]
-        runner.alg.optimizer = type(runner.alg.optimizer)(trainable, lr=runner.alg.learning_rate)
-        actor.train()
+        wrap_in_residual(runner, args.scale)
 
-    result = train(cfg, None, progress=False, on_start=teach)
+    result = train(cfg, args.run_dir, progress=False, on_start=teach)
     taught = student["actor"]
     report = fly(lambda td: taught.mlp(taught.obs_normalizer(td["policy"])), cfg.env, args.episodes, progress=False)
     print(json.dumps({"stage": "student", "s": round(time.perf_counter() - t0, 1), **report}), flush=True)

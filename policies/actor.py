@@ -5,7 +5,8 @@ Export (ONNX, C) and evaluation read the actor from the checkpoint's state dict,
 in normalized units (PPO: the Gaussian's mean; TD3: squashed by a tanh, ``output_activation`` in the checkpoint's
 actor infos, absent in older checkpoints); :meth:`TorchActor.physical` applies the action spec's scaling. An actor
 with a state estimator (:mod:`policies.estimator`) first appends the estimator MLP's output to the normalized
-observation.
+observation. A bounded residual actor (:mod:`policies.residual`) adds ``scale * tanh(residual MLP)`` of the same
+normalized observation to its prior MLP's output.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class ActorWeights:
     # a state estimator (policies.estimator): its layers (same activation, none after the last), whose output is
     # appended to the normalized observation before ``layers``; empty for a plain actor
     estimator: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # a bounded residual (policies.residual): action = layers(x) + residual_scale * tanh(residual(x)), both on the
+    # normalized observation (the estimate appended where there is an estimator); empty for a plain actor
+    residual: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    residual_scale: float = 0.0
 
     @property
     def obs_dim(self) -> int:
@@ -68,7 +73,8 @@ class ActorWeights:
 
     @property
     def num_params(self) -> int:
-        return 2 * self.obs_dim + sum(w.size + b.size for w, b in [*self.estimator, *self.layers])
+        layers = [*self.estimator, *self.layers, *self.residual]
+        return 2 * self.obs_dim + sum(w.size + b.size for w, b in layers) + bool(self.residual)
 
 
 @dataclass
@@ -141,6 +147,19 @@ def weights_from_state_dict(
             f"actor output activation must be one of {OUTPUT_ACTIVATIONS} for export, found {output_activation!r}"
         )
     layers, estimator = _linear_layers(state, "mlp"), _linear_layers(state, "estimator")
+    residual, residual_scale = _linear_layers(state, "mlp.residual"), 0.0
+    if residual or "mlp.scale" in state:  # a bounded residual actor (policies.residual): its prior is the MLP
+        layers, residual_scale = _linear_layers(state, "mlp.prior"), float(state.get("mlp.scale", torch.nan))
+        if not residual or not layers or not residual_scale > 0:
+            raise CheckpointError(
+                "a residual actor's state dict needs mlp.prior.<i>.*, mlp.residual.<i>.* and a positive mlp.scale; "
+                f"found keys {sorted(k for k in state if k.startswith('mlp.'))}"
+            )
+        if residual[0][0].shape[1] != layers[0][0].shape[1] or residual[-1][0].shape[0] != layers[-1][0].shape[0]:
+            raise CheckpointError(
+                f"the residual MLP maps {residual[0][0].shape[1]} inputs to {residual[-1][0].shape[0]} actions, "
+                f"its prior {layers[0][0].shape[1]} to {layers[-1][0].shape[0]}: they must match"
+            )
     if not layers:
         raise CheckpointError(f"actor state dict has no mlp.<i>.weight entries; keys: {sorted(state)}")
     d = layers[0][0].shape[1] - (estimator[-1][0].shape[0] if estimator else 0)
@@ -151,7 +170,8 @@ def weights_from_state_dict(
         mean, denom = torch.zeros(d), torch.ones(d)
     if estimator and estimator[0][0].shape[1] != d:
         raise CheckpointError(f"the actor's estimator reads {estimator[0][0].shape[1]} inputs, the observation has {d}")
-    return ActorWeights(mean.numpy().copy(), denom.numpy().copy(), layers, activation, output_activation, estimator)
+    mean, denom = mean.numpy().copy(), denom.numpy().copy()
+    return ActorWeights(mean, denom, layers, activation, output_activation, estimator, residual, residual_scale)
 
 
 def _linear_layers(state: dict[str, torch.Tensor], prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -181,7 +201,8 @@ class TorchActor(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.from_numpy(w.mean))
         self.register_buffer("denom", torch.from_numpy(w.denom))
-        self.linears, self.estimator = _linears(w.layers), _linears(w.estimator)
+        self.linears, self.estimator, self.residual = _linears(w.layers), _linears(w.estimator), _linears(w.residual)
+        self.residual_scale = float(w.residual_scale)
         self.act = nn.Tanh() if w.activation == "tanh" else nn.ELU()
         self.output_act = nn.Tanh() if w.output_activation == "tanh" else nn.Identity()
         self.action_spec = action_spec
@@ -191,7 +212,10 @@ class TorchActor(nn.Module):
         x = (obs - self.mean) / self.denom
         if len(self.estimator):
             x = torch.cat([x, self._mlp(self.estimator, x)], dim=-1)
-        return self.output_act(self._mlp(self.linears, x))
+        y = self._mlp(self.linears, x)
+        if len(self.residual):
+            y = y + self.residual_scale * torch.tanh(self._mlp(self.residual, x))
+        return self.output_act(y)
 
     def _mlp(self, linears: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
         """``linears`` with the activation between them, none after the last."""

@@ -68,15 +68,26 @@ def build_onnx(w: ActorWeights, spec: ActionSpec, metadata: dict[str, str]):
             e = hidden(e, f"estimator_hidden{i}") if i < len(w.estimator) - 1 else e
         x = node("Concat", [x, e], "actor_input", axis=-1)
         node("Div", [e, const("estimate_scale", np.full(w.estimate_dim, estimate_scale))], ESTIMATE_OUTPUT_NAME)
-    for i, (weight, bias) in enumerate(w.layers):
-        x = node("MatMul", [x, const(f"w{i}", weight.T.copy())], f"matmul{i}")
-        last = i == len(w.layers) - 1
-        squash = last and w.output_activation == "tanh"
-        x = node("Add", [x, const(f"b{i}", bias)], ACTION_OUTPUT_NAME if last and not squash else f"linear{i}")
-        if squash:
-            x = node("Tanh", [x], ACTION_OUTPUT_NAME)
-        elif not last:
-            x = hidden(x, f"hidden{i}")
+    x_in = x  # what the actor's MLPs read
+
+    def mlp(x: str, layers: list, prefix: str, out: str) -> str:
+        """Linear layers with the hidden activation between them, none after the last (named ``out``)."""
+        for i, (weight, bias) in enumerate(layers):
+            last = i == len(layers) - 1
+            x = node("MatMul", [x, const(f"{prefix}w{i}", weight.T.copy())], f"{prefix}matmul{i}")
+            x = node("Add", [x, const(f"{prefix}b{i}", bias)], out if last else f"{prefix}linear{i}")
+            x = x if last else hidden(x, f"{prefix}hidden{i}")
+        return x
+
+    plain = not w.residual and w.output_activation != "tanh"
+    x = mlp(x, w.layers, "", ACTION_OUTPUT_NAME if plain else f"linear{len(w.layers) - 1}")
+    if w.residual:  # a bounded residual actor (policies.residual): prior + scale * tanh(residual)
+        r = node("Tanh", [mlp(x_in, w.residual, "residual_", "residual_linear")], "residual_squashed")
+        r = node("Mul", [r, const("residual_scale", np.full(w.action_dim, w.residual_scale))], "residual_scaled")
+        squash = w.output_activation == "tanh"
+        x = node("Add", [x, r], "prior_plus_residual" if squash else ACTION_OUTPUT_NAME)
+    if w.output_activation == "tanh":
+        x = node("Tanh", [x], ACTION_OUTPUT_NAME)
     a = node("Clip", [x, const("minus_one", -1.0), const("one", 1.0)], "action_clipped")
     a = node("Mul", [a, const("action_scale", spec.scale)], "action_scaled")
     a = node("Add", [const("action_offset", spec.offset), a], "command_unclipped")
@@ -128,6 +139,8 @@ def metadata_of(ck: Checkpoint) -> dict[str, str]:
         "seed": str(infos["seed"]),
         "output": "physical command, units in action_spec",
         **estimator,
+        # a bounded residual actor (policies.residual): action = prior + residual_scale * tanh(residual)
+        **({"residual_scale": repr(ck.weights.residual_scale)} if ck.weights.residual else {}),
     }
 
 
