@@ -71,7 +71,9 @@ def test_a_trained_residual_exports_as_one_network(tmp_path):
     env, actor = result.runner.env, result.runner.alg.actor
     assert isinstance(actor.mlp, BoundedResidual)
     ck = load_checkpoint(tmp_path / "run")
-    assert len(ck.weights.layers) == 3 and len(ck.weights.residual) == 3 and ck.weights.residual_scale == np.float32(0.35)
+    assert (
+        len(ck.weights.layers) == 3 and len(ck.weights.residual) == 3 and ck.weights.residual_scale == np.float32(0.35)
+    )
     obs = random_observations(env.obs_spec.dim, 256)
     actor.eval()
     with torch.no_grad():
