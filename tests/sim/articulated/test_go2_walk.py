@@ -29,11 +29,13 @@ def test_the_go2_variant_observes_imu_and_joints_and_estimates_its_velocity() ->
     from train_legged import robot_train_cfg
 
     cfg = robot_train_cfg("legged-walk", "go2")
-    assert cfg.env.params.name == "go2" and not cfg.env.observe_base_velocity and cfg.env.observation_history == 0
+    assert cfg.env.params.name == "go2" and not cfg.env.observe_base_velocity and cfg.env.observation_history == 2
     assert cfg.actor.estimator.enabled and cfg.actor.estimator.target == "base_lin_vel"
+    assert cfg.obs_groups["critic"] == ["policy_now", "critic", "privileged"] and cfg.num_envs == 1024
     env = LeggedWalkEnv(cfg.env, 2, seed=0)
-    assert env.obs_spec.names == PROPRIOCEPTION
-    assert env.obs_spec.dim == 3 + 3 + 3 + 12 + 12 + 12 and env._obs["policy"].shape == (2, 45)
+    assert env.base_obs_spec.names == PROPRIOCEPTION and env.base_obs_spec.dim == 3 + 3 + 3 + 12 + 12 + 12
+    assert env.obs_spec.dim == 3 * 45 and env._obs["policy"].shape == (2, 135)  # the newest and two before it
+    assert env._obs["policy_now"].shape == (2, 45)  # what the critic reads of it
     assert env.critic_spec.names[0] == "base_lin_vel"  # the critic keeps the true base velocity: the target
 
 
