@@ -84,13 +84,14 @@ def test_an_exported_go2_policy_fits_the_sil_go2_profile(tmp_path) -> None:
     cfg.ppo.num_steps_per_env = 8
     train(cfg, tmp_path / "run", progress=False)
     policy = load_policy(export(tmp_path / "run", header=False)["onnx"])
-    assert policy.obs_spec.dim == 45 and "base_lin_vel_estimate" not in policy.obs_spec.names
+    # the newest IMU + joint observation and the two before it (the variant's history), no velocity term
+    assert policy.obs_spec.dim == 3 * 45 and "base_lin_vel_estimate" not in policy.obs_spec.names
     assert policy.estimator["target"] == "base_lin_vel"  # estimated inside the file, from IMU and joints
     profile = load_deploy_profile(ROOT / "launch" / "sim_go2.yaml")
     check_policy(profile, policy, policy.profile_hash)
     builder = JointObservationBuilder(policy.obs_spec, 12, twist=False)
-    assert builder.history_steps == 0
-    targets = np.asarray(policy(np.zeros(45, dtype=np.float32)))
+    assert builder.history_steps == 2  # the runtime rebuilds the history from rt/lowstate
+    targets = np.asarray(policy(np.zeros(3 * 45, dtype=np.float32)))
     low, high = profile.robot.joints.position_min_rad, profile.robot.joints.position_max_rad
     assert targets.shape == (12,) and np.all(targets >= low) and np.all(targets <= high)
 
