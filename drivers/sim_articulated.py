@@ -150,10 +150,7 @@ class SimulatedArticulatedRobot:
 
     def step(self) -> None:
         """Advance one control period holding the last command (PD at the physics rate)."""
-        env = self.env
-        for _ in range(self.profile.substeps):
-            env.torque = env.actuators.torque(self._target, env.joint_pos, env.joint_vel)
-            env.engine.step(env.torque.to(env.engine.dtype), 1)
+        self.env.run_physics(self._target)
         self.time_s += self.profile.control_dt
 
     def _set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:

@@ -229,11 +229,7 @@ class ArticulatedEnv(BatchedEnv):
     def _step(self, actions: Tensor) -> tuple[TensorDict, Tensor, Tensor, dict]:
         a = torch.nan_to_num(self.check_actions(actions), nan=0.0).clamp(-1.0, 1.0)
         self.last_action, self.action = self.action, a
-        target = self.joint_targets(a)
-        last = self.profile.substeps - 1
-        for k in range(self.profile.substeps):  # the PD reads only qpos and qvel in between
-            self.torque = self.actuators.torque(target, self.joint_pos, self.joint_vel)
-            self.engine.step(self.torque.to(self.engine.dtype), 1, derive=k == last)
+        self.run_physics(self.joint_targets(a))
         self.episode_length_buf += 1
         self._after_physics()
         parts = self._rewards()
@@ -262,6 +258,14 @@ class ArticulatedEnv(BatchedEnv):
         self.counter += 1
         self._interval_draws()
         return self._compute_obs(), reward, done, extras
+
+    def run_physics(self, target: Tensor) -> None:
+        """One control period of physics toward PD targets ``target`` (N, J) rad: the actuator model at every physics
+        step, the derived fields computed at the new state after the last (the PD reads only qpos and qvel)."""
+        last = self.profile.substeps - 1
+        for k in range(self.profile.substeps):
+            self.torque = self.actuators.torque(target, self.joint_pos, self.joint_vel)
+            self.engine.step(self.torque.to(self.engine.dtype), 1, derive=k == last)
 
     def _episode_log(self, ids: Tensor, terminated: Tensor) -> dict[str, Tensor]:
         """Task metrics of the episodes of envs ``ids`` that just ended (before their reset)."""
