@@ -124,7 +124,12 @@ class PeriodicEval:
         with torch.inference_mode():
             m = rollout(env, act, self.env_cfg.max_episode_length).metrics()
         value = m[self.metric]
-        extra = {k: round(m[k], 4) for k in ("velocity_error_rms_m_s", "crash_rate") if k in m and k != self.metric}
+        shown = (
+            "velocity_error_rms_m_s",
+            "crash_rate",
+            *(f"velocity_error_{k}_part_m_s" for k in ("start", "falls", "walk")),
+        )
+        extra = {k: round(m[k], 4) for k in shown if k in m and k != self.metric}
         self.history.append(
             {"iteration": stats.iteration, "train_s": round(stats.wall_s, 1), self.metric: value, **extra}
         )

@@ -46,6 +46,13 @@ class ArticulatedRollout:
             out["velocity_error_mean_m_s"] = (
                 ((self.error * weight).sum(0) + missed).div(self.alive.shape[0]).mean().item()
             )
+            # where that mean comes from (three parts that add up to it): the first second of each episode (the
+            # robot starts from a random base velocity), the steps after a fall, and the walk after the first second
+            start = min(self.alive.shape[0], round(1.0 / self.dt))
+            per_step = self.error * weight / (self.alive.shape[0] * n)
+            out["velocity_error_start_part_m_s"] = per_step[:start].sum().item()
+            out["velocity_error_falls_part_m_s"] = missed.sum().item() / (self.alive.shape[0] * n)
+            out["velocity_error_walk_part_m_s"] = per_step[start:].sum().item()
             out["velocity_error_rms_median_m_s"] = rms.median().item()
             out["yaw_rate_error_rms_rad_s"] = yaw.mean().item()
             out["success_rate"] = ((rms < 0.25) & ~self.failed).float().mean().item()  # tracked within 0.25 m/s

@@ -36,6 +36,24 @@ def test_mean_velocity_error_counts_the_steps_after_a_fall_at_the_commanded_spee
     assert m["velocity_error_mean_m_s"] == pytest.approx((0.05 + (5 * 0.1 + 5 * 0.5) / 10) / 2)
     assert m["velocity_error_rms_m_s"] == pytest.approx((0.05 + 0.1) / 2)  # over the steps each env was up
     assert m["crash_rate"] == 0.5
+    # its parts: the first second (50 steps at 0.02 s: all 10 here), the fall, the walk after the first second
+    assert m["velocity_error_start_part_m_s"] == pytest.approx((0.05 * 10 + 0.1 * 5) / 20)
+    assert m["velocity_error_falls_part_m_s"] == pytest.approx(0.5 * 5 / 20)
+    assert m["velocity_error_walk_part_m_s"] == 0.0
+
+
+def test_the_parts_of_the_mean_velocity_error_add_up_to_it() -> None:
+    g = torch.Generator().manual_seed(0)
+    t, n = 120, 6
+    error = torch.rand(t, n, generator=g)
+    alive = torch.ones(t, n, dtype=torch.bool)
+    alive[30:, 1] = alive[80:, 4] = False  # one fall in the first second (50 steps), one after it
+    failed = torch.tensor([False, True, False, False, True, False])
+    m = _record(error, alive, failed).metrics()
+    parts = [m[f"velocity_error_{k}_part_m_s"] for k in ("start", "falls", "walk")]
+    assert sum(parts) == pytest.approx(m["velocity_error_mean_m_s"], rel=1e-6)
+    assert parts[0] == pytest.approx((error[:50] * alive[:50]).sum().item() / (t * n), rel=1e-6)
+    assert parts[1] == pytest.approx(0.5 * (90 + 40) / (t * n), rel=1e-6)
 
 
 def test_mean_velocity_error_of_a_time_out_is_the_plain_mean() -> None:
