@@ -63,6 +63,9 @@ class ArticulatedRollout:
         envs = torch.arange(n)
         out["success_rate"] = reached.any(0).float().mean().item()
         out["final_position_error_median_m"] = self.error[last, envs].median().item()
+        # the deploy benchmarks' criterion (benchmarks/arm_reach_ros2_control.py): within the radius at the end
+        at_end = (self.error[last, envs] < success_position_m) & ~self.failed
+        out["final_within_radius_rate"] = at_end.float().mean().item()
         out["final_orientation_error_median_rad"] = self.angle_error[last, envs].median().item()
         hit = reached.any(0)
         out["time_to_reach_median_s"] = (first[hit].float() * self.dt).median().item() if hit.any() else float("nan")

@@ -61,3 +61,18 @@ def test_mean_velocity_error_of_a_time_out_is_the_plain_mean() -> None:
     m = _record(error, torch.ones(4, 1, dtype=torch.bool), torch.tensor([False])).metrics()
     assert m["velocity_error_mean_m_s"] == pytest.approx(0.1)
     assert m["velocity_error_rms_m_s"] == pytest.approx((0.06 / 4) ** 0.5)
+
+
+def test_arm_success_counts_a_reach_at_any_time_and_the_end_criterion_only_the_last_step() -> None:
+    error = torch.tensor([[0.05, 0.05, 0.05], [0.01, 0.03, 0.01], [0.02, 0.02, 0.01], [0.03, 0.015, 0.0]])
+    alive = torch.ones(4, 3, dtype=torch.bool)
+    alive[3:, 2] = False  # env 2 ended early (a failure): its last counted step is step 2
+    t, n = error.shape
+    m = ArticulatedRollout(
+        task="arm-reach", dt=0.02, alive=alive, failed=torch.tensor([False, False, True]),
+        command=torch.zeros(t, n, 3), measured=torch.zeros(t, n, 3), error=error,
+        angle_error=torch.zeros(t, n), action=torch.zeros(t, n, 7),
+    ).metrics()  # fmt: skip
+    assert m["success_rate"] == 1.0  # every env was within 2 cm at some step (env 2 before it failed)
+    assert m["final_within_radius_rate"] == pytest.approx(1 / 3)  # env 0 ended at 3 cm, env 2 failed
+    assert m["final_position_error_median_m"] == pytest.approx(0.015)  # 0.03, 0.015, 0.01
