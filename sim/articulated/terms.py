@@ -147,6 +147,14 @@ def feet_air_time_reward(air_time: Tensor, first_contact: Tensor, threshold_s: f
     return per_foot.sum(-1) * moving.to(air_time.dtype)
 
 
+def joint_deviation_l1(joint_pos: Tensor, default_pos: Tensor, standing: Tensor) -> Tensor:
+    """Sum of |joint position - default pose| while commanded to stand still, else 0 (legged_gym's stand_still):
+    without it a walking policy may keep stepping in place at a zero command, and a robot that never comes to rest
+    cannot be disarmed at the end of a plan. joint_pos: (N, J) rad; default_pos: (J,) rad; standing: (N,) bool
+    -> (N,) rad."""
+    return (joint_pos - default_pos).abs().sum(-1) * standing.to(joint_pos.dtype)
+
+
 def trot_contact_pattern(contact: Tensor, pairs: tuple[tuple[int, int], tuple[int, int]], moving: Tensor) -> Tensor:
     """1 while the feet keep a trot's contact pattern, else 0; only while commanded to move.
 

@@ -37,6 +37,7 @@ class CommandCfg:
     resample_s: float = 10.0
     standing_fraction: float = 0.1
     moving_threshold_m_s: float = 0.1  # below this planar speed the command counts as "stand" (air-time reward off)
+    turning_threshold_rad_s: float = 0.1  # standing (the stand_still term) also needs a yaw rate below this
 
 
 @dataclass
@@ -64,6 +65,7 @@ class LeggedRewardCfg:
     trot: float = 1.0
     diagonal_pairs: tuple[tuple[int, int], tuple[int, int]] = ((0, 3), (1, 2))  # indices into bodies.feet
     joint_limits: float = -10.0  # per rad beyond the limits
+    stand_still: float = 0.0  # per rad of summed joint deviation from the default pose while commanded to stand
     termination: float = 0.0  # one-off reward at a failure (not scaled by the control period); legged_gym: 0
     # legged_gym's only_positive_rewards: a step's total below zero counts as zero. Without it the penalties of an
     # early, clumsy gait outweigh the tracking terms, a long episode is worth less than a short one, and falling pays.
@@ -247,6 +249,10 @@ class LeggedWalkEnv(ArticulatedEnv):
             "joint_limits": w.joint_limits
             * terms.joint_pos_limit_excess(self.joint_pos, self.joint_low, self.joint_high),
         }
+        if w.stand_still:
+            c = self.cfg.command
+            standing = ~moving & (self.command[:, 2].abs() < c.turning_threshold_rad_s)
+            parts["stand_still"] = w.stand_still * terms.joint_deviation_l1(self.joint_pos, self.default_pose, standing)
         self.prev_joint_vel = jv
         parts = {k: v * dt for k, v in parts.items()}
         if w.termination:

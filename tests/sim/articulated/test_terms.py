@@ -114,3 +114,13 @@ def test_trot_contact_pattern() -> None:
     moving = torch.ones(6, dtype=torch.bool)
     assert T.trot_contact_pattern(c, pairs, moving).tolist() == [1.0, 1.0, 0.0, 0.0, 0.5, 0.0]
     assert T.trot_contact_pattern(c, pairs, ~moving).tolist() == [0.0] * 6
+
+
+def test_joint_deviation_counts_only_while_standing_and_propagates_nan() -> None:
+    default = torch.tensor([0.0, 0.8, -1.5])
+    q = torch.tensor([[0.1, 0.6, -1.5], [0.1, 0.6, -1.5], [NAN, 0.8, -1.5]])
+    standing = torch.tensor([True, False, True])
+    out = T.joint_deviation_l1(q, default, standing)
+    assert out[0].item() == pytest.approx(0.1 + 0.2)  # |0.1| + |-0.2| + 0
+    assert out[1].item() == 0.0  # commanded to move: no penalty
+    assert math.isnan(out[2].item())  # a NaN state is not hidden
