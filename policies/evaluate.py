@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from sim.action_spec import ActionSpec
-from sim.obs_spec import ObsSpec
+from sim.obs_spec import ObsSpec, split_history
 from sim.tasks import TASKS
 
 log = logging.getLogger("sim2real.eval")
@@ -52,21 +52,25 @@ class PolicySource:
 def source_cfg(source: PolicySource, robot: str | None = None) -> Any:
     """The env config of the policy's task for its robot: ``robot`` (``--robot``: that robot's profile and variant),
     else the robot the policy was trained on (its variant, with the profile stored in the policy: exactly what was
-    trained, even if the profile file changed since)."""
+    trained, even if the profile file changed since). The observation history is the one in the policy's layout
+    (a variant's setting may have changed since the policy was trained)."""
     from sim.robot_variants import RobotVariantError
     from sim.tasks import task_cfg
 
     if robot is not None:
-        return task_cfg(source.task, robot)
-    try:
-        cfg = task_cfg(source.task, source.robot)
-    except RobotVariantError as exc:
-        raise RobotVariantError(
-            f"the policy was trained on robot {source.robot!r}, which cannot be loaded now ({exc}); pass --robot "
-            "with the path of its profile YAML (its variant beside it)"
-        ) from None
-    if source.profile:
-        cfg.params = type(cfg.params).from_dict(source.profile, **_source_dir(cfg.params))
+        cfg = task_cfg(source.task, robot)
+    else:
+        try:
+            cfg = task_cfg(source.task, source.robot)
+        except RobotVariantError as exc:
+            raise RobotVariantError(
+                f"the policy was trained on robot {source.robot!r}, which cannot be loaded now ({exc}); pass "
+                "--robot with the path of its profile YAML (its variant beside it)"
+            ) from None
+        if source.profile:
+            cfg.params = type(cfg.params).from_dict(source.profile, **_source_dir(cfg.params))
+    if hasattr(cfg, "observation_history"):  # the policy's layout says how many steps it was trained with
+        cfg.observation_history = split_history(source.obs_spec)[1]
     return cfg
 
 
