@@ -41,18 +41,19 @@ class ArticulatedRollout:
             out["velocity_error_rms_m_s"] = rms.mean().item()
             # The benchmark's figure: the mean planar velocity error over the whole episode; after a fall the robot
             # stands still, so each step it misses counts as the commanded planar speed.
+            # It is the sum of three parts: the first second of each episode (the robot starts from a random base
+            # velocity), the steps after a fall, and the walk after the first second.
             fallen = (~self.alive).float() * self.failed.float()
-            missed = (self.command[..., :2].norm(dim=-1) * fallen).sum(0)
-            out["velocity_error_mean_m_s"] = (
-                ((self.error * weight).sum(0) + missed).div(self.alive.shape[0]).mean().item()
-            )
-            # where that mean comes from (three parts that add up to it): the first second of each episode (the
-            # robot starts from a random base velocity), the steps after a fall, and the walk after the first second
+            samples = self.alive.shape[0] * n  # the mean is over every step of every env
             start = min(self.alive.shape[0], round(1.0 / self.dt))
-            per_step = self.error * weight / (self.alive.shape[0] * n)
-            out["velocity_error_start_part_m_s"] = per_step[:start].sum().item()
-            out["velocity_error_falls_part_m_s"] = missed.sum().item() / (self.alive.shape[0] * n)
-            out["velocity_error_walk_part_m_s"] = per_step[start:].sum().item()
+            walked = self.error * weight
+            parts = {
+                "start": walked[:start].sum().item() / samples,
+                "falls": (self.command[..., :2].norm(dim=-1) * fallen).sum().item() / samples,
+                "walk": walked[start:].sum().item() / samples,
+            }
+            out["velocity_error_mean_m_s"] = sum(parts.values())
+            out.update({f"velocity_error_{k}_part_m_s": v for k, v in parts.items()})
             out["velocity_error_rms_median_m_s"] = rms.median().item()
             out["yaw_rate_error_rms_rad_s"] = yaw.mean().item()
             out["success_rate"] = ((rms < 0.25) & ~self.failed).float().mean().item()  # tracked within 0.25 m/s
