@@ -52,7 +52,9 @@ class EstimatorMLPModel(MLPModel):
 
     def get_latent(self, obs: TensorDict, masks: Tensor | None = None, hidden_state: Any = None) -> Tensor:
         x = self.normalized(obs)
-        return torch.cat([x, self.estimator(x).detach()], dim=-1)
+        with torch.no_grad():  # PPO's gradient does not reach the estimator: no graph, and float32 in every pass
+            estimate = self.estimator(x)
+        return torch.cat([x, estimate], dim=-1)
 
 
 class EstimatorTrainer:

@@ -138,9 +138,12 @@ def train(
     with contextlib.redirect_stdout(io.StringIO()) as captured:  # rsl_rl prints the models
         runner = OnPolicyRunner(env, rsl, log_dir=None, device=cfg.device)
     log.debug("rsl_rl: %s", captured.getvalue().strip())
+    alg = runner.alg
+    from policies.models import set_update_precision
+
+    set_update_precision([alg.actor, alg.critic], cfg.update_precision, torch.device(cfg.device))
     if on_start is not None:
         on_start(runner)
-    alg = runner.alg
     estimator = None
     if target is not None:
         from policies.estimator import EstimatorTrainer

@@ -22,6 +22,7 @@ from sim.robot_variants import find_robot
 from sim.tasks import TASKS, cfg_for_variant, registration, robot_variant
 
 MODEL_CLASS = "policies.models:MLPModel"  # the rsl_rl model every PPO config builds (``class_name``)
+UPDATE_PRECISIONS = ("fp32", "bf16", "auto")  # TrainCfg.update_precision (policies.models.set_update_precision)
 ESTIMATOR_MODEL_CLASS = "policies.estimator:EstimatorMLPModel"  # an actor with a state estimator
 
 
@@ -115,6 +116,9 @@ class TrainCfg:
     curriculum: CurriculumCfg = field(default_factory=lambda: CurriculumCfg(enabled=False))  # envs with set_init_scale
     compile_env: bool | None = None  # None: the env decides (compiled from 4096 envs)
     check_nan: bool = True  # stop with an error naming the group when the env returns NaN
+    # the learning update's arithmetic: "fp32", "bf16" (hidden layers under bfloat16 autocast, policies.models) or
+    # "auto" (bf16 where the device has native bfloat16 matrix units, else fp32); rollouts are float32 either way
+    update_precision: str = "fp32"
 
     def select_algo(self, algo: str) -> None:
         """Train with ``algo`` ("ppo" | "td3"), with that learner's number of envs (``td3.num_envs`` for TD3)."""
@@ -152,6 +156,10 @@ class TrainCfg:
                 )
         elif device.type != "cpu":
             raise TrainConfigError(f"--device {self.device}: expected cpu or cuda[:N]")
+        if self.update_precision not in UPDATE_PRECISIONS:
+            raise TrainConfigError(
+                f"update_precision: expected one of {UPDATE_PRECISIONS}, got {self.update_precision!r}"
+            )
         if self.actor.estimator.enabled and self.algo != "ppo":
             raise TrainConfigError(
                 f"actor.estimator is trained inside PPO's loop; the {self.algo} learner has none: use --algo ppo or "

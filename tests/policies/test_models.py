@@ -59,3 +59,53 @@ def test_without_normalization_the_model_keeps_the_identity() -> None:
     obs = TensorDict({"policy": torch.zeros(2, 3)}, batch_size=[2])
     model = MLPModel(obs, {"a": ["policy"]}, "a", 1, hidden_dims=[4], activation="elu", obs_normalization=False)
     assert isinstance(model.obs_normalizer, torch.nn.Identity)
+
+
+def test_bf16_update_keeps_keys_float32_rollouts_and_close_gradients() -> None:
+    """The mixed-precision MLP: same parameters and keys; without gradients (rollouts, export) exactly rsl_rl's
+    float32 forward; with them a float32 output within bfloat16's rounding and gradients close to float32's."""
+    from rsl_rl.modules import MLP
+
+    from policies.models import MixedPrecisionMLP, set_update_precision
+
+    torch.manual_seed(0)
+    obs = TensorDict({"policy": torch.zeros(2, 30)}, batch_size=[2])
+    model = MLPModel(obs, {"a": ["policy"]}, "a", 4, hidden_dims=[64, 32], activation="elu", obs_normalization=False)
+    reference = MLP(30, 4, [64, 32], "elu")
+    reference.load_state_dict(model.mlp.state_dict())
+    keys = set(model.state_dict())
+    assert set_update_precision([model], "bf16", torch.device("cpu")) == "bf16"
+    assert type(model.mlp) is MixedPrecisionMLP and set(model.state_dict()) == keys
+    x = torch.randn(512, 30)
+    with torch.no_grad():
+        assert torch.equal(model.mlp(x), reference(x))  # rollouts and export: float32, bit for bit
+    y, y_ref = model.mlp(x), reference(x)
+    assert y.dtype == torch.float32 and not torch.equal(y, y_ref)  # bfloat16 arithmetic did run
+    torch.testing.assert_close(y, y_ref, rtol=0.05, atol=0.02)
+    y.square().mean().backward()
+    y_ref.square().mean().backward()
+    for (name, p), q in zip(model.mlp.named_parameters(), reference.parameters(), strict=True):
+        assert p.grad.dtype == torch.float32, name
+        cos = torch.nn.functional.cosine_similarity(p.grad.flatten(), q.grad.flatten(), dim=0)
+        assert cos > 0.99, f"{name}: gradient direction off float32's (cosine {cos:.4f})"
+    assert set_update_precision([model], "fp32", torch.device("cpu")) == "fp32" and type(model.mlp) is MLP
+
+
+def test_auto_update_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
+    import pytest
+
+    from policies import models
+    from policies.train_cfg import TrainConfigError
+
+    for amx, avx512 in ((True, False), (False, True), (False, False)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512: v)
+        expected = "bf16" if amx or avx512 else "fp32"
+        assert models.resolve_update_precision("auto", torch.device("cpu")) == expected
+        assert models.resolve_update_precision("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError, match="update_precision.*'fp16'"):
+        models.resolve_update_precision("fp16", torch.device("cpu"))
+    cfg = quadrotor_hover()
+    cfg.update_precision = "half"
+    with pytest.raises(TrainConfigError, match="update_precision: expected one of"):
+        cfg.check()

@@ -291,3 +291,20 @@ def test_on_start_changes_the_learner_before_the_first_rollout_and_training_keep
     td3.algo = "td3"
     with pytest.raises(ValueError, match="on_start"):
         train(td3, None, progress=False, on_start=freeze_actor)
+
+
+def test_bf16_update_precision_trains_the_same_modules():
+    """``update_precision=bf16``: the learner's MLPs switch to the mixed-precision forward, training runs, and the
+    actor differs from float32's (the arithmetic changed), not the parameters' names."""
+    from policies.models import MixedPrecisionMLP
+
+    cfg = small_cfg(seed=3, iterations=2)
+    cfg.update_precision = "bf16"
+    mixed = train(cfg, None, progress=False)
+    assert type(mixed.runner.alg.actor.mlp) is MixedPrecisionMLP
+    assert type(mixed.runner.alg.critic.mlp) is MixedPrecisionMLP
+    plain = train(small_cfg(seed=3, iterations=2), None, progress=False)
+    a, b = actor_params(mixed), actor_params(plain)
+    assert a.keys() == b.keys()
+    assert all(torch.isfinite(v).all() for v in a.values())
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("mlp."))
