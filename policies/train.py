@@ -118,10 +118,10 @@ def train(
         if on_start is not None:
             raise ValueError("on_start: the PPO learner's hook; the td3 learner has none")
         return train_offpolicy(cfg, run_dir, progress, on_iteration)
-    from rsl_rl.runners import OnPolicyRunner
     from rsl_rl.utils import check_nan
 
     from policies.runinfo import git_commit, write_run_info
+    from policies.runner import ActorAverage, Runner
     from sim.tasks import make_env
 
     if cfg.num_envs <= 0 or cfg.max_iterations <= 0:
@@ -136,7 +136,7 @@ def train(
     if target is not None:
         rsl["actor"]["estimator_dim"] = target.stop - target.start
     with contextlib.redirect_stdout(io.StringIO()) as captured:  # rsl_rl prints the models
-        runner = OnPolicyRunner(env, rsl, log_dir=None, device=cfg.device)
+        runner = Runner(env, rsl, log_dir=None, device=cfg.device)
     log.debug("rsl_rl: %s", captured.getvalue().strip())
     alg = runner.alg
     from policies.models import set_update_precision
@@ -144,6 +144,8 @@ def train(
     set_update_precision([alg.actor, alg.critic], cfg.update_precision, torch.device(cfg.device))
     if on_start is not None:
         on_start(runner)
+    if cfg.deploy_average:  # the deployed actor: a moving average of the online one (policies.runner)
+        runner.average = ActorAverage(alg.actor, cfg.deploy_average)
     estimator = None
     if target is not None:
         from policies.estimator import EstimatorTrainer
@@ -208,6 +210,8 @@ def train(
                     f"the actor's parameters became non-finite at iteration {it} (losses {losses}); "
                     "lower ppo.learning_rate or check the rewards' scale"
                 )
+            if runner.average is not None:
+                runner.average.update()
             t2 = time.perf_counter()
             stats = loop.stats(it, t0, t2, steps_per_iteration, reward_sum.item() / cfg.ppo.num_steps_per_env, episodes)
             write(stats, losses, t1 - t0, t2 - t1)

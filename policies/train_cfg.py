@@ -119,6 +119,9 @@ class TrainCfg:
     # the learning update's arithmetic: "fp32", "bf16" (hidden layers under bfloat16 autocast, policies.models) or
     # "auto" (bf16 where the device has native bfloat16 matrix units, else fp32); rollouts are float32 either way
     update_precision: str = "fp32"
+    # PPO: evaluate and export a moving average of the actor, decay per iteration (0: the online actor; 0.8 averages
+    # ~5 iterations); policies.runner
+    deploy_average: float = 0.0
 
     def select_algo(self, algo: str) -> None:
         """Train with ``algo`` ("ppo" | "td3"), with that learner's number of envs (``td3.num_envs`` for TD3)."""
@@ -159,6 +162,16 @@ class TrainCfg:
         if self.update_precision not in UPDATE_PRECISIONS:
             raise TrainConfigError(
                 f"update_precision: expected one of {UPDATE_PRECISIONS}, got {self.update_precision!r}"
+            )
+        if not (isinstance(self.deploy_average, int | float) and 0.0 <= self.deploy_average < 1.0):
+            raise TrainConfigError(
+                f"deploy_average: expected a decay per iteration in [0, 1) (0: deploy the online actor), "
+                f"got {self.deploy_average!r}"
+            )
+        if self.deploy_average and self.algo != "ppo":
+            raise TrainConfigError(
+                f"deploy_average is PPO's; the {self.algo} learner deploys its own averaged (target) actor "
+                "(td3.deploy_target_actor): leave deploy_average at 0"
             )
         if self.actor.estimator.enabled and self.algo != "ppo":
             raise TrainConfigError(

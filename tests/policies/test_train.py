@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -308,3 +309,46 @@ def test_bf16_update_precision_trains_the_same_modules():
     assert a.keys() == b.keys()
     assert all(torch.isfinite(v).all() for v in a.values())
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("mlp."))
+
+
+def test_deploy_average_is_the_moving_average_that_evaluation_and_checkpoints_use(tmp_path):
+    """``deploy_average=d``: after each iteration deployed = d deployed + (1 - d) online, from the initial actor; the
+    inference policy and the checkpoint's ``actor_state_dict`` are that average (export and eval read it), the
+    online actor is kept as ``online_actor_state_dict``."""
+    from policies.actor import load_checkpoint
+
+    d, seen = 0.6, {}
+
+    def grab_start(runner):
+        seen[-1] = {k: v.clone() for k, v in runner.alg.actor.named_parameters()}
+
+    def grab(stats, runner):
+        seen[stats.iteration] = {k: v.clone() for k, v in runner.alg.actor.named_parameters()}
+        return False
+
+    cfg = small_cfg(seed=4, iterations=3)
+    cfg.deploy_average = d
+    result = train(cfg, tmp_path, progress=False, on_iteration=grab, on_start=grab_start)
+    runner = result.runner
+    expected = seen[-1]
+    for it in range(3):
+        expected = {k: d * expected[k] + (1 - d) * seen[it][k] for k in expected}
+    deployed = dict(runner.average.module.named_parameters())
+    online = dict(runner.alg.actor.named_parameters())
+    for k, v in expected.items():
+        torch.testing.assert_close(deployed[k], v, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(deployed[k], online[k]) for k in deployed if k.startswith("mlp."))
+    assert torch.equal(runner.average.module.obs_normalizer._mean, runner.alg.actor.obs_normalizer._mean)
+    assert runner.get_inference_policy() is runner.average.module
+    saved = torch.load(result.checkpoints[-1], weights_only=False)
+    assert torch.equal(saved["actor_state_dict"]["mlp.0.weight"], deployed["mlp.0.weight"])
+    assert torch.equal(saved["online_actor_state_dict"]["mlp.0.weight"], online["mlp.0.weight"])
+    weights = load_checkpoint(result.checkpoints[-1]).weights
+    np.testing.assert_array_equal(weights.layers[0][0], deployed["mlp.0.weight"].detach().numpy())
+    for bad in (1.0, -0.1, "0.5"):
+        cfg.deploy_average = bad
+        with pytest.raises(ValueError, match="deploy_average: expected a decay"):
+            cfg.check()
+    cfg.deploy_average, cfg.algo = 0.5, "td3"
+    with pytest.raises(ValueError, match="deploy_average is PPO's"):
+        cfg.check()
