@@ -103,7 +103,7 @@ def test_auto_update_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch) 
         expected = "bf16" if amx or avx512 else "fp32"
         assert models.resolve_update_precision("auto", torch.device("cpu")) == expected
         assert models.resolve_update_precision("fp32", torch.device("cpu")) == "fp32"
-    with pytest.raises(ValueError, match="update_precision.*'fp16'"):
+    with pytest.raises(ValueError, match=r"update_precision.*'fp16'"):
         models.resolve_update_precision("fp16", torch.device("cpu"))
     cfg = quadrotor_hover()
     cfg.update_precision = "half"
