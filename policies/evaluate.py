@@ -222,8 +222,54 @@ def evaluate_articulated(
         t0 = time.perf_counter()
         r = articulated_rollout(env, ctrl.act, cfg.max_episode_length)
         metrics[ctrl.name], rollouts[ctrl.name] = r.metrics(), r
+        if hasattr(cfg, "command"):  # legged: does it stand still when told to (the runtime ends plans at rest)?
+            rest = rest_at_zero_command(cfg, ctrl.act, seed=seed, task=source.task)
+            metrics[ctrl.name]["rest_at_zero_command_rate"] = rest
         log.info("%s: %s (%.1f s)", ctrl.name, metrics[ctrl.name], time.perf_counter() - t0)
+    rate = metrics[source.controllers[0].name].get("rest_at_zero_command_rate", 1.0)
+    if rate < REST_RATE_WARNING:
+        log.warning(
+            "the policy came to rest at a zero command in only %.0f %% of %d robots: the deploy runtime's plans end "
+            "at rest, so on this robot they would end in FALLBACK 'not at rest' (docs/articulated.md, 'Go2')",
+            100 * rate,
+            REST_ENVS,
+        )
     return metrics, rollouts, cfg
+
+
+REST_ENVS, REST_SECONDS, REST_SETTLE_S = 32, 6.0, 2.0
+REST_RATE_WARNING = 0.5  # below this fraction of robots at rest, eval warns
+
+
+def rest_at_zero_command(
+    cfg: Any, act: Callable[[torch.Tensor], torch.Tensor], envs: int = REST_ENVS, seed: int = 0, task: str = "legged-walk"
+) -> float:
+    """Legged: the fraction of ``envs`` robots (``cfg``'s randomization, random starts) that are at rest by the
+    deploy runtime's own test (every joint < ``REST_JOINT_SPEED_RAD_S``, base < ``REST_GYRO_RAD_S``) at some
+    control step after ``REST_SETTLE_S`` of a ``REST_SECONDS`` episode commanded to stand (zero velocity and yaw
+    rate); a robot that falls counts as not at rest. A policy that steps in place scores ~0; the
+    hold-the-default-pose baseline ~1."""
+    import copy
+
+    from deploy.runtime.articulated import REST_GYRO_RAD_S, REST_JOINT_SPEED_RAD_S
+    from sim.tasks import make_env
+
+    cfg = copy.deepcopy(cfg)
+    cfg.episode_s = REST_SECONDS
+    c = cfg.command
+    c.lin_vel_x_m_s, c.lin_vel_y_m_s, c.yaw_rate_rad_s, c.resample_s = (0.0, 0.0), (0.0, 0.0), (0.0, 0.0), REST_SECONDS
+    env = make_env(task, envs, seed=seed, cfg=cfg)
+    obs, still = env.get_observations(), torch.zeros(envs, dtype=torch.bool)
+    fell = torch.zeros(envs, dtype=torch.bool)  # ended by a failure (then reset: a fresh start is not a rest)
+    settle = round(REST_SETTLE_S * cfg.control_hz)
+    with torch.inference_mode():
+        for k in range(cfg.max_episode_length - 1):  # the last step would end the episode by time
+            obs, _, dones, _ = env.step(act(obs["policy"]).clamp(-1.0, 1.0))
+            fell |= dones.bool()
+            if k >= settle:
+                joints = env.joint_vel.abs().amax(-1) < REST_JOINT_SPEED_RAD_S
+                still |= joints & (env.base_ang_vel.norm(dim=-1) < REST_GYRO_RAD_S) & ~fell
+    return (still & ~fell).float().mean().item()
 
 
 def plot_articulated(r: Any, path: Path, title: str, envs: int = 4) -> Path:
