@@ -268,7 +268,7 @@ def rest_at_zero_command(
             fell |= dones.bool()
             if k >= settle:
                 joints = env.joint_vel.abs().amax(-1) < REST_JOINT_SPEED_RAD_S
-                still |= joints & (env.base_ang_vel.norm(dim=-1) < REST_GYRO_RAD_S) & ~fell
+                still |= joints & (env.base_ang_vel.norm(dim=-1) < REST_GYRO_RAD_S)
     return (still & ~fell).float().mean().item()
 
 

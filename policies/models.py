@@ -12,8 +12,8 @@ Update precision (``TrainCfg.update_precision``, :func:`set_update_precision`): 
 actor's, critic's and estimator's MLPs run under bfloat16 autocast while gradients are recorded (the learning
 update), and the output layer in float32 on a float32 copy of the last hidden activation, so that log-probabilities,
 values and the PPO ratio keep float32 resolution; rollouts, evaluation and export (no gradients recorded) run in
-float32, as the robot does. On a CPU with native bfloat16 matrix units (AMX or AVX512-BF16) the Go2's update took
-0.69 s against 1.00 s (docs/training.md, "Update precision"); "auto" picks "bf16" only where the device has them.
+float32, as the robot does. On a CPU with native bfloat16 matrix units (AMX or AVX512-BF16) the Go2's PPO update took
+0.74 s against 1.04 s (docs/training.md, "Update precision"); "auto" picks "bf16" only where the device has them.
 """
 
 from __future__ import annotations

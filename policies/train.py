@@ -120,6 +120,7 @@ def train(
         return train_offpolicy(cfg, run_dir, progress, on_iteration)
     from rsl_rl.utils import check_nan
 
+    from policies.models import set_update_precision
     from policies.runinfo import git_commit, write_run_info
     from policies.runner import ActorAverage, Runner
     from sim.tasks import make_env
@@ -139,8 +140,6 @@ def train(
         runner = Runner(env, rsl, log_dir=None, device=cfg.device)
     log.debug("rsl_rl: %s", captured.getvalue().strip())
     alg = runner.alg
-    from policies.models import set_update_precision
-
     set_update_precision([alg.actor, alg.critic], cfg.update_precision, torch.device(cfg.device))
     if on_start is not None:
         on_start(runner)
