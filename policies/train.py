@@ -123,6 +123,7 @@ def train(
     from policies.models import set_update_precision
     from policies.runinfo import git_commit, write_run_info
     from policies.runner import ActorAverage, Runner
+    from policies.symmetry import attach_symmetry
     from sim.tasks import make_env
 
     if cfg.num_envs <= 0 or cfg.max_iterations <= 0:
@@ -141,6 +142,7 @@ def train(
     log.debug("rsl_rl: %s", captured.getvalue().strip())
     alg = runner.alg
     set_update_precision([alg.actor, alg.critic], cfg.update_precision, torch.device(cfg.device))
+    attach_symmetry(alg, env, cfg.symmetry)
     if on_start is not None:
         on_start(runner)
     if cfg.deploy_average:  # the deployed actor: a moving average of the online one (policies.runner)

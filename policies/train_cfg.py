@@ -69,6 +69,23 @@ class ModelCfg:
 
 
 @dataclass
+class SymmetryCfg:
+    """Left-right symmetry in PPO's update (:mod:`policies.symmetry`): ``augment`` adds each minibatch's mirror
+    image (twice the update's work), ``mirror_loss`` > 0 weights a loss on the actor's disagreement with its mirror.
+    The robot's mirror by name: ``swap`` pairs of name fragments, ``negate`` fragments of the joints whose angle
+    changes sign (:mod:`sim.articulated.mirror`). Articulated robots only."""
+
+    augment: bool = False
+    mirror_loss: float = 0.0
+    swap: tuple[tuple[str, str], ...] = ()
+    negate: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.augment) or self.mirror_loss > 0
+
+
+@dataclass
 class PPOCfg:
     """rsl_rl PPO settings (FACTS.md: the legged_gym / rsl_rl defaults, entropy lowered for a 4-D action)."""
 
@@ -122,6 +139,7 @@ class TrainCfg:
     # PPO: evaluate and export a moving average of the actor, decay per iteration (0: the online actor; 0.8 averages
     # ~5 iterations); policies.runner
     deploy_average: float = 0.0
+    symmetry: SymmetryCfg = field(default_factory=SymmetryCfg)  # PPO, articulated robots: policies.symmetry
 
     def select_algo(self, algo: str) -> None:
         """Train with ``algo`` ("ppo" | "td3"), with that learner's number of envs (``td3.num_envs`` for TD3)."""
@@ -172,6 +190,14 @@ class TrainCfg:
             raise TrainConfigError(
                 f"deploy_average is PPO's; the {self.algo} learner deploys its own averaged (target) actor "
                 "(td3.deploy_target_actor): leave deploy_average at 0"
+            )
+        sym = self.symmetry
+        if not (isinstance(sym.mirror_loss, int | float) and sym.mirror_loss >= 0):
+            raise TrainConfigError(f"symmetry.mirror_loss: expected a weight >= 0, got {sym.mirror_loss!r}")
+        if sym.enabled and (self.algo != "ppo" or not sym.swap):
+            raise TrainConfigError(
+                "symmetry: PPO only, and the robot's mirror must be named (symmetry.swap, e.g. "
+                f"[['FR_', 'FL_'], ['RR_', 'RL_']]); got algo {self.algo!r}, swap {list(sym.swap)}"
             )
         if self.actor.estimator.enabled and self.algo != "ppo":
             raise TrainConfigError(
