@@ -20,7 +20,7 @@ def _cfg(iterations: int = 2, **symmetry):
     cfg = train_cfg("legged-walk", "go2")
     cfg.num_envs, cfg.max_iterations, cfg.seed = 16, iterations, 0
     cfg.ppo.num_steps_per_env = 8
-    for k, v in {"swap": SWAP, "negate": NEGATE, **symmetry}.items():
+    for k, v in {"swap": SWAP, "negate": NEGATE, "augment": False, "mirror_loss": 0.0, **symmetry}.items():
         setattr(cfg.symmetry, k, v)
     return cfg
 
