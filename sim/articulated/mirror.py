@@ -24,7 +24,7 @@ changes sign (Unitree ``["_hip_joint"]``: the hips' x axes point the same way on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -49,17 +49,15 @@ class MirrorError(ValueError):
     """The robot's names or an observation's terms have no mirror image as declared; the message says what to fix."""
 
 
-@dataclass(frozen=True)
 class SignedPermutation:
-    """``y[..., i] = x[..., index[i]] * sign[i]``."""
+    """``y[..., i] = x[..., index[i]] * sign[i]``; follows its input to that input's device."""
 
-    index: Tensor  # (D,) long
-    sign: Tensor  # (D,) float
+    def __init__(self, index: Tensor, sign: Tensor):
+        self.index, self.sign = index.to(torch.long), sign
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.index.device != x.device:
-            object.__setattr__(self, "index", self.index.to(x.device))
-            object.__setattr__(self, "sign", self.sign.to(x.device))
+            self.index, self.sign = self.index.to(x.device), self.sign.to(x.device)
         return x[..., self.index] * self.sign.to(x.dtype)
 
 
@@ -139,11 +137,11 @@ class Mirror:
         for step in range(1, steps + 1):
             index += [step * base.dim + k for k in index[: base.dim]]
             sign += sign[: base.dim]
-        return SignedPermutation(torch.tensor(index, dtype=torch.long), torch.tensor(sign))
+        return SignedPermutation(torch.tensor(index), torch.tensor(sign))
 
     def actions(self) -> SignedPermutation:
         """Joint actions (profile order) -> their mirror image."""
-        return SignedPermutation(torch.tensor(self.joint_index, dtype=torch.long), torch.tensor(self.joint_sign))
+        return SignedPermutation(torch.tensor(self.joint_index), torch.tensor(self.joint_sign))
 
     @staticmethod
     def _sized(term: ObsTerm, index: list[int], sign: list[float]) -> tuple[list[int], list[float]]:

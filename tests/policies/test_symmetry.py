@@ -13,14 +13,15 @@ from policies.train_cfg import train_cfg
 from sim.articulated.mirror import env_mirror
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SWAP, NEGATE = (("FR_", "FL_"), ("RR_", "RL_")), ("_hip_joint",)
+_GO2 = train_cfg("legged-walk", "go2").symmetry  # the mirror the Go2 variant declares
+SWAP, NEGATE = _GO2.swap, _GO2.negate
 
 
 def _cfg(iterations: int = 2, **symmetry):
     cfg = train_cfg("legged-walk", "go2")
     cfg.num_envs, cfg.max_iterations, cfg.seed = 16, iterations, 0
     cfg.ppo.num_steps_per_env = 8
-    for k, v in {"swap": SWAP, "negate": NEGATE, "augment": False, "mirror_loss": 0.0, **symmetry}.items():
+    for k, v in {"augment": False, "mirror_loss": 0.0, **symmetry}.items():
         setattr(cfg.symmetry, k, v)
     return cfg
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from policies.train_cfg import train_cfg
 from sim.articulated.mirror import Mirror, MirrorError, env_mirror, simulated_mirror_error
 from sim.articulated.profile import load_profile
 from sim.articulated.tasks.legged_walk import LeggedWalkCfg, LeggedWalkEnv
 
-SWAP, NEGATE = (("FR_", "FL_"), ("RR_", "RL_")), ("_hip_joint",)
+_GO2 = train_cfg("legged-walk", "go2").symmetry  # the mirror the Go2 variant declares
+SWAP, NEGATE = _GO2.swap, _GO2.negate
 
 
 def _env(history: int = 2, n: int = 2) -> LeggedWalkEnv:
