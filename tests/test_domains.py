@@ -31,6 +31,14 @@ def test_random_domain_stays_in_its_share(monkeypatch):
     assert {domains.random_domain() for _ in range(2000)} == allowed
 
 
+def test_random_domain_repeats_no_id_until_its_share_is_used_up(monkeypatch):
+    allowed = _ids(monkeypatch, "0/2")
+    domains._given.clear()
+    first = [domains.random_domain() for _ in range(len(allowed))]
+    assert sorted(first) == sorted(allowed)  # 115 draws: every id of the share once
+    assert domains.random_domain() in allowed  # then it starts over
+
+
 @pytest.mark.parametrize("share", ["2/2", "x", "1/0", "-1/2"])
 def test_a_malformed_share_is_refused(monkeypatch, share):
     monkeypatch.setenv(domains.SHARE_ENV, share)
