@@ -7,7 +7,12 @@ C++ CPU kernel where the config is supported; "compiled": torch.compile) or on t
 reported as compile_s. Every line carries the CPU (``cpu``: /proc/cpuinfo's model name, vendor, family, model and
 whether it has AVX-512F); quadrotor lines also carry ``dynamics_to_step`` (and ``_median``): dynamics env-steps/s
 over full env-steps/s, best (median) of runs alternated in the same process: what the full step costs beyond the
-physics, comparable across hosts.
+physics, comparable across hosts. On the native backend the env_step line also says where the full step's time
+goes, from the kernel's own timers (``ns_per_env_step``, means over the timed runs): its physics pass (delayed
+action, substeps, rewards, terminations), its observation pass (noise, delay, observation groups, in-pass
+resets), the rest of the step outside the kernel (Python, reset-pool and interval draws), beside the bare
+dynamics and the step's memory floor: ``step_bytes_per_env`` (every buffer the kernel touches, once:
+``NativeStep.bytes_per_env``) over ``memory_copy_gb_s`` (a 256 MiB tensor copy on the same threads).
 
     python benchmarks/sim_throughput.py [--num-envs 1024 16384 65536] [--steps 200] [--repeats 5] [--device cpu]
         [--backend auto|torch|native]
@@ -65,6 +70,19 @@ def cpu_info() -> dict:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def copy_bandwidth(repeats: int = 5) -> float:
+    """Bytes per second read plus written by a 256 MiB tensor copy on the current threads (best of ``repeats``):
+    the host's memory bandwidth as the step sees it."""
+    src = torch.ones(64 << 20)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.numel() * src.element_size() / best
 
 
 def _timed_steps(env, pool: list[torch.Tensor], steps: int, repeats: int, device: torch.device) -> tuple[list, int]:
@@ -129,6 +147,8 @@ def bench_env(
         compiled(body, p)
     # Full steps and dynamics alternate run by run, so that a shared machine's load falls on both alike.
     env_times, dyn_times, resets = [], [], 0
+    kernel = env._native if env.backend == "native" else None
+    passes = kernel.pass_times() if kernel else None
     for _ in range(repeats):
         times, r = _timed_steps(env, pool, steps, 1, device)
         env_times += times
@@ -140,6 +160,20 @@ def bench_env(
         _sync(device)
         dyn_times.append(time.perf_counter() - t0)
     del out
+    per_step = 1e9 / (num_envs * steps * repeats)  # seconds summed over the timed runs -> ns per env-step
+    split, memory = None, {}
+    if kernel:  # where the full step's time goes (means over the timed runs), from the kernel's own timers
+        physics, observe = (t1 - t0 for t0, t1 in zip(passes, kernel.pass_times()))
+        bandwidth = copy_bandwidth()
+        memory = {"step_bytes_per_env": kernel.bytes_per_env(), "memory_copy_gb_s": round(bandwidth / 1e9, 1)}
+        split = {
+            "memory_floor": round(kernel.bytes_per_env() / bandwidth * 1e9, 1),
+            "kernel_physics_pass": round(physics * per_step, 1),
+            "kernel_observation_pass": round(observe * per_step, 1),
+            "outside_kernel": round((sum(env_times) - physics - observe) * per_step, 1),
+            "full_step": round(sum(env_times) * per_step, 1),
+            "bare_dynamics": round(sum(dyn_times) * per_step, 1),
+        }
     common = {
         "task": task,
         "device": str(device),
@@ -165,6 +199,8 @@ def bench_env(
             "repeats": repeats,
             "resets_per_step": resets / (steps * repeats),
             "compile_s": round(compile_s, 1),
+            "ns_per_env_step": split,
+            **memory,
         },
         {
             **common,

@@ -129,6 +129,9 @@ class NativeStep(HistoryRing):
         a.n_act_buf = len(act_slots)
         for k, buf in enumerate(act_slots):
             a.act_buf[k] = _ptr(buf)
+        # The kernel's own timers: wall seconds of the physics and of the observation pass, summed over every step.
+        self.pass_seconds = (ctypes.c_double * 2)()
+        a.pass_seconds = ctypes.addressof(self.pass_seconds)
         self.args = a
         self.inline_resets = True  # False: the earlier path (eager resets, then re-observe), kept as a reference
         self.threads = 0  # the kernel's OpenMP threads (0: torch.get_num_threads(); see serial_torch)
@@ -136,6 +139,31 @@ class NativeStep(HistoryRing):
         self._flip = 0
         self._bound: tuple = ()
         self.advance_outputs()
+
+    def pass_times(self) -> tuple[float, float]:
+        """Wall seconds of the kernel's physics pass (delayed action, substeps, rewards, terminations) and of its
+        observation pass (noise, delay, observation groups, in-pass resets), each summed over every step so far:
+        where a step's time goes (the rest of :meth:`QuadrotorEnv.step` is Python and eager torch ops)."""
+        return self.pass_seconds[0], self.pass_seconds[1]
+
+    def bytes_per_env(self) -> int:
+        """Bytes one env's step moves at the least: every buffer the kernel reads or writes, once per pass that
+        touches it (the noise row as its 72 bytes; no read for ownership, no cache line shared with other envs). Over
+        the host's memory bandwidth, the step's memory floor (``benchmarks/sim_throughput.py``)."""
+        a, env = self.args, self.env
+        slots, d = int(a.act_slots), env.base_obs_spec.dim
+        std_rows = len(set(a.row_std)) + 2  # the noise stds, their scale and the observation latency
+        observed = ("row_std", "row_obs_lat", "row_noise_scale")
+        param_rows = sum(f.startswith("row_") and f not in observed for f, _ in Args._fields_)  # the physics' rows
+        # state read and written, parameters, action, its delay line, the clean action, episode length (int64) and
+        # return read and written, reward
+        physics = 2 * 17 + param_rows + 4 + 4 * (slots - 1) + 4 + 2 * 2 + 2 + 1
+        # state, noise row, noise stds, newest action, observation delay line, sensed values, episode length,
+        # position-error integral read and written
+        observe = 17 + SENSED + std_rows + 4 + SENSED * (slots - 1) + SENSED + 2 + 2 * int(a.n_integral)
+        outputs = d * (2 if self.history else 1) + env.critic_spec.dim  # base observation (and mirror), critic
+        flags = 3 + int(a.n_due)  # bytes: terminated, timeout, done, one per interval group
+        return 4 * (physics + observe + outputs) + flags
 
     @contextlib.contextmanager
     def serial_torch(self) -> Iterator[None]:

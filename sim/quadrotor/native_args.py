@@ -75,7 +75,8 @@ def _fields() -> list[tuple[str, object]]:
     for f in _RESET_PTR_FIELDS:
         out.append((f[0], ctypes.c_void_p * f[1]) if isinstance(f, tuple) else (f, ctypes.c_void_p))
     history = [("critic_out", ctypes.c_void_p), ("n_hist", ctypes.c_int64)]
-    return [*out, *history, ("obs_mirror", ctypes.c_void_p), ("prev_done", ctypes.c_void_p)]
+    timers = [("pass_seconds", ctypes.c_void_p)]
+    return [*out, *history, ("obs_mirror", ctypes.c_void_p), ("prev_done", ctypes.c_void_p), *timers]
 
 
 class Args(ctypes.Structure):

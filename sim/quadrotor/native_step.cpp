@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <omp.h>
 
 #ifndef SIM2REAL_KERNEL_WIDTH
@@ -111,6 +112,9 @@ struct Args {
   int64_t n_hist;           // K
   float* obs_mirror;        // (D, n) or nullptr (K = 0)
   const uint8_t* prev_done;  // (n) the envs reset in the last step, or nullptr: fill block 1 into blocks 2..K
+  // The kernel's own timers (or nullptr): quad_step adds the wall seconds of its physics pass to [0] and of its
+  // observation pass (with the in-pass resets) to [1], each from the step's start or the first pass's last chunk.
+  double* pass_seconds;
 };
 
 // Lanes of one block: env indices (contiguous or gathered) and how many are valid; lanes past ``cnt`` repeat the
@@ -153,11 +157,18 @@ struct Lanes {
 #endif
     }
   }
-  // Streaming store (no read-for-ownership) for outputs that are written once and not read back by the kernel;
-  // needs a row address aligned to the vector (blocks start at multiples of 16 envs of 64-byte aligned rows).
+  // Store of an output written once per step and not read back by the kernel. With 16 envs per block, a streaming
+  // store (no read for ownership) of a whole 64-byte line; needs a row address aligned to the vector (blocks start
+  // at multiples of 16 envs of 64-byte aligned rows). With 8 (AVX2) a streaming store fills half a line, and a
+  // plain store was faster: on an AMD EPYC Zen 3 (2 vCPUs, the pass timers of sim_throughput.py, alternated) the
+  // observation pass took 7-29 % less time than with streaming stores, and less than with pairs of blocks
+  // streaming whole lines together (docs/ARCHITECTURE.md, "Simulator").
   inline void stream(float* row, vf v) const {
     if (contig && cnt == W) {
-      vstream(row + idx[0], v);
+      if (W == 16)
+        vstream(row + idx[0], v);
+      else
+        std::memcpy(row + idx[0], &v, sizeof(vf));
     } else {
       store(row, v);
     }
@@ -863,8 +874,17 @@ static int64_t thread_count(const Args& a) {
 // (else the caller refills the pool and calls quad_reset_done). Resetting in the observation pass writes a reset
 // env's first observation once, with its block, instead of re-observing it alone after the pass (~300 scattered
 // one-float accesses per reset env, 34 % of a one-thread profile at 65536 envs with random actions).
+static inline double wall_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static void run_parallel(const Args& a, bool advance) {
   const int64_t chunks = num_chunks(a);
+  const bool timed = advance && a.pass_seconds;
+  const double start = timed ? wall_seconds() : 0.0;
+  double physics_end = start;
   if (advance) {
     for (int d = 0; d < a.n_due; ++d) a.counts[2 + d] = 0;
     a.counts[0] = a.counts[1] = 0;
@@ -882,6 +902,7 @@ static void run_parallel(const Args& a, bool advance) {
       }
 #pragma omp single
       {
+        if (timed) physics_end = wall_seconds();  // after the physics loop's barrier: every chunk stepped
         const int64_t total = chunk_offsets(a);
         reset_here = a.reset_inline && total > 0 && total <= a.pool_left;
         a.counts[1] = reset_here;
@@ -895,6 +916,10 @@ static void run_parallel(const Args& a, bool advance) {
     }
   }
   _mm_sfence();
+  if (timed) {
+    a.pass_seconds[0] += physics_end - start;
+    a.pass_seconds[1] += wall_seconds() - physics_end;
+  }
 }
 
 // Reset scatter for the eager reset path (QuadrotorEnv._reset_idx): new episodes for envs ids[0..count), column i
