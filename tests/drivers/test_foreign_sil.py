@@ -121,7 +121,11 @@ def test_deploy_flies_the_policy_in_a_foreign_simulator(tmp_path, sim):
     cmd += ["--policy", str(POLICY), "--log", str(tmp_path / "run.mcap")]
     run = subprocess.run(cmd, cwd=ROOT, env=dds_env(domain), capture_output=True, text=True, timeout=120)
     summary = summary_of(run)
-    context = (summary.get("transitions"), run.stderr[-2500:])
+    # a string, not a tuple: pytest shortens a message object's repr to ~240 characters, the transitions with it
+    transitions = "\n".join(summary.get("transitions") or [])
+    context = (
+        f"end {summary.get('end')!r}, rc {run.returncode}; transitions:\n{transitions}\nstderr:\n{run.stderr[-2500:]}"
+    )
     assert run.returncode == 0 and summary.get("end") == "plan complete", context
     assert summary["tracking"]["hover_rms_m"] < HOVER_RMS_BOUND_M[sim], (summary["tracking"], context)
     assert f"{sim} quadrotor" in run.stderr  # the foreign robot flew, not the project's own
