@@ -91,7 +91,7 @@ class QuadrotorEnv(ParamTable, Resets, TorchStep, NativeBackend, BatchedEnv):
             t for t in self.base_obs_spec.terms if t.name not in ("last_action", "position_error_integral")
         )
         self.sensor_dim = sum(t.size for t in self.sensor_terms)
-        self.obs_slots = [tuple(torch.zeros(self.sensor_dim, n, device=dev)) for _ in range(self.latency_slots)]
+        self.obs_slots = [tuple(torch.zeros(self.sensor_dim, n, device=dev)) for _ in range(self.obs_latency_slots)]
         self.noise_table = make_noise_table(self.sensor_dim, self.generator)  # (K, D)
         self.privileged = torch.zeros(n, self.privileged_spec.dim, device=dev)
         self._native = self._make_native(native, compile)

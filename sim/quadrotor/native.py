@@ -47,7 +47,8 @@ class NativeStep(HistoryRing):
     """Drives the kernel for one env; buffers are the env's own tensors (state rows are views of ``state``).
 
     state: (17, N); params: (P, N); act_slots: max(S, 2) (4, N) buffers (slot 0 = the last action, the last one
-    is recycled for the new action); obs_slots: S (18, N) (the last one is recycled for the new sensed values).
+    is recycled for the new action); obs_slots: the observation latency's bound + 1 (18, N) buffers (the last one is
+    recycled for the new sensed values).
     Outputs: the policy group (base observation and its K-step history) is a view of one of two history rings
     (:meth:`advance_outputs`), the critic rows, rewards and flags alternate between two buffers. The env's own
     buffers (params, episode length and return) are re-read at every call: rsl_rl reassigns ``episode_length_buf``.
@@ -68,7 +69,7 @@ class NativeStep(HistoryRing):
         for t in (state, *act_slots, *obs_slots):
             if t.stride() != (a.stride, 1):
                 raise ValueError(f"native buffers need row stride {a.stride} (padded_empty), got {t.stride()}")
-        a.act_slots = a.obs_slots = len(obs_slots)
+        a.act_slots, a.obs_slots = env.latency_slots, len(obs_slots)
         from sim import rng
 
         a.table_rows, a.env_stride, a.step_stride = env.noise_table.shape[0], rng._ENV_STRIDE, rng._STEP_STRIDE
@@ -151,7 +152,7 @@ class NativeStep(HistoryRing):
         touches it (the noise row as its 72 bytes; no read for ownership, no cache line shared with other envs). Over
         the host's memory bandwidth, the step's memory floor (``benchmarks/sim_throughput.py``)."""
         a, env = self.args, self.env
-        slots, d = int(a.act_slots), env.base_obs_spec.dim
+        slots, obs_slots, d = int(a.act_slots), int(a.obs_slots), env.base_obs_spec.dim
         std_rows = len(set(a.row_std)) + 2  # the noise stds, their scale and the observation latency
         observed = ("row_std", "row_obs_lat", "row_noise_scale")
         param_rows = sum(f.startswith("row_") and f not in observed for f, _ in Args._fields_)  # the physics' rows
@@ -160,7 +161,7 @@ class NativeStep(HistoryRing):
         physics = 2 * 17 + param_rows + 4 + 4 * (slots - 1) + 4 + 2 * 2 + 2 + 1
         # state, noise row, noise stds, newest action, observation delay line, sensed values, episode length,
         # position-error integral read and written
-        observe = 17 + SENSED + std_rows + 4 + SENSED * (slots - 1) + SENSED + 2 + 2 * int(a.n_integral)
+        observe = 17 + SENSED + std_rows + 4 + SENSED * (obs_slots - 1) + SENSED + 2 + 2 * int(a.n_integral)
         outputs = d * (2 if self.history else 1) + env.critic_spec.dim  # base observation (and mirror), critic
         flags = 3 + int(a.n_due)  # bytes: terminated, timeout, done, one per interval group
         return 4 * (physics + observe + outputs) + flags

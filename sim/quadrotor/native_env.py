@@ -45,7 +45,7 @@ class NativeBackend:
         state = padded_empty(STATE_DIM, n).zero_()
         self.body = Body(*state)  # views: resets and set_state_rows write the kernel's state in place
         act = [padded_empty(4, n).zero_() for _ in range(max(self.latency_slots, 2))]
-        obs = [padded_empty(self.sensor_dim, n).zero_() for _ in range(self.latency_slots)]
+        obs = [padded_empty(self.sensor_dim, n).zero_() for _ in range(self.obs_latency_slots)]
         params = padded_empty(self.params.shape[0], n)
         params.copy_(self.params)
         self.params = params

@@ -72,6 +72,9 @@ class ParamTable:
         if SUBSTEP_LATENCY in spec and spec.terms[SUBSTEP_LATENCY].bounds()[1] > 0:
             max_latency = max(max_latency, most.get("action_latency", 0) + 1)  # the previous command is applied too
         self.latency_slots = max_latency + 1
+        # the observation delay line only as long as the observation latency can be: a slot no env can select
+        # would be read by every step all the same (72 B per env, from memory)
+        self.obs_latency_slots = most.get("obs_latency", 0) + 1
         groups: dict[int, list[str]] = {}
         for name, d in sorted(cfg.randomization.terms.items()):
             if d.when == "interval":

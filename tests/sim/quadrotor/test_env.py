@@ -8,6 +8,7 @@ import torch
 from sim.env import OBS_GROUPS
 from sim.quadrotor.config import InitCfg, QuadrotorTaskCfg, default_randomization
 from sim.quadrotor.env import QuadrotorEnv, delay_select
+from sim.quadrotor.native import load_kernel
 from sim.randomization import ParamDistribution as D
 from sim.randomization import RandomizationSpec, RandomizationSpecError
 from sim.tasks import TASKS, make_env, task_entry
@@ -111,6 +112,30 @@ def test_observation_latency_delays_the_sensed_state(latency):
         torch.testing.assert_close(policy[t], critic[t - latency], atol=1e-6, rtol=0)
     if latency:
         assert not torch.allclose(policy[-1], critic[-1], atol=1e-4)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_the_observation_delay_line_is_as_long_as_the_observation_latency_needs(native):
+    """An action latency longer than the observation latency lengthens the action delay line only; the observation
+    is still late by exactly its own latency, on both backends."""
+    if native and load_kernel() is None:
+        pytest.skip("the native kernel could not be built (no g++?)")
+    spec = QUIET.replace(obs_latency=const(1), action_latency=const(2))
+    cfg = QuadrotorTaskCfg(randomization=spec, init=InitCfg(0.0, 0.5, 0.0, 0.0))
+    env = (
+        QuadrotorEnv(cfg, 1, seed=0, compile=False, native=True) if native else quiet_env(n=1, spec=spec, init=cfg.init)
+    )
+    assert (env.latency_slots, env.obs_latency_slots) == (3, 2)
+    assert env.backend == ("native" if native else "eager")
+    sl, true_sl = env.obs_spec.slice("position_error"), env.critic_spec.slice("true_position_error")
+    policy, critic = [], []
+    for _ in range(6):
+        obs, *_ = env.step(torch.zeros(1, 4))
+        policy.append(obs["policy"][0, sl].clone())
+        critic.append(obs["critic"][0, true_sl].clone())
+    for t in range(1, 6):
+        torch.testing.assert_close(policy[t], critic[t - 1], atol=1e-6, rtol=0)
+    assert not torch.allclose(policy[-1], critic[-1], atol=1e-4)
 
 
 def test_observation_noise_statistics():

@@ -43,13 +43,14 @@ def test_pass_timers_add_up_to_part_of_the_steps_wall_time():
     assert env._native.pass_times() == after_steps
 
 
-@pytest.mark.parametrize("history, expected", [(3, 1080), (0, 980)])
+@pytest.mark.parametrize("history, expected", [(3, 1008), (0, 908)])
 def test_bytes_per_env_counts_each_buffer_once(history, expected):
-    """Hand count for the default hover env (3 delay-line slots, 25 base rows, 22 critic rows, 1 interval group), in
-    floats: physics 2 x 17 state + 33 parameter rows + 4 action + 2 x 4 delay line + 4 clean action + 2 x 2
-    episode length (int64) + 2 return + 1 reward = 90; observation 17 state + 18 noise + 6 noise-parameter rows +
-    4 newest action + 2 x 18 delay line + 18 sensed + 2 episode length + 2 x 3 integral = 107; outputs 25 base
-    (+ 25 mirror with a history) + 22 critic; then 4 flag bytes: (90 + 107 + 72) x 4 + 4 = 1080, without the
-    history's mirror 980."""
+    """Hand count for the default hover env (action delay line of 3 slots: latency up to 1 step plus the substep
+    latency's previous command; observation delay line of 2: latency up to 1 step; 25 base rows, 22 critic rows, 1
+    interval group), in floats: physics 2 x 17 state + 33 parameter rows + 4 action + 2 x 4 delay line + 4 clean
+    action + 2 x 2 episode length (int64) + 2 return + 1 reward = 90; observation 17 state + 18 noise + 6
+    noise-parameter rows + 4 newest action + 1 x 18 delay line + 18 sensed + 2 episode length + 2 x 3 integral = 89;
+    outputs 25 base (+ 25 mirror with a history) + 22 critic; then 4 flag bytes: (90 + 89 + 72) x 4 + 4 = 1008,
+    without the history's mirror 908."""
     env = hover_env(64, history)
     assert env._native.bytes_per_env() == expected
