@@ -164,10 +164,10 @@ def bench_env(
     split, memory = None, {}
     if kernel:  # where the full step's time goes (means over the timed runs), from the kernel's own timers
         physics, observe = (t1 - t0 for t0, t1 in zip(passes, kernel.pass_times()))
-        bandwidth = copy_bandwidth()
-        memory = {"step_bytes_per_env": kernel.bytes_per_env(), "memory_copy_gb_s": round(bandwidth / 1e9, 1)}
+        step_bytes, bandwidth = kernel.bytes_per_env(), copy_bandwidth()
+        memory = {"step_bytes_per_env": step_bytes, "memory_copy_gb_s": round(bandwidth / 1e9, 1)}
         split = {
-            "memory_floor": round(kernel.bytes_per_env() / bandwidth * 1e9, 1),
+            "memory_floor": round(step_bytes / bandwidth * 1e9, 1),
             "kernel_physics_pass": round(physics * per_step, 1),
             "kernel_observation_pass": round(observe * per_step, 1),
             "outside_kernel": round((sum(env_times) - physics - observe) * per_step, 1),

@@ -152,13 +152,13 @@ class NativeStep(HistoryRing):
         touches it (the noise row as its 72 bytes; no read for ownership, no cache line shared with other envs). Over
         the host's memory bandwidth, the step's memory floor (``benchmarks/sim_throughput.py``)."""
         a, env = self.args, self.env
-        slots, obs_slots, d = int(a.act_slots), int(a.obs_slots), env.base_obs_spec.dim
+        act_slots, obs_slots, d = int(a.act_slots), int(a.obs_slots), env.base_obs_spec.dim
         std_rows = len(set(a.row_std)) + 2  # the noise stds, their scale and the observation latency
         observed = ("row_std", "row_obs_lat", "row_noise_scale")
         param_rows = sum(f.startswith("row_") and f not in observed for f, _ in Args._fields_)  # the physics' rows
         # state read and written, parameters, action, its delay line, the clean action, episode length (int64) and
         # return read and written, reward
-        physics = 2 * 17 + param_rows + 4 + 4 * (slots - 1) + 4 + 2 * 2 + 2 + 1
+        physics = 2 * 17 + param_rows + 4 + 4 * (act_slots - 1) + 4 + 2 * 2 + 2 + 1
         # state, noise row, noise stds, newest action, observation delay line, sensed values, episode length,
         # position-error integral read and written
         observe = 17 + SENSED + std_rows + 4 + SENSED * (obs_slots - 1) + SENSED + 2 + 2 * int(a.n_integral)

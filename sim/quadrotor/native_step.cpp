@@ -865,6 +865,13 @@ static int64_t thread_count(const Args& a) {
   return a.num_threads < 1 ? 1 : (a.num_threads > chunks ? chunks : a.num_threads);
 }
 
+// CLOCK_MONOTONIC seconds, for the pass timers (Args::pass_seconds).
+static inline double wall_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 // OpenMP, not std::thread: the library links the libgomp that torch has already loaded, so the kernel runs on
 // torch's own worker threads. Separate threads oversubscribed 2 cores while torch's workers spin after each op
 // (measured 75 ms per step instead of ~5). Chunks of 2048 envs are handed out dynamically, so a thread that the OS
@@ -874,12 +881,6 @@ static int64_t thread_count(const Args& a) {
 // (else the caller refills the pool and calls quad_reset_done). Resetting in the observation pass writes a reset
 // env's first observation once, with its block, instead of re-observing it alone after the pass (~300 scattered
 // one-float accesses per reset env, 34 % of a one-thread profile at 65536 envs with random actions).
-static inline double wall_seconds() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void run_parallel(const Args& a, bool advance) {
   const int64_t chunks = num_chunks(a);
   const bool timed = advance && a.pass_seconds;
